@@ -1,0 +1,10 @@
+"""tfmeta: meta-learning for Keras 3 and TensorFlow.
+
+Learners (`MAML`, ...) are `keras.Model`s: `compile`, `fit` on meta-batches of
+episodes from `tfmeta.data`, `evaluate` after adaptation, and export with
+`tfmeta.exporters`.
+"""
+
+from tfmeta import data
+from tfmeta.learners import MAML, MetaLearner
+from tfmeta.version import __version__

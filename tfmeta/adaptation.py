@@ -1,0 +1,149 @@
+"""The functional core: adapt a Keras model's weights without touching its variables.
+
+Every learner builds on these pure functions over weight lists. A Keras 3
+model is run with substituted weights through `stateless_call`, so an inner
+loop is a chain of tensors `params_0 -> params_1 -> ...` that an outer
+`tf.GradientTape` can differentiate through (second-order MAML), while the
+model's own variables stay untouched.
+
+Non-trainable state (BatchNorm moving statistics, Dropout seed-generator
+state) is threaded through every call: `forward` returns the updated state,
+and the next call consumes it.
+"""
+
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import keras
+import tensorflow as tf
+
+LossFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
+Weights = list  # a list of tensors aligned with a model's variable list
+
+
+def check_built(model: keras.Model) -> None:
+    """Raises a ValueError unless `model` is a built Keras model with weights."""
+    if not isinstance(model, keras.Model):
+        raise ValueError(
+            f"Expected a built `keras.Model`. Received: model of type {type(model).__name__}"
+        )
+    if not model.built or not model.trainable_variables:
+        raise ValueError(
+            "Expected a built model with trainable weights: build it first, e.g. "
+            "with `keras.Input(shape)` in a functional/Sequential model or by calling "
+            f"`model.build(input_shape)`. Received: model '{model.name}' "
+            f"(built={model.built}, trainable weights={len(model.trainable_variables)})"
+        )
+
+
+def initial_weights(model: keras.Model) -> tuple[Weights, Weights]:
+    """Reads the model's (trainable, non-trainable) variables as tensors.
+
+    Reading inside a `tf.GradientTape` records the read, so gradients of
+    anything computed from the returned tensors flow back to the variables.
+    """
+    trainable = [tf.convert_to_tensor(v.value) for v in model.trainable_variables]
+    non_trainable = [tf.convert_to_tensor(v.value) for v in model.non_trainable_variables]
+    return trainable, non_trainable
+
+
+def forward(
+    model: keras.Model,
+    params: Weights,
+    state: Weights,
+    inputs: tf.Tensor,
+    training: bool,
+) -> tuple[tf.Tensor, Weights]:
+    """Runs `model` with substituted weights; returns `(outputs, new_state)`."""
+    outputs, state = model.stateless_call(params, state, inputs, training=training)
+    return outputs, list(state)
+
+
+def loss_and_gradients(
+    model: keras.Model,
+    loss_fn: LossFn,
+    params: Weights,
+    state: Weights,
+    inputs: tf.Tensor,
+    targets: tf.Tensor,
+    *,
+    wrt: Sequence[int],
+    training: bool = True,
+) -> tuple[tf.Tensor, Weights, Weights]:
+    """The loss of `model` on a batch and its gradients w.r.t. `params[i]` for `i in wrt`.
+
+    Returns:
+        `(loss, gradients, new_state)`; `gradients` is aligned with `wrt`.
+        Parameters that do not affect the loss get zero gradients.
+    """
+    with tf.GradientTape() as tape:
+        watched = [params[i] for i in wrt]
+        tape.watch(watched)
+        outputs, state = forward(model, params, state, inputs, training)
+        loss = loss_fn(targets, outputs)
+    grads = tape.gradient(loss, watched, unconnected_gradients=tf.UnconnectedGradients.ZERO)
+    return loss, grads, state
+
+
+def adapt(
+    model: keras.Model,
+    loss_fn: LossFn,
+    params: Weights,
+    state: Weights,
+    inputs: tf.Tensor,
+    targets: tf.Tensor,
+    *,
+    learning_rates: Sequence[Sequence[tf.Tensor | float]],
+    first_order: bool = False,
+    adapted: Sequence[int] | None = None,
+    training: bool = True,
+) -> tuple[Weights, Weights]:
+    """Gradient-descent inner loop: `params <- params - lr * grad(loss)`.
+
+    One step per entry of `learning_rates`; `learning_rates[step][i]` is the
+    learning rate of `params[adapted[i]]` at that step: a scalar, or a tensor
+    shaped like the parameter (Meta-SGD). The steps are unrolled, so an outer
+    tape sees the whole chain (second order) unless `first_order=True`, which
+    stops the gradient through each inner gradient (FOMAML).
+
+    Args:
+        model: a built Keras model; its variables are only read.
+        loss_fn: `loss_fn(targets, outputs) -> scalar`.
+        params: trainable weights to start from (aligned with
+            `model.trainable_variables`).
+        state: non-trainable weights (aligned with
+            `model.non_trainable_variables`), threaded through every step.
+        inputs, targets: the support set.
+        learning_rates: per step, per adapted parameter.
+        first_order: drop second-order terms.
+        adapted: indices of the parameters that adapt (default: all). ANIL
+            adapts only the head.
+        training: the `training` flag of the forward passes.
+
+    Returns:
+        `(adapted_params, state)`.
+    """
+    indices = list(range(len(params))) if adapted is None else list(adapted)
+    params = list(params)
+    for step_rates in learning_rates:
+        if len(step_rates) != len(indices):
+            raise ValueError(
+                f"Expected one learning rate per adapted parameter ({len(indices)}). "
+                f"Received: {len(step_rates)}"
+            )
+        _, grads, state = loss_and_gradients(
+            model, loss_fn, params, state, inputs, targets, wrt=indices, training=training
+        )
+        for i, grad, rate in zip(indices, grads, step_rates):
+            if first_order:
+                grad = tf.stop_gradient(grad)
+            params[i] = params[i] - tf.cast(rate, params[i].dtype) * grad
+    return params, state
+
+
+def constant_learning_rates(
+    learning_rate: tf.Tensor | float, steps: int, num_params: int
+) -> list[list[tf.Tensor | float]]:
+    """The `learning_rates` argument of `adapt` for one rate everywhere."""
+    return [[learning_rate] * num_params for _ in range(steps)]

@@ -1,0 +1,302 @@
+"""`MetaLearner`: the Keras plumbing every learner shares.
+
+A learner is a `keras.Model` that wraps a built Keras model (the one being
+meta-learned). `fit` feeds it meta-batches of episodes (see
+`tfmeta.data.episode`); its `train_step` adapts to every task of the batch
+inside one `tf.function` (`tf.map_fn` over tasks), averages the per-task
+meta-gradients and applies them with the compiled optimizer. `evaluate`
+reports the query loss and metrics after adaptation, and the query loss
+before adaptation for comparison. Subclasses say how one task adapts and
+predicts (`adapt_and_predict`) and which variables are meta-learned.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+from tfmeta import adaptation
+from tfmeta.data import episode as episode_lib
+
+_PRE_ADAPTATION_LOSS = "pre_adaptation_loss"
+
+
+def check_learning_rate(name: str, value: Any) -> float:
+    """Returns `value` as a float; raises unless it is a finite float >= 0."""
+    if isinstance(value, bool) or not isinstance(value, (float, int)):
+        raise ValueError(
+            f"Expected `{name}` to be a float. Received: {name}={value!r} "
+            f"of type {type(value).__name__}"
+        )
+    value = float(value)
+    if not value >= 0.0 or value == float("inf"):
+        raise ValueError(f"Expected `{name}` to be a finite float >= 0. Received: {name}={value}")
+    return value
+
+
+def check_steps(name: str, value: Any) -> int:
+    """Returns `value` unless it is not an integer >= 0."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(f"Expected `{name}` to be an integer >= 0. Received: {name}={value!r}")
+    return value
+
+
+def _task_state(state: adaptation.Weights, task_index: tf.Tensor) -> adaptation.Weights:
+    """Gives each task its own random stream.
+
+    Keras seed-generator states are integer `[seed, counter]` pairs; offsetting
+    the seed by the task index gives every task of a meta-batch its own
+    Dropout masks. Float states (BatchNorm statistics) are shared.
+    """
+    offset_state = []
+    for value in state:
+        if value.dtype.is_integer and value.shape == (2,):
+            value = value + tf.cast(tf.stack([task_index, 0]), value.dtype)
+        offset_state.append(value)
+    return offset_state
+
+
+def _merge_task_states(stacked: adaptation.Weights) -> adaptation.Weights:
+    """Reduces per-task states to one: the mean of float states, task 0's integer states."""
+    return [
+        tf.reduce_mean(value, axis=0) if value.dtype.is_floating else value[0]
+        for value in stacked
+    ]
+
+
+class MetaLearner(keras.Model):
+    """Base class of the learners: wraps a built Keras model and meta-trains it.
+
+    Args:
+        model: a built `keras.Model` mapping a batch of inputs to predictions.
+        transductive: when True (the convention of Finn et al. 2017 and
+            learn2learn), query predictions run the model in training mode, so
+            BatchNorm normalises with the statistics of the task's own batch,
+            also in evaluation. When False, evaluation predicts the query in
+            inference mode (moving statistics, no Dropout).
+        **kwargs: forwarded to `keras.Model`.
+    """
+
+    def __init__(self, model: keras.Model, transductive: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        adaptation.check_built(model)
+        self.model = model
+        self.transductive = bool(transductive)
+        self._loss_fn = None
+        self.pre_adaptation_loss_tracker = keras.metrics.Mean(name=_PRE_ADAPTATION_LOSS)
+
+    # ----------------------------------------------------------------- hooks
+    @property
+    def meta_variables(self) -> list:
+        """The variables the outer loop updates (default: the model's trainable ones)."""
+        return list(self.model.trainable_variables)
+
+    def adapt_and_predict(
+        self, task: dict[str, tf.Tensor], state: adaptation.Weights, training: bool
+    ) -> tuple[tf.Tensor, adaptation.Weights]:
+        """Adapts to one task's support set and predicts its query inputs.
+
+        Args:
+            task: one episode (no task axis).
+            state: the model's non-trainable weights to start from.
+            training: True in meta-training, False in evaluation (learners use
+                their evaluation inner steps and learning rates then).
+
+        Returns:
+            `(query_predictions, new_state)`, differentiable w.r.t.
+            `meta_variables` when read under a tape.
+        """
+        raise NotImplementedError
+
+    def predict_without_adaptation(
+        self, task: dict[str, tf.Tensor], state: adaptation.Weights
+    ) -> tf.Tensor | None:
+        """Query predictions of the meta-learned model before adaptation, or None."""
+        params, _ = adaptation.initial_weights(self.model)
+        outputs, _ = adaptation.forward(
+            self.model, params, state, task[episode_lib.QUERY_X], self.transductive
+        )
+        return outputs
+
+    # ----------------------------------------------------------- Keras API
+    def call(self, inputs, training=False):
+        """Predicts with the meta-learned (unadapted) model."""
+        return self.model(inputs, training=training)
+
+    def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
+        """Configures meta-training, as `keras.Model.compile`.
+
+        Args:
+            optimizer: the outer-loop optimizer.
+            loss: the task loss, used in the inner loop and for the query
+                (meta) loss: a `keras.losses.Loss`, a function or a name. It
+                is averaged over the examples of a task.
+            metrics: metrics of the adapted query predictions.
+            **kwargs: forwarded to `keras.Model.compile`.
+        """
+        if loss is None:
+            raise ValueError(
+                "Expected a task loss, e.g. `compile(loss='mse')` or "
+                "`compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))`. "
+                "Received: loss=None"
+            )
+        kwargs.setdefault("jit_compile", False)
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+        per_example_loss = keras.losses.get(loss)
+        self._loss_fn = lambda y_true, y_pred: tf.reduce_mean(per_example_loss(y_true, y_pred))
+
+    @property
+    def task_loss(self) -> adaptation.LossFn:
+        """The compiled task loss `fn(y_true, y_pred) -> scalar`."""
+        if self._loss_fn is None:
+            raise ValueError(
+                f"{type(self).__name__} needs a task loss: call `compile(optimizer, loss=...)` "
+                "before training, evaluating or adapting."
+            )
+        return self._loss_fn
+
+    def compute_meta_gradients(
+        self, episodes: dict[str, tf.Tensor]
+    ) -> tuple[tf.Tensor, list, tf.Tensor, adaptation.Weights]:
+        """Adapts to every task of a meta-batch and returns the meta-gradients.
+
+        Args:
+            episodes: a meta-batch (leading task axis).
+
+        Returns:
+            `(meta_loss, gradients, query_predictions, new_state)`: the query
+            loss averaged over tasks, its gradients w.r.t. `meta_variables`
+            averaged over tasks, the stacked query predictions and the
+            non-trainable state to keep.
+        """
+        episodes = episode_lib.validate_meta_batch(episodes)
+        meta_variables = self.meta_variables
+        _, state = adaptation.initial_weights(self.model)
+
+        def task_gradients(elems):
+            task, task_index = elems
+            loss, predictions, grads, new_state = self.task_meta_gradients(
+                task, _task_state(state, task_index)
+            )
+            return loss, predictions, grads, new_state
+
+        signature = (
+            tf.TensorSpec([], self._loss_dtype()),
+            self._prediction_spec(episodes),
+            [tf.TensorSpec(v.shape, v.dtype) for v in meta_variables],
+            [tf.TensorSpec(s.shape, s.dtype) for s in state],
+        )
+        num_tasks = tf.shape(episodes[episode_lib.SUPPORT_X])[0]
+        losses, predictions, grads, states = tf.map_fn(
+            task_gradients,
+            (episodes, tf.range(num_tasks)),
+            fn_output_signature=signature,
+        )
+        grads = [tf.reduce_mean(g, axis=0) for g in grads]
+        return tf.reduce_mean(losses), grads, predictions, _merge_task_states(states)
+
+    def task_meta_gradients(
+        self, task: dict[str, tf.Tensor], state: adaptation.Weights
+    ) -> tuple[tf.Tensor, tf.Tensor, list, adaptation.Weights]:
+        """One task's query loss, predictions, meta-gradients and new state.
+
+        The default differentiates the query loss after `adapt_and_predict`
+        w.r.t. `meta_variables`; Reptile overrides it.
+        """
+        meta_variables = self.meta_variables
+        with tf.GradientTape() as tape:
+            predictions, state = self.adapt_and_predict(task, state, training=True)
+            loss = self.task_loss(task[episode_lib.QUERY_Y], predictions)
+        grads = tape.gradient(
+            loss, meta_variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
+        )
+        return loss, predictions, grads, state
+
+    def train_step(self, data):
+        episodes = episode_lib.validate_meta_batch(data)
+        loss, grads, predictions, state = self.compute_meta_gradients(episodes)
+        self.optimizer.apply(grads, self.meta_variables)
+        for variable, value in zip(self.model.non_trainable_variables, state):
+            variable.assign(value)
+        logs = self._update_metrics(loss, episodes[episode_lib.QUERY_Y], predictions)
+        logs.pop(_PRE_ADAPTATION_LOSS, None)
+        return logs
+
+    def test_step(self, data):
+        episodes = episode_lib.validate_meta_batch(data)
+        _, state = adaptation.initial_weights(self.model)
+
+        def evaluate_task(elems):
+            task, task_index = elems
+            task_state = _task_state(state, task_index)
+            predictions, _ = self.adapt_and_predict(task, task_state, training=False)
+            loss = self.task_loss(task[episode_lib.QUERY_Y], predictions)
+            before = self.predict_without_adaptation(task, task_state)
+            pre_loss = loss if before is None else self.task_loss(task[episode_lib.QUERY_Y], before)
+            return loss, pre_loss, predictions
+
+        signature = (
+            tf.TensorSpec([], self._loss_dtype()),
+            tf.TensorSpec([], self._loss_dtype()),
+            self._prediction_spec(episodes),
+        )
+        num_tasks = tf.shape(episodes[episode_lib.SUPPORT_X])[0]
+        losses, pre_losses, predictions = tf.map_fn(
+            evaluate_task, (episodes, tf.range(num_tasks)), fn_output_signature=signature
+        )
+        self.pre_adaptation_loss_tracker.update_state(pre_losses)
+        return self._update_metrics(
+            tf.reduce_mean(losses), episodes[episode_lib.QUERY_Y], predictions
+        )
+
+    def predict_step(self, data):
+        """Adapts to each task of a meta-batch and returns its query predictions."""
+        episodes = episode_lib.validate_meta_batch(data)
+        _, state = adaptation.initial_weights(self.model)
+
+        def predict_task(elems):
+            task, task_index = elems
+            predictions, _ = self.adapt_and_predict(
+                task, _task_state(state, task_index), training=False
+            )
+            return predictions
+
+        num_tasks = tf.shape(episodes[episode_lib.SUPPORT_X])[0]
+        return tf.map_fn(
+            predict_task,
+            (episodes, tf.range(num_tasks)),
+            fn_output_signature=self._prediction_spec(episodes),
+        )
+
+    def _update_metrics(self, loss, targets, predictions) -> dict:
+        self._loss_tracker.update_state(loss)
+        return self.compute_metrics(None, targets, predictions)
+
+    def _prediction_spec(self, episodes: dict[str, tf.Tensor]) -> tf.TensorSpec:
+        """The spec of one task's query predictions (static where the model tells it)."""
+        query_x = episodes[episode_lib.QUERY_X]
+        spec = self.model.compute_output_spec(
+            keras.KerasTensor(query_x.shape[1:], dtype=query_x.dtype.name)
+        )
+        return tf.TensorSpec(spec.shape, spec.dtype)
+
+    def _loss_dtype(self) -> tf.DType:
+        return tf.as_dtype(self.model.compute_dtype)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            model=keras.saving.serialize_keras_object(self.model),
+            transductive=self.transductive,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects=None):
+        config = dict(config)
+        config["model"] = keras.saving.deserialize_keras_object(
+            config["model"], custom_objects=custom_objects
+        )
+        return cls(**config)
