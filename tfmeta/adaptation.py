@@ -138,8 +138,15 @@ def adapt(
         for i, grad, rate in zip(indices, grads, step_rates):
             if first_order:
                 grad = tf.stop_gradient(grad)
-            params[i] = params[i] - tf.cast(rate, params[i].dtype) * grad
+            params[i] = params[i] - _as_dtype(rate, params[i].dtype) * grad
     return params, state
+
+
+def _as_dtype(value: tf.Tensor | float, dtype: tf.DType) -> tf.Tensor:
+    """`value` as a tensor of `dtype`; Python floats convert exactly (no float32 detour)."""
+    if isinstance(value, (tf.Tensor, tf.Variable)) or hasattr(value, "value"):
+        return tf.cast(value, dtype)
+    return tf.constant(value, dtype)
 
 
 def constant_learning_rates(

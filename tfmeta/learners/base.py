@@ -84,8 +84,8 @@ class MetaLearner(keras.Model):
         adaptation.check_built(model)
         self.model = model
         self.transductive = bool(transductive)
-        self._loss_fn = None
         self.pre_adaptation_loss_tracker = keras.metrics.Mean(name=_PRE_ADAPTATION_LOSS)
+        self.built = True
 
     # ----------------------------------------------------------------- hooks
     @property
@@ -125,37 +125,22 @@ class MetaLearner(keras.Model):
         """Predicts with the meta-learned (unadapted) model."""
         return self.model(inputs, training=training)
 
-    def compile(self, optimizer="adam", loss=None, metrics=None, **kwargs):
-        """Configures meta-training, as `keras.Model.compile`.
-
-        Args:
-            optimizer: the outer-loop optimizer.
-            loss: the task loss, used in the inner loop and for the query
-                (meta) loss: a `keras.losses.Loss`, a function or a name. It
-                is averaged over the examples of a task.
-            metrics: metrics of the adapted query predictions.
-            **kwargs: forwarded to `keras.Model.compile`.
-        """
-        if loss is None:
-            raise ValueError(
-                "Expected a task loss, e.g. `compile(loss='mse')` or "
-                "`compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))`. "
-                "Received: loss=None"
-            )
-        kwargs.setdefault("jit_compile", False)
-        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
-        per_example_loss = keras.losses.get(loss)
-        self._loss_fn = lambda y_true, y_pred: tf.reduce_mean(per_example_loss(y_true, y_pred))
-
     @property
     def task_loss(self) -> adaptation.LossFn:
-        """The compiled task loss `fn(y_true, y_pred) -> scalar`."""
-        if self._loss_fn is None:
+        """The compiled task loss as `fn(y_true, y_pred) -> scalar`.
+
+        The loss given to `compile` serves the inner loop (support loss) and
+        the outer loop (query loss); it is averaged over a task's examples.
+        """
+        if not self.compiled or self.loss is None:
             raise ValueError(
-                f"{type(self).__name__} needs a task loss: call `compile(optimizer, loss=...)` "
-                "before training, evaluating or adapting."
+                f"{type(self).__name__} needs a task loss: call "
+                "`compile(optimizer, loss=...)` before training, evaluating or adapting, "
+                "e.g. `loss='mse'` or "
+                "`loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)`."
             )
-        return self._loss_fn
+        per_example_loss = keras.losses.get(self.loss)
+        return lambda y_true, y_pred: tf.reduce_mean(per_example_loss(y_true, y_pred))
 
     def compute_meta_gradients(
         self, episodes: dict[str, tf.Tensor]
@@ -182,9 +167,10 @@ class MetaLearner(keras.Model):
             )
             return loss, predictions, grads, new_state
 
+        prediction_spec = self._prediction_spec(episodes)
         signature = (
-            tf.TensorSpec([], self._loss_dtype()),
-            self._prediction_spec(episodes),
+            tf.TensorSpec([], prediction_spec.dtype),
+            prediction_spec,
             [tf.TensorSpec(v.shape, v.dtype) for v in meta_variables],
             [tf.TensorSpec(s.shape, s.dtype) for s in state],
         )
@@ -237,11 +223,9 @@ class MetaLearner(keras.Model):
             pre_loss = loss if before is None else self.task_loss(task[episode_lib.QUERY_Y], before)
             return loss, pre_loss, predictions
 
-        signature = (
-            tf.TensorSpec([], self._loss_dtype()),
-            tf.TensorSpec([], self._loss_dtype()),
-            self._prediction_spec(episodes),
-        )
+        prediction_spec = self._prediction_spec(episodes)
+        loss_spec = tf.TensorSpec([], prediction_spec.dtype)
+        signature = (loss_spec, loss_spec, prediction_spec)
         num_tasks = tf.shape(episodes[episode_lib.SUPPORT_X])[0]
         losses, pre_losses, predictions = tf.map_fn(
             evaluate_task, (episodes, tf.range(num_tasks)), fn_output_signature=signature
@@ -281,9 +265,6 @@ class MetaLearner(keras.Model):
             keras.KerasTensor(query_x.shape[1:], dtype=query_x.dtype.name)
         )
         return tf.TensorSpec(spec.shape, spec.dtype)
-
-    def _loss_dtype(self) -> tf.DType:
-        return tf.as_dtype(self.model.compute_dtype)
 
     def get_config(self) -> dict:
         config = super().get_config()

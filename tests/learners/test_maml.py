@@ -1,0 +1,243 @@
+"""MAML: meta-gradients, first order, isolation of the wrapped model, saving, bad input."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfmeta
+from tfmeta import adaptation
+from tfmeta.data import SinusoidTasks
+
+
+def tiny_model(dtype="float64", seed=0):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input((1,), dtype=dtype),
+            keras.layers.Dense(4, activation="tanh", dtype=dtype),
+            keras.layers.Dense(1, dtype=dtype),
+        ]
+    )
+
+
+def sinusoid_batch(tasks=3, shots=5, dtype=tf.float64, seed=0):
+    dataset = SinusoidTasks(dtype=dtype).episodes(shots, shots, meta_batch_size=tasks, seed=seed)
+    return next(iter(dataset))
+
+
+def compiled_maml(model, **kwargs):
+    learner = tfmeta.MAML(model, **kwargs)
+    learner.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+    return learner
+
+
+def meta_loss(learner, batch):
+    loss, _, _, _ = learner.compute_meta_gradients(batch)
+    return float(loss)
+
+
+def test_second_order_meta_gradient_matches_central_finite_differences():
+    learner = compiled_maml(tiny_model(), inner_learning_rate=0.1, inner_steps=2)
+    batch = sinusoid_batch()
+    _, grads, _, _ = learner.compute_meta_gradients(batch)
+    eps = 1e-6
+    for variable, grad in zip(learner.model.trainable_variables, grads):
+        original = variable.numpy()
+        numeric = np.zeros_like(original)
+        for index in np.ndindex(original.shape):
+            for sign in (1, -1):
+                perturbed = original.copy()
+                perturbed[index] += sign * eps
+                variable.assign(perturbed)
+                numeric[index] += sign * meta_loss(learner, batch) / (2 * eps)
+            variable.assign(original)
+        error = np.linalg.norm(grad.numpy() - numeric) / np.linalg.norm(numeric)
+        assert error < 1e-4, (variable.path, error)
+
+
+def test_first_order_equals_gradient_with_inner_gradients_stopped():
+    batch = sinusoid_batch()
+    fomaml = compiled_maml(tiny_model(), inner_learning_rate=0.1, inner_steps=2, first_order=True)
+    maml = compiled_maml(tiny_model(), inner_learning_rate=0.1, inner_steps=2)
+    _, first_order_grads, _, _ = fomaml.compute_meta_gradients(batch)
+    _, second_order_grads, _, _ = maml.compute_meta_gradients(batch)
+
+    model = fomaml.model
+    expected = [np.zeros(v.shape) for v in model.trainable_variables]
+    for task in range(batch["support_x"].shape[0]):
+        params, state = adaptation.initial_weights(model)
+        for _ in range(2):
+            _, inner_grads, state = adaptation.loss_and_gradients(
+                model, fomaml.task_loss, params, state,
+                batch["support_x"][task], batch["support_y"][task], wrt=range(len(params)),
+            )
+            params = [p - 0.1 * tf.stop_gradient(g) for p, g in zip(params, inner_grads)]
+        _, query_grads, _ = adaptation.loss_and_gradients(
+            model, fomaml.task_loss, params, state,
+            batch["query_x"][task], batch["query_y"][task], wrt=range(len(params)),
+        )
+        for total, grad in zip(expected, query_grads):
+            total += grad.numpy() / batch["support_x"].shape[0]
+
+    for got, want in zip(first_order_grads, expected):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-10, atol=1e-12)
+    differences = [np.abs(a.numpy() - b.numpy()).max() for a, b in zip(first_order_grads, second_order_grads)]
+    assert max(differences) > 1e-6, "second-order terms should matter for a tanh network"
+
+
+def bn_dropout_model(seed=0):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input((1,)),
+            keras.layers.Dense(32),
+            keras.layers.BatchNormalization(),
+            keras.layers.ReLU(),
+            keras.layers.Dropout(0.1),
+            keras.layers.Dense(32, activation="relu"),
+            keras.layers.Dense(1),
+        ]
+    )
+
+
+def test_adaptation_never_changes_the_wrapped_model_variables():
+    learner = compiled_maml(bn_dropout_model(), inner_learning_rate=0.01, inner_steps=3)
+    batch = sinusoid_batch(dtype=tf.float32)
+    before = [v.numpy().copy() for v in learner.model.variables]
+    learner.predict(tf.data.Dataset.from_tensors(batch), verbose=0)
+    learner.evaluate(tf.data.Dataset.from_tensors(batch), verbose=0)
+    learner.adapt(batch["support_x"][0], batch["support_y"][0])
+    learner.compute_meta_gradients(batch)
+    for old, variable in zip(before, learner.model.variables):
+        np.testing.assert_array_equal(old, variable.numpy(), err_msg=variable.path)
+
+
+def sinusoid_mlp_with(layer, seed=0):
+    """MLP 40-40 with `layer` after the second hidden layer's affine map.
+
+    (BatchNorm right after the first layer would standardise the scalar input
+    within each batch and lose where on the x axis the points lie.)
+    """
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([keras.Input((1,)), keras.layers.Dense(40, activation="relu"),
+                             keras.layers.Dense(40), layer, keras.layers.ReLU(), keras.layers.Dense(1)])
+
+
+@pytest.mark.parametrize("layer_class", [keras.layers.BatchNormalization, keras.layers.Dropout])
+def test_meta_training_with_batchnorm_or_dropout_halves_the_query_loss(layer_class):
+    layer = layer_class() if layer_class is keras.layers.BatchNormalization else layer_class(0.1)
+    learner = tfmeta.MAML(sinusoid_mlp_with(layer), inner_learning_rate=0.01, inner_steps=1)
+    learner.compile(optimizer=keras.optimizers.Adam(3e-3), loss="mse")
+    held_out = SinusoidTasks().episodes(10, 10, meta_batch_size=25, num_episodes=100, seed=1)
+    initial = learner.evaluate(held_out, return_dict=True, verbose=0)["loss"]
+    state_before = [v.numpy().copy() for v in learner.model.non_trainable_variables]
+    learner.fit(SinusoidTasks().episodes(10, 10, meta_batch_size=10, seed=0),
+                steps_per_epoch=500, epochs=1, verbose=0)
+    final = learner.evaluate(held_out, return_dict=True, verbose=0)
+    assert final["loss"] < 0.5 * initial, (initial, final)
+    assert final["loss"] < 0.6 * final["pre_adaptation_loss"], final
+    for before, variable in zip(state_before, learner.model.non_trainable_variables):
+        assert not np.array_equal(before, variable.numpy()), f"{variable.path} was not threaded back"
+
+
+def test_each_task_draws_its_own_dropout_mask():
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(8), keras.layers.Dropout(0.5)])
+    learner = compiled_maml(model, inner_steps=0)
+    ones = tf.ones((2, 4, 8))
+    batch = {"support_x": ones, "support_y": ones, "query_x": ones, "query_y": ones}
+    _, _, predictions, _ = learner.compute_meta_gradients(batch)
+    zero_pattern = predictions.numpy() == 0
+    assert not np.array_equal(zero_pattern[0], zero_pattern[1])
+
+
+def test_saved_and_reloaded_learner_gives_identical_outputs(tmp_path):
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(16, activation="relu"),
+                              keras.layers.BatchNormalization(), keras.layers.Dense(1)])
+    learner = tfmeta.MAML(model, inner_learning_rate=0.02, inner_steps=2, eval_inner_steps=4,
+                          first_order=True)
+    learner.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
+    learner.fit(SinusoidTasks().episodes(5, 5, meta_batch_size=4, seed=0), steps_per_epoch=5, verbose=0)
+    path = tmp_path / "maml.keras"
+    learner.save(path)
+    restored = keras.saving.load_model(path)
+
+    assert isinstance(restored, tfmeta.MAML)
+    for name in ("inner_learning_rate", "inner_steps", "eval_inner_steps", "first_order"):
+        assert getattr(restored, name) == getattr(learner, name)
+    batch = sinusoid_batch(tasks=4, dtype=tf.float32, seed=3)
+    dataset = tf.data.Dataset.from_tensors(batch)
+    np.testing.assert_array_equal(learner.predict(dataset, verbose=0), restored.predict(dataset, verbose=0))
+    np.testing.assert_array_equal(learner(batch["query_x"][0]), restored(batch["query_x"][0]))
+    np.testing.assert_array_equal(learner.optimizer.iterations.numpy(), restored.optimizer.iterations.numpy())
+
+
+def test_support_and_query_shape_mismatch_is_rejected():
+    learner = compiled_maml(tiny_model())
+    batch = dict(sinusoid_batch())
+    batch["query_x"] = tf.zeros((3, 5, 2), tf.float64)
+    with pytest.raises(ValueError, match="same per-example shape"):
+        learner.compute_meta_gradients(batch)
+
+
+def test_targets_must_match_inputs():
+    learner = compiled_maml(tiny_model())
+    batch = dict(sinusoid_batch())
+    batch["support_y"] = tf.zeros((3, 4, 1), tf.float64)
+    with pytest.raises(ValueError, match="one target per input in `support_y`"):
+        learner.compute_meta_gradients(batch)
+
+
+def test_empty_meta_batch_is_rejected():
+    learner = compiled_maml(tiny_model())
+    batch = {key: value[:0] for key, value in sinusoid_batch().items()}
+    with pytest.raises(ValueError, match="at least one task"):
+        learner.compute_meta_gradients(batch)
+
+
+def test_missing_episode_keys_are_named():
+    learner = compiled_maml(tiny_model())
+    batch = dict(sinusoid_batch())
+    del batch["query_y"]
+    with pytest.raises(ValueError, match=r"Missing: \['query_y'\]"):
+        learner.compute_meta_gradients(batch)
+
+
+@pytest.mark.parametrize("name", ["inner_steps", "eval_inner_steps"])
+def test_negative_inner_steps_are_rejected(name):
+    with pytest.raises(ValueError, match=rf"Expected `{name}` to be an integer >= 0. Received: {name}=-1"):
+        tfmeta.MAML(tiny_model(), **{name: -1})
+
+
+@pytest.mark.parametrize("value", ["0.1", None, True, [0.1]])
+def test_non_float_learning_rate_is_rejected(value):
+    with pytest.raises(ValueError, match="Expected `inner_learning_rate` to be a float"):
+        tfmeta.MAML(tiny_model(), inner_learning_rate=value)
+
+
+@pytest.mark.parametrize("value", [-0.1, float("nan"), float("inf")])
+def test_negative_or_non_finite_learning_rate_is_rejected(value):
+    with pytest.raises(ValueError, match="finite float >= 0"):
+        tfmeta.MAML(tiny_model(), inner_learning_rate=value)
+
+
+def test_unbuilt_model_is_rejected():
+    model = keras.Sequential([keras.layers.Dense(1)])
+    with pytest.raises(ValueError, match="Expected a built model"):
+        tfmeta.MAML(model)
+
+
+def test_non_keras_model_is_rejected():
+    with pytest.raises(ValueError, match="Expected a built `keras.Model`"):
+        tfmeta.MAML(lambda x: x)
+
+
+def test_training_without_a_loss_is_rejected():
+    learner = tfmeta.MAML(tiny_model())
+    with pytest.raises(ValueError, match="needs a task loss"):
+        learner.adapt(tf.zeros((2, 1), tf.float64), tf.zeros((2, 1), tf.float64))
+    learner.compile(optimizer="adam")
+    with pytest.raises(ValueError, match="needs a task loss"):
+        learner.compute_meta_gradients(sinusoid_batch())
