@@ -5,6 +5,6 @@ episodes from `tfmeta.data`, `evaluate` after adaptation, and export with
 `tfmeta.exporters`.
 """
 
-from tfmeta import data
+from tfmeta import data, models
 from tfmeta.learners import MAML, MetaLearner
 from tfmeta.version import __version__

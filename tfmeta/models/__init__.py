@@ -1,0 +1,4 @@
+"""Reference networks of the meta-learning literature, as built Keras models."""
+
+from tfmeta.models.conv4 import conv4
+from tfmeta.models.mlp import mlp

@@ -1,0 +1,63 @@
+"""Conv-4, the reference few-shot image backbone (Vinyals et al. 2016, Finn et al. 2017)."""
+
+from __future__ import annotations
+
+import keras
+
+
+def conv4(
+    input_shape: tuple[int, int, int] = (28, 28, 1),
+    num_classes: int | None = 5,
+    filters: int = 64,
+    max_pool: bool = False,
+    name: str = "conv4",
+) -> keras.Model:
+    """A built Conv-4 network: 4 x [conv 3x3 -> BatchNorm -> ReLU], then a head.
+
+    Two variants, as in the literature:
+
+    - Omniglot (default): 64 filters, stride-2 convolutions with same
+      padding, global mean pooling (learn2learn's `OmniglotCNN`).
+    - mini-ImageNet (`max_pool=True`, `filters=32`, `input_shape=(84, 84, 3)`):
+      stride-1 convolutions, each block followed by 2x2 max-pooling, then
+      flattening.
+
+    Args:
+        input_shape: `(height, width, channels)`.
+        num_classes: units of the final `Dense` layer (logits); None returns
+            the embedding network without head (Prototypical Networks).
+        filters: channels of every convolution.
+        max_pool: the mini-ImageNet variant.
+        name: the model's name.
+
+    Returns:
+        A functional `keras.Model`.
+
+    Example:
+
+    ```python
+    net = tfmeta.models.conv4((28, 28, 1), num_classes=5)
+    logits = net(tf.zeros((2, 28, 28, 1)))  # shape (2, 5)
+    ```
+    """
+    inputs = keras.Input(input_shape)
+    x = inputs
+    for block in range(4):
+        x = keras.layers.Conv2D(
+            filters,
+            3,
+            strides=1 if max_pool else 2,
+            padding="same",
+            name=f"block{block}_conv",
+        )(x)
+        x = keras.layers.BatchNormalization(name=f"block{block}_bn")(x)
+        x = keras.layers.ReLU(name=f"block{block}_relu")(x)
+        if max_pool:
+            x = keras.layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
+    if max_pool:
+        x = keras.layers.Flatten(name="flatten")(x)
+    else:
+        x = keras.layers.GlobalAveragePooling2D(name="mean_pool")(x)
+    if num_classes is not None:
+        x = keras.layers.Dense(num_classes, name="head")(x)
+    return keras.Model(inputs, x, name=name)
