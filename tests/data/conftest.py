@@ -1,0 +1,91 @@
+"""Data fixtures: toy class images and the real Omniglot, decoded once per session."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tfmeta.data
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+# The shared data folder sits beside the repository (or inside a copied checkout).
+OMNIGLOT_TARBALLS = [
+    REPO_ROOT.parent / "shared/data/omniglot/omniglot.tar.gz",
+    REPO_ROOT / "shared/data/omniglot/omniglot.tar.gz",
+]
+
+
+def _toy_class_images(num_classes: int = 12, per_class=20, size: int = 6) -> tfmeta.data.ClassImages:
+    """Classes whose images say who they are: pixel (0, 0) = class id, (0, 1) = example id.
+
+    `per_class` is an int or one count per class (ragged classes).
+    """
+    counts = [per_class] * num_classes if np.isscalar(per_class) else list(per_class)
+    images = np.zeros([sum(counts), size, size, 1], np.uint8)
+    row = 0
+    for class_id, count in enumerate(counts):
+        for example in range(count):
+            images[row, 0, 0, 0] = class_id
+            images[row, 0, 1, 0] = example
+            row += 1
+    names = [f"class{i:03d}" for i in range(num_classes)]
+    return tfmeta.data.ClassImages(images, counts, names)
+
+
+def _identities(x: np.ndarray) -> list[tuple[int, int]]:
+    """(class id, example id) of each image of a batch `[n, H, W, 1]` of toy episodes."""
+    pixels = np.rint(x[:, 0, :2, 0] * 255).astype(int)
+    return [tuple(p) for p in pixels]
+
+
+@pytest.fixture(scope="session")
+def toy_class_images():
+    """A factory of toy `ClassImages`, see `_toy_class_images`."""
+    return _toy_class_images
+
+
+@pytest.fixture(scope="session")
+def identities():
+    """Reads (class id, example id) back from toy episode images, see `_identities`."""
+    return _identities
+
+
+@pytest.fixture(scope="session")
+def omniglot_tarball() -> Path:
+    for path in OMNIGLOT_TARBALLS:
+        if path.is_file():
+            return path
+    pytest.skip(
+        "Real Omniglot not found: expected ../shared/data/omniglot/omniglot.tar.gz beside the "
+        f"repository (looked at {[str(p) for p in OMNIGLOT_TARBALLS]})"
+    )
+
+
+@pytest.fixture(scope="session")
+def data_cache_dir(tmp_path_factory) -> Path:
+    """A tfmeta cache folder for this session (never the user's own cache)."""
+    return tmp_path_factory.mktemp("tfmeta_cache")
+
+
+@pytest.fixture(scope="session")
+def omniglot_dir(omniglot_tarball, data_cache_dir) -> Path:
+    """The real Omniglot, extracted once per session: a tfds.ImageFolder root."""
+    return tfmeta.data.extract_archive(omniglot_tarball, data_cache_dir) / "omniglot"
+
+
+@pytest.fixture(scope="session")
+def omniglot_sets(omniglot_dir, data_cache_dir) -> dict[str, tfmeta.data.ClassImages]:
+    """The two official sets, decoded at 28x28 once per session (and cached on disk)."""
+    return tfmeta.data.omniglot_class_images(omniglot_dir, cache_dir=data_cache_dir)
+
+
+@pytest.fixture(scope="session")
+def omniglot_vinyals(omniglot_sets, omniglot_dir, data_cache_dir):
+    return tfmeta.data.omniglot(omniglot_dir, "vinyals", cache_dir=data_cache_dir)
+
+
+@pytest.fixture(scope="session")
+def omniglot_lake(omniglot_sets, omniglot_dir, data_cache_dir):
+    return tfmeta.data.omniglot(omniglot_dir, "lake", cache_dir=data_cache_dir)

@@ -1,0 +1,235 @@
+"""Reading class images from tensorflow-datasets: registered builders and `tfds.ImageFolder`."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import tensorflow as tf
+
+from tfmeta.data.cache import class_images_cache_path, directory_fingerprint, load_or_build
+from tfmeta.data.class_images import ClassImages
+from tfmeta.data.preprocessing import ImagePreprocessing
+
+
+def tfds_class_images(
+    name: Any,
+    split: str,
+    *,
+    preprocessing: ImagePreprocessing | None = None,
+    data_dir: str | os.PathLike | None = None,
+    download: bool = True,
+    image_key: str = "image",
+    label_key: str = "label",
+    cache: bool = True,
+    cache_dir: str | os.PathLike | None = None,
+) -> ClassImages:
+    """Reads one split of a TFDS dataset into memory, grouped by label.
+
+    Args:
+        name: a registered TFDS name (`"omniglot"`, `"mnist:3.0.1"`) or a
+            `tfds.core.DatasetBuilder` (e.g. a `tfds.ImageFolder`).
+        split: a TFDS split (`"train"`, `"train+test"`, `"train[:10%]"`).
+        preprocessing: applied to every image (default: keep as is).
+        data_dir: TFDS's data folder for `name` (default: TFDS's default).
+        download: call `builder.download_and_prepare()` first.
+        image_key: the image feature.
+        label_key: the label feature; `ClassLabel` names become class names.
+        cache: keep the decoded images in an `.npz` under `cache_dir` and
+            reuse them on later calls.
+        cache_dir: the cache root (default: `tfmeta.data.default_cache_dir()`).
+
+    Returns:
+        A `ClassImages` with the classes of `split`, sorted by name.
+
+    Raises:
+        ValueError: for an unknown TFDS name (close matches are listed), an
+            unknown split, a dataset without `image_key` or `label_key`, or an
+            empty split.
+
+    Example:
+
+    >>> images = tfmeta.data.tfds_class_images("omniglot", "test",
+    ...     preprocessing=tfmeta.data.ImagePreprocessing(28, channels=1, invert=True))
+    """
+    import tensorflow_datasets as tfds
+
+    if isinstance(name, str):
+        builder = _builder(name, data_dir)
+        if download:
+            builder.download_and_prepare()
+    elif isinstance(name, tfds.core.DatasetBuilder):
+        builder = name
+    else:
+        raise ValueError(
+            "Expected a TFDS dataset name or a tfds.core.DatasetBuilder. "
+            f"Received: {type(name).__name__}"
+        )
+    features = _check_features(builder, image_key, label_key)
+    _check_split(builder, split)
+
+    def build() -> ClassImages:
+        return _read(builder, split, features, preprocessing, image_key, label_key)
+
+    path = None
+    if cache:
+        split_info = builder.info.splits[split] if split in builder.info.splits else None
+        path = class_images_cache_path(
+            cache_dir,
+            f"{builder.name}-{split}",
+            "tfds",
+            builder.info.full_name,
+            str(builder.data_dir),
+            split,
+            getattr(split_info, "num_examples", None),
+            image_key,
+            label_key,
+            preprocessing,
+        )
+    return load_or_build(path, build)
+
+
+def image_folder_class_images(
+    root_dir: str | os.PathLike,
+    split: str,
+    *,
+    preprocessing: ImagePreprocessing | None = None,
+    cache: bool = True,
+    cache_dir: str | os.PathLike | None = None,
+) -> ClassImages:
+    """Reads one split of a `tfds.ImageFolder` layout (`<root>/<split>/<class>/<image>`).
+
+    Class names are the class folder names. The decoded images are cached
+    under `cache_dir`, keyed by the relative paths and sizes of the split's
+    files and by `preprocessing`, so a second call (in any process) loads an
+    `.npz` instead of decoding again.
+
+    Args:
+        root_dir: the ImageFolder root (for Omniglot, the extracted `omniglot/`
+            folder of `../shared/data/omniglot/omniglot.tar.gz`).
+        split: a split folder under `root_dir`.
+        preprocessing: applied to every image (default: keep as is).
+        cache: use the on-disk cache.
+        cache_dir: the cache root (default: `tfmeta.data.default_cache_dir()`).
+
+    Returns:
+        A `ClassImages` of the split's classes, sorted by name.
+
+    Raises:
+        FileNotFoundError: if `root_dir` or its split folder does not exist.
+        ValueError: if the split holds no images.
+
+    Example:
+
+    >>> root = tfmeta.data.extract_archive("../shared/data/omniglot/omniglot.tar.gz") / "omniglot"
+    >>> images = tfmeta.data.image_folder_class_images(root, "train",
+    ...     preprocessing=tfmeta.data.ImagePreprocessing(28, channels=1, invert=True))
+    >>> images.num_classes
+    964
+    """
+    root = Path(root_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"Expected an ImageFolder directory (<root>/<split>/<class>/<image>). "
+            f"Received: {str(root)!r}, which does not exist"
+        )
+    splits = sorted(p.name for p in root.iterdir() if p.is_dir())
+    if split not in splits:
+        raise FileNotFoundError(
+            f"Expected split {split!r} as a folder of {str(root)!r}. Received splits: {splits}"
+        )
+
+    def build() -> ClassImages:
+        import tensorflow_datasets as tfds
+
+        builder = tfds.ImageFolder(str(root))
+        features = _check_features(builder, "image", "label")
+        return _read(builder, split, features, preprocessing, "image", "label")
+
+    path = None
+    if cache:
+        fingerprint = directory_fingerprint(root / split)
+        path = class_images_cache_path(
+            cache_dir, f"{root.name}-{split}", "image_folder", fingerprint, preprocessing
+        )
+    return load_or_build(path, build)
+
+
+def _builder(name: str, data_dir):
+    """`tfds.builder(name)`, with a ValueError listing close names when unknown."""
+    import tensorflow_datasets as tfds
+
+    try:
+        return tfds.builder(name, data_dir=None if data_dir is None else os.fspath(data_dir))
+    except tfds.core.registered.DatasetNotFoundError as error:
+        known = tfds.list_builders(with_community_datasets=False)
+        base = re.split(r"[/:]", name)[0]
+        close = difflib.get_close_matches(base, known, n=5, cutoff=0.6)
+        hint = f" Close matches: {close}." if close else ""
+        raise ValueError(
+            f"Unknown TFDS dataset name {name!r}.{hint} Expected one of the {len(known)} "
+            f"registered names (tfds.list_builders()), e.g. {known[:5]}"
+        ) from error
+
+
+def _check_features(builder, image_key: str, label_key: str):
+    features = builder.info.features
+    keys = sorted(features.keys()) if hasattr(features, "keys") else []
+    missing = [key for key in (image_key, label_key) if key not in keys]
+    if missing:
+        supervised = builder.info.supervised_keys
+        hint = f" Its supervised_keys are {supervised}." if supervised else ""
+        raise ValueError(
+            f"Expected TFDS dataset {builder.name!r} to have an image feature {image_key!r} and a "
+            f"label feature {label_key!r}. Missing: {missing}; received features: {keys}.{hint} "
+            "Pass image_key= and label_key= to choose others."
+        )
+    return features
+
+
+def _check_split(builder, split: str) -> None:
+    known = list(builder.info.splits.keys())
+    if not known:  # Not prepared yet (or mocked): let TFDS judge.
+        return
+    for part in split.split("+"):
+        part = part.split("[")[0].strip()
+        if part not in known:
+            raise ValueError(
+                f"Unknown split {part!r} of TFDS dataset {builder.name!r}. Expected one of {sorted(known)}"
+            )
+
+
+def _read(builder, split, features, preprocessing, image_key, label_key) -> ClassImages:
+    import tensorflow_datasets as tfds
+
+    image_feature = features[image_key]
+    label_feature = features[label_key]
+    decoders = None
+    decode = None
+    if isinstance(image_feature, tfds.features.Image) and tf.as_dtype(image_feature.dtype) == tf.uint8:
+        # Decode ourselves, straight to the channels we keep: faster than
+        # decoding to RGB and converting.
+        channels = preprocessing.channels if preprocessing is not None else (image_feature.shape[-1] or 0)
+        decoders = {image_key: tfds.decode.SkipDecoding()}
+
+        def decode(data):
+            return tf.io.decode_image(data, channels=channels, expand_animations=False)
+
+    dataset = builder.as_dataset(split=split, shuffle_files=False, decoders=decoders)
+    dataset = dataset.map(
+        lambda ex: (decode(ex[image_key]) if decode else ex[image_key], ex[label_key]),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    )
+    class_names = label_feature.names if isinstance(label_feature, tfds.features.ClassLabel) else None
+    try:
+        return ClassImages.from_dataset(dataset, preprocessing=preprocessing, class_names=class_names)
+    except ValueError as error:
+        if "empty dataset" in str(error):
+            raise ValueError(
+                f"Expected split {split!r} of {builder.name!r} to hold at least one example. "
+                "Received: an empty split"
+            ) from error
+        raise
