@@ -2,3 +2,16 @@
 
 from tfmeta.data.episode import EPISODE_KEYS
 from tfmeta.data.sinusoid import SinusoidTasks
+from tfmeta.data.archive import extract_archive
+from tfmeta.data.cache import default_cache_dir
+from tfmeta.data.class_images import ClassImages
+from tfmeta.data.class_split import class_order, split_classes
+from tfmeta.data.few_shot import FewShotEpisodes
+from tfmeta.data.omniglot import (
+    OMNIGLOT_PROTOCOLS,
+    omniglot,
+    omniglot_class_images,
+    omniglot_preprocessing,
+)
+from tfmeta.data.preprocessing import ImagePreprocessing
+from tfmeta.data.tfds_images import image_folder_class_images, tfds_class_images
