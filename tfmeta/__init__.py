@@ -1,10 +1,10 @@
 """tfmeta: meta-learning for Keras 3 and TensorFlow.
 
-Learners (`MAML`, ...) are `keras.Model`s: `compile`, `fit` on meta-batches of
-episodes from `tfmeta.data`, `evaluate` after adaptation, and export with
+Learners (`MAML`, `MetaSGD`, `ANIL`, `Reptile`, `ProtoNet`, `FineTune`) are
+`keras.Model`s: `compile`, `fit` on meta-batches of episodes from `tfmeta.data`, `evaluate` after adaptation, and export with
 `tfmeta.exporters`.
 """
 
 from tfmeta import data, models
-from tfmeta.learners import MAML, MetaLearner
+from tfmeta.learners import ANIL, MAML, FineTune, MetaLearner, MetaSGD, ProtoNet, Reptile
 from tfmeta.version import __version__

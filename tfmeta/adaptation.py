@@ -124,21 +124,62 @@ def adapt(
     Returns:
         `(adapted_params, state)`.
     """
-    indices = list(range(len(params))) if adapted is None else list(adapted)
-    params = list(params)
     for step_rates in learning_rates:
-        if len(step_rates) != len(indices):
-            raise ValueError(
-                f"Expected one learning rate per adapted parameter ({len(indices)}). "
-                f"Received: {len(step_rates)}"
-            )
-        _, grads, state = loss_and_gradients(
-            model, loss_fn, params, state, inputs, targets, wrt=indices, training=training
+        params, state = gradient_step(
+            model,
+            loss_fn,
+            params,
+            state,
+            inputs,
+            targets,
+            learning_rates=step_rates,
+            first_order=first_order,
+            adapted=adapted,
+            training=training,
         )
-        for i, grad, rate in zip(indices, grads, step_rates):
-            if first_order:
-                grad = tf.stop_gradient(grad)
-            params[i] = params[i] - _as_dtype(rate, params[i].dtype) * grad
+    return list(params), state
+
+
+def gradient_step(
+    model: keras.Model,
+    loss_fn: LossFn,
+    params: Weights,
+    state: Weights,
+    inputs: tf.Tensor,
+    targets: tf.Tensor,
+    *,
+    learning_rates: Sequence[tf.Tensor | float],
+    first_order: bool = False,
+    adapted: Sequence[int] | None = None,
+    training: bool = True,
+) -> tuple[Weights, Weights]:
+    """One step of the inner loop: `params[i] <- params[i] - lr_i * grad_i(loss)`.
+
+    `adapt` is a chain of these steps. Learners that need something between
+    the steps (MAML++'s query loss after every step, its per-step BatchNorm
+    statistics) chain them themselves.
+
+    Args:
+        learning_rates: one per adapted parameter (scalar or shaped like it).
+        See `adapt` for the other arguments.
+
+    Returns:
+        `(new_params, new_state)`.
+    """
+    indices = list(range(len(params))) if adapted is None else list(adapted)
+    if len(learning_rates) != len(indices):
+        raise ValueError(
+            f"Expected one learning rate per adapted parameter ({len(indices)}). "
+            f"Received: {len(learning_rates)}"
+        )
+    _, grads, state = loss_and_gradients(
+        model, loss_fn, params, state, inputs, targets, wrt=indices, training=training
+    )
+    params = list(params)
+    for i, grad, rate in zip(indices, grads, learning_rates):
+        if first_order:
+            grad = tf.stop_gradient(grad)
+        params[i] = params[i] - _as_dtype(rate, params[i].dtype) * grad
     return params, state
 
 

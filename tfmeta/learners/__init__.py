@@ -1,4 +1,10 @@
 """Meta-learners: Keras models whose `fit` meta-trains a wrapped model."""
 
+from tfmeta.learners.anil import ANIL
 from tfmeta.learners.base import MetaLearner
+from tfmeta.learners.fine_tune import FineTune
+from tfmeta.learners.gradient_learner import GradientLearner
 from tfmeta.learners.maml import MAML
+from tfmeta.learners.meta_sgd import MetaSGD
+from tfmeta.learners.protonet import ProtoNet
+from tfmeta.learners.reptile import Reptile

@@ -66,6 +66,13 @@ def _merge_task_states(stacked: adaptation.Weights) -> adaptation.Weights:
     ]
 
 
+def _episodes_of(data) -> dict[str, tf.Tensor]:
+    """The meta-batch in what Keras hands a step: the element itself, or `(element,)`
+    from `*_on_batch` calls."""
+    episodes, _, _ = keras.utils.unpack_x_y_sample_weight(data)
+    return episode_lib.validate_meta_batch(episodes)
+
+
 class MetaLearner(keras.Model):
     """Base class of the learners: wraps a built Keras model and meta-trains it.
 
@@ -93,6 +100,17 @@ class MetaLearner(keras.Model):
         """The variables the outer loop updates (default: the model's trainable ones)."""
         return list(self.model.trainable_variables)
 
+    @property
+    def state_variables(self) -> list:
+        """The non-trainable state threaded through each task, starting with the model's own.
+
+        The default is `model.non_trainable_variables`. A learner may append
+        state of its own (MAML's per-step BatchNorm statistics); the hooks then
+        receive and return the longer list, and the train step writes the
+        per-task mean back to these variables.
+        """
+        return list(self.model.non_trainable_variables)
+
     def adapt_and_predict(
         self, task: dict[str, tf.Tensor], state: adaptation.Weights, training: bool
     ) -> tuple[tf.Tensor, adaptation.Weights]:
@@ -100,7 +118,7 @@ class MetaLearner(keras.Model):
 
         Args:
             task: one episode (no task axis).
-            state: the model's non-trainable weights to start from.
+            state: the values of `state_variables` to start from.
             training: True in meta-training, False in evaluation (learners use
                 their evaluation inner steps and learning rates then).
 
@@ -113,12 +131,25 @@ class MetaLearner(keras.Model):
     def predict_without_adaptation(
         self, task: dict[str, tf.Tensor], state: adaptation.Weights
     ) -> tf.Tensor | None:
-        """Query predictions of the meta-learned model before adaptation, or None."""
+        """Query predictions of the meta-learned model before adaptation.
+
+        Returns None where the model's outputs before adaptation are no
+        predictions (Prototypical Networks, the fine-tuning baseline); `evaluate`
+        then reports no `pre_adaptation_loss`.
+        """
         params, _ = adaptation.initial_weights(self.model)
-        outputs, _ = adaptation.forward(
-            self.model, params, state, task[episode_lib.QUERY_X], self.transductive
-        )
+        query_x = task[episode_lib.QUERY_X]
+        state = self.model_state(state)
+        outputs, _ = adaptation.forward(self.model, params, state, query_x, self.transductive)
         return outputs
+
+    def model_state(self, state: adaptation.Weights) -> adaptation.Weights:
+        """The part of `state` (values of `state_variables`) that belongs to the wrapped model."""
+        return list(state[: len(self.model.non_trainable_variables)])
+
+    def read_state(self) -> adaptation.Weights:
+        """The current values of `state_variables`, as tensors."""
+        return [tf.convert_to_tensor(v.value) for v in self.state_variables]
 
     # ----------------------------------------------------------- Keras API
     def call(self, inputs, training=False):
@@ -158,7 +189,7 @@ class MetaLearner(keras.Model):
         """
         episodes = episode_lib.validate_meta_batch(episodes)
         meta_variables = self.meta_variables
-        _, state = adaptation.initial_weights(self.model)
+        state = self.read_state()
 
         def task_gradients(elems):
             task, task_index = elems
@@ -201,18 +232,19 @@ class MetaLearner(keras.Model):
         return loss, predictions, grads, state
 
     def train_step(self, data):
-        episodes = episode_lib.validate_meta_batch(data)
+        episodes = _episodes_of(data)
         loss, grads, predictions, state = self.compute_meta_gradients(episodes)
         self.optimizer.apply(grads, self.meta_variables)
-        for variable, value in zip(self.model.non_trainable_variables, state):
+        for variable, value in zip(self.state_variables, state):
             variable.assign(value)
         logs = self._update_metrics(loss, episodes[episode_lib.QUERY_Y], predictions)
         logs.pop(_PRE_ADAPTATION_LOSS, None)
         return logs
 
     def test_step(self, data):
-        episodes = episode_lib.validate_meta_batch(data)
-        _, state = adaptation.initial_weights(self.model)
+        episodes = _episodes_of(data)
+        state = self.read_state()
+        has_pre_adaptation_loss = []  # filled while map_fn traces `evaluate_task`
 
         def evaluate_task(elems):
             task, task_index = elems
@@ -220,6 +252,7 @@ class MetaLearner(keras.Model):
             predictions, _ = self.adapt_and_predict(task, task_state, training=False)
             loss = self.task_loss(task[episode_lib.QUERY_Y], predictions)
             before = self.predict_without_adaptation(task, task_state)
+            has_pre_adaptation_loss.append(before is not None)
             pre_loss = loss if before is None else self.task_loss(task[episode_lib.QUERY_Y], before)
             return loss, pre_loss, predictions
 
@@ -230,15 +263,19 @@ class MetaLearner(keras.Model):
         losses, pre_losses, predictions = tf.map_fn(
             evaluate_task, (episodes, tf.range(num_tasks)), fn_output_signature=signature
         )
-        self.pre_adaptation_loss_tracker.update_state(pre_losses)
-        return self._update_metrics(
+        if all(has_pre_adaptation_loss):
+            self.pre_adaptation_loss_tracker.update_state(pre_losses)
+        logs = self._update_metrics(
             tf.reduce_mean(losses), episodes[episode_lib.QUERY_Y], predictions
         )
+        if not all(has_pre_adaptation_loss):
+            logs.pop(_PRE_ADAPTATION_LOSS, None)
+        return logs
 
     def predict_step(self, data):
         """Adapts to each task of a meta-batch and returns its query predictions."""
-        episodes = episode_lib.validate_meta_batch(data)
-        _, state = adaptation.initial_weights(self.model)
+        episodes = _episodes_of(data)
+        state = self.read_state()
 
         def predict_task(elems):
             task, task_index = elems
@@ -259,7 +296,11 @@ class MetaLearner(keras.Model):
         return self.compute_metrics(None, targets, predictions)
 
     def _prediction_spec(self, episodes: dict[str, tf.Tensor]) -> tf.TensorSpec:
-        """The spec of one task's query predictions (static where the model tells it)."""
+        """The spec of one task's query predictions (static where the model tells it).
+
+        The default is the wrapped model's output spec on the query inputs;
+        learners whose predictions are not the model's outputs override it.
+        """
         query_x = episodes[episode_lib.QUERY_X]
         spec = self.model.compute_output_spec(
             keras.KerasTensor(query_x.shape[1:], dtype=query_x.dtype.name)

@@ -1,4 +1,4 @@
-"""Model-Agnostic Meta-Learning (Finn et al. 2017), second and first order."""
+"""Model-Agnostic Meta-Learning (Finn et al. 2017), first and second order, with MAML++ options."""
 
 from __future__ import annotations
 
@@ -8,10 +8,16 @@ import tensorflow as tf
 from tfmeta import adaptation
 from tfmeta.data import episode as episode_lib
 from tfmeta.learners import base
+from tfmeta.learners.gradient_learner import GradientLearner
+
+PER_LAYER_PER_STEP = "per_layer_per_step"
+PER_PARAMETER = "per_parameter"
+LEARNED_RATE_KINDS = (None, PER_LAYER_PER_STEP, PER_PARAMETER)
+_MIN_INTERMEDIATE_WEIGHT = 0.03  # times 1/steps: MAML++'s floor for the non-final step losses
 
 
 @keras.saving.register_keras_serializable(package="tfmeta")
-class MAML(base.MetaLearner):
+class MAML(GradientLearner):
     """MAML: meta-learns an initialization that adapts by gradient descent.
 
     For each task the inner loop takes `inner_steps` SGD steps on the support
@@ -21,10 +27,41 @@ class MAML(base.MetaLearner):
     order) or with the inner gradients held constant (`first_order=True`,
     FOMAML).
 
+    The MAML++ options of Antoniou et al. (2019), all off by default:
+
+    - `multi_step_loss`: the meta-loss is a weighted sum of the query losses
+      after every inner step. The weights start uniform (`1/steps`); over
+      `multi_step_loss_iterations` optimizer iterations the non-final ones
+      decay linearly to `0.03/steps` while the final one grows, and from then
+      on only the final step counts (the schedule of the authors' code, with
+      epochs replaced by iterations). Evaluation reports the final query loss.
+    - `learned_inner_learning_rates="per_layer_per_step"` (LSLR): one learned
+      scalar inner learning rate per weight tensor and per inner step,
+      initialised to `inner_learning_rate` and meta-learned with the
+      weights. Evaluation steps beyond `inner_steps` reuse the last step's
+      rates. (`"per_parameter"` is Meta-SGD, see `tfmeta.MetaSGD`.) Learned
+      rates replace `inner_learning_rate` in evaluation as well:
+      `eval_inner_learning_rate` does not apply.
+    - `per_step_batch_norm_statistics`: separate BatchNorm moving statistics
+      for every inner step. What is implemented: all floating-point
+      non-trainable weights of the model (BatchNorm moving means and
+      variances) get one copy per step, `max(1, inner_steps,
+      eval_inner_steps)` copies in all; copy 0 is the model's own
+      variables, the others belong to the learner. Inner step `k` runs on
+      copy `k`, the query pass after the last step runs on the last step's
+      copy, and each copy is updated by the passes that ran on it (averaged
+      over the meta-batch, like the model's own state). Seed-generator state
+      (Dropout) stays shared. BatchNorm's scale and offset are not copied
+      per step (they adapt in the inner loop anyway). The copies are used
+      where BatchNorm runs in inference mode, i.e. for the query with
+      `transductive=False`; inner-loop passes normalise with batch
+      statistics.
+
     Args:
         model: a built Keras model; its variables are the meta-learned
             initialization and are only changed by the outer optimizer.
-        inner_learning_rate: SGD step size of the inner loop in meta-training.
+        inner_learning_rate: SGD step size of the inner loop in meta-training
+            (the initial value of learned rates).
         inner_steps: inner steps in meta-training.
         eval_inner_learning_rate: step size in evaluation and prediction
             (default: `inner_learning_rate`).
@@ -32,6 +69,13 @@ class MAML(base.MetaLearner):
             `inner_steps`).
         first_order: drop second-order terms (FOMAML).
         transductive: see `MetaLearner`.
+        multi_step_loss: MAML++ multi-step loss (see above).
+        multi_step_loss_iterations: optimizer iterations over which the
+            multi-step loss anneals to the final-step loss.
+        learned_inner_learning_rates: None, `"per_layer_per_step"` (LSLR) or
+            `"per_parameter"` (Meta-SGD).
+        per_step_batch_norm_statistics: MAML++ per-step BatchNorm statistics
+            (see above).
         **kwargs: forwarded to `keras.Model`.
 
     Example:
@@ -45,6 +89,10 @@ class MAML(base.MetaLearner):
     tasks = tfmeta.data.SinusoidTasks()
     maml.fit(tasks.episodes(support_shots=10, query_shots=10, meta_batch_size=25, seed=0),
              steps_per_epoch=100, epochs=1)
+
+    # MAML++: multi-step loss, learned per-layer per-step learning rates.
+    maml_pp = tfmeta.MAML(net, inner_steps=5, multi_step_loss=True,
+                          learned_inner_learning_rates="per_layer_per_step")
     ```
     """
 
@@ -57,32 +105,171 @@ class MAML(base.MetaLearner):
         eval_inner_steps: int | None = None,
         first_order: bool = False,
         transductive: bool = True,
+        multi_step_loss: bool = False,
+        multi_step_loss_iterations: int = 5000,
+        learned_inner_learning_rates: str | None = None,
+        per_step_batch_norm_statistics: bool = False,
         **kwargs,
     ):
-        super().__init__(model, transductive=transductive, **kwargs)
-        self.inner_learning_rate = base.check_learning_rate(
-            "inner_learning_rate", inner_learning_rate
-        )
-        self.inner_steps = base.check_steps("inner_steps", inner_steps)
-        self.eval_inner_learning_rate = base.check_learning_rate(
-            "eval_inner_learning_rate",
-            inner_learning_rate if eval_inner_learning_rate is None else eval_inner_learning_rate,
-        )
-        self.eval_inner_steps = base.check_steps(
-            "eval_inner_steps", inner_steps if eval_inner_steps is None else eval_inner_steps
+        super().__init__(
+            model,
+            inner_learning_rate=inner_learning_rate,
+            inner_steps=inner_steps,
+            eval_inner_learning_rate=eval_inner_learning_rate,
+            eval_inner_steps=eval_inner_steps,
+            transductive=transductive,
+            **kwargs,
         )
         self.first_order = bool(first_order)
+        self.multi_step_loss = bool(multi_step_loss)
+        self.multi_step_loss_iterations = base.check_steps(
+            "multi_step_loss_iterations", multi_step_loss_iterations
+        )
+        if learned_inner_learning_rates not in LEARNED_RATE_KINDS:
+            raise ValueError(
+                f"Expected `learned_inner_learning_rates` to be one of {list(LEARNED_RATE_KINDS)}. "
+                f"Received: learned_inner_learning_rates={learned_inner_learning_rates!r}"
+            )
+        if learned_inner_learning_rates == PER_LAYER_PER_STEP and self.inner_steps < 1:
+            raise ValueError(
+                "Expected inner_steps >= 1 with learned_inner_learning_rates="
+                f"'{PER_LAYER_PER_STEP}'. Received: inner_steps={self.inner_steps}"
+            )
+        self.learned_inner_learning_rates = learned_inner_learning_rates
+        self.per_step_batch_norm_statistics = bool(per_step_batch_norm_statistics)
+        self.inner_learning_rate_variables = self._create_learning_rate_variables()
+        self.step_statistics_variables = self._create_step_statistics()
 
-    def inner_learning_rates(self, training: bool) -> list[list[float]]:
-        """Per step, per trainable weight: the inner learning rates (see `adaptation.adapt`)."""
-        rate, steps = (
-            (self.inner_learning_rate, self.inner_steps)
-            if training
-            else (self.eval_inner_learning_rate, self.eval_inner_steps)
-        )
-        return adaptation.constant_learning_rates(
-            rate, steps, len(self.model.trainable_variables)
-        )
+    # ------------------------------------------------------------ variables
+    def _create_learning_rate_variables(self) -> list:
+        if self.learned_inner_learning_rates is None:
+            return []
+        weights = self.model.trainable_variables
+        indices = self.adapted_indices
+        rates = []
+        for index in range(len(weights)) if indices is None else indices:
+            weight = weights[index]
+            shape = (
+                (self.inner_steps,)
+                if self.learned_inner_learning_rates == PER_LAYER_PER_STEP
+                else tuple(weight.shape)
+            )
+            rates.append(
+                self.add_weight(
+                    shape=shape,
+                    dtype=weight.dtype,
+                    initializer=keras.initializers.Constant(self.inner_learning_rate),
+                    name="inner_learning_rate_" + weight.path.replace("/", "_"),
+                )
+            )
+        return rates
+
+    @property
+    def _statistics_indices(self) -> list[int]:
+        """Positions of the floating-point weights among `model.non_trainable_variables`."""
+        state = self.model.non_trainable_variables
+        return [i for i, v in enumerate(state) if keras.backend.is_float_dtype(v.dtype)]
+
+    def _create_step_statistics(self) -> list:
+        if not self.per_step_batch_norm_statistics:
+            return []
+        copies = max(1, self.inner_steps, self.eval_inner_steps)
+        state = self.model.non_trainable_variables
+        statistics = []
+        for step in range(1, copies):
+            for index in self._statistics_indices:
+                variable = state[index]
+                statistics.append(
+                    self.add_weight(
+                        shape=variable.shape,
+                        dtype=variable.dtype,
+                        initializer=lambda shape, dtype, value=variable.numpy(): value,
+                        trainable=False,
+                        name=f"step{step}_" + variable.path.replace("/", "_"),
+                    )
+                )
+        return statistics
+
+    @property
+    def meta_variables(self) -> list:
+        """The model's trainable weights, then the learned inner learning rates (if any)."""
+        return list(self.model.trainable_variables) + list(self.inner_learning_rate_variables)
+
+    @property
+    def state_variables(self) -> list:
+        """The model's non-trainable weights, then the per-step statistics copies (if any)."""
+        return list(self.model.non_trainable_variables) + list(self.step_statistics_variables)
+
+    # ----------------------------------------------------------- inner loop
+    def inner_learning_rates(self, training: bool) -> list[list[tf.Tensor | float]]:
+        """Per step, per adapted weight: the inner learning rates (see `adaptation.adapt`)."""
+        if self.learned_inner_learning_rates is None:
+            return super().inner_learning_rates(training)
+        rates = [tf.convert_to_tensor(v.value) for v in self.inner_learning_rate_variables]
+        steps = range(self.steps(training))
+        if self.learned_inner_learning_rates == PER_PARAMETER:
+            return [list(rates) for _ in steps]
+        return [[r[min(step, self.inner_steps - 1)] for r in rates] for step in steps]
+
+    def multi_step_loss_weights(self) -> tf.Tensor:
+        """The weights of the query losses after each inner step, at the current iteration.
+
+        Returns:
+            A float32 tensor of shape `[max(1, inner_steps)]` summing to 1.
+        """
+        steps = max(1, self.inner_steps)
+        final_only = tf.one_hot(steps - 1, steps)
+        if steps == 1 or self.multi_step_loss_iterations == 0:
+            return final_only
+        progress = tf.cast(self.optimizer.iterations, tf.float32) / self.multi_step_loss_iterations
+        floor = _MIN_INTERMEDIATE_WEIGHT / steps
+        intermediate = tf.maximum(1.0 / steps - progress / steps, floor)
+        final = tf.minimum(1.0 / steps + progress * (steps - 1) / steps, 1.0 - (steps - 1) * floor)
+        weights = tf.concat([tf.fill([steps - 1], intermediate), [final]], axis=0)
+        return tf.where(progress < 1.0, weights, final_only)
+
+    def _split_state(self, state: adaptation.Weights):
+        """`(model_state, statistics)`: `statistics[k]` is step copy `k` of the float state."""
+        num_model = len(self.model.non_trainable_variables)
+        model_state, extra = list(state[:num_model]), list(state[num_model:])
+        indices = self._statistics_indices
+        statistics = [[model_state[i] for i in indices]]
+        for start in range(0, len(extra), max(1, len(indices))):
+            statistics.append(extra[start : start + len(indices)])
+        return model_state, statistics
+
+    def _join_state(self, model_state: adaptation.Weights, statistics) -> adaptation.Weights:
+        model_state = _with_statistics(model_state, self._statistics_indices, statistics[0])
+        return model_state + [value for copy in statistics[1:] for value in copy]
+
+    def _inner_loop(self, support_x, support_y, state, training):
+        """Runs the inner loop; returns `(params, model_state, statistics, trajectory)`.
+
+        `trajectory[k]` holds `(params, model_state)` after step `k + 1`, the
+        model state carrying the statistics copy that step ran on.
+        """
+        params, _ = adaptation.initial_weights(self.model)
+        model_state, statistics = self._split_state(state)
+        indices = self._statistics_indices
+        trajectory = []
+        for step, step_rates in enumerate(self.inner_learning_rates(training)):
+            copy = min(step, len(statistics) - 1)
+            model_state = _with_statistics(model_state, indices, statistics[copy])
+            params, model_state = adaptation.gradient_step(
+                self.model,
+                self.task_loss,
+                params,
+                model_state,
+                support_x,
+                support_y,
+                learning_rates=step_rates,
+                first_order=self.first_order,
+                adapted=self.adapted_indices,
+                training=True,
+            )
+            statistics[copy] = [model_state[i] for i in indices]
+            trajectory.append((params, model_state))
+        return params, model_state, statistics, trajectory
 
     def adapt(
         self,
@@ -93,42 +280,82 @@ class MAML(base.MetaLearner):
     ) -> tuple[adaptation.Weights, adaptation.Weights]:
         """Adapts the meta-learned weights to one task's support set.
 
+        Args:
+            support_x: `[S, *input_shape]` support inputs.
+            support_y: `[S, *target_shape]` support targets.
+            state: the wrapped model's non-trainable weights to start from
+                (default: their current values); with per-step statistics,
+                the learner's copies are read from its variables.
+            training: use the meta-training inner loop (steps, learning rates)
+                instead of the evaluation one.
+
         Returns:
             `(adapted_trainable_weights, non_trainable_state)`, aligned with
-            the wrapped model's variable lists; the model itself is unchanged.
+            the wrapped model's variable lists, ready to predict the query
+            with `adaptation.forward`; the model itself is unchanged.
         """
-        params, initial_state = adaptation.initial_weights(self.model)
-        return adaptation.adapt(
-            self.model,
-            self.task_loss,
-            params,
-            initial_state if state is None else state,
-            support_x,
-            support_y,
-            learning_rates=self.inner_learning_rates(training),
-            first_order=self.first_order,
-            training=True,
-        )
+        if state is None:
+            state = self.read_state()
+        elif len(state) == len(self.model.non_trainable_variables):
+            copies = [tf.convert_to_tensor(v.value) for v in self.step_statistics_variables]
+            state = list(state) + copies
+        params, model_state, _, _ = self._inner_loop(support_x, support_y, state, training)
+        return params, model_state
 
-    def adapt_and_predict(self, task, state, training):
-        params, state = self.adapt(
+    def _adapt_and_predict(self, task, state, training):
+        params, model_state, statistics, trajectory = self._inner_loop(
             task[episode_lib.SUPPORT_X], task[episode_lib.SUPPORT_Y], state, training
         )
-        return adaptation.forward(
+        predictions, model_state = adaptation.forward(
             self.model,
             params,
-            state,
+            model_state,
             task[episode_lib.QUERY_X],
             training=training or self.transductive,
         )
+        last_copy = min(max(len(trajectory) - 1, 0), len(statistics) - 1)
+        statistics[last_copy] = [model_state[i] for i in self._statistics_indices]
+        return predictions, self._join_state(model_state, statistics), trajectory
+
+    def adapt_and_predict(self, task, state, training):
+        predictions, state, _ = self._adapt_and_predict(task, state, training)
+        return predictions, state
+
+    def task_meta_gradients(self, task, state):
+        """The query loss (multi-step when enabled) and its gradients w.r.t. `meta_variables`."""
+        if not self.multi_step_loss:
+            return super().task_meta_gradients(task, state)
+        query_x, query_y = task[episode_lib.QUERY_X], task[episode_lib.QUERY_Y]
+        with tf.GradientTape() as tape:
+            predictions, state, trajectory = self._adapt_and_predict(task, state, training=True)
+            final_loss = self.task_loss(query_y, predictions)
+            weights = tf.cast(self.multi_step_loss_weights(), final_loss.dtype)
+            loss = weights[-1] * final_loss
+            for step, (params, step_state) in enumerate(trajectory[:-1]):
+                outputs, _ = adaptation.forward(self.model, params, step_state, query_x, True)
+                loss += weights[step] * self.task_loss(query_y, outputs)
+        grads = tape.gradient(
+            loss, self.meta_variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
+        )
+        return loss, predictions, grads, state
 
     def get_config(self) -> dict:
         config = super().get_config()
         config.update(
-            inner_learning_rate=self.inner_learning_rate,
-            inner_steps=self.inner_steps,
-            eval_inner_learning_rate=self.eval_inner_learning_rate,
-            eval_inner_steps=self.eval_inner_steps,
             first_order=self.first_order,
+            multi_step_loss=self.multi_step_loss,
+            multi_step_loss_iterations=self.multi_step_loss_iterations,
+            learned_inner_learning_rates=self.learned_inner_learning_rates,
+            per_step_batch_norm_statistics=self.per_step_batch_norm_statistics,
         )
         return config
+
+
+def _with_statistics(
+    model_state: adaptation.Weights, indices: list[int], values: adaptation.Weights
+) -> adaptation.Weights:
+    """`model_state` with the entries at `indices` replaced by `values`."""
+    model_state = list(model_state)
+    for index, value in zip(indices, values):
+        model_state[index] = value
+    return model_state

@@ -1,0 +1,99 @@
+"""Prototypical Networks (Snell et al. 2017): nearest class mean in a learned embedding."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from tfmeta import adaptation
+from tfmeta.data import episode as episode_lib
+from tfmeta.learners import base
+
+
+@keras.saving.register_keras_serializable(package="tfmeta")
+class ProtoNet(base.MetaLearner):
+    """Prototypical Networks: classify queries by their distance to class prototypes.
+
+    The wrapped model embeds images; a class's prototype is the mean
+    embedding of its support examples, and the logit of a query for class
+    `n` is the negative squared Euclidean distance to prototype `n`.
+    Meta-training minimises the compiled loss (use
+    `SparseCategoricalCrossentropy(from_logits=True)`) of the query logits
+    over the embedding's weights. There is no inner loop; support and query
+    are embedded in one batch (so BatchNorm in training mode sees both, as
+    in the authors' code), and there is no pre-adaptation loss.
+
+    Support labels must be the class ids `0..N-1` (as `tfmeta.data` episodes
+    are). Predictions have shape `[Q, N]`.
+
+    Args:
+        model: a built Keras model mapping inputs to embeddings `[batch, D]`
+            (any rank: embeddings are flattened), e.g.
+            `tfmeta.models.conv4(num_classes=None)`.
+        ways: the number of classes N of every episode; None infers it per
+            episode as `max(support_y) + 1` (then meta-training with more
+            ways than evaluation, as Snell et al. do, needs nothing else).
+        transductive: query predictions in evaluation run the embedding in
+            training mode (batch statistics of the episode). Default False:
+            inference mode with the moving statistics, as in the paper.
+        **kwargs: forwarded to `keras.Model`.
+
+    Example:
+
+    ```python
+    import keras, tfmeta
+    embedding = tfmeta.models.conv4((28, 28, 1), num_classes=None)
+    protonet = tfmeta.ProtoNet(embedding)
+    protonet.compile(optimizer=keras.optimizers.Adam(1e-3),
+                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                     metrics=["accuracy"])
+    # protonet.fit(tfmeta.data episodes, 60-way for training), then evaluate 5-way episodes.
+    ```
+    """
+
+    def __init__(
+        self, model: keras.Model, ways: int | None = None, transductive: bool = False, **kwargs
+    ):
+        super().__init__(model, transductive=transductive, **kwargs)
+        if ways is not None and (isinstance(ways, bool) or not isinstance(ways, int) or ways < 1):
+            raise ValueError(f"Expected `ways` to be None or an integer >= 1. Received: ways={ways!r}")
+        self.ways = ways
+
+    def adapt_and_predict(self, task, state, training):
+        support_x, support_y = task[episode_lib.SUPPORT_X], task[episode_lib.SUPPORT_Y]
+        num_support = tf.shape(support_x)[0]
+        params, _ = adaptation.initial_weights(self.model)
+        inputs = tf.concat([support_x, task[episode_lib.QUERY_X]], axis=0)
+        embeddings, model_state = adaptation.forward(
+            self.model, params, self.model_state(state), inputs, training or self.transductive
+        )
+        embeddings = tf.reshape(embeddings, [tf.shape(embeddings)[0], -1])
+        prototypes = self.prototypes(embeddings[:num_support], support_y)
+        return _squared_distance_logits(embeddings[num_support:], prototypes), model_state
+
+    def prototypes(self, support_embeddings: tf.Tensor, support_y: tf.Tensor) -> tf.Tensor:
+        """The mean embedding of each class: `[N, D]` from `[S, D]` embeddings and labels."""
+        labels = tf.cast(tf.reshape(support_y, [-1]), tf.int32)
+        ways = self.ways if self.ways is not None else tf.reduce_max(labels) + 1
+        return tf.math.unsorted_segment_mean(support_embeddings, labels, ways)
+
+    def predict_without_adaptation(self, task, state):
+        return None
+
+    def _prediction_spec(self, episodes):
+        query_x = episodes[episode_lib.QUERY_X]
+        dtype = self.model.compute_output_spec(
+            keras.KerasTensor(query_x.shape[1:], dtype=query_x.dtype.name)
+        ).dtype
+        return tf.TensorSpec([query_x.shape[1], self.ways], dtype)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(ways=self.ways)
+        return config
+
+
+def _squared_distance_logits(queries: tf.Tensor, prototypes: tf.Tensor) -> tf.Tensor:
+    """`-||q - c||^2` for every query `q` (`[Q, D]`) and prototype `c` (`[N, D]`): `[Q, N]`."""
+    differences = queries[:, tf.newaxis, :] - prototypes[tf.newaxis, :, :]
+    return -tf.reduce_sum(tf.square(differences), axis=-1)

@@ -1,0 +1,92 @@
+"""Reptile (Nichol et al. 2018): first-order meta-learning by moving towards adapted weights."""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from tfmeta import adaptation
+from tfmeta.data import episode as episode_lib
+from tfmeta.learners.gradient_learner import GradientLearner
+
+
+@keras.saving.register_keras_serializable(package="tfmeta")
+class Reptile(GradientLearner):
+    """Reptile: `theta <- theta + epsilon * (mean_tasks(phi) - theta)`.
+
+    For each task of a meta-batch the inner loop takes `inner_steps` SGD
+    steps on the **support set** from `theta`, giving `phi`. The learner
+    hands `theta - phi` (averaged over tasks) to the compiled optimizer as
+    a pseudo-gradient, so `keras.optimizers.SGD(epsilon)` applies exactly
+    the Reptile update above; any other optimizer (Adam, as in the paper's
+    own code) can take the pseudo-gradient too. The query set is not used
+    for the update, only for the reported loss and metrics (query
+    predictions with `phi`). Nothing is differentiated through the inner
+    loop.
+
+    Differences from the paper's Omniglot setup, which you can reproduce
+    through the data and the optimizer: its inner loop takes minibatch Adam
+    steps over more examples per class than the evaluation shots ("train
+    shots": build training episodes with more shots), and its outer step size
+    decays linearly to 0 (a `LearningRateSchedule`, see the example).
+
+    Args:
+        model: a built Keras model (the meta-learned initialization).
+        inner_learning_rate: SGD step size of the inner loop in meta-training.
+        inner_steps: inner steps in meta-training.
+        eval_inner_learning_rate: step size in evaluation (default:
+            `inner_learning_rate`).
+        eval_inner_steps: inner steps in evaluation (default: `inner_steps`;
+            the paper uses more at test time, e.g. 50).
+        transductive: see `MetaLearner` (the paper's headline numbers are
+            not transductive).
+        **kwargs: forwarded to `keras.Model`.
+
+    Example:
+
+    ```python
+    import keras, tfmeta
+    net = tfmeta.models.conv4((28, 28, 1), num_classes=5)
+    reptile = tfmeta.Reptile(net, inner_learning_rate=0.05, inner_steps=5, eval_inner_steps=50,
+                             transductive=False)
+    iterations = 100_000
+    epsilon = keras.optimizers.schedules.PolynomialDecay(1.0, iterations, end_learning_rate=0.0)
+    reptile.compile(optimizer=keras.optimizers.SGD(epsilon),
+                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                    metrics=["accuracy"])
+    # reptile.fit(meta_batches, steps_per_epoch=iterations)
+    ```
+    """
+
+    def __init__(
+        self,
+        model: keras.Model,
+        inner_learning_rate: float = 0.01,
+        inner_steps: int = 5,
+        eval_inner_learning_rate: float | None = None,
+        eval_inner_steps: int | None = None,
+        transductive: bool = True,
+        **kwargs,
+    ):
+        super().__init__(
+            model,
+            inner_learning_rate=inner_learning_rate,
+            inner_steps=inner_steps,
+            eval_inner_learning_rate=eval_inner_learning_rate,
+            eval_inner_steps=eval_inner_steps,
+            transductive=transductive,
+            **kwargs,
+        )
+
+    def task_meta_gradients(self, task, state):
+        """The pseudo-gradient `theta - phi` of one task, with the query loss after adaptation."""
+        theta, _ = adaptation.initial_weights(self.model)
+        phi, state = self.adapt(
+            task[episode_lib.SUPPORT_X], task[episode_lib.SUPPORT_Y], state, training=True
+        )
+        predictions, state = adaptation.forward(
+            self.model, phi, state, task[episode_lib.QUERY_X], training=True
+        )
+        loss = self.task_loss(task[episode_lib.QUERY_Y], predictions)
+        pseudo_gradients = [tf.stop_gradient(t - p) for t, p in zip(theta, phi)]
+        return loss, predictions, pseudo_gradients, state
