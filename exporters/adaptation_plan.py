@@ -1,0 +1,159 @@
+"""What an exported model needs to know about a learner's adaptation, as constants.
+
+The SavedModel runs a learner's own `adapt_and_predict` in the graph and
+needs nothing from here but the description (`describe`). The TFLite model
+re-expresses the inner loop with builtin-gradient ops, so it reads the
+learner's evaluation inner loop into a `GradientPlan`: the learning rates of
+every step (scalars, or per-parameter tensors for Meta-SGD), which weights
+adapt (all, or the head for ANIL), the transductive flag and the task loss.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import keras
+import numpy as np
+
+from tfmeta.learners.base import MetaLearner
+
+CROSS_ENTROPY = "sparse_categorical_crossentropy_from_logits"
+MEAN_SQUARED_ERROR = "mean_squared_error"
+SUPPORTED_LOSSES = (
+    "keras.losses.SparseCategoricalCrossentropy(from_logits=True)",
+    "'mse' / keras.losses.MeanSquaredError()",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class GradientPlan:
+    """A gradient learner's evaluation inner loop.
+
+    Attributes:
+        learning_rates: per step, per adapted weight: a float, or an array
+            shaped like the weight.
+        adapted: indices into `model.trainable_variables` of the weights that
+            adapt.
+        transductive: whether queries are predicted in training mode
+            (BatchNorm with the query batch's statistics).
+        loss: `CROSS_ENTROPY` or `MEAN_SQUARED_ERROR`.
+    """
+
+    learning_rates: tuple[tuple[Any, ...], ...]
+    adapted: tuple[int, ...]
+    transductive: bool
+    loss: str
+
+    @property
+    def steps(self) -> int:
+        return len(self.learning_rates)
+
+    def step_invariant(self) -> bool:
+        """True when every step uses the same learning rates."""
+        first = self.learning_rates[0] if self.learning_rates else ()
+        return all(
+            all(np.array_equal(a, b) for a, b in zip(first, rates))
+            for rates in self.learning_rates
+        )
+
+
+def check_learner(learner: Any) -> MetaLearner:
+    """Raises unless `learner` is a compiled tfmeta learner."""
+    if not isinstance(learner, MetaLearner):
+        raise ValueError(
+            "Expected a tfmeta learner (a `tfmeta.MetaLearner` such as `tfmeta.MAML`). "
+            f"Received: learner of type {type(learner).__name__}"
+        )
+    learner.task_loss  # noqa: B018 - raises a clear error when the learner is not compiled
+    return learner
+
+
+def loss_kind(learner: MetaLearner) -> str:
+    """`CROSS_ENTROPY` or `MEAN_SQUARED_ERROR` for the learner's compiled loss.
+
+    Raises:
+        ValueError: for any other loss, listing the supported ones.
+    """
+    loss = learner.loss
+    if isinstance(loss, str):
+        loss = keras.losses.get(loss)
+    if isinstance(loss, keras.losses.SparseCategoricalCrossentropy):
+        config = loss.get_config()
+        if config.get("from_logits") and config.get("ignore_class") is None:
+            return CROSS_ENTROPY
+    elif isinstance(loss, keras.losses.MeanSquaredError) or (
+        getattr(loss, "__name__", None) == "mean_squared_error"
+    ):
+        return MEAN_SQUARED_ERROR
+    raise ValueError(
+        f"Expected a task loss with a TFLite builtin-gradient version: one of "
+        f"{', '.join(SUPPORTED_LOSSES)}. Received: loss={learner.loss!r}"
+    )
+
+
+def predicts_with_model(learner: MetaLearner) -> bool:
+    """True when the learner's predictions are the wrapped model's outputs (gradient learners)."""
+    return hasattr(learner, "inner_learning_rates")
+
+
+def _constant(rate: Any) -> Any:
+    """A learning rate as a Python float or a float32 numpy array."""
+    value = np.asarray(keras.ops.convert_to_numpy(rate), dtype=np.float32)
+    return float(value) if value.ndim == 0 else value
+
+
+def gradient_plan(learner: MetaLearner) -> GradientPlan:
+    """Reads a gradient learner's evaluation inner loop.
+
+    Raises:
+        ValueError: if the learner does not adapt by gradient descent on the
+            wrapped model's weights, or keeps state of its own besides them.
+    """
+    if not predicts_with_model(learner):
+        raise ValueError(
+            "Expected a learner that adapts by gradient descent (with "
+            f"`inner_learning_rates`). Received: {type(learner).__name__}"
+        )
+    state_variables = getattr(learner, "state_variables", learner.model.non_trainable_variables)
+    if len(state_variables) != len(learner.model.non_trainable_variables):
+        raise ValueError(
+            "Expected a learner whose only state is the wrapped model's non-trainable "
+            f"weights for TFLite export. Received: {type(learner).__name__} with "
+            f"{len(state_variables) - len(learner.model.non_trainable_variables)} extra "
+            "state variables"
+        )
+    adapted = getattr(learner, "adapted_indices", None)
+    adapted = tuple(range(len(learner.model.trainable_variables)) if adapted is None else adapted)
+    rates = tuple(
+        tuple(_constant(rate) for rate in step)
+        for step in learner.inner_learning_rates(training=False)
+    )
+    return GradientPlan(
+        learning_rates=rates,
+        adapted=adapted,
+        transductive=bool(learner.transductive),
+        loss=loss_kind(learner),
+    )
+
+
+def describe(learner: MetaLearner) -> dict[str, Any]:
+    """The learner's algorithm and evaluation inner loop, JSON-ready, for export metadata."""
+    description: dict[str, Any] = {
+        "algorithm": type(learner).__name__,
+        "transductive": bool(learner.transductive),
+    }
+    if hasattr(learner, "inner_learning_rates"):
+        rates = learner.inner_learning_rates(training=False)
+        values = [np.asarray(keras.ops.convert_to_numpy(r)) for step in rates for r in step]
+        uniform = all(v.ndim == 0 for v in values) and len({float(v) for v in values}) <= 1
+        description["inner_steps"] = len(rates)
+        description["inner_learning_rate"] = (
+            float(values[0]) if uniform and values else "per-parameter" if values else None
+        )
+        adapted = getattr(learner, "adapted_indices", None)
+        if adapted is not None:
+            description["adapted_weights"] = [
+                learner.model.trainable_variables[i].path for i in adapted
+            ]
+    return description

@@ -1,0 +1,297 @@
+"""Layer ops whose backward pass converts to TFLite builtin ops only.
+
+TensorFlow's own gradients of several layers are ops that LiteRT can only run
+with the Flex (Select TF ops) delegate: `ReluGrad`, `TanhGrad`,
+`Conv2DBackpropFilter`, `MaxPoolGrad`, `BiasAddGrad`,
+`SparseSoftmaxCrossEntropyWithLogits`, ... Each op here is a
+`tf.custom_gradient` whose forward is the usual op and whose backward is
+written with builtin ops (multiplies, sums, matmuls, convolutions, pads,
+slices, reshapes). They need static shapes, as TFLite signatures have.
+
+The convolution's filter gradient is a sum over kernel taps of
+`matmul(patch^T, dy)`. The shorter trick of one convolution over
+batch<->channel-transposed tensors converts too, but LiteRT then computes
+wrong adapted weights whenever the gradient is not itself a signature
+output; do not use it.
+
+No op here is differentiable twice: on the device, adaptation needs first
+derivatives only.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def _static_shape(x: tf.Tensor, what: str) -> list[int]:
+    shape = x.shape
+    if not shape.is_fully_defined():
+        raise ValueError(
+            f"Expected a static shape for the input of `{what}` (TFLite signatures "
+            f"need static shapes). Received: shape={shape}"
+        )
+    return shape.as_list()
+
+
+# ------------------------------------------------------------- activations
+@tf.custom_gradient
+def relu(x: tf.Tensor) -> tf.Tensor:
+    """ReLU; backward is `dy * (x > 0)`."""
+
+    def grad(dy):
+        return dy * tf.cast(x > 0, dy.dtype)
+
+    return tf.nn.relu(x), grad
+
+
+@tf.custom_gradient
+def tanh(x: tf.Tensor) -> tf.Tensor:
+    """tanh; backward is `dy * (1 - y^2)`."""
+    y = tf.tanh(x)
+
+    def grad(dy):
+        return dy * (1.0 - y * y)
+
+    return y, grad
+
+
+@tf.custom_gradient
+def sigmoid(x: tf.Tensor) -> tf.Tensor:
+    """Logistic sigmoid; backward is `dy * y * (1 - y)`."""
+    y = tf.sigmoid(x)
+
+    def grad(dy):
+        return dy * y * (1.0 - y)
+
+    return y, grad
+
+
+# ----------------------------------------------------------- dense, conv
+@tf.custom_gradient
+def dense(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:
+    """`x @ kernel + bias` for a rank-2 `x`; backward with matmuls and a sum."""
+
+    def grad(dy):
+        return (
+            tf.matmul(dy, kernel, transpose_b=True),
+            tf.matmul(x, dy, transpose_a=True),
+            tf.reduce_sum(dy, axis=0),
+        )
+
+    return tf.matmul(x, kernel) + bias, grad
+
+
+def _conv_geometry(size: int, kernel: int, stride: int, padding: str) -> tuple[int, int, int]:
+    """`(output_size, pad_before, pad_after)` of one spatial axis, as TensorFlow pads."""
+    if padding == "SAME":
+        out = -(-size // stride)
+        total = max((out - 1) * stride + kernel - size, 0)
+        return out, total // 2, total - total // 2
+    return (size - kernel) // stride + 1, 0, 0
+
+
+def _pad_or_crop(x: tf.Tensor, axis: int, before: int, after: int) -> tf.Tensor:
+    """Pads axis `axis` of a rank-4 `x` with zeros (positive amounts) or crops it (negative)."""
+    if before < 0 or after < 0:
+        size = x.shape[axis]
+        begin = [0, 0, 0, 0]
+        length = list(x.shape)
+        begin[axis] = max(-before, 0)
+        length[axis] = size - max(-before, 0) - max(-after, 0)
+        x = tf.slice(x, begin, length)
+        before, after = max(before, 0), max(after, 0)
+    if before or after:
+        paddings = [[0, 0]] * 4
+        paddings[axis] = [before, after]
+        x = tf.pad(x, paddings)
+    return x
+
+
+def _upsample_with_zeros(dy: tf.Tensor, stride_h: int, stride_w: int) -> tf.Tensor:
+    """Places `dy[:, i, j]` at `[:, i * stride_h, j * stride_w]`, zeros elsewhere."""
+    # One axis at a time, in rank 4: LiteRT's PAD takes at most 5 dimensions.
+    batch, height, width, channels = dy.shape
+    if stride_h > 1:
+        dy = tf.reshape(dy, [batch * height, 1, width, channels])
+        dy = tf.pad(dy, [[0, 0], [0, stride_h - 1], [0, 0], [0, 0]])
+        height *= stride_h
+        dy = tf.reshape(dy, [batch, height, width, channels])
+    if stride_w > 1:
+        dy = tf.reshape(dy, [batch * height, width, 1, channels])
+        dy = tf.pad(dy, [[0, 0], [0, 0], [0, stride_w - 1], [0, 0]])
+        dy = tf.reshape(dy, [batch, height, width * stride_w, channels])
+    return dy
+
+
+def conv2d(
+    x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor, strides: tuple[int, int], padding: str
+) -> tf.Tensor:
+    """A 2D convolution (NHWC, no dilation) plus bias, with a builtin-only backward.
+
+    Args:
+        x: `[batch, height, width, in_channels]`, static shape.
+        kernel: `[kh, kw, in_channels, out_channels]`.
+        bias: `[out_channels]`.
+        strides: `(stride_h, stride_w)`.
+        padding: `"SAME"` or `"VALID"`.
+    """
+    batch, height, width, _ = _static_shape(x, "conv2d")
+    kh, kw, _, out_channels = _static_shape(kernel, "conv2d")
+    sh, sw = strides
+    out_h, top, bottom = _conv_geometry(height, kh, sh, padding)
+    out_w, left, right = _conv_geometry(width, kw, sw, padding)
+
+    @tf.custom_gradient
+    def conv(x, kernel, bias):
+        y = tf.nn.conv2d(x, kernel, strides=[1, sh, sw, 1], padding=padding) + bias
+
+        def grad(dy):
+            # Input gradient: a stride-1 VALID convolution of the zero-upsampled,
+            # shifted dy with the spatially flipped, in/out-transposed kernel.
+            spread = _upsample_with_zeros(dy, sh, sw)
+            spread = _pad_or_crop(spread, 1, kh - 1 - top, height + top - out_h * sh)
+            spread = _pad_or_crop(spread, 2, kw - 1 - left, width + left - out_w * sw)
+            flipped = tf.transpose(tf.reverse(kernel, axis=[0, 1]), [0, 1, 3, 2])
+            dx = tf.nn.conv2d(spread, flipped, strides=[1, 1, 1, 1], padding="VALID")
+
+            # Filter gradient: per kernel tap, matmul(patch^T, dy).
+            padded = tf.pad(x, [[0, 0], [top, bottom], [left, right], [0, 0]])
+            rows = tf.reshape(dy, [batch * out_h * out_w, out_channels])
+            taps = []
+            for i in range(kh):
+                for j in range(kw):
+                    patch = padded[
+                        :, i : i + (out_h - 1) * sh + 1 : sh, j : j + (out_w - 1) * sw + 1 : sw, :
+                    ]
+                    patch = tf.reshape(patch, [batch * out_h * out_w, -1])
+                    taps.append(tf.matmul(patch, rows, transpose_a=True))
+            dkernel = tf.reshape(tf.stack(taps), kernel.shape)
+            return dx, dkernel, tf.reduce_sum(dy, axis=[0, 1, 2])
+
+        return y, grad
+
+    return conv(x, kernel, bias)
+
+
+# ------------------------------------------------------ normalization, pooling
+def batch_norm_train(
+    x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: float
+) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+    """BatchNorm over all axes but the last, with the statistics of the batch.
+
+    Returns:
+        `(y, mean, variance)`; `mean` and `variance` (biased) feed the moving
+        statistics and are not differentiated.
+    """
+    shape = _static_shape(x, "batch_norm_train")
+    axes = list(range(len(shape) - 1))
+    count = 1
+    for size in shape[:-1]:
+        count *= size
+
+    @tf.custom_gradient
+    def norm(x, gamma, beta):
+        mean = tf.reduce_mean(x, axis=axes)
+        centered = x - mean
+        variance = tf.reduce_mean(centered * centered, axis=axes)
+        inv_std = tf.math.rsqrt(variance + epsilon)
+        normalized = centered * inv_std
+        y = normalized * gamma + beta
+
+        def grad(dy, unused_dmean, unused_dvariance):
+            dnormalized = dy * gamma
+            sum_dn = tf.reduce_sum(dnormalized, axis=axes)
+            sum_dn_n = tf.reduce_sum(dnormalized * normalized, axis=axes)
+            dx = (inv_std / count) * (count * dnormalized - sum_dn - normalized * sum_dn_n)
+            return dx, tf.reduce_sum(dy * normalized, axis=axes), tf.reduce_sum(dy, axis=axes)
+
+        return (y, mean, variance), grad
+
+    y, mean, variance = norm(x, gamma, beta)
+    return y, tf.stop_gradient(mean), tf.stop_gradient(variance)
+
+
+def global_average_pool(x: tf.Tensor) -> tf.Tensor:
+    """Mean over the spatial axes of an NHWC tensor; backward spreads `dy / (H * W)`."""
+    _, height, width, _ = _static_shape(x, "global_average_pool")
+
+    @tf.custom_gradient
+    def pool(x):
+        def grad(dy):
+            return dy[:, None, None, :] * tf.ones_like(x) * (1.0 / (height * width))
+
+        return tf.reduce_mean(x, axis=[1, 2]), grad
+
+    return pool(x)
+
+
+def max_pool(x: tf.Tensor, pool_size: tuple[int, int]) -> tf.Tensor:
+    """Non-overlapping max pooling (strides == pool size, VALID padding).
+
+    Backward: `dy` upsampled over each window times the mask of the window's
+    maxima (ties share the gradient); rows and columns that VALID padding
+    drops get zero gradient.
+    """
+    batch, height, width, channels = _static_shape(x, "max_pool")
+    ph, pw = pool_size
+    out_h, out_w = height // ph, width // pw
+
+    @tf.custom_gradient
+    def pool(x):
+        y = tf.nn.max_pool2d(x, [ph, pw], [ph, pw], "VALID")
+
+        def grad(dy):
+            windows = tf.reshape(
+                x[:, : out_h * ph, : out_w * pw, :], [batch, out_h, ph, out_w, pw, channels]
+            )
+            mask = tf.cast(
+                tf.equal(windows, tf.reshape(y, [batch, out_h, 1, out_w, 1, channels])),
+                dy.dtype,
+            )
+            spread = mask * tf.reshape(dy, [batch, out_h, 1, out_w, 1, channels])
+            dx = tf.reshape(spread, [batch, out_h * ph, out_w * pw, channels])
+            return tf.pad(dx, [[0, 0], [0, height - out_h * ph], [0, width - out_w * pw], [0, 0]])
+
+        return y, grad
+
+    return pool(x)
+
+
+# ------------------------------------------------------------------ losses
+def sparse_softmax_cross_entropy(labels: tf.Tensor, logits: tf.Tensor) -> tf.Tensor:
+    """Mean cross-entropy of integer `labels` `[batch]` and `logits` `[batch, classes]`.
+
+    Forward `-mean(sum(one_hot * log_softmax))`; backward `(softmax - one_hot) / batch`.
+    """
+    batch, classes = _static_shape(logits, "sparse_softmax_cross_entropy")
+    one_hot = tf.one_hot(labels, classes, dtype=logits.dtype)
+
+    @tf.custom_gradient
+    def loss(logits):
+        log_probs = tf.nn.log_softmax(logits)
+
+        def grad(dloss):
+            return dloss * (tf.exp(log_probs) - one_hot) * (1.0 / batch)
+
+        return -tf.reduce_sum(one_hot * log_probs) * (1.0 / batch), grad
+
+    return loss(logits)
+
+
+def mean_squared_error(targets: tf.Tensor, predictions: tf.Tensor) -> tf.Tensor:
+    """Mean of `(predictions - targets)^2` over all elements; backward `2 * diff / n`."""
+    count = 1
+    for size in _static_shape(predictions, "mean_squared_error"):
+        count *= size
+    targets = tf.reshape(tf.cast(targets, predictions.dtype), predictions.shape)
+
+    @tf.custom_gradient
+    def loss(predictions):
+        diff = predictions - targets
+
+        def grad(dloss):
+            return dloss * diff * (2.0 / count)
+
+        return tf.reduce_sum(diff * diff) * (1.0 / count), grad
+
+    return loss(predictions)
