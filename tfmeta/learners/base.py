@@ -171,7 +171,11 @@ class MetaLearner(keras.Model):
                 "`loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)`."
             )
         per_example_loss = keras.losses.get(self.loss)
-        return lambda y_true, y_pred: tf.reduce_mean(per_example_loss(y_true, y_pred))
+        # Keras loss objects compute in their own dtype (float32 by default);
+        # hand the loss back in the predictions' dtype so every path agrees.
+        return lambda y_true, y_pred: tf.cast(
+            tf.reduce_mean(per_example_loss(y_true, y_pred)), y_pred.dtype
+        )
 
     def compute_meta_gradients(
         self, episodes: dict[str, tf.Tensor]
