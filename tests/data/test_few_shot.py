@@ -1,5 +1,3 @@
-import collections
-
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -29,7 +27,9 @@ def test_element_spec_is_declared_before_iteration_and_matches(toy_class_images)
     assert episode["query_y"].shape == (15,) and episode["query_y"].dtype == np.int32
 
 
-def test_episode_draws_distinct_classes_and_disjoint_support_and_query(toy_class_images, identities):
+def test_episode_draws_distinct_classes_and_disjoint_support_and_query(
+    toy_class_images, identities
+):
     source = tfmeta.data.FewShotEpisodes(toy_class_images(num_classes=12, per_class=20))
     for episode in source.episodes(ways=5, shots=3, queries=4, num_episodes=20, seed=1):
         support = identities(episode["support_x"].numpy())
@@ -38,8 +38,10 @@ def test_episode_draws_distinct_classes_and_disjoint_support_and_query(toy_class
         assert len(set(support)) == 15 and len(set(query)) == 20
         # Each label is one class, the same in support and query; the classes differ.
         label_class = {}
-        for (class_id, _), label in zip(support + query, np.concatenate(
-                [episode["support_y"].numpy(), episode["query_y"].numpy()])):
+        for (class_id, _), label in zip(
+            support + query,
+            np.concatenate([episode["support_y"].numpy(), episode["query_y"].numpy()]),
+        ):
             assert label_class.setdefault(label, class_id) == class_id
         assert sorted(label_class) == list(range(5))
         assert len(set(label_class.values())) == 5
@@ -102,10 +104,16 @@ def test_rotations_turn_whole_classes_by_quarter_turns():
         turns_by_label = []
         for label in range(4):
             group = np.concatenate(
-                [episode["support_x"][label * 2 : label * 2 + 2], episode["query_x"][label * 3 : label * 3 + 3]]
+                [
+                    episode["support_x"][label * 2 : label * 2 + 2],
+                    episode["query_x"][label * 3 : label * 3 + 3],
+                ]
             )
             turns = {
-                k for image in group for k in range(4) if any(np.array_equal(image, t) for t in turned[k])
+                k
+                for image in group
+                for k in range(4)
+                if any(np.array_equal(image, t) for t in turned[k])
             }
             assert len(turns) == 1  # All images of a class share one rotation.
             turns_by_label.append(turns.pop())
@@ -116,20 +124,32 @@ def test_ragged_classes_sample_only_their_own_images(toy_class_images, identitie
     counts = [3, 20, 4, 7, 3]
     source = tfmeta.data.FewShotEpisodes(toy_class_images(num_classes=5, per_class=counts))
     for episode in source.episodes(5, 2, 1, num_episodes=30, seed=0):
-        for class_id, example in identities(np.concatenate([episode["support_x"], episode["query_x"]])):
+        for class_id, example in identities(
+            np.concatenate([episode["support_x"], episode["query_x"]])
+        ):
             assert example < counts[class_id]
 
 
 def test_short_classes_raise_by_default_and_can_be_skipped(toy_class_images, identities):
-    source = tfmeta.data.FewShotEpisodes(toy_class_images(num_classes=6, per_class=[2, 9, 9, 9, 1, 9]), "toy")
-    with pytest.raises(ValueError, match=r"at least shots \+ queries = 3 images\. Received: 2 of 6 classes "
-                                         r"hold fewer \(e\.g\. 'class000' with 2\).*on_short_class='skip'"):
+    source = tfmeta.data.FewShotEpisodes(
+        toy_class_images(num_classes=6, per_class=[2, 9, 9, 9, 1, 9]), "toy"
+    )
+    with pytest.raises(
+        ValueError,
+        match=r"at least shots \+ queries = 3 images\. Received: 2 of 6 classes "
+        r"hold fewer \(e\.g\. 'class000' with 2\).*on_short_class='skip'",
+    ):
         source.episodes(ways=3, shots=1, queries=2)
-    skipped = source.episodes(ways=3, shots=1, queries=2, num_episodes=20, seed=0, on_short_class="skip")
+    skipped = source.episodes(
+        ways=3, shots=1, queries=2, num_episodes=20, seed=0, on_short_class="skip"
+    )
     seen = {c for e in skipped for c, _ in identities(e["support_x"].numpy())}
     assert seen == {1, 2, 3, 5}
-    with pytest.raises(ValueError, match=r"Expected ways <= 4 classes in 'toy' with at least 3 images "
-                                         r"\(2 classes hold fewer\)\. Received: ways=5"):
+    with pytest.raises(
+        ValueError,
+        match=r"Expected ways <= 4 classes in 'toy' with at least 3 images "
+        r"\(2 classes hold fewer\)\. Received: ways=5",
+    ):
         source.episodes(ways=5, shots=1, queries=2, on_short_class="skip")
 
 
@@ -147,10 +167,14 @@ def test_more_ways_than_classes_is_an_error(toy_class_images):
         (dict(ways=5, shots=1, queries=0), r"Expected queries >= 1\. Received: queries=0"),
         (dict(ways=5, shots=1.5, queries=1), r"Expected shots >= 1\. Received: shots=1\.5"),
         (dict(ways=5, shots=1, queries=1, meta_batch_size=0), r"Received: meta_batch_size=0"),
-        (dict(ways=5, shots=1, queries=1, meta_batch_size=4, num_episodes=10),
-         r"num_episodes to be a multiple of meta_batch_size.*num_episodes=10, meta_batch_size=4"),
-        (dict(ways=5, shots=1, queries=1, on_short_class="pad"),
-         r"on_short_class to be one of \['raise', 'skip'\]\. Received: on_short_class='pad'"),
+        (
+            dict(ways=5, shots=1, queries=1, meta_batch_size=4, num_episodes=10),
+            r"num_episodes to be a multiple of meta_batch_size.*num_episodes=10, meta_batch_size=4",
+        ),
+        (
+            dict(ways=5, shots=1, queries=1, on_short_class="pad"),
+            r"on_short_class to be one of \['raise', 'skip'\]\. Received: on_short_class='pad'",
+        ),
     ],
 )
 def test_bad_episode_arguments_raise_with_the_value_received(toy_class_images, kwargs, message):
@@ -162,7 +186,9 @@ def test_bad_episode_arguments_raise_with_the_value_received(toy_class_images, k
 def test_source_wraps_a_plain_tf_data_dataset():
     images = np.arange(40, dtype=np.uint8).reshape(40, 1, 1, 1).repeat(4, 1).repeat(4, 2)
     labels = np.arange(40) % 4
-    source = tfmeta.data.FewShotEpisodes.from_dataset(tf.data.Dataset.from_tensor_slices((images, labels)))
+    source = tfmeta.data.FewShotEpisodes.from_dataset(
+        tf.data.Dataset.from_tensor_slices((images, labels))
+    )
     assert source.num_classes == 4 and source.image_shape == (4, 4, 1)
     episode = first(source.episodes(4, 2, 3, seed=0))
     assert episode["support_x"].shape == (8, 4, 4, 1)

@@ -45,8 +45,10 @@ def extract_archive(archive: str | os.PathLike, cache_dir: str | os.PathLike | N
     """
     archive = Path(archive)
     if not archive.is_file():
-        raise FileNotFoundError(f"Expected a tar archive file. Received: {str(archive)!r}, which does not exist")
-    if not archive.name.endswith(_ARCHIVE_SUFFIXES) or not tarfile.is_tarfile(archive):
+        raise FileNotFoundError(
+            f"Expected a tar archive file. Received: {str(archive)!r}, which does not exist"
+        )
+    if not archive.name.endswith(_ARCHIVE_SUFFIXES):
         raise ValueError(
             f"Expected a tar archive ({', '.join(_ARCHIVE_SUFFIXES)}). Received: {str(archive)!r}"
         )
@@ -61,6 +63,8 @@ def extract_archive(archive: str | os.PathLike, cache_dir: str | os.PathLike | N
     if destination.is_dir():
         return destination
 
+    if not tarfile.is_tarfile(archive):
+        raise ValueError(f"Expected a tar archive. Received: {str(archive)!r}, which is not one")
     parent.mkdir(parents=True, exist_ok=True)
     tmp = parent / f".{destination.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
     tmp.mkdir()  # Unlike tempfile.mkdtemp, keeps the umask's permissions.
@@ -74,7 +78,9 @@ def extract_archive(archive: str | os.PathLike, cache_dir: str | os.PathLike | N
                     target = (root / member.name).resolve()
                     outside = target != root and root not in target.parents
                     if outside or member.issym() or member.islnk():
-                        raise ValueError(f"Refusing to extract {member.name!r} outside {str(tmp)!r}")
+                        raise ValueError(
+                            f"Refusing to extract {member.name!r} outside {str(tmp)!r}"
+                        )
                 tar.extractall(tmp)
         try:
             os.rename(tmp, destination)

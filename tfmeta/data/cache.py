@@ -24,7 +24,9 @@ def default_cache_dir() -> Path:
     return Path(base).expanduser() / "tfmeta"
 
 
-def class_images_cache_path(cache_dir: str | os.PathLike | None, label: str, *key_parts: object) -> Path:
+def class_images_cache_path(
+    cache_dir: str | os.PathLike | None, label: str, *key_parts: object
+) -> Path:
     """The `.npz` file caching the images described by `key_parts`.
 
     Args:
@@ -69,5 +71,7 @@ def directory_fingerprint(directory: str | os.PathLike) -> str:
         dirs.sort()
         for name in sorted(files):
             path = Path(root) / name
-            digest.update(f"{path.relative_to(directory).as_posix()}\0{path.stat().st_size}\n".encode())
+            digest.update(
+                f"{path.relative_to(directory).as_posix()}\0{path.stat().st_size}\n".encode()
+            )
     return digest.hexdigest()

@@ -76,13 +76,19 @@ class ClassImages:
             raise ValueError(f"Expected unique class names. Received duplicates: {duplicates[:5]}")
         if counts.min() < 1:
             empty = [class_names[i] for i in np.flatnonzero(counts < 1)[:5]]
-            raise ValueError(f"Expected at least one image per class. Received: no images for {empty}")
+            raise ValueError(
+                f"Expected at least one image per class. Received: no images for {empty}"
+            )
         if counts.sum() != len(images):
             raise ValueError(
                 f"Expected sum(counts) == number of images. Received: sum(counts)={counts.sum()}, "
                 f"images.shape={images.shape}"
             )
-        if not rotations or len(set(rotations)) != len(rotations) or not set(rotations) <= set(QUARTER_TURNS):
+        if (
+            not rotations
+            or len(set(rotations)) != len(rotations)
+            or not set(rotations) <= set(QUARTER_TURNS)
+        ):
             raise ValueError(
                 "Expected rotations to be distinct quarter turns from (0, 1, 2, 3). "
                 f"Received: rotations={rotations}"
@@ -162,8 +168,9 @@ class ClassImages:
 
     def __repr__(self) -> str:
         return (
-            f"ClassImages(num_classes={self.num_classes}, num_base_classes={self.num_base_classes}, "
-            f"num_examples={self.num_examples}, image_shape={self.image_shape}, rotations={self.rotations})"
+            f"ClassImages(num_classes={self.num_classes}, "
+            f"num_base_classes={self.num_base_classes}, num_examples={self.num_examples}, "
+            f"image_shape={self.image_shape}, rotations={self.rotations})"
         )
 
     # ---- New collections from this one --------------------------------------------------
@@ -214,7 +221,8 @@ class ClassImages:
             if part.image_shape != parts[0].image_shape or part.rotations != parts[0].rotations:
                 raise ValueError(
                     "Expected parts with the same image shape and rotations. Received: "
-                    f"{parts[0].image_shape} {parts[0].rotations} and {part.image_shape} {part.rotations}"
+                    f"{parts[0].image_shape} {parts[0].rotations} and "
+                    f"{part.image_shape} {part.rotations}"
                 )
         names = [name for part in parts for name in part.base_class_names]
         if len(set(names)) != len(names):
@@ -223,7 +231,9 @@ class ClassImages:
                 if name in seen:
                     shared.append(name)
                 seen.add(name)
-            raise ValueError(f"Expected parts with distinct class names. Received shared names: {shared[:5]}")
+            raise ValueError(
+                f"Expected parts with distinct class names. Received shared names: {shared[:5]}"
+            )
         return cls(
             np.concatenate([part.images for part in parts]),
             np.concatenate([part.counts for part in parts]),
@@ -287,8 +297,10 @@ class ClassImages:
                 "Expected images of shape [height, width] or [height, width, channels]. "
                 f"Received: image spec {image_spec}"
             )
-        if not isinstance(label_spec, tf.TensorSpec) or label_spec.shape.rank != 0 or not (
-            label_spec.dtype.is_integer or label_spec.dtype == tf.string
+        if (
+            not isinstance(label_spec, tf.TensorSpec)
+            or label_spec.shape.rank != 0
+            or not (label_spec.dtype.is_integer or label_spec.dtype == tf.string)
         ):
             raise ValueError(
                 f"Expected scalar integer or string labels. Received: label spec {label_spec}"
@@ -310,7 +322,9 @@ class ClassImages:
             image_batches.append(images)
             label_batches.append(labels)
         if not image_batches:
-            raise ValueError("Expected a dataset with at least one example. Received: an empty dataset")
+            raise ValueError(
+                "Expected a dataset with at least one example. Received: an empty dataset"
+            )
         images = np.concatenate(image_batches)
         labels = np.concatenate(label_batches)
         return cls._grouped(images, labels, class_names)
@@ -320,7 +334,9 @@ class ClassImages:
         """Groups `images` by `labels`, classes sorted by name."""
         ids, inverse, counts = np.unique(labels, return_inverse=True, return_counts=True)
         if labels.dtype.kind in "SO":
-            names = [label.decode("utf-8") if isinstance(label, bytes) else str(label) for label in ids]
+            names = [
+                label.decode("utf-8") if isinstance(label, bytes) else str(label) for label in ids
+            ]
         elif class_names is not None:
             if ids.min() < 0 or ids.max() >= len(class_names):
                 raise ValueError(
@@ -378,7 +394,9 @@ class ClassImages:
         """
         path = Path(path)
         if not path.is_file():
-            raise FileNotFoundError(f"Expected a ClassImages .npz file. Received: {str(path)!r}, which does not exist")
+            raise FileNotFoundError(
+                f"Expected a ClassImages .npz file. Received: {str(path)!r}, which does not exist"
+            )
         with np.load(path, allow_pickle=False) as data:
             version = int(data["format_version"]) if "format_version" in data else None
             if version != _FORMAT_VERSION:

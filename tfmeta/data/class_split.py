@@ -27,7 +27,9 @@ def class_order(class_names: Sequence[str], seed: int | None = None) -> list[str
     names = sorted(class_names)
     if seed is None:
         return names
-    return sorted(names, key=lambda name: hashlib.sha256(f"{seed}/{name}".encode("utf-8")).hexdigest())
+    return sorted(
+        names, key=lambda name: hashlib.sha256(f"{seed}/{name}".encode("utf-8")).hexdigest()
+    )
 
 
 def split_classes(
@@ -59,19 +61,23 @@ def split_classes(
 
     Example:
 
-    >>> parts = tfmeta.data.split_classes(images, {"train": 1100, "validation": 100, "test": None}, seed=0)
+    >>> sizes = {"train": 1100, "validation": 100, "test": None}
+    >>> parts = tfmeta.data.split_classes(images, sizes, seed=0)
     """
     if not splits:
         raise ValueError("Expected at least one split. Received: splits={}")
     values = list(splits.values())
-    if all(v is None or (isinstance(v, numbers.Integral) and not isinstance(v, bool)) for v in values):
+    if all(
+        v is None or (isinstance(v, numbers.Integral) and not isinstance(v, bool)) for v in values
+    ):
         assignment = _deal(class_images.base_class_names, dict(splits), seed)
     elif all(isinstance(v, Sequence) and not isinstance(v, str) for v in values):
         assignment = _check_lists(class_images.base_class_names, dict(splits))
     else:
         raise ValueError(
             "Expected splits to map names either all to class counts (int or None) or all to "
-            f"lists of class names. Received: {dict((k, type(v).__name__) for k, v in splits.items())}"
+            "lists of class names. Received: "
+            f"{dict((k, type(v).__name__) for k, v in splits.items())}"
         )
     return {split: class_images.select(names) for split, names in assignment.items()}
 
@@ -79,7 +85,9 @@ def split_classes(
 def _deal(names: list[str], sizes: dict[str, int | None], seed: int | None) -> dict[str, list[str]]:
     for split, size in sizes.items():
         if size is not None and size < 1:
-            raise ValueError(f"Expected at least one class in split {split!r}. Received: {split}={size}")
+            raise ValueError(
+                f"Expected at least one class in split {split!r}. Received: {split}={size}"
+            )
     rest = [split for split, size in sizes.items() if size is None]
     if len(rest) > 1:
         raise ValueError(f"Expected at most one split of size None (the rest). Received: {rest}")
@@ -109,7 +117,9 @@ def _check_lists(names: list[str], lists: dict[str, Sequence[str]]) -> dict[str,
     owner: dict[str, str] = {}
     for split, members in lists.items():
         if len(members) == 0:
-            raise ValueError(f"Expected at least one class in split {split!r}. Received: an empty list")
+            raise ValueError(
+                f"Expected at least one class in split {split!r}. Received: an empty list"
+            )
         unknown = [name for name in members if name not in known]
         if unknown:
             raise ValueError(
@@ -118,10 +128,13 @@ def _check_lists(names: list[str], lists: dict[str, Sequence[str]]) -> dict[str,
             )
         for name in members:
             if name in owner:
+                if owner[name] == split:
+                    raise ValueError(
+                        f"Expected each class once per split. Received: {name!r} twice in {split!r}"
+                    )
                 raise ValueError(
-                    f"Expected disjoint splits. Received: class {name!r} in both {owner[name]!r} and {split!r}"
-                    if owner[name] != split
-                    else f"Expected each class once per split. Received: {name!r} twice in {split!r}"
+                    f"Expected disjoint splits. Received: class {name!r} in both "
+                    f"{owner[name]!r} and {split!r}"
                 )
             owner[name] = split
     return {split: list(members) for split, members in lists.items()}

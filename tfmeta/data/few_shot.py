@@ -54,7 +54,9 @@ class FewShotEpisodes:
     # ---- Constructors from data sources ----------------------------------------------------
 
     @classmethod
-    def from_dataset(cls, dataset: tf.data.Dataset, name: str | None = None, **kwargs: Any) -> "FewShotEpisodes":
+    def from_dataset(
+        cls, dataset: tf.data.Dataset, name: str | None = None, **kwargs: Any
+    ) -> "FewShotEpisodes":
         """Episodes over a `tf.data.Dataset` of `(image, label)`; see `ClassImages.from_dataset`."""
         return cls(ClassImages.from_dataset(dataset, **kwargs), name=name)
 
@@ -67,7 +69,9 @@ class FewShotEpisodes:
         return cls(tfds_class_images(name, split, **kwargs), name=f"{label}/{split}")
 
     @classmethod
-    def from_image_folder(cls, root_dir: str | os.PathLike, split: str, **kwargs: Any) -> "FewShotEpisodes":
+    def from_image_folder(
+        cls, root_dir: str | os.PathLike, split: str, **kwargs: Any
+    ) -> "FewShotEpisodes":
         """Episodes over a `tfds.ImageFolder` split; see `tfmeta.data.image_folder_class_images`."""
         from tfmeta.data.tfds_images import image_folder_class_images
 
@@ -101,7 +105,7 @@ class FewShotEpisodes:
     def element_spec(
         self, ways: int, shots: int, queries: int, meta_batch_size: int | None = None
     ) -> dict[str, tf.TensorSpec]:
-        """The element spec of `episodes(ways, shots, queries, meta_batch_size)`, without building it.
+        """The element spec of `episodes(ways, shots, queries, meta_batch_size)`, declared upfront.
 
         Returns:
             A dict of `tf.TensorSpec`: `support_x` `[ways*shots, H, W, C]`
@@ -181,7 +185,9 @@ class FewShotEpisodes:
         episodes = tf.data.Dataset.counter(dtype=tf.int64)
         if num_episodes is not None:
             episodes = episodes.take(num_episodes)
-        episodes = episodes.map(make_episode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        episodes = episodes.map(
+            make_episode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True
+        )
         if meta_batch_size is not None:
             episodes = episodes.batch(meta_batch_size, drop_remainder=True)
         if prefetch:
@@ -200,15 +206,20 @@ class FewShotEpisodes:
             example = data.class_names[short[0]]
             raise ValueError(
                 f"Expected every class{where} to hold at least shots + queries = {needed} images. "
-                f"Received: {len(short)} of {data.num_classes} classes hold fewer (e.g. {example!r} "
-                f"with {class_counts[short[0]]}). Pass on_short_class='skip' to leave them out."
+                f"Received: {len(short)} of {data.num_classes} classes hold fewer "
+                f"(e.g. {example!r} with {class_counts[short[0]]}). "
+                "Pass on_short_class='skip' to leave them out."
             )
         eligible = np.flatnonzero(class_counts >= needed)
         if ways > len(eligible):
             detail = (
-                f" with at least {needed} images ({len(short)} classes hold fewer)" if len(short) else ""
+                f" with at least {needed} images ({len(short)} classes hold fewer)"
+                if len(short)
+                else ""
             )
-            raise ValueError(f"Expected ways <= {len(eligible)} classes{where}{detail}. Received: ways={ways}")
+            raise ValueError(
+                f"Expected ways <= {len(eligible)} classes{where}{detail}. Received: ways={ways}"
+            )
         return eligible
 
     def _device_tensors(self) -> dict[str, tf.Tensor]:
@@ -248,7 +259,9 @@ class FewShotEpisodes:
             # `shots + queries` distinct images of each class, in random order.
             class_counts = tf.gather(counts, base)
             scores = tf.random.stateless_uniform([ways, max_count], seed=example_seed)
-            scores = tf.where(tf.range(max_count)[tf.newaxis] < class_counts[:, tf.newaxis], scores, -1.0)
+            scores = tf.where(
+                tf.range(max_count)[tf.newaxis] < class_counts[:, tf.newaxis], scores, -1.0
+            )
             picks = tf.math.top_k(scores, k=per_class).indices
             rows = tf.gather(offsets, base)[:, tf.newaxis] + tf.cast(picks, tf.int64)
             x = tf.gather(images, rows)  # [ways, shots + queries, H, W, C] uint8
@@ -268,7 +281,9 @@ class FewShotEpisodes:
 
 def _rotate_per_class(x: tf.Tensor, quarter_turns: tf.Tensor) -> tf.Tensor:
     """Turns `x[i]` (`[M, H, W, C]`) by `quarter_turns[i] * 90` degrees counter-clockwise."""
-    turned = tf.stack([tf.image.rot90(tf.reshape(x, [-1, *x.shape[2:]]), k) for k in range(4)], axis=0)
+    turned = tf.stack(
+        [tf.image.rot90(tf.reshape(x, [-1, *x.shape[2:]]), k) for k in range(4)], axis=0
+    )
     turned = tf.reshape(turned, [4, *x.shape])  # [4, N, M, H, W, C]
     index = tf.stack([quarter_turns, tf.range(tf.shape(x)[0], dtype=quarter_turns.dtype)], axis=1)
     return tf.gather_nd(turned, index)

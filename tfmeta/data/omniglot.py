@@ -20,7 +20,9 @@ VINYALS_SPLIT_SIZES = {"train": 1100, "validation": 100, "test": 423}
 
 def omniglot_preprocessing(image_size: int = 28) -> ImagePreprocessing:
     """Omniglot's convention: grayscale, Lanczos-resized, inverted (strokes 1, paper 0)."""
-    return ImagePreprocessing(image_size=image_size, channels=1, invert=True, resize_method="lanczos3")
+    return ImagePreprocessing(
+        image_size=image_size, channels=1, invert=True, resize_method="lanczos3"
+    )
 
 
 def omniglot_class_images(
@@ -188,7 +190,7 @@ def _image_folder_root(path: Path, cache_dir) -> Path:
 
 
 def _with_folder_names(images: ClassImages) -> ClassImages:
-    """Renames TFDS builder labels `"<Alphabet>_<id>"` (id from 0) to `"<Alphabet>__character<NN>"`."""
+    """Renames TFDS labels `"<Alphabet>_<id>"` (id from 0) as `"<Alphabet>__character<NN>"`."""
     names = []
     for name in images.base_class_names:
         match = re.fullmatch(r"(.+)_(\d+)", name)

@@ -55,7 +55,8 @@ class ImagePreprocessing:
         object.__setattr__(self, "image_size", size)
         if self.channels not in (1, 3):
             raise ValueError(
-                f"Expected channels to be 1 (grayscale) or 3 (RGB). Received: channels={self.channels!r}"
+                "Expected channels to be 1 (grayscale) or 3 (RGB). "
+                f"Received: channels={self.channels!r}"
             )
         if self.resize_method not in RESIZE_METHODS:
             raise ValueError(
@@ -95,8 +96,7 @@ class ImagePreprocessing:
         in_channels = image.shape[-1]
         if in_channels not in (1, 3, 4):
             raise ValueError(
-                "Expected images with 1, 3 or 4 channels. "
-                f"Received: image.shape={image.shape}"
+                "Expected images with 1, 3 or 4 channels. " f"Received: image.shape={image.shape}"
             )
         image = tf.image.convert_image_dtype(image, tf.float32)
         if in_channels == 4:

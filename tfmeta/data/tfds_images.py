@@ -8,6 +8,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import tensorflow as tf
 
 from tfmeta.data.cache import class_images_cache_path, directory_fingerprint, load_or_build
@@ -198,7 +199,8 @@ def _check_split(builder, split: str) -> None:
         part = part.split("[")[0].strip()
         if part not in known:
             raise ValueError(
-                f"Unknown split {part!r} of TFDS dataset {builder.name!r}. Expected one of {sorted(known)}"
+                f"Unknown split {part!r} of TFDS dataset {builder.name!r}. "
+                f"Expected one of {sorted(known)}"
             )
 
 
@@ -208,24 +210,34 @@ def _read(builder, split, features, preprocessing, image_key, label_key) -> Clas
     image_feature = features[image_key]
     label_feature = features[label_key]
     decoders = None
-    decode = None
-    if isinstance(image_feature, tfds.features.Image) and tf.as_dtype(image_feature.dtype) == tf.uint8:
+    if isinstance(image_feature, tfds.features.Image) and image_feature.np_dtype == np.uint8:
         # Decode ourselves, straight to the channels we keep: faster than
         # decoding to RGB and converting.
-        channels = preprocessing.channels if preprocessing is not None else (image_feature.shape[-1] or 0)
+        channels = (
+            preprocessing.channels if preprocessing is not None else (image_feature.shape[-1] or 0)
+        )
         decoders = {image_key: tfds.decode.SkipDecoding()}
 
         def decode(data):
             return tf.io.decode_image(data, channels=channels, expand_animations=False)
 
+    else:
+
+        def decode(image):
+            return image
+
     dataset = builder.as_dataset(split=split, shuffle_files=False, decoders=decoders)
     dataset = dataset.map(
-        lambda ex: (decode(ex[image_key]) if decode else ex[image_key], ex[label_key]),
+        lambda ex: (decode(ex[image_key]), ex[label_key]),
         num_parallel_calls=tf.data.AUTOTUNE,
     )
-    class_names = label_feature.names if isinstance(label_feature, tfds.features.ClassLabel) else None
+    class_names = (
+        label_feature.names if isinstance(label_feature, tfds.features.ClassLabel) else None
+    )
     try:
-        return ClassImages.from_dataset(dataset, preprocessing=preprocessing, class_names=class_names)
+        return ClassImages.from_dataset(
+            dataset, preprocessing=preprocessing, class_names=class_names
+        )
     except ValueError as error:
         if "empty dataset" in str(error):
             raise ValueError(

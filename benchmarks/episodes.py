@@ -1,0 +1,160 @@
+"""How fast Omniglot episodes come out of `tfmeta.data`.
+
+Measures, on the real Omniglot (`../shared/data/omniglot/omniglot.tar.gz`
+relative to the repository, or --omniglot):
+
+- the time to extract the archive and decode the 32,460 PNGs into the 28x28
+  cache (cold, in a fresh cache folder), and to load them again (warm);
+- episodes per second of the Vinyals train split (4400 classes with
+  rotations), for 5-way 1-shot and 20-way 5-shot, 15 queries, meta-batches of
+  32, consumed as fast as possible.
+
+    python benchmarks/episodes.py
+    python benchmarks/episodes.py --batches=200 --cache_dir=/tmp/tfmeta-bench
+
+Prints a table, and as its last line one JSON object with the same figures.
+`episodes_per_second()` is the hook to compare with a learner's training rate.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import tensorflow as tf
+from absl import app, flags
+
+import tfmeta.data
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+OMNIGLOT_CANDIDATES = (
+    REPO_ROOT.parent / "shared/data/omniglot/omniglot.tar.gz",
+    REPO_ROOT / "shared/data/omniglot/omniglot.tar.gz",
+)
+CONFIGS = ((5, 1), (20, 5))
+
+flags.DEFINE_string(
+    "omniglot", None, "Omniglot .tar.gz or extracted ImageFolder (default: the shared copy)."
+)
+flags.DEFINE_string(
+    "cache_dir", None, "Cache folder to use (default: a fresh temporary one, removed after)."
+)
+flags.DEFINE_integer("meta_batch_size", 32, "Tasks per meta-batch.")
+flags.DEFINE_integer("queries", 15, "Query images per class.")
+flags.DEFINE_integer("batches", 100, "Meta-batches timed per configuration.")
+flags.DEFINE_integer("warmup", 5, "Meta-batches drawn before timing.")
+FLAGS = flags.FLAGS
+
+
+def episodes_per_second(
+    source: tfmeta.data.FewShotEpisodes,
+    ways: int,
+    shots: int,
+    queries: int = 15,
+    meta_batch_size: int = 32,
+    num_batches: int = 100,
+    warmup: int = 5,
+    seed: int = 0,
+) -> float:
+    """Episodes (tasks) per second that `source.episodes(...)` yields, consumed as fast as possible.
+
+    Args:
+        source: the episode source, e.g. `tfmeta.data.omniglot(...)["train"]`.
+        ways, shots, queries, meta_batch_size: the episode shape.
+        num_batches: meta-batches timed.
+        warmup: meta-batches drawn first and not timed (pipeline start-up).
+        seed: episode seed.
+
+    Returns:
+        Tasks per second (meta-batches per second x `meta_batch_size`).
+    """
+    iterator = iter(
+        source.episodes(ways, shots, queries, meta_batch_size=meta_batch_size, seed=seed)
+    )
+    for _ in range(warmup):
+        next(iterator)
+    start = time.perf_counter()
+    for _ in range(num_batches):
+        batch = next(iterator)
+    batch["query_x"].numpy()  # make sure the last one is materialised
+    return num_batches * meta_batch_size / (time.perf_counter() - start)
+
+
+def _find_omniglot() -> Path:
+    if FLAGS.omniglot:
+        return Path(FLAGS.omniglot)
+    for path in OMNIGLOT_CANDIDATES:
+        if path.exists():
+            return path
+    raise FileNotFoundError(
+        "Expected the Omniglot archive at ../shared/data/omniglot/omniglot.tar.gz (relative to the "
+        "repository) or --omniglot. Received: none found"
+    )
+
+
+def main(argv):
+    del argv
+    data = _find_omniglot()
+    cache_dir = (
+        Path(FLAGS.cache_dir) if FLAGS.cache_dir else Path(tempfile.mkdtemp(prefix="tfmeta-bench-"))
+    )
+    try:
+        start = time.perf_counter()
+        tfmeta.data.omniglot_class_images(data, cache_dir=cache_dir)
+        cold = time.perf_counter() - start
+        start = time.perf_counter()
+        tfmeta.data.omniglot_class_images(data, cache_dir=cache_dir)
+        warm = time.perf_counter() - start
+        start = time.perf_counter()
+        sources = tfmeta.data.omniglot(data, "vinyals", cache_dir=cache_dir)
+        split = time.perf_counter() - start
+        rates = {}
+        for ways, shots in CONFIGS:
+            rates[f"{ways}way_{shots}shot"] = episodes_per_second(
+                sources["train"],
+                ways,
+                shots,
+                FLAGS.queries,
+                FLAGS.meta_batch_size,
+                FLAGS.batches,
+                FLAGS.warmup,
+            )
+    finally:
+        if not FLAGS.cache_dir:
+            shutil.rmtree(cache_dir, ignore_errors=True)
+
+    results = {
+        "benchmark": "omniglot_episodes",
+        "cache_cold_s": round(cold, 3),
+        "cache_warm_s": round(warm, 3),
+        "vinyals_sources_warm_s": round(split, 3),
+        "meta_batch_size": FLAGS.meta_batch_size,
+        "queries": FLAGS.queries,
+        "timed_meta_batches": FLAGS.batches,
+        "episodes_per_s": {name: round(rate, 1) for name, rate in rates.items()},
+        "meta_batches_per_s": {
+            name: round(rate / FLAGS.meta_batch_size, 2) for name, rate in rates.items()
+        },
+        "cpu_count": os.cpu_count(),
+        "tensorflow": tf.__version__,
+    }
+    print("Omniglot episodes (tfmeta.data)")
+    print(f"  cache, cold (extract + decode 32,460 PNGs): {cold:8.2f} s")
+    print(f"  cache, warm (load .npz):                    {warm:8.2f} s")
+    print(f"  vinyals split sources from warm cache:      {split:8.2f} s")
+    print(f"  {'episodes':<22}{'episodes/s':>12}{'meta-batches/s':>16}")
+    for (ways, shots), (name, rate) in zip(CONFIGS, rates.items()):
+        label = f"{ways}-way {shots}-shot {FLAGS.queries}-query"
+        print(f"  {label:<22}{rate:>12.1f}{rate / FLAGS.meta_batch_size:>16.2f}")
+    print(
+        f"  (meta-batches of {FLAGS.meta_batch_size}, {FLAGS.batches} timed, {os.cpu_count()} CPUs)"
+    )
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    app.run(main)
