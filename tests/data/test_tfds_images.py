@@ -141,3 +141,16 @@ def test_image_folder_missing_root_or_split_raises(tmp_path):
         FileNotFoundError, match=r"Expected split 'validation'.*Received splits: \['train'\]"
     ):
         tfmeta.data.image_folder_class_images(tmp_path / "data", "validation", cache=False)
+
+
+def test_unknown_split_of_a_prepared_builder_lists_the_valid_ones(tmp_path):
+    write_image_folder(tmp_path / "data", {"train": {"a": 1}, "test": {"b": 1}})
+    builder = tfds.ImageFolder(str(tmp_path / "data"))
+    with pytest.raises(
+        ValueError,
+        match=r"Unknown split 'validation' of TFDS dataset 'image_folder'\. "
+        r"Expected one of \['test', 'train'\]",
+    ):
+        tfmeta.data.tfds_class_images(builder, "train+validation", cache=False)
+    data = tfmeta.data.tfds_class_images(builder, "test", preprocessing=PREP, cache=False)
+    assert data.base_class_names == ["b"]
