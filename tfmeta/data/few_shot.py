@@ -247,6 +247,7 @@ class FewShotEpisodes:
         per_class = shots + queries
         height, width, channels = self.image_shape
         seed_t = tf.constant(seed, tf.int64)
+        maps = tf.constant(_rotation_maps(height)) if rotate else None
 
         def make_episode(index: tf.Tensor) -> dict[str, tf.Tensor]:
             class_seed, example_seed = tf.unstack(
@@ -266,7 +267,7 @@ class FewShotEpisodes:
             rows = tf.gather(offsets, base)[:, tf.newaxis] + tf.cast(picks, tf.int64)
             x = tf.gather(images, rows)  # [ways, shots + queries, H, W, C] uint8
             if rotate:
-                x = _rotate_per_class(x, tf.gather(turns, classes % num_rotations))
+                x = _rotate_per_class(x, tf.gather(turns, classes % num_rotations), maps)
             x = tf.cast(x, tf.float32) / 255.0
             labels = tf.range(ways, dtype=tf.int32)
             return {
@@ -279,14 +280,19 @@ class FewShotEpisodes:
         return make_episode
 
 
-def _rotate_per_class(x: tf.Tensor, quarter_turns: tf.Tensor) -> tf.Tensor:
-    """Turns `x[i]` (`[M, H, W, C]`) by `quarter_turns[i] * 90` degrees counter-clockwise."""
-    turned = tf.stack(
-        [tf.image.rot90(tf.reshape(x, [-1, *x.shape[2:]]), k) for k in range(4)], axis=0
-    )
-    turned = tf.reshape(turned, [4, *x.shape])  # [4, N, M, H, W, C]
-    index = tf.stack([quarter_turns, tf.range(tf.shape(x)[0], dtype=quarter_turns.dtype)], axis=1)
-    return tf.gather_nd(turned, index)
+def _rotation_maps(size: int) -> np.ndarray:
+    """`maps[k]`: for each pixel of a `size x size` image turned by `k` quarter turns
+    (counter-clockwise, as `tf.image.rot90`), the flat index of its source pixel."""
+    pixels = np.arange(size * size).reshape(size, size)
+    return np.stack([np.rot90(pixels, k).reshape(-1) for k in range(4)]).astype(np.int32)
+
+
+def _rotate_per_class(x: tf.Tensor, quarter_turns: tf.Tensor, maps: tf.Tensor) -> tf.Tensor:
+    """Turns `x[i]` (`[M, H, W, C]`) by `quarter_turns[i]` quarter turns: one gather."""
+    ways, per_class, height, width, channels = x.shape
+    flat = tf.reshape(x, [ways, per_class, height * width, channels])
+    turned = tf.gather(flat, tf.gather(maps, quarter_turns), axis=2, batch_dims=1)
+    return tf.reshape(turned, [ways, per_class, height, width, channels])
 
 
 def _check_count(name: str, value: Any) -> None:
