@@ -7,7 +7,7 @@ from tfmeta.data.cache import default_cache_dir
 from tfmeta.data.class_images import ClassImages
 from tfmeta.data.class_split import class_order, split_classes
 from tfmeta.data.few_shot import FewShotEpisodes
-from tfmeta.data.omniglot import (
+from tfmeta.data.omniglot_protocols import (
     OMNIGLOT_PROTOCOLS,
     omniglot,
     omniglot_class_images,

@@ -1,4 +1,8 @@
-"""Omniglot few-shot splits: the standard (Vinyals) protocol and Lake's original one."""
+"""Omniglot few-shot splits: the standard (Vinyals) protocol and Lake's original one.
+
+The module is not named `omniglot` so that `tfmeta.data.omniglot` is unambiguously the
+entry-point function.
+"""
 
 from __future__ import annotations
 

@@ -215,7 +215,7 @@ def test_official_builder_vinyals_protocol_needs_all_1623_characters(tmp_path):
 
 
 def test_builder_label_names_become_folder_style_names():
-    from tfmeta.data.omniglot import _with_folder_names
+    from tfmeta.data.omniglot_protocols import _with_folder_names
 
     images = tfmeta.data.ClassImages(
         np.zeros([2, 4, 4, 1], np.uint8), [1, 1], ["Alphabet_of_the_Magi_0", "Tifinagh_54"]
