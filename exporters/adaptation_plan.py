@@ -1,11 +1,16 @@
 """What an exported model needs to know about a learner's adaptation, as constants.
 
-The SavedModel runs a learner's own `adapt_and_predict` in the graph and
-needs nothing from here but the description (`describe`). The TFLite model
-re-expresses the inner loop with builtin-gradient ops, so it reads the
-learner's evaluation inner loop into a `GradientPlan`: the learning rates of
-every step (scalars, or per-parameter tensors for Meta-SGD), which weights
-adapt (all, or the head for ANIL), the transductive flag and the task loss.
+The SavedModel runs a learner's own `adapt_and_predict` in the graph; it
+needs from here only the description (`describe`) and the learner's kind.
+The TFLite model re-expresses adaptation with builtin ops, so it reads:
+
+- for gradient learners (MAML, Meta-SGD, ANIL, Reptile: `GradientLearner`s)
+  a `GradientPlan`: the learning rates of every evaluation step (scalars,
+  per-step scalars for MAML++'s LSLR, per-parameter arrays for Meta-SGD),
+  which weights adapt (all, or the head for ANIL), the transductive flag
+  and the task loss;
+- for Prototypical Networks, only the transductive flag (prototypes are the
+  class means of the support embeddings).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import keras
 import numpy as np
 
 from tfmeta.learners.base import MetaLearner
+from tfmeta.learners.gradient_learner import GradientLearner
+from tfmeta.learners.protonet import ProtoNet
 
 CROSS_ENTROPY = "sparse_categorical_crossentropy_from_logits"
 MEAN_SQUARED_ERROR = "mean_squared_error"
@@ -31,8 +38,8 @@ class GradientPlan:
     """A gradient learner's evaluation inner loop.
 
     Attributes:
-        learning_rates: per step, per adapted weight: a float, or an array
-            shaped like the weight.
+        learning_rates: per step, per adapted weight: a float, or a float32
+            array shaped like the weight.
         adapted: indices into `model.trainable_variables` of the weights that
             adapt.
         transductive: whether queries are predicted in training mode
@@ -49,13 +56,12 @@ class GradientPlan:
     def steps(self) -> int:
         return len(self.learning_rates)
 
-    def step_invariant(self) -> bool:
-        """True when every step uses the same learning rates."""
-        first = self.learning_rates[0] if self.learning_rates else ()
-        return all(
-            all(np.array_equal(a, b) for a, b in zip(first, rates))
-            for rates in self.learning_rates
-        )
+    def stacked_learning_rates(self) -> list[np.ndarray]:
+        """Per adapted weight, its rates of all steps stacked: `[steps, *rate_shape]`."""
+        return [
+            np.stack([np.asarray(step[i], np.float32) for step in self.learning_rates])
+            for i in range(len(self.adapted))
+        ]
 
 
 def check_learner(learner: Any) -> MetaLearner:
@@ -67,6 +73,16 @@ def check_learner(learner: Any) -> MetaLearner:
         )
     learner.task_loss  # noqa: B018 - raises a clear error when the learner is not compiled
     return learner
+
+
+def predicts_with_model(learner: MetaLearner) -> bool:
+    """True when the learner's predictions are the wrapped model's outputs (gradient learners)."""
+    return isinstance(learner, GradientLearner)
+
+
+def is_metric_learner(learner: MetaLearner) -> bool:
+    """True for learners that classify by distances between embeddings (Prototypical Networks)."""
+    return isinstance(learner, ProtoNet)
 
 
 def loss_kind(learner: MetaLearner) -> str:
@@ -92,11 +108,6 @@ def loss_kind(learner: MetaLearner) -> str:
     )
 
 
-def predicts_with_model(learner: MetaLearner) -> bool:
-    """True when the learner's predictions are the wrapped model's outputs (gradient learners)."""
-    return hasattr(learner, "inner_learning_rates")
-
-
 def _constant(rate: Any) -> Any:
     """A learning rate as a Python float or a float32 numpy array."""
     value = np.asarray(keras.ops.convert_to_numpy(rate), dtype=np.float32)
@@ -107,23 +118,23 @@ def gradient_plan(learner: MetaLearner) -> GradientPlan:
     """Reads a gradient learner's evaluation inner loop.
 
     Raises:
-        ValueError: if the learner does not adapt by gradient descent on the
-            wrapped model's weights, or keeps state of its own besides them.
+        ValueError: if the learner is not a `GradientLearner`, or keeps state
+            of its own besides the model's weights (MAML++ per-step BatchNorm
+            statistics).
     """
     if not predicts_with_model(learner):
         raise ValueError(
-            "Expected a learner that adapts by gradient descent (with "
-            f"`inner_learning_rates`). Received: {type(learner).__name__}"
+            "Expected a learner that adapts by gradient descent (a `GradientLearner`: MAML, "
+            f"MetaSGD, ANIL, Reptile). Received: {type(learner).__name__}"
         )
-    state_variables = getattr(learner, "state_variables", learner.model.non_trainable_variables)
-    if len(state_variables) != len(learner.model.non_trainable_variables):
+    extra_state = len(learner.state_variables) - len(learner.model.non_trainable_variables)
+    if extra_state:
         raise ValueError(
             "Expected a learner whose only state is the wrapped model's non-trainable "
-            f"weights for TFLite export. Received: {type(learner).__name__} with "
-            f"{len(state_variables) - len(learner.model.non_trainable_variables)} extra "
-            "state variables"
+            f"weights. Received: {type(learner).__name__} with {extra_state} state variables "
+            "of its own (e.g. per_step_batch_norm_statistics=True)"
         )
-    adapted = getattr(learner, "adapted_indices", None)
+    adapted = learner.adapted_indices
     adapted = tuple(range(len(learner.model.trainable_variables)) if adapted is None else adapted)
     rates = tuple(
         tuple(_constant(rate) for rate in step)
@@ -143,17 +154,20 @@ def describe(learner: MetaLearner) -> dict[str, Any]:
         "algorithm": type(learner).__name__,
         "transductive": bool(learner.transductive),
     }
-    if hasattr(learner, "inner_learning_rates"):
+    if predicts_with_model(learner):
         rates = learner.inner_learning_rates(training=False)
         values = [np.asarray(keras.ops.convert_to_numpy(r)) for step in rates for r in step]
-        uniform = all(v.ndim == 0 for v in values) and len({float(v) for v in values}) <= 1
+        uniform = all(v.ndim == 0 for v in values) and len({float(v) for v in values}) == 1
         description["inner_steps"] = len(rates)
         description["inner_learning_rate"] = (
-            float(values[0]) if uniform and values else "per-parameter" if values else None
+            float(values[0]) if uniform else "learned (per parameter or per step)"
+            if values else None
         )
-        adapted = getattr(learner, "adapted_indices", None)
-        if adapted is not None:
+        if learner.adapted_indices is not None:
             description["adapted_weights"] = [
-                learner.model.trainable_variables[i].path for i in adapted
+                learner.model.trainable_variables[i].path for i in learner.adapted_indices
             ]
+    elif hasattr(learner, "eval_inner_steps"):
+        description["inner_steps"] = learner.eval_inner_steps
+        description["inner_learning_rate"] = learner.eval_inner_learning_rate
     return description

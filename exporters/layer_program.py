@@ -267,11 +267,6 @@ class LayerProgram:
 
     def __init__(self, model: keras.Model):
         self.model = model
-        dtypes = {v.dtype for v in model.variables} | {model.inputs[0].dtype}
-        if dtypes != {"float32"}:
-            raise UnsupportedModelError(
-                f"Expected a float32 model for TFLite export. Received dtypes: {sorted(dtypes)}"
-            )
         weights = _WeightIndex(model)
         rank = len(model.inputs[0].shape)
         self.steps = []
@@ -281,6 +276,11 @@ class LayerProgram:
                 self.steps.append(step)
             if not isinstance(layer, keras.layers.InputLayer):
                 rank = len(layer.output.shape)
+        dtypes = {v.dtype for v in model.variables} | {model.inputs[0].dtype}
+        if dtypes != {"float32"}:
+            raise UnsupportedModelError(
+                f"Expected a float32 model for TFLite export. Received dtypes: {sorted(dtypes)}"
+            )
 
     def stateless_call(
         self, trainable: list, non_trainable: list, inputs: tf.Tensor, training: bool = False

@@ -18,6 +18,7 @@ from tfmeta.learners.base import MetaLearner
 from tfmeta.version import __version__
 
 FORMAT_VERSION = 1
+ASSETS_EXTRA = "assets.extra"  # TF Serving's folder for files besides the model
 FILENAME = "tfmeta.json"
 
 
@@ -48,16 +49,30 @@ def export_metadata(
     return info
 
 
-def write(directory: str | os.PathLike, info: dict[str, Any]) -> str:
-    """Writes `info` as `<directory>/tfmeta.json`; returns the path."""
-    path = os.path.join(os.fspath(directory), FILENAME)
+def path_in(saved_model_dir: str | os.PathLike) -> str:
+    """The metadata file's path inside a SavedModel directory."""
+    return os.path.join(os.fspath(saved_model_dir), ASSETS_EXTRA, FILENAME)
+
+
+def write(saved_model_dir: str | os.PathLike, info: dict[str, Any]) -> str:
+    """Writes `info` as `<saved_model_dir>/assets.extra/tfmeta.json`; returns the path."""
+    path = path_in(saved_model_dir)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path, "w", encoding="utf-8") as file:
         json.dump(info, file, indent=2, sort_keys=True)
         file.write("\n")
     return path
 
 
-def read(directory: str | os.PathLike) -> dict[str, Any]:
-    """Reads the `tfmeta.json` that `write` put in `directory`."""
-    with open(os.path.join(os.fspath(directory), FILENAME), encoding="utf-8") as file:
+def read(saved_model_dir: str | os.PathLike) -> dict[str, Any]:
+    """Reads the metadata of an exported SavedModel (e.g. a version directory).
+
+    Example:
+
+    ```python
+    info = tfmeta.exporters.read_metadata("models/omniglot/1")
+    info["ways"], info["shots"], info["input_shape"]
+    ```
+    """
+    with open(path_in(saved_model_dir), encoding="utf-8") as file:
         return json.load(file)

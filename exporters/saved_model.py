@@ -37,11 +37,13 @@ METADATA = "metadata"
 WARMUP_QUERIES = 2
 
 
-def _open_spec(rank: int, dtype: tf.DType, name: str) -> tf.TensorSpec:
+def open_spec(rank: int, dtype: tf.DType, name: str) -> tf.TensorSpec:
+    """A signature input of known rank and unknown dimensions (checked in the graph)."""
     return tf.TensorSpec([None] * rank, dtype, name=name)
 
 
-def _describe_input(shape: list, dtype: tf.DType) -> dict[str, Any]:
+def describe_input(shape: list, dtype: tf.DType) -> dict[str, Any]:
+    """An input's exact shape and dtype, for the metadata."""
     return {"shape": shape, "dtype": dtype.name}
 
 
@@ -73,21 +75,21 @@ def build_signatures(
         f"{task.ways}-way {task.shots}-shot support set" if task.classification
         else f"{task.shots}-shot support set"
     )
-    every_class = not adaptation_plan.predicts_with_model(learner)
+    metric = adaptation_plan.is_metric_learner(learner)
 
     def checked_queries(x, name):
         return request_checks.checked_inputs(x, name, None, task.input_shape)
 
-    @tf.function(input_signature=[_open_spec(rank, tf.float32, "inputs")])
+    @tf.function(input_signature=[open_spec(rank, tf.float32, "inputs")])
     def serving_default(inputs):
         return {"outputs": learner(checked_queries(inputs, "inputs"), training=False)}
 
     target_rank = 1 + len(task.target_shape)
 
     @tf.function(input_signature=[
-        _open_spec(rank, tf.float32, "support_x"),
-        _open_spec(target_rank, task.target_dtype, "support_y"),
-        _open_spec(rank, tf.float32, "query_x"),
+        open_spec(rank, tf.float32, "support_x"),
+        open_spec(target_rank, task.target_dtype, "support_y"),
+        open_spec(rank, tf.float32, "query_x"),
     ])
     def adapt_and_predict(support_x, support_y, query_x):
         support_x = request_checks.checked_inputs(
@@ -95,7 +97,7 @@ def build_signatures(
         )
         if task.classification:
             support_y = request_checks.checked_labels(
-                support_y, "support_y", task.support_size, task.ways, what, every_class
+                support_y, "support_y", task.support_size, task.ways, what, every_class=metric
             )
         else:
             support_y = request_checks.checked_inputs(
@@ -118,11 +120,12 @@ def build_signatures(
         ADAPT_AND_PREDICT: adapt_and_predict,
         METADATA: metadata_fn,
     }
-    if hasattr(learner, "embed"):
+    if metric:
 
-        @tf.function(input_signature=[_open_spec(rank, tf.float32, "inputs")])
+        @tf.function(input_signature=[open_spec(rank, tf.float32, "inputs")])
         def embed(inputs):
-            return {"embeddings": learner.embed(checked_queries(inputs, "inputs"))}
+            embeddings = learner.model(checked_queries(inputs, "inputs"), training=False)
+            return {"embeddings": tf.reshape(embeddings, [tf.shape(embeddings)[0], -1])}
 
         signatures[EMBED] = embed
     return signatures
@@ -133,22 +136,22 @@ def describe_signatures(learner: MetaLearner, task: TaskFormat) -> dict[str, Any
     inputs = [-1, *task.input_shape]
     support = [task.support_size, *task.input_shape]
     described = {
-        SERVING_DEFAULT: {"inputs": {"inputs": _describe_input(inputs, tf.float32)},
+        SERVING_DEFAULT: {"inputs": {"inputs": describe_input(inputs, tf.float32)},
                           "outputs": ["outputs"]},
         ADAPT_AND_PREDICT: {
             "inputs": {
-                "support_x": _describe_input(support, tf.float32),
-                "support_y": _describe_input(
+                "support_x": describe_input(support, tf.float32),
+                "support_y": describe_input(
                     [task.support_size, *task.target_shape], task.target_dtype
                 ),
-                "query_x": _describe_input(inputs, tf.float32),
+                "query_x": describe_input(inputs, tf.float32),
             },
             "outputs": ["outputs"],
         },
         METADATA: {"inputs": {}, "outputs": ["json"]},
     }
-    if hasattr(learner, "embed"):
-        described[EMBED] = {"inputs": {"inputs": _describe_input(inputs, tf.float32)},
+    if adaptation_plan.is_metric_learner(learner):
+        described[EMBED] = {"inputs": {"inputs": describe_input(inputs, tf.float32)},
                             "outputs": ["embeddings"]}
     return described
 
@@ -165,6 +168,18 @@ def warmup_requests(signatures: dict[str, Any], task: TaskFormat) -> dict[str, d
         else:
             requests[name] = {"inputs": episode["query_x"]}
     return requests
+
+
+def write_assets_extra(
+    directory: str,
+    info: dict[str, Any],
+    requests: dict[str, dict[str, np.ndarray]],
+    warmup_model_name: str | None,
+) -> None:
+    """Writes `assets.extra/tfmeta.json` and, unless `warmup_model_name` is None, the warmup file."""
+    metadata.write(directory, info)
+    if warmup_model_name is not None:
+        warmup.write(directory, requests, warmup_model_name)
 
 
 def write_saved_model(
@@ -197,11 +212,7 @@ def write_saved_model(
     signatures = build_signatures(learner, task, json.dumps(info))
     directory = os.fspath(directory)
     save(directory, signatures)
-    extra = os.path.join(directory, warmup.ASSETS_EXTRA)
-    os.makedirs(extra, exist_ok=True)
-    metadata.write(extra, info)
-    if warmup_model_name is not None:
-        warmup.write(directory, warmup_requests(signatures, task), warmup_model_name)
+    write_assets_extra(directory, info, warmup_requests(signatures, task), warmup_model_name)
     return info
 
 

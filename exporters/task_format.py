@@ -115,10 +115,12 @@ def task_format(learner: MetaLearner, ways: int | None, shots: int) -> TaskForma
         )
     outputs_shape = tuple(model.outputs[0].shape[1:])
     if not adaptation_plan.predicts_with_model(learner):
-        if ways is None:
+        learner_ways = getattr(learner, "ways", None)
+        if ways is None or (learner_ways is not None and learner_ways != ways):
             raise ValueError(
-                f"Expected `ways` for {type(learner).__name__}, which classifies by "
-                "prototypes. Received: ways=None"
+                f"Expected `ways` (an integer, equal to the learner's `ways` when set) for "
+                f"{type(learner).__name__}, which predicts one score per class. "
+                f"Received: ways={ways!r}, learner.ways={learner_ways!r}"
             )
         return TaskFormat(ways, shots, tuple(input_shape), (), (ways,))
     if ways is None:

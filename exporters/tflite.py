@@ -1,33 +1,36 @@
 """TFLite export with on-device adaptation that stock LiteRT runs (builtin ops only).
 
-The converted model has these signatures (static shapes: `S` support
-examples, `Q` queries, `P` floats of weights):
+Signatures of the converted model (static shapes: `S = ways * shots` support
+examples, `Q` queries fixed at export, `P` floats of device state):
 
-- `infer(query_x[Q]) -> outputs`: predictions with the weights kept on the
-  device (the meta-learned ones until `train_step`/`set_weights` change them),
-  in the mode the learner predicts queries (BatchNorm with the query batch's
-  statistics when the learner is transductive).
 - `adapt_and_predict(support_x[S], support_y[S], query_x[Q]) -> outputs`: the
-  learner's evaluation inner loop from the meta-learned weights, then the
-  query predictions; the device weights are untouched.
-- `train_step(support_x[S], support_y[S]) -> loss`: one inner-loop step on
-  the device weights (and BatchNorm moving statistics); returns the support
-  loss before the step. `eval_inner_steps` calls then `infer` equal
-  `adapt_and_predict`.
+  learner's evaluation adaptation from the meta-learned weights, then the
+  query predictions, as `learner.predict` gives them. Device state untouched.
+- `train_step(support_x[S], support_y[S]) -> loss`: adapts the device state.
+  Gradient learners (MAML, Meta-SGD, ANIL, Reptile): one inner-loop SGD step
+  on the device weights (and BatchNorm moving statistics); the loss is the
+  support loss before the step; `eval_inner_steps` calls then `infer` give
+  `adapt_and_predict`'s outputs. Prototypical Networks: stores the support
+  set's prototypes; the loss is the support cross-entropy against them.
+- `infer(query_x[Q]) -> outputs`: predictions with the device state (the
+  meta-learned weights, or empty prototypes, until `train_step` or
+  `set_weights`), in the mode the learner predicts queries.
 - `get_weights() -> weights[P]`, `set_weights(weights[P]) -> weights`,
-  `reset() -> weights`: read, replace (e.g. a task's adapted weights saved
-  by the app) or restore the meta-learned device weights, as one flat float32
-  vector whose layout the metadata lists.
+  `reset() -> weights`: read, replace (e.g. with a task's adapted state the
+  app saved) or restore the initial device state, as one flat float32 vector
+  whose layout the metadata lists.
+- `embed(inputs[Q]) -> embeddings`: Prototypical Networks only.
 - `metadata() -> json`: the export metadata as a JSON string.
 
-The model's forward pass is re-expressed by `LayerProgram` (Dense, Conv2D,
-BatchNormalization, ReLU/activations, pooling, Flatten) with
-`builtin_grads` backward passes, and checked against the Keras model and,
-after conversion, through the LiteRT interpreter against the learner.
+Gradient learners run the wrapped model through `LayerProgram` (supported
+layers: Dense, Conv2D, BatchNormalization, ReLU/activations, pooling,
+Flatten) with the `builtin_grads` backward passes; the inner loop is one
+`WHILE` loop. Every export is checked against the Keras model and, after
+conversion, through the LiteRT interpreter against the learner.
 
-TFLite has no assert ops: invalid requests (labels outside `0..N-1`, NaN
-inputs) are not rejected; they give NaN or meaningless outputs, so the app
-must validate its inputs. Shapes are fixed by the signatures.
+TFLite has no assert ops: a bad request (class ids outside `0..ways-1`, NaN
+inputs) is not rejected and gives NaN or meaningless outputs; the app must
+validate its inputs. Shapes are fixed by the signatures.
 """
 
 from __future__ import annotations
@@ -37,19 +40,22 @@ import os
 import tempfile
 from typing import Any
 
+import keras
 import numpy as np
 import tensorflow as tf
 
-from tfmeta.exporters import adaptation_plan, builtin_grads, layer_program, metadata, task_format
 from tfmeta import adaptation
+from tfmeta.exporters import adaptation_plan, builtin_grads, layer_program, metadata
+from tfmeta.exporters.task_format import TaskFormat, task_format
 from tfmeta.learners.base import MetaLearner
 
 _LOSSES = {
     adaptation_plan.CROSS_ENTROPY: builtin_grads.sparse_softmax_cross_entropy,
     adaptation_plan.MEAN_SQUARED_ERROR: builtin_grads.mean_squared_error,
 }
-SIGNATURES = ("infer", "adapt_and_predict", "train_step", "get_weights", "set_weights", "reset",
-              "metadata")
+
+
+_COMMON_SIGNATURES = ("get_weights", "set_weights", "reset", "metadata")
 
 
 def _flatten(tensors: list) -> tf.Tensor:
@@ -65,81 +71,129 @@ def _unflatten(flat: tf.Tensor, shapes: list[list[int]]) -> list[tf.Tensor]:
     return tensors
 
 
-def weights_layout(model) -> list[dict[str, Any]]:
-    """Where each weight sits in the flat vector of `get_weights`/`set_weights`."""
+def _layout(entries: list[tuple[str, list[int], bool]]) -> list[dict[str, Any]]:
     layout, offset = [], 0
-    for trainable, variables in ((True, model.trainable_variables),
-                                 (False, model.non_trainable_variables)):
-        for variable in variables:
-            size = int(np.prod(variable.shape))
-            layout.append({"name": variable.path, "shape": list(variable.shape),
-                           "offset": offset, "size": size, "trainable": trainable})
-            offset += size
+    for name, shape, trainable in entries:
+        size = int(np.prod(shape))
+        layout.append({"name": name, "shape": list(shape), "offset": offset, "size": size,
+                       "trainable": trainable})
+        offset += size
     return layout
 
 
-class OnDeviceModule(tf.Module):
-    """The `tf.Module` that converts to the on-device model (see the module docstring).
+class _DeviceModule(tf.Module):
+    """Device state in plain `tf.Variable`s, flat get/set/reset, and the metadata signature.
 
-    Device weights live in plain `tf.Variable`s (Keras variables that a
-    signature assigns convert uninitialized); the meta-learned weights are
-    constants.
-
-    Args:
-        learner: a compiled gradient learner.
-        task: the exported task format.
-        query_size: queries per call (static).
-        metadata_json: the export metadata, returned by `metadata()`.
+    (Keras variables that a signature assigns convert uninitialized.)
     """
 
-    def __init__(self, learner: MetaLearner, task: task_format.TaskFormat, query_size: int,
-                 metadata_json: str):
+    def __init__(self, initial: list[np.ndarray], task: TaskFormat, query_size: int):
         super().__init__(name="tfmeta_on_device")
-        self._plan = adaptation_plan.gradient_plan(learner)
-        if self._plan.steps == 0 or not self._plan.step_invariant():
-            raise ValueError(
-                "Expected an evaluation inner loop of at least one step with the same "
-                "learning rates at every step for TFLite export (the `train_step` "
-                f"signature takes one such step). Received: {self._plan.steps} steps"
-            )
-        model = learner.model
-        self._program = layer_program.LayerProgram(model)
-        self._loss = _LOSSES[self._plan.loss]
+        self._initial = initial
+        self._shapes = [list(value.shape) for value in initial]
         self._task = task
         self._query_size = query_size
-        self._metadata_json = metadata_json
-        self._initial_params = [v.numpy() for v in model.trainable_variables]
-        self._initial_state = [v.numpy() for v in model.non_trainable_variables]
-        self._shapes = [list(w.shape) for w in self._initial_params + self._initial_state]
-        self.params = [tf.Variable(w, name=f"param_{i}")
-                       for i, w in enumerate(self._initial_params)]
-        self.state = [tf.Variable(w, name=f"state_{i}") for i, w in enumerate(self._initial_state)]
+        self.device_state = [tf.Variable(v, name=f"state_{i}") for i, v in enumerate(initial)]
+        self.steps_taken = tf.Variable(0, name="steps_taken")  # train_steps since reset
+        self.metadata_json = ""
 
-    # ------------------------------------------------------------ computation
-    def _step(self, params, state, support_x, support_y):
-        """One inner step: `(loss, new_params, new_state)`."""
+    def _assign(self, values: list) -> None:
+        for variable, value in zip(self.device_state, values):
+            variable.assign(value)
+
+    def _read(self) -> list[tf.Tensor]:
+        return [v.read_value() for v in self.device_state]
+
+    def _common_signatures(self) -> dict[str, Any]:
+        size = sum(int(np.prod(shape)) for shape in self._shapes)
+
+        @tf.function(input_signature=[])
+        def get_weights():
+            return {"weights": _flatten(self._read())}
+
+        @tf.function(input_signature=[tf.TensorSpec([size], tf.float32)])
+        def set_weights(weights):
+            self._assign(_unflatten(weights, self._shapes))
+            self.steps_taken.assign(0)
+            return {"weights": _flatten(self._read())}
+
+        @tf.function(input_signature=[])
+        def reset():
+            self._assign([tf.constant(v) for v in self._initial])
+            self.steps_taken.assign(0)
+            return {"weights": _flatten(self._read())}
+
+        @tf.function(input_signature=[])
+        def metadata_fn():
+            return {"json": tf.constant(self.metadata_json)}
+
+        return {"get_weights": get_weights, "set_weights": set_weights, "reset": reset,
+                "metadata": metadata_fn}
+
+    def signatures(self) -> dict[str, Any]:
+        """The tf.functions to convert, keyed by signature name."""
+        raise NotImplementedError
+
+    def layout(self) -> list[dict[str, Any]]:
+        """Where each state tensor sits in the flat `get_weights`/`set_weights` vector."""
+        raise NotImplementedError
+
+
+class GradientDeviceModule(_DeviceModule):
+    """On-device adaptation by gradient descent (MAML, Meta-SGD, ANIL, Reptile).
+
+    Args:
+        learner: a compiled `GradientLearner`.
+        task: the exported task format.
+        query_size: queries per `infer`/`adapt_and_predict` call.
+    """
+
+    SIGNATURES = _COMMON_SIGNATURES + ("infer", "adapt_and_predict", "train_step")
+
+    def __init__(self, learner: MetaLearner, task: TaskFormat, query_size: int):
+        plan = adaptation_plan.gradient_plan(learner)
+        if plan.steps == 0:
+            raise ValueError(
+                "Expected at least one evaluation inner step for on-device adaptation. "
+                f"Received: eval_inner_steps={plan.steps}"
+            )
+        model = learner.model
+        self._plan = plan
+        self._program = layer_program.LayerProgram(model)
+        self._program.check_matches_model(max(task.support_size, query_size, 2))
+        self._loss = _LOSSES[plan.loss]
+        self._num_params = len(model.trainable_variables)
+        self._layout_json = json.dumps(_layout(  # a string: tf.Module would wrap a list
+            [(v.path, list(v.shape), True) for v in model.trainable_variables]
+            + [(v.path, list(v.shape), False) for v in model.non_trainable_variables]
+        ))
+        super().__init__(
+            [v.numpy() for v in model.trainable_variables + model.non_trainable_variables],
+            task, query_size,
+        )
+        rates = plan.stacked_learning_rates()
+        self._rates_vary = any(not np.all(r == r[:1]) for r in rates)
+        self._rates = rates
+
+    def layout(self) -> list[dict[str, Any]]:
+        return json.loads(self._layout_json)
+
+    def _step_rates(self, step: tf.Tensor) -> list[tf.Tensor]:
+        if not self._rates_vary:
+            return [tf.constant(r[0]) for r in self._rates]
+        index = tf.minimum(step, self._plan.steps - 1)
+        return [tf.gather(tf.constant(r), index) for r in self._rates]
+
+    def _step(self, params, state, support_x, support_y, step):
+        """One inner step: `(support_loss, new_params, new_state)`."""
         loss, grads, state = adaptation.loss_and_gradients(
             self._program, self._loss, params, state, support_x, support_y,
             wrt=self._plan.adapted, training=True,
         )
         params = list(params)
-        for i, grad, rate in zip(self._plan.adapted, grads, self._plan.learning_rates[0]):
-            params[i] = params[i] - tf.constant(rate, tf.float32) * grad
+        for i, grad, rate in zip(self._plan.adapted, grads, self._step_rates(step)):
+            params[i] = params[i] - rate * grad
         return loss, params, state
-
-    def _adapt(self, params, state, support_x, support_y):
-        """The evaluation inner loop, as a `WHILE` loop (a graph of one step, not `steps`)."""
-
-        def body(step, params, state):
-            _, params, state = self._step(params, state, support_x, support_y)
-            return step + 1, params, state
-
-        _, params, state = tf.while_loop(
-            lambda step, params, state: step < self._plan.steps,
-            body,
-            (tf.constant(0), params, state),
-        )
-        return params, state
 
     def _predict(self, params, state, query_x):
         outputs, _ = self._program.stateless_call(
@@ -147,116 +201,187 @@ class OnDeviceModule(tf.Module):
         )
         return outputs
 
-    def _assign(self, values: list) -> None:
-        for variable, value in zip(self.params + self.state, values):
-            variable.assign(value)
-
-    def _weights(self) -> dict[str, tf.Tensor]:
-        return {"weights": _flatten([v.read_value() for v in self.params + self.state])}
-
-    # ------------------------------------------------------------- signatures
     def signatures(self) -> dict[str, Any]:
-        """The concrete functions to convert, keyed by signature name."""
         task, q, s = self._task, self._query_size, self._task.support_size
-        size = sum(int(np.prod(shape)) for shape in self._shapes)
+        split = self._num_params
 
         @tf.function(input_signature=[task.inputs_spec(q)])
         def infer(query_x):
-            params = [v.read_value() for v in self.params]
-            state = [v.read_value() for v in self.state]
-            return {"outputs": self._predict(params, state, query_x)}
+            values = self._read()
+            return {"outputs": self._predict(values[:split], values[split:], query_x)}
 
         @tf.function(input_signature=[task.inputs_spec(s), task.targets_spec(s),
                                       task.inputs_spec(q)])
         def adapt_and_predict(support_x, support_y, query_x):
-            params = [tf.constant(w) for w in self._initial_params]
-            state = [tf.constant(w) for w in self._initial_state]
-            params, state = self._adapt(params, state, support_x, support_y)
+            def body(step, params, state):
+                _, params, state = self._step(params, state, support_x, support_y, step)
+                return step + 1, params, state
+
+            initial = [tf.constant(v) for v in self._initial]
+            _, params, state = tf.while_loop(
+                lambda step, params, state: step < self._plan.steps,
+                body,
+                (tf.constant(0), initial[:split], initial[split:]),
+            )
             return {"outputs": self._predict(params, state, query_x)}
 
         @tf.function(input_signature=[task.inputs_spec(s), task.targets_spec(s)])
         def train_step(support_x, support_y):
-            params = [v.read_value() for v in self.params]
-            state = [v.read_value() for v in self.state]
-            loss, params, state = self._step(params, state, support_x, support_y)
+            values = self._read()
+            loss, params, state = self._step(
+                values[:split], values[split:], support_x, support_y, self.steps_taken.read_value()
+            )
             self._assign(params + state)
+            self.steps_taken.assign_add(1)
             return {"loss": loss}
 
-        @tf.function(input_signature=[])
-        def get_weights():
-            return self._weights()
-
-        @tf.function(input_signature=[tf.TensorSpec([size], tf.float32)])
-        def set_weights(weights):
-            self._assign(_unflatten(weights, self._shapes))
-            return self._weights()
-
-        @tf.function(input_signature=[])
-        def reset():
-            self._assign([tf.constant(w) for w in self._initial_params + self._initial_state])
-            return self._weights()
-
-        @tf.function(input_signature=[])
-        def metadata_fn():
-            return {"json": tf.constant(self._metadata_json)}
-
-        functions = {
-            "infer": infer, "adapt_and_predict": adapt_and_predict, "train_step": train_step,
-            "get_weights": get_weights, "set_weights": set_weights, "reset": reset,
-            "metadata": metadata_fn,
-        }
-        return {name: fn.get_concrete_function() for name, fn in functions.items()}
+        return {"infer": infer, "adapt_and_predict": adapt_and_predict,
+                "train_step": train_step, **self._common_signatures()}
 
 
-def convert(module: OnDeviceModule) -> bytes:
-    """Converts the module with `TFLITE_BUILTINS` only (no Flex) and resource variables.
+class PrototypeDeviceModule(_DeviceModule):
+    """On-device Prototypical Networks: the device state is the `[ways, D]` prototypes.
+
+    The embedding network runs with its meta-learned weights as constants
+    (through Keras; nothing is differentiated).
+    """
+
+    SIGNATURES = _COMMON_SIGNATURES + ("infer", "adapt_and_predict", "train_step", "embed")
+
+    def __init__(self, learner: MetaLearner, task: TaskFormat, query_size: int):
+        model = learner.model
+
+        @tf.autograph.experimental.do_not_convert
+        def stateless_call(*args, **kwargs):  # a closure keeps the Keras model untracked
+            return model.stateless_call(*args, **kwargs)
+
+        self._stateless_call = stateless_call
+        self._params = [v.numpy() for v in model.trainable_variables]
+        self._state = [v.numpy() for v in model.non_trainable_variables]
+        self._transductive = bool(learner.transductive)
+        spec = model.compute_output_spec(keras.KerasTensor([1, *task.input_shape]))
+        self._dim = int(np.prod(spec.shape[1:]))
+        super().__init__([np.zeros([task.ways, self._dim], np.float32)], task, query_size)
+
+    def layout(self) -> list[dict[str, Any]]:
+        return _layout([("prototypes", [self._task.ways, self._dim], False)])
+
+    def _embed(self, inputs: tf.Tensor, training: bool) -> tf.Tensor:
+        params = [tf.constant(v) for v in self._params]
+        state = [tf.constant(v) for v in self._state]
+        embeddings, _ = self._stateless_call(params, state, inputs, training=training)
+        return tf.reshape(embeddings, [inputs.shape[0], self._dim])
+
+    def _prototypes(self, embeddings: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+        one_hot = tf.one_hot(labels, self._task.ways, dtype=tf.float32)
+        sums = tf.matmul(one_hot, embeddings, transpose_a=True)
+        return sums / tf.reduce_sum(one_hot, axis=0)[:, None]
+
+    @staticmethod
+    def _logits(queries: tf.Tensor, prototypes: tf.Tensor) -> tf.Tensor:
+        differences = queries[:, None, :] - prototypes[None, :, :]
+        return -tf.reduce_sum(differences * differences, axis=-1)
+
+    def signatures(self) -> dict[str, Any]:
+        task, q, s = self._task, self._query_size, self._task.support_size
+
+        @tf.function(input_signature=[task.inputs_spec(s), task.targets_spec(s),
+                                      task.inputs_spec(q)])
+        def adapt_and_predict(support_x, support_y, query_x):
+            embeddings = self._embed(tf.concat([support_x, query_x], 0), self._transductive)
+            prototypes = self._prototypes(embeddings[:s], support_y)
+            return {"outputs": self._logits(embeddings[s:], prototypes)}
+
+        @tf.function(input_signature=[task.inputs_spec(s), task.targets_spec(s)])
+        def train_step(support_x, support_y):
+            embeddings = self._embed(support_x, self._transductive)
+            prototypes = self._prototypes(embeddings, support_y)
+            self._assign([prototypes])
+            self.steps_taken.assign_add(1)
+            loss = builtin_grads.sparse_softmax_cross_entropy(
+                support_y, self._logits(embeddings, prototypes)
+            )
+            return {"loss": loss}
+
+        @tf.function(input_signature=[task.inputs_spec(q)])
+        def infer(query_x):
+            embeddings = self._embed(query_x, self._transductive)
+            return {"outputs": self._logits(embeddings, self.device_state[0].read_value())}
+
+        @tf.function(input_signature=[task.inputs_spec(q)])
+        def embed(inputs):
+            return {"embeddings": self._embed(inputs, False)}
+
+        return {"infer": infer, "adapt_and_predict": adapt_and_predict,
+                "train_step": train_step, "embed": embed, **self._common_signatures()}
+
+
+def device_module(learner: MetaLearner, task: TaskFormat, query_size: int) -> _DeviceModule:
+    """The on-device module for `learner`.
 
     Raises:
-        tf.lite/converter errors naming the ops that have no builtin version.
+        ValueError: for learners with no on-device version (FineTune, MAML++
+            per-step BatchNorm statistics), listing the supported ones.
+    """
+    if adaptation_plan.is_metric_learner(learner):
+        return PrototypeDeviceModule(learner, task, query_size)
+    if adaptation_plan.predicts_with_model(learner):
+        return GradientDeviceModule(learner, task, query_size)
+    raise ValueError(
+        "Expected a learner with an on-device version: a GradientLearner (MAML, MetaSGD, "
+        f"ANIL, Reptile) or ProtoNet. Received: {type(learner).__name__}"
+    )
+
+
+def convert(module: _DeviceModule) -> bytes:
+    """Converts the module's signatures with `TFLITE_BUILTINS` only (no Flex ops).
+
+    Raises:
+        ConverterError: naming the ops that have no builtin version.
     """
     signatures = module.signatures()
     with tempfile.TemporaryDirectory() as directory:
-        path = os.path.join(directory, "saved_model")
-        tf.saved_model.save(module, path, signatures=signatures)
+        tf.saved_model.save(module, directory, signatures=signatures)
         converter = tf.lite.TFLiteConverter.from_saved_model(
-            path, signature_keys=list(signatures)
+            directory, signature_keys=list(signatures)
         )
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
         converter.experimental_enable_resource_variables = True
         return converter.convert()
 
 
-def _interpreter(model_content: bytes):
+def interpreter(model_content: bytes):
+    """A LiteRT `Interpreter` for a converted model."""
     try:
         from ai_edge_litert.interpreter import Interpreter
     except ImportError as error:  # pragma: no cover - depends on the environment
         raise ImportError(
-            "Verifying TFLite models needs LiteRT: `pip install 'tfmeta[tflite]'` "
-            "(package ai-edge-litert), or pass `verify=False`."
+            "Running TFLite models needs LiteRT: `pip install 'tfmeta[tflite]'` "
+            "(package ai-edge-litert), or export with `verify=False`."
         ) from error
     return Interpreter(model_content=model_content)
 
 
 def learner_predictions(learner: MetaLearner, episode: dict[str, np.ndarray]) -> np.ndarray:
-    """The learner's own query predictions for one episode (evaluation inner loop)."""
+    """The learner's own query predictions for one episode (its evaluation adaptation)."""
     task = {key: tf.constant(value) for key, value in episode.items()}
-    state = [tf.convert_to_tensor(v.value) for v in learner.model.non_trainable_variables]
+    state = [tf.convert_to_tensor(v.value) for v in learner.state_variables]
     predictions, _ = learner.adapt_and_predict(task, state, training=False)
     return predictions.numpy()
 
 
-def verify(model_content: bytes, learner: MetaLearner, task: task_format.TaskFormat,
-           query_size: int, atol: float = 1e-4) -> float:
+def verify(model_content: bytes, learner: MetaLearner, task: TaskFormat, query_size: int,
+           atol: float = 1e-4) -> float:
     """Runs `adapt_and_predict` in LiteRT on an example episode and compares with the learner.
 
     Returns:
-        The max abs difference, relative to `1 + max|outputs|`.
+        The max abs difference, relative to `1 + max|expected|`.
 
     Raises:
         ValueError: if it exceeds `atol`.
     """
     episode = task.example_episode(query_size)
-    runner = _interpreter(model_content).get_signature_runner("adapt_and_predict")
+    runner = interpreter(model_content).get_signature_runner("adapt_and_predict")
     received = runner(**episode)["outputs"]
     expected = learner_predictions(learner, episode)
     error = float(np.max(np.abs(received - expected))) / (1.0 + float(np.max(np.abs(expected))))
@@ -281,11 +406,12 @@ def export_tflite(
     """Writes a `.tflite` model that adapts on the device with stock LiteRT.
 
     Args:
-        learner: a compiled gradient learner (MAML family) whose model is a
-            chain of supported layers (see `layer_program.SUPPORTED_LAYERS`).
+        learner: a compiled `GradientLearner` (MAML, MetaSGD, ANIL, Reptile)
+            whose model is a chain of supported layers (see
+            `layer_program.SUPPORTED_LAYERS`), or a `ProtoNet`.
         path: the `.tflite` file to write.
         ways: classes per task (None for regression).
-        shots: support examples per class.
+        shots: support examples per class (per task for regression).
         query_size: queries per `infer`/`adapt_and_predict` call (static).
         verify_with_litert: run the converted model in the LiteRT interpreter
             on an example episode and raise unless it matches the learner.
@@ -310,15 +436,14 @@ def export_tflite(
     learner = adaptation_plan.check_learner(learner)
     if isinstance(query_size, bool) or not isinstance(query_size, int) or query_size < 1:
         raise ValueError(f"Expected `query_size` >= 1. Received: query_size={query_size!r}")
-    task = task_format.task_format(learner, ways, shots)
-    program = layer_program.LayerProgram(learner.model)
-    program.check_matches_model(batch_size=max(task.support_size, query_size, 2))
+    task = task_format(learner, ways, shots)
+    module = device_module(learner, task, query_size)
     info = metadata.export_metadata(
         learner, task, fmt="tflite",
-        extra={"query_size": query_size, "signatures": list(SIGNATURES),
-               "weights_layout": weights_layout(learner.model)},
+        extra={"query_size": query_size, "signatures": list(module.SIGNATURES),
+               "weights_layout": module.layout()},
     )
-    module = OnDeviceModule(learner, task, query_size, json.dumps(info))
+    module.metadata_json = json.dumps(info)
     content = convert(module)
     if verify_with_litert:
         verify(content, learner, task, query_size)

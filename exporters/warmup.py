@@ -14,7 +14,8 @@ from typing import Mapping
 import numpy as np
 import tensorflow as tf
 
-ASSETS_EXTRA = "assets.extra"
+from tfmeta.exporters import metadata
+
 FILENAME = "tf_serving_warmup_requests"
 
 
@@ -32,7 +33,7 @@ def _protos():
 
 def path_in(saved_model_dir: str | os.PathLike) -> str:
     """The warmup file's path inside a SavedModel directory."""
-    return os.path.join(os.fspath(saved_model_dir), ASSETS_EXTRA, FILENAME)
+    return os.path.join(os.fspath(saved_model_dir), metadata.ASSETS_EXTRA, FILENAME)
 
 
 def write(

@@ -1,0 +1,234 @@
+"""TFLite export: LiteRT (stock, builtin ops only) adapts on the device exactly like the learner."""
+
+import json
+
+import keras
+import numpy as np
+import pytest
+
+import exporter_testing as et
+import tfmeta
+from tfmeta.exporters import tflite, tflite_ops
+
+ATOL = 1e-4
+
+
+def export(learner, directory, name, ways=et.WAYS, shots=et.SHOTS, **kwargs):
+    path = directory / f"{name}.tflite"
+    info = tflite.export_tflite(learner, path, ways=ways, shots=shots,
+                                query_size=et.QUERIES, **kwargs)
+    return path.read_bytes(), info
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory, conv4_learner, mlp_learner):
+    directory = tmp_path_factory.mktemp("tflite")
+    return {
+        "conv4": (conv4_learner, *export(conv4_learner, directory, "conv4")),
+        "mlp": (mlp_learner, *export(mlp_learner, directory, "mlp")),
+    }
+
+
+def runners(content):
+    interpreter = tflite.interpreter(content)
+    return {name: interpreter.get_signature_runner(name)
+            for name in interpreter.get_signature_list()}
+
+
+def with_steps(learner, steps):
+    """The same meta-learned model, adapting with `steps` evaluation steps."""
+    return et.compiled(tfmeta.MAML(learner.model, inner_learning_rate=learner.inner_learning_rate,
+                                   eval_inner_steps=steps, transductive=learner.transductive))
+
+
+@pytest.mark.parametrize("name", ["mlp", "conv4"])
+def test_litert_matches_tensorflow_after_1_3_and_5_inner_steps(exported, name):
+    learner, content, _ = exported[name]
+    task = et.episode(learner.model.inputs[0].shape[1:])
+    run = runners(content)
+    run["reset"]()
+    for steps in range(1, 6):
+        run["train_step"](support_x=task["support_x"], support_y=task["support_y"])
+        if steps in (1, 3, 5):
+            expected = tflite.learner_predictions(with_steps(learner, steps), task)
+            received = run["infer"](query_x=task["query_x"])["outputs"]
+            assert np.max(np.abs(received - expected)) < ATOL, steps
+            params, _ = with_steps(learner, steps).adapt(task["support_x"], task["support_y"])
+            expected_weights = np.concatenate([np.ravel(p) for p in params])
+            received_weights = run["get_weights"]()["weights"][: expected_weights.size]
+            assert np.max(np.abs(received_weights - expected_weights)) < ATOL, steps
+
+
+@pytest.mark.parametrize("name", ["mlp", "conv4"])
+def test_adapt_and_predict_matches_learner_predict(exported, name):
+    learner, content, _ = exported[name]
+    task = et.episode(learner.model.inputs[0].shape[1:], seed=5)
+    received = runners(content)["adapt_and_predict"](**task)["outputs"]
+    assert np.max(np.abs(received - et.learner_predict(learner, task))) < ATOL
+
+
+@pytest.mark.parametrize("name", ["mlp", "conv4"])
+def test_converted_model_needs_no_flex_or_custom_ops(exported, name):
+    _, content, _ = exported[name]
+    assert tflite_ops.custom_operators(content) == []
+    operators = tflite_ops.operator_counts(content)
+    assert not [op for op in operators if op.startswith("Flex")]
+    assert {"WHILE", "ASSIGN_VARIABLE", "READ_VARIABLE"} <= set(operators)
+    if name == "conv4":
+        assert "CONV_2D" in operators
+
+
+def test_weights_get_set_and_reset_keep_a_task_on_the_device(exported):
+    learner, content, info = exported["conv4"]
+    task = et.episode((28, 28, 1), seed=3)
+    initial = np.concatenate(
+        [np.ravel(v) for v in learner.model.trainable_variables + learner.model.non_trainable_variables]
+    )
+    first = runners(content)
+    np.testing.assert_array_equal(first["get_weights"]()["weights"], initial)
+    for _ in range(learner.eval_inner_steps):
+        first["train_step"](support_x=task["support_x"], support_y=task["support_y"])
+    adapted = first["get_weights"]()["weights"]
+    adapted_outputs = first["infer"](query_x=task["query_x"])["outputs"]
+    # `eval_inner_steps` train steps then infer == adapt_and_predict
+    one_call = first["adapt_and_predict"](**task)["outputs"]
+    assert np.max(np.abs(adapted_outputs - one_call)) < ATOL
+
+    second = runners(content)  # e.g. the app restarted: restore the saved task weights
+    np.testing.assert_array_equal(second["set_weights"](weights=adapted)["weights"], adapted)
+    np.testing.assert_array_equal(second["infer"](query_x=task["query_x"])["outputs"],
+                                  adapted_outputs)
+    np.testing.assert_array_equal(second["reset"]()["weights"], initial)
+    assert info["weights_layout"][-1]["offset"] + info["weights_layout"][-1]["size"] == initial.size
+
+
+def test_metadata_signature_describes_the_export(exported):
+    learner, content, info = exported["mlp"]
+    received = json.loads(runners(content)["metadata"]()["json"].item())
+    assert received == json.loads(json.dumps(info))
+    assert received["algorithm"] == "MAML" and received["format"] == "tflite"
+    assert (received["ways"], received["shots"], received["query_size"]) == (5, 1, et.QUERIES)
+    assert received["inner_steps"] == 5 and received["inner_learning_rate"] == pytest.approx(0.3)
+    assert received["input_shape"] == [20]
+
+
+def test_invalid_requests_are_not_rejected_on_the_device(exported):
+    """Documented behaviour: TFLite has no asserts, so the app must validate its inputs."""
+    _, content, _ = exported["mlp"]
+    task = et.episode((20,))
+    run = runners(content)
+    nan_support = dict(task, support_x=np.full_like(task["support_x"], np.nan))
+    assert np.isnan(run["adapt_and_predict"](**nan_support)["outputs"]).all()
+    out_of_range = dict(task, support_y=task["support_y"] + 7)  # no error: a meaningless result
+    assert run["adapt_and_predict"](**out_of_range)["outputs"].shape == (et.QUERIES, et.WAYS)
+
+
+@pytest.mark.parametrize("kind", ["meta_sgd", "anil", "reptile"])
+def test_gradient_learner_family_adapts_on_the_device(tmp_path, kind):
+    keras.utils.set_random_seed(0)
+    net = tfmeta.models.mlp(20, (16, 16), et.WAYS)
+    learner = et.compiled({
+        "meta_sgd": lambda: tfmeta.MetaSGD(net, inner_learning_rate=0.2, eval_inner_steps=3),
+        "anil": lambda: tfmeta.ANIL(net, inner_learning_rate=0.3, eval_inner_steps=3),
+        "reptile": lambda: tfmeta.Reptile(net, inner_learning_rate=0.3, eval_inner_steps=3),
+    }[kind]())
+    if kind == "meta_sgd":  # distinct learned rates per parameter
+        for variable in learner.inner_learning_rate_variables:
+            variable.assign(np.random.default_rng(0).uniform(0.05, 0.5, variable.shape))
+    content, _ = export(learner, tmp_path, kind)  # verifies adapt_and_predict in LiteRT
+    task = et.episode((20,), seed=2)
+    run = runners(content)
+    assert np.max(np.abs(run["adapt_and_predict"](**task)["outputs"]
+                         - et.learner_predict(learner, task))) < ATOL
+    before = run["get_weights"]()["weights"]
+    for _ in range(3):
+        run["train_step"](support_x=task["support_x"], support_y=task["support_y"])
+    after = run["get_weights"]()["weights"]
+    if kind == "anil":  # only the head (the last kernel and bias) moved
+        head = 16 * et.WAYS + et.WAYS
+        np.testing.assert_array_equal(after[:-head], before[:-head])
+        assert np.abs(after[-head:] - before[-head:]).max() > 0
+    assert np.max(np.abs(run["infer"](query_x=task["query_x"])["outputs"]
+                         - et.learner_predict(learner, task))) < ATOL
+
+
+def test_protonet_computes_prototypes_on_the_device(tmp_path):
+    keras.utils.set_random_seed(0)
+    learner = et.compiled(tfmeta.ProtoNet(tfmeta.models.conv4((28, 28, 1), num_classes=None,
+                                                              filters=8)))
+    content, info = export(learner, tmp_path, "protonet", shots=2)
+    assert "embed" in info["signatures"] and tflite_ops.custom_operators(content) == []
+    task = et.episode((28, 28, 1), shots=2, seed=4)
+    expected = et.learner_predict(learner, task)
+    run = runners(content)
+    assert np.max(np.abs(run["adapt_and_predict"](**task)["outputs"] - expected)) < ATOL
+    run["train_step"](support_x=task["support_x"], support_y=task["support_y"])
+    assert np.max(np.abs(run["infer"](query_x=task["query_x"])["outputs"] - expected)) < ATOL
+    assert run["get_weights"]()["weights"].shape == (et.WAYS * 8,)
+    embeddings = run["embed"](inputs=task["query_x"])["embeddings"]
+    np.testing.assert_allclose(embeddings, learner.model(task["query_x"]), atol=1e-5)
+
+
+def test_regression_adapts_with_mean_squared_error(tmp_path):
+    keras.utils.set_random_seed(0)
+    learner = et.compiled(tfmeta.MAML(tfmeta.models.mlp(), inner_learning_rate=0.01,
+                                      eval_inner_steps=5), loss="mse")
+    content, info = export(learner, tmp_path, "sinusoid", ways=None, shots=10)
+    assert info["task"] == "regression" and info["support_size"] == 10
+    rng = np.random.default_rng(0)
+    task = {"support_x": rng.uniform(-5, 5, (10, 1)).astype(np.float32),
+            "support_y": rng.uniform(-5, 5, (10, 1)).astype(np.float32),
+            "query_x": rng.uniform(-5, 5, (et.QUERIES, 1)).astype(np.float32)}
+    received = runners(content)["adapt_and_predict"](**task)["outputs"]
+    assert np.max(np.abs(received - tflite.learner_predictions(learner, task))) < ATOL
+
+
+def test_learners_without_an_on_device_version_are_rejected(tmp_path):
+    with_batch_norm = keras.Sequential([keras.Input((20,)), keras.layers.Dense(8),
+                                        keras.layers.BatchNormalization(), keras.layers.Dense(5)])
+    per_step = et.compiled(tfmeta.MAML(with_batch_norm, inner_steps=2,
+                                       per_step_batch_norm_statistics=True))
+    net = tfmeta.models.mlp(20, (8,), et.WAYS)
+    with pytest.raises(ValueError, match="state variables of its own"):
+        export(per_step, tmp_path, "per_step")
+    fine_tune = et.compiled(tfmeta.FineTune(tfmeta.models.mlp(20, (8,), 8), ways=et.WAYS))
+    with pytest.raises(ValueError, match="GradientLearner .* or ProtoNet"):
+        export(fine_tune, tmp_path, "fine_tune")
+    cosine = et.compiled(tfmeta.MAML(net), loss=keras.losses.CategoricalCrossentropy())
+    with pytest.raises(ValueError, match="SparseCategoricalCrossentropy\\(from_logits=True\\)"):
+        export(cosine, tmp_path, "loss")
+
+
+def test_existing_file_is_not_overwritten_silently(tmp_path, mlp_learner):
+    (tmp_path / "model.tflite").write_bytes(b"keep")
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        tflite.export_tflite(mlp_learner, tmp_path / "model.tflite", ways=5, shots=1)
+    assert (tmp_path / "model.tflite").read_bytes() == b"keep"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["omniglot_64_filters", "mini_imagenet", "lslr",
+                                     "not_transductive"])
+def test_full_size_conv4_variants_match_tensorflow(tmp_path, variant):
+    keras.utils.set_random_seed(0)
+    options = {}
+    if variant == "mini_imagenet":
+        net = tfmeta.models.conv4((84, 84, 3), num_classes=et.WAYS, filters=32, max_pool=True)
+    else:
+        net = tfmeta.models.conv4((28, 28, 1), num_classes=et.WAYS,
+                                  filters=64 if variant == "omniglot_64_filters" else 16)
+    if variant == "lslr":
+        options = {"inner_steps": 3, "learned_inner_learning_rates": "per_layer_per_step"}
+    learner = et.compiled(tfmeta.MAML(net, inner_learning_rate=0.1, eval_inner_steps=3,
+                                      transductive=variant != "not_transductive", **options))
+    if variant == "lslr":
+        for i, variable in enumerate(learner.inner_learning_rate_variables):
+            variable.assign(np.array([0.05, 0.15, 0.1], np.float32) * (1 + i / 10))
+    content, _ = export(learner, tmp_path, variant)
+    task = et.episode(net.inputs[0].shape[1:], seed=6)
+    expected = et.learner_predict(learner, task)
+    run = runners(content)
+    assert np.max(np.abs(run["adapt_and_predict"](**task)["outputs"] - expected)) < ATOL
+    for _ in range(3):
+        run["train_step"](support_x=task["support_x"], support_y=task["support_y"])
+    assert np.max(np.abs(run["infer"](query_x=task["query_x"])["outputs"] - expected)) < ATOL
