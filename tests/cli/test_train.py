@@ -65,7 +65,7 @@ def test_evaluate_reloads_the_saved_learner(trained_run):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["trian"], "expected one command of ['evaluate', 'train']; received: trian"),
+        (["trian"], "expected one command of ['evaluate', 'export', 'train']; received: trian"),
         ([], "expected one command"),
         (["train", "--algorithm=foo"], "--algorithm=foo: value should be one of"),
         (["train", "--shots=0"], "--shots must be >= 1; received --shots=0"),

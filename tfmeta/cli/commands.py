@@ -1,156 +1,190 @@
 """`tfmeta train` and `tfmeta evaluate`: a run directory that explains itself.
 
-`<output_dir>/` holds:
+`<output_dir>/` holds (see `reporting.RUN_README`, also written there as
+`README.md`): `options.json`, `checkpoints/`, `history.csv`, `logs/`
+(TensorBoard), `learner.keras`, `metrics.json` and the PNG figures.
 
-- `checkpoints/`: the last complete epoch (Keras `BackupAndRestore`); the same
-  command continues from it after an interruption.
-- `logs/`: TensorBoard event files; `history.csv`: one row per epoch.
-- `learner.keras`: the meta-trained learner (`keras.saving.load_model`).
-- `metrics.json`: the options and the held-out evaluation.
-- `adaptation.png`, `learning_curve.png`: figures (with the `plot` extra).
+Resuming: `train` into a directory that holds checkpoints continues from the
+last complete one (`tfmeta.checkpointing.MetaCheckpoint`, atomic) and says
+so. The episode stream continues where it stopped (episode `i` is a pure
+function of the seed and `i`, so the stream is skipped by the meta-updates
+already done), and the optimizer state, the step counter, BatchNorm
+statistics and Dropout seed states come back with the weights: a run killed
+and resumed ends with the same weights and metrics as one never interrupted.
+
+Non-finite values: training stops at the first meta-update whose loss is
+NaN or Inf (`divergence.StopOnNonFiniteLoss`); variables holding NaN or Inf
+are never written to a checkpoint or to `learner.keras`. `metrics.json`
+then reads `"status": "diverged"` and the command exits with code 3.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import math
+import csv
+import io
 import os
 import pathlib
-import tempfile
+import sys
 
 import keras
-import numpy as np
 
-from tfmeta import evaluation, models
+from tfmeta import checkpointing
+from tfmeta.cli import divergence, learners, reporting, tasks
+from tfmeta.cli import options as options_lib
 from tfmeta.cli.options import RunOptions
-from tfmeta.data import SinusoidTasks
-from tfmeta.learners import MAML
 
 USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, ImportError)
-_TRAIN_SEED_OFFSET = 0
-_EVAL_SEED_OFFSET = 1_000_003  # held-out tasks: a stream disjoint from training's
 
 
-def build_learner(options: RunOptions) -> MAML:
-    """The compiled learner the options describe."""
-    keras.utils.set_random_seed(options.seed)
-    learner = MAML(
-        models.mlp(),
-        inner_learning_rate=options.inner_learning_rate,
-        inner_steps=options.inner_steps,
-        eval_inner_learning_rate=options.eval_inner_learning_rate,
-        eval_inner_steps=options.eval_inner_steps,
-        first_order=options.algorithm == "fomaml",
-    )
-    learner.compile(optimizer=keras.optimizers.Adam(options.meta_learning_rate), loss="mse")
-    return learner
-
-
-def _eval_episodes(options: RunOptions, meta_batch_size: int = 25):
-    return SinusoidTasks().episodes(
-        support_shots=options.eval_shots or options.shots,
-        query_shots=100,
-        meta_batch_size=min(meta_batch_size, options.eval_episodes),
-        num_episodes=options.eval_episodes,
-        seed=options.seed + _EVAL_SEED_OFFSET,
-    )
-
-
-def _write_atomically(path: pathlib.Path, text: str) -> None:
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
-        handle.write(text)
-    os.replace(handle.name, path)
-
-
-def _save_learner(learner: MAML, path: pathlib.Path) -> None:
+def _save_learner(learner: keras.Model, path: pathlib.Path) -> None:
+    checkpointing.check_finite(learner.variables, f"learner to {path}")
     temporary = path.with_name(f".{path.stem}.tmp.keras")
     learner.save(temporary)
     os.replace(temporary, path)
 
 
-def _read_history(path: pathlib.Path) -> dict[str, list[float]]:
-    rows = np.genfromtxt(path, delimiter=",", names=True, ndmin=1)
-    return {name: rows[name].tolist() for name in rows.dtype.names if name != "epoch"}
+def _trim_history(path: pathlib.Path, epochs: int) -> None:
+    """Keeps the header and the complete rows of the first `epochs` epochs of a CSVLogger file.
 
-
-def evaluate_and_report(learner: MAML, options: RunOptions, output_dir: pathlib.Path) -> dict:
-    """Evaluates on held-out tasks, writes metrics.json and the figures, prints a summary."""
-    losses = evaluation.per_task_values(learner, _eval_episodes(options))
-    metrics = {
-        "options": dataclasses.asdict(options),
-        "iterations_done": int(learner.optimizer.iterations.numpy()),
-        "eval": {
-            "query_loss_after_adaptation": evaluation.mean_and_ci95(losses),
-            "eval_inner_steps": learner.eval_inner_steps,
-            "eval_shots": options.eval_shots or options.shots,
-        },
-    }
-    _write_atomically(output_dir / "metrics.json", json.dumps(metrics, indent=2) + "\n")
-    figures = _write_figures(learner, options, output_dir)
-    result = metrics["eval"]["query_loss_after_adaptation"]
-    print(
-        f"tfmeta: {options.algorithm} on {options.dataset}, {metrics['iterations_done']} meta-updates; "
-        f"held-out query MSE after {learner.eval_inner_steps} step(s): "
-        f"{result['mean']:.3f} +/- {result['ci95']:.3f} ({result['tasks']} tasks)\n"
-        f"tfmeta: wrote {output_dir}/ (learner.keras, metrics.json{figures})"
-    )
-    return metrics
-
-
-def _write_figures(learner: MAML, options: RunOptions, output_dir: pathlib.Path) -> str:
-    try:
-        from tfmeta import plots
-
-        batch = next(iter(_eval_episodes(options, meta_batch_size=3)))
-        plots.plot_sinusoid_adaptation(learner, batch, output_dir / "adaptation.png")
-        history = output_dir / "history.csv"
-        if history.exists():
-            plots.plot_history(_read_history(history), output_dir / "learning_curve.png")
-            return ", adaptation.png, learning_curve.png"
-        return ", adaptation.png"
-    except ImportError:
-        return "; no figures: install the plot extra, pip install 'tfmeta[plot]'"
+    Rows of epochs after the last checkpoint (written before a kill) would
+    otherwise appear twice once those epochs are trained again.
+    """
+    if not path.is_file():
+        return
+    rows = list(csv.reader(io.StringIO(path.read_text())))
+    if not rows:
+        return
+    header, kept = rows[0], [rows[0]]
+    for row in rows[1:]:
+        if len(row) == len(header) and row[0].isdigit() and int(row[0]) < epochs:
+            kept.append(row)
+    text = io.StringIO()
+    csv.writer(text).writerows(kept)  # the "\r\n" rows of CSVLogger
+    reporting.write_atomically(path, text.getvalue())
 
 
 def train(options: RunOptions) -> dict:
-    """Meta-trains, evaluates on held-out tasks, saves the learner; resumes an interrupted run."""
+    """Meta-trains (or continues a run), saves the learner, evaluates it on held-out tasks.
+
+    Raises:
+        divergence.TrainingDiverged: after a NaN or Inf loss (metrics.json says so).
+    """
     output_dir = pathlib.Path(options.output_dir)
+    source = tasks.build(options)
+    learner = learners.build(options, source.input_shape, source.classification)
     output_dir.mkdir(parents=True, exist_ok=True)
-    learner = build_learner(options)
-    episodes = SinusoidTasks().episodes(
-        support_shots=options.shots,
-        query_shots=options.query_shots,
-        meta_batch_size=options.meta_batch_size,
-        seed=options.seed + _TRAIN_SEED_OFFSET,
-    )
-    callbacks = [
-        keras.callbacks.BackupAndRestore(str(output_dir / "checkpoints"), delete_checkpoint=False),
-        keras.callbacks.CSVLogger(str(output_dir / "history.csv"), append=True),
-        keras.callbacks.TensorBoard(str(output_dir / "logs")),
-        keras.callbacks.TerminateOnNaN(),
-    ]
-    learner.fit(
-        episodes,
+    reporting.write_atomically(options_lib.run_file(output_dir), options_lib.saved_options_text(options))
+    reporting.write_atomically(output_dir / "README.md", reporting.RUN_README)
+
+    checkpoint_dir = output_dir / options_lib.CHECKPOINT_DIR
+    start = checkpointing.latest_step(checkpoint_dir)
+    if start:
+        print(
+            f"tfmeta: resuming from {checkpoint_dir / f'ckpt-{start}'}: {start} of "
+            f"{options.iterations} meta-updates done",
+            flush=True,
+        )
+    else:
+        print(f"tfmeta: starting a new run in {output_dir}/", flush=True)
+    initial_epoch = start // options.steps_per_epoch
+    _trim_history(output_dir / "history.csv", initial_epoch)
+    checkpoint = checkpointing.MetaCheckpoint(checkpoint_dir, save_every=options.steps_per_epoch)
+    fit_arguments = dict(
         steps_per_epoch=options.steps_per_epoch,
-        epochs=math.ceil(options.iterations / options.steps_per_epoch),
-        callbacks=callbacks,
-        verbose=2,
+        epochs=options.iterations // options.steps_per_epoch,
+        initial_epoch=initial_epoch,
+        callbacks=[
+            divergence.StopOnNonFiniteLoss(),  # before the checkpoint: a NaN step is never saved
+            checkpoint,
+            keras.callbacks.CSVLogger(str(output_dir / "history.csv"), append=True),
+            keras.callbacks.TensorBoard(str(output_dir / "logs")),
+        ],
+        verbose=1 if sys.stdout.isatty() else 2,
     )
-    _save_learner(learner, output_dir / "learner.keras")
-    return evaluate_and_report(learner, options, output_dir)
+    run = {"iterations_done": start, "resumed_from": start or None}
+    try:
+        if options.algorithm == "finetune":
+            learner.pretrain(
+                source.train_images().skip(start),
+                num_classes=source.num_train_classes,
+                optimizer=learners.outer_optimizer(options),
+                **fit_arguments,
+            )
+        else:
+            learner.fit(source.train_episodes().skip(start), **fit_arguments)
+        run["iterations_done"] = checkpoint.saved_step
+        _save_learner(learner, output_dir / options_lib.LEARNER_FILE)
+    except FloatingPointError as error:
+        run["iterations_done"] = int(checkpoint.model.optimizer.iterations.numpy())
+        run["last_checkpoint"] = checkpointing.latest_step(checkpoint_dir) or None
+        message = (
+            f"training diverged: {error}. Training stops at the first NaN or Inf loss and never "
+            f"saves non-finite weights (last complete checkpoint: step "
+            f"{run['last_checkpoint'] or 'none'}). Lower --meta_learning_rate or "
+            "--inner_learning_rate and train into a new --output_dir"
+        )
+        reporting.record_divergence(output_dir, options, run, message)
+        raise divergence.TrainingDiverged(message) from error
+    return reporting.report(learner, source, options, output_dir, run)
 
 
 def evaluate(options: RunOptions) -> dict:
-    """Re-evaluates the learner saved by `tfmeta train` in `--output_dir`."""
+    """Re-evaluates the learner that `tfmeta train` saved in `--output_dir`."""
     output_dir = pathlib.Path(options.output_dir)
-    path = output_dir / "learner.keras"
-    if not path.exists():
-        raise FileNotFoundError(
-            f"no trained learner at {path}; run `tfmeta train --output_dir={output_dir}` first"
-        )
-    learner = keras.saving.load_model(path)
-    return evaluate_and_report(learner, options, output_dir)
+    learner = keras.saving.load_model(output_dir / options_lib.LEARNER_FILE)
+    if hasattr(learner, "eval_inner_steps"):
+        learner.eval_inner_steps = options.eval_inner_steps
+    if options.eval_inner_learning_rate is not None:
+        learner.eval_inner_learning_rate = options.eval_inner_learning_rate
+    source = tasks.build(options)
+    previous = reporting.read_metrics(output_dir)
+    run = {key: previous.get(key) for key in ("iterations_done", "resumed_from")}
+    return reporting.report(learner, source, options, output_dir, run)
 
 
-COMMANDS = {"train": train, "evaluate": evaluate}
+def _export_destination(options: RunOptions, exporters) -> str:
+    """Where `export` writes; raises a FileExistsError rather than replace anything."""
+    output_dir = pathlib.Path(options.output_dir)
+    name = output_dir.resolve().name
+    if options.format == "saved_model":
+        base_dir = options.export_dir or str(output_dir / "export" / name)
+        taken = exporters.versions(base_dir)
+        if options.version in taken:
+            raise FileExistsError(
+                f"version {options.version} already exists in {base_dir}; leave --version unset "
+                f"for the next free one ({taken[-1] + 1}), or pass another --export_dir"
+            )
+        return base_dir
+    path = options.export_dir or str(output_dir / "export" / f"{name}.tflite")
+    if not path.endswith(".tflite"):
+        path = os.path.join(path, exporters.export_command.TFLITE_FILENAME)
+    if os.path.exists(path):
+        raise FileExistsError(f"{path} already exists; pass another --export_dir, or delete it")
+    return path
+
+
+def export(options: RunOptions) -> str:
+    """Exports the learner of `--output_dir` for TF Serving or LiteRT; returns what was written.
+
+    Tasks have the evaluation's shape: `--eval_ways` classes (None for
+    regression) of `--eval_shots` support examples. An existing version or
+    file is never replaced.
+    """
+    from tfmeta import exporters  # only `export` needs them
+
+    learner = keras.saving.load_model(pathlib.Path(options.output_dir) / options_lib.LEARNER_FILE)
+    checkpointing.check_finite(learner.variables, "export")
+    path = exporters.export(
+        learner,
+        _export_destination(options, exporters),
+        format=options.format,
+        ways=options.evaluation_ways if options.classification else None,
+        shots=options.evaluation_shots,
+        version=options.version,
+        query_size=options.query_size,
+    )
+    print(f"tfmeta: exported {options.format} to {path}", flush=True)
+    return path
+
+
+COMMANDS = {"train": train, "evaluate": evaluate, "export": export}

@@ -1,26 +1,41 @@
 """The `tfmeta` command line: `tfmeta train | evaluate | export [--flags]`.
 
-Every user error ends with exit code 2 and one line on stderr naming the
-problem, never a traceback.
+Flags come from the command line, a `--flagfile=FILE` (one `--flag=value`
+per line) and a named `--config`; see `tfmeta.cli.options` for precedence.
+
+Exit codes: 0 success; 2 a user error (bad flag, missing or unusable data,
+an existing export version, ...), reported as one `tfmeta: error:` line on
+stderr that names the problem and the fix, never a traceback; 3 training
+diverged (a NaN or Inf loss; `metrics.json` says `"status": "diverged"`).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 
-from absl import app, flags
+from absl import app, flags, logging
 
 from tfmeta.cli import options
 
 FLAGS = flags.FLAGS
-USAGE = "usage: tfmeta {train,evaluate} [--flags]   (tfmeta --helpfull lists the flags)"
+USAGE = "usage: tfmeta {train,evaluate,export} [--flags]   (tfmeta --helpfull lists the flags)"
 EXIT_USAGE = 2
-COMMAND_NAMES = ("evaluate", "train")
+EXIT_DIVERGED = 3
+COMMAND_NAMES = ("evaluate", "export", "train")
+# The options each command reads from flags; `evaluate` and `export` take
+# the others from the run they read.
+_EVALUATE_FIELDS = options.EVALUATION_FIELDS + ("seed", "output_dir")
+_EXPORT_FIELDS = options.EXPORT_FIELDS + ("output_dir",)
+_TRAIN_FIELDS = tuple(
+    name for name in options.FIELDS if name not in ("export_dir", "format", "version", "query_size")
+)
+COMMAND_FIELDS = {"train": _TRAIN_FIELDS, "evaluate": _EVALUATE_FIELDS, "export": _EXPORT_FIELDS}
 
 
-def _fail(message: str) -> None:
+def _fail(message: str, code: int = EXIT_USAGE) -> None:
     print(f"tfmeta: error: {message}", file=sys.stderr)
-    sys.exit(EXIT_USAGE)
+    sys.exit(code)
 
 
 def _parse_flags(argv: list[str]) -> list[str]:
@@ -31,20 +46,70 @@ def _parse_flags(argv: list[str]) -> list[str]:
         _fail(f"{error}. {USAGE}")
 
 
+def resolve_options(command: str, explicit: dict) -> options.RunOptions:
+    """The checked options of `command` from the explicit flags (and the run it reads).
+
+    Raises:
+        ValueError: naming the first problem and its fix.
+    """
+    foreign = [name for name in explicit if name not in COMMAND_FIELDS[command]]
+    if foreign:
+        raise ValueError(
+            f"--{foreign[0]} does not apply to `tfmeta {command}`; it takes "
+            f"{' '.join('--' + name for name in COMMAND_FIELDS[command])}"
+        )
+    output_dir = explicit.get("output_dir", options.RunOptions().output_dir)
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise ValueError(f"--output_dir={output_dir} is a file; pass a directory")
+    saved = options.load_run_options(output_dir)
+    if command == "train":
+        run_options = options.resolve(explicit)
+        trained = os.path.exists(os.path.join(output_dir, options.CHECKPOINT_DIR, "checkpoint"))
+        changed = options.changed_options(saved, run_options, options.RESUMABLE_CHANGES) if saved and trained else []
+        if changed:
+            raise ValueError(
+                f"--output_dir={output_dir} holds a run trained with other options "
+                f"({', '.join(changed[:4])}); pass the same options to continue it, or choose "
+                "a new --output_dir"
+            )
+    else:
+        learner = os.path.join(output_dir, options.LEARNER_FILE)
+        if not os.path.isfile(learner) or saved is None:
+            raise ValueError(
+                f"no trained learner at {learner}; run `tfmeta train --output_dir={output_dir}` "
+                "first"
+            )
+        run_options = options.resolve(explicit, base=saved)
+        if (
+            run_options.algorithm == "finetune"
+            and run_options.evaluation_ways != saved.evaluation_ways
+        ):
+            raise ValueError(
+                f"the finetune learner in {output_dir} has a {saved.evaluation_ways}-way head; "
+                "leave --eval_ways unset, or train another run with that --eval_ways"
+            )
+    options.check_options(run_options)
+    return run_options
+
+
 def _main(argv: list[str]) -> None:
     if len(argv) != 2 or argv[1] not in COMMAND_NAMES:
         received = " ".join(argv[1:]) or "nothing"
         _fail(f"expected one command of {list(COMMAND_NAMES)}; received: {received}. {USAGE}")
-    run_options = options.from_flags(FLAGS)
+    command = argv[1]
+    if not FLAGS["verbosity"].present:
+        logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines would bury the progress
     try:
-        options.check_options(run_options)
+        run_options = resolve_options(command, options.explicit_flags(FLAGS))
     except ValueError as error:
         _fail(str(error))
 
-    from tfmeta.cli import commands  # imports TensorFlow: only once the options are valid
+    from tfmeta.cli import commands, divergence  # import TensorFlow: only once the options are valid
 
     try:
-        commands.COMMANDS[argv[1]](run_options)
+        commands.COMMANDS[command](run_options)
+    except divergence.TrainingDiverged as error:
+        _fail(str(error), EXIT_DIVERGED)
     except commands.USER_ERRORS as error:
         _fail(str(error))
 

@@ -1,78 +1,305 @@
-"""The flags of the `tfmeta` command and the options object built from them."""
+"""The flags of the `tfmeta` command and the `RunOptions` built from them.
+
+Nothing here imports TensorFlow: options are resolved and checked before a
+command starts, so a bad flag fails in a fraction of a second.
+
+Precedence, lowest to highest: the defaults below, the run's saved options
+(`evaluate` and `export` read `<output_dir>/options.json`), the named
+`--config`, then every flag given on the command line or in a `--flagfile`.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+import os
+import pathlib
+import re
+from typing import Any
 
 from absl import flags
 
-ALGORITHMS = ("maml", "fomaml")
-DATASETS = ("sinusoid",)
+from tfmeta.cli import configs
 
+ALGORITHMS = ("maml", "fomaml", "metasgd", "anil", "reptile", "protonet", "finetune")
+CLASSIFICATION_ONLY = ("protonet", "finetune")
+EXPORT_FORMATS = ("saved_model", "tflite")
+OMNIGLOT_PROTOCOLS = ("vinyals", "lake")
+OPTIONS_FILE = "options.json"
+LEARNER_FILE = "learner.keras"
+CHECKPOINT_DIR = "checkpoints"
+
+# The kinds of --dataset (see `dataset_kind`).
+SINUSOID = "sinusoid"
+OMNIGLOT = "omniglot"
+IMAGE_FOLDER = "image_folder"
+TFDS = "tfds"
+_TFDS_NAME = re.compile(r"[a-z0-9_]+(/[A-Za-z0-9_.+-]+)?(:[0-9.*]+)?")
+
+# Options that a later `train` into the same --output_dir may change (the
+# others must match the checkpoints), and that `evaluate` accepts.
+EVALUATION_FIELDS = (
+    "eval_ways",
+    "eval_shots",
+    "eval_queries",
+    "eval_inner_learning_rate",
+    "eval_inner_steps",
+    "eval_episodes",
+    "data_dir",
+)
+RESUMABLE_CHANGES = EVALUATION_FIELDS + ("iterations", "config", "output_dir")
+EXPORT_FIELDS = ("export_dir", "format", "version", "query_size", "eval_ways", "eval_shots")
+
+flags.DEFINE_enum("config", None, sorted(configs.CONFIGS), "A named configuration; other flags override its values.")
 flags.DEFINE_enum("algorithm", "maml", ALGORITHMS, "Meta-learning algorithm.")
-flags.DEFINE_string("dataset", "sinusoid", f"Task source: one of {DATASETS}.")
+flags.DEFINE_string(
+    "dataset",
+    "sinusoid",
+    "Task source: 'sinusoid'; 'omniglot' (the offline archive or folder given by --data_dir, "
+    "else the TFDS builder); a TFDS name such as 'mnist'; or an ImageFolder directory "
+    "<dir>/<split>/<class>/<image> (a path holding '/').",
+)
+flags.DEFINE_string("data_dir", None, "Omniglot: a .tar.gz or an ImageFolder folder with train/ and test/. A TFDS name: TFDS's data folder.")
+flags.DEFINE_enum("omniglot_protocol", "vinyals", OMNIGLOT_PROTOCOLS, "Omniglot class split: 'vinyals' (1100/100/423 characters) or 'lake' (background/evaluation).")
+flags.DEFINE_string("train_split", "train", "TFDS or ImageFolder split whose classes meta-train.")
+flags.DEFINE_string("eval_split", "test", "TFDS or ImageFolder split whose classes evaluate (held-out classes).")
+flags.DEFINE_integer("image_size", 28, "Images are resized to image_size x image_size (TFDS, ImageFolder).")
+flags.DEFINE_enum("channels", "1", ["1", "3"], "Image channels: 1 (grayscale) or 3 (RGB).")
+flags.DEFINE_integer("ways", 5, "Classes per task (N) in meta-training.")
+flags.DEFINE_integer("eval_ways", None, "Classes per task in evaluation (default: --ways).")
 flags.DEFINE_integer("shots", 10, "Support examples per class (K); per task for regression.")
-flags.DEFINE_integer("query_shots", 10, "Query examples per class; per task for regression.")
 flags.DEFINE_integer("eval_shots", None, "Support examples in evaluation (default: --shots).")
+flags.DEFINE_integer("queries", 10, "Query examples per class; per task for regression.")
+flags.DEFINE_integer("eval_queries", None, "Query examples in evaluation (default: 100 points for sinusoid, else --queries).")
 flags.DEFINE_integer("meta_batch_size", 25, "Tasks per meta-update.")
-flags.DEFINE_float("inner_learning_rate", 0.01, "Inner-loop SGD step size in meta-training.")
+flags.DEFINE_integer("batch_size", 64, "finetune: images per pretraining batch.")
+flags.DEFINE_float("inner_learning_rate", 0.01, "Inner-loop SGD step size in meta-training (metasgd: the initial learned rate).")
 flags.DEFINE_integer("inner_steps", 1, "Inner-loop steps in meta-training.")
-flags.DEFINE_float("eval_inner_learning_rate", None, "Inner step size in evaluation (default: --inner_learning_rate).")
-flags.DEFINE_integer("eval_inner_steps", 10, "Inner-loop steps in evaluation.")
-flags.DEFINE_float("meta_learning_rate", 1e-3, "Adam learning rate of the outer loop.")
-flags.DEFINE_integer("iterations", 10000, "Meta-updates in all.")
-flags.DEFINE_integer("steps_per_epoch", 500, "Meta-updates between checkpoints and log lines.")
+flags.DEFINE_float("eval_inner_learning_rate", None, "Inner step size in evaluation (default: --inner_learning_rate; finetune: 0.1).")
+flags.DEFINE_integer("eval_inner_steps", 10, "Inner-loop steps in evaluation (finetune: fine-tuning steps).")
+flags.DEFINE_float("meta_learning_rate", 1e-3, "Outer learning rate: Adam's; reptile: the SGD step size epsilon, decayed linearly to 0.")
+flags.DEFINE_boolean("transductive", None, "Predict queries with the task's BatchNorm statistics (default: the learner's).")
+flags.DEFINE_integer("filters", 64, "Conv-4 filters per layer (image datasets).")
+flags.DEFINE_boolean("max_pool", False, "Conv-4 mini-ImageNet variant: stride-1 convolutions with 2x2 max-pooling.")
+flags.DEFINE_integer("iterations", 10000, "Meta-updates in all (finetune: pretraining steps).")
+flags.DEFINE_integer("steps_per_epoch", 500, "Meta-updates per epoch: between checkpoints, log lines and history rows.")
 flags.DEFINE_integer("eval_episodes", 600, "Held-out tasks in the final evaluation.")
 flags.DEFINE_integer("seed", 0, "Seed of weights and tasks: the same seed repeats the run.")
-flags.DEFINE_string("output_dir", "tfmeta_runs/sinusoid_maml", "Where the run writes checkpoints, logs, metrics and plots.")
+flags.DEFINE_string("output_dir", "tfmeta_runs/sinusoid_maml", "The run directory: checkpoints, logs, metrics, plots, the learner.")
+flags.DEFINE_string("export_dir", None, "export: the destination (default: <output_dir>/export/<format>).")
+flags.DEFINE_enum("format", "saved_model", EXPORT_FORMATS, "export: 'saved_model' (TF Serving layout) or 'tflite'.")
+flags.DEFINE_integer("version", None, "export --format=saved_model: the version number (default: the next free one).")
+flags.DEFINE_integer("query_size", 1, "export --format=tflite: queries per call (the model's shapes are static).")
 
 
 @dataclasses.dataclass(frozen=True)
 class RunOptions:
-    """Everything a command needs, independent of absl."""
+    """Everything a command needs, independent of absl (see the flags for their meaning)."""
 
+    config: str | None = None
     algorithm: str = "maml"
     dataset: str = "sinusoid"
+    data_dir: str | None = None
+    omniglot_protocol: str = "vinyals"
+    train_split: str = "train"
+    eval_split: str = "test"
+    image_size: int = 28
+    channels: int = 1
+    ways: int = 5
+    eval_ways: int | None = None
     shots: int = 10
-    query_shots: int = 10
     eval_shots: int | None = None
+    queries: int = 10
+    eval_queries: int | None = None
     meta_batch_size: int = 25
+    batch_size: int = 64
     inner_learning_rate: float = 0.01
     inner_steps: int = 1
     eval_inner_learning_rate: float | None = None
     eval_inner_steps: int = 10
     meta_learning_rate: float = 1e-3
+    transductive: bool | None = None
+    filters: int = 64
+    max_pool: bool = False
     iterations: int = 10000
     steps_per_epoch: int = 500
     eval_episodes: int = 600
     seed: int = 0
     output_dir: str = "tfmeta_runs/sinusoid_maml"
+    export_dir: str | None = None
+    format: str = "saved_model"
+    version: int | None = None
+    query_size: int = 1
+
+    @property
+    def classification(self) -> bool:
+        return self.dataset != SINUSOID
+
+    @property
+    def evaluation_ways(self) -> int:
+        return self.eval_ways or self.ways
+
+    @property
+    def evaluation_shots(self) -> int:
+        return self.eval_shots or self.shots
+
+    @property
+    def evaluation_queries(self) -> int:
+        if self.eval_queries is not None:
+            return self.eval_queries
+        return self.queries if self.classification else 100
 
 
-def from_flags(flag_values: flags.FlagValues) -> RunOptions:
-    """Reads `RunOptions` from parsed absl flags."""
-    return RunOptions(
-        **{field.name: flag_values[field.name].value for field in dataclasses.fields(RunOptions)}
-    )
+FIELDS = tuple(field.name for field in dataclasses.fields(RunOptions))
+
+
+def explicit_flags(flag_values: flags.FlagValues) -> dict[str, Any]:
+    """The options given on the command line or in a flagfile, by name."""
+    given = {name: flag_values[name].value for name in FIELDS if flag_values[name].present}
+    if "channels" in given:
+        given["channels"] = int(given["channels"])
+    return given
+
+
+def resolve(explicit: dict[str, Any], base: RunOptions | None = None) -> RunOptions:
+    """`base` (default: the defaults), then the named config, then the explicit flags."""
+    values = dataclasses.asdict(base or RunOptions())
+    name = explicit.get("config", values["config"])
+    if name is not None and name != values["config"]:
+        values.update(configs.CONFIGS[name])
+        values["config"] = name
+    values.update(explicit)
+    return RunOptions(**values)
+
+
+def run_file(output_dir: str | os.PathLike) -> pathlib.Path:
+    """Where `train` records the options of a run."""
+    return pathlib.Path(output_dir) / OPTIONS_FILE
+
+
+def load_run_options(output_dir: str | os.PathLike) -> RunOptions | None:
+    """The options `train` saved in `output_dir`, or None if there are none.
+
+    Raises:
+        ValueError: if the file is not a tfmeta options file.
+    """
+    path = run_file(output_dir)
+    if not path.is_file():
+        return None
+    try:
+        values = json.loads(path.read_text())
+        return RunOptions(**values)
+    except (ValueError, TypeError) as error:
+        raise ValueError(
+            f"{path} is not a tfmeta options file ({error}); pass an --output_dir written by "
+            "`tfmeta train`"
+        ) from error
+
+
+def saved_options_text(options: RunOptions) -> str:
+    return json.dumps(dataclasses.asdict(options), indent=2) + "\n"
+
+
+def dataset_kind(dataset: str) -> str:
+    """`SINUSOID`, `OMNIGLOT`, `IMAGE_FOLDER` (a path: it holds '/' or starts with '.' or '~') or `TFDS`."""
+    if dataset in (SINUSOID, OMNIGLOT):
+        return dataset
+    if dataset.startswith((".", "~", os.sep)) or os.path.isdir(dataset):
+        return IMAGE_FOLDER
+    return TFDS
+
+
+def changed_options(saved: RunOptions, options: RunOptions, allowed: tuple[str, ...]) -> list[str]:
+    """`--name=saved` for every option outside `allowed` whose value differs."""
+    return [
+        f"--{name}={_flag_text(getattr(saved, name))}"
+        for name in FIELDS
+        if name not in allowed and getattr(saved, name) != getattr(options, name)
+    ]
+
+
+def _flag_text(value: Any) -> str:
+    return "" if value is None else str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def check_options(options: RunOptions) -> None:
     """Raises a ValueError naming the first bad option and its fix."""
     if options.algorithm not in ALGORITHMS:
         raise ValueError(f"unknown --algorithm={options.algorithm}; choose one of {list(ALGORITHMS)}")
-    if options.dataset not in DATASETS:
-        raise ValueError(f"unknown --dataset={options.dataset}; choose one of {list(DATASETS)}")
-    for name in ("shots", "query_shots", "meta_batch_size", "iterations", "steps_per_epoch", "eval_episodes"):
-        value = getattr(options, name)
-        if value < 1:
-            raise ValueError(f"--{name} must be >= 1; received --{name}={value}")
-    if options.eval_shots is not None and options.eval_shots < 1:
-        raise ValueError(f"--eval_shots must be >= 1; received --eval_shots={options.eval_shots}")
+    _check_dataset(options)
+    for name in (
+        "shots", "queries", "ways", "meta_batch_size", "batch_size", "iterations",
+        "steps_per_epoch", "eval_episodes", "image_size", "filters", "query_size",
+    ):
+        _check_at_least(name, getattr(options, name), 1)
+    for name in ("eval_ways", "eval_shots", "eval_queries", "version"):
+        if getattr(options, name) is not None:
+            _check_at_least(name, getattr(options, name), 1)
     for name in ("inner_steps", "eval_inner_steps"):
-        if getattr(options, name) < 0:
-            raise ValueError(f"--{name} must be >= 0; received --{name}={getattr(options, name)}")
+        _check_at_least(name, getattr(options, name), 0)
     for name in ("inner_learning_rate", "eval_inner_learning_rate", "meta_learning_rate"):
         value = getattr(options, name)
         if value is not None and not (value >= 0 and math.isfinite(value)):
             raise ValueError(f"--{name} must be a finite number >= 0; received --{name}={value}")
+    if options.iterations % options.steps_per_epoch:
+        raise ValueError(
+            f"--iterations={options.iterations} is not a multiple of --steps_per_epoch="
+            f"{options.steps_per_epoch} (a checkpoint ends every epoch); choose --iterations as "
+            "a multiple of --steps_per_epoch"
+        )
+    if options.classification:
+        for name in ("ways", "eval_ways"):
+            value = getattr(options, name)
+            if value is not None and value < 2:
+                raise ValueError(f"--{name} must be >= 2 for classification; received --{name}={value}")
+        fixed_head = options.algorithm not in CLASSIFICATION_ONLY
+        if fixed_head and options.evaluation_ways != options.ways:
+            raise ValueError(
+                f"--algorithm={options.algorithm} adapts a {options.ways}-way output layer, so it "
+                f"cannot evaluate --eval_ways={options.eval_ways}; leave --eval_ways unset, or "
+                "use --algorithm=protonet or finetune"
+            )
+    if options.algorithm == "metasgd" and options.eval_inner_learning_rate is not None:
+        raise ValueError(
+            "--eval_inner_learning_rate does not apply to --algorithm=metasgd (it learns its "
+            "inner learning rates); leave it unset"
+        )
+
+
+def _check_dataset(options: RunOptions) -> None:
+    kind = dataset_kind(options.dataset)
+    if kind == SINUSOID:
+        if options.algorithm in CLASSIFICATION_ONLY:
+            raise ValueError(
+                f"--algorithm={options.algorithm} classifies images and cannot learn the "
+                "sinusoid regression tasks; choose an image --dataset (e.g. omniglot) or "
+                "another --algorithm"
+            )
+        if options.data_dir is not None:
+            raise ValueError(
+                "--data_dir does not apply to --dataset=sinusoid (its tasks are generated); "
+                "leave --data_dir unset"
+            )
+    elif kind == IMAGE_FOLDER:
+        if not os.path.isdir(os.path.expanduser(options.dataset)):
+            raise ValueError(
+                f"--dataset={options.dataset}: no such directory; pass an ImageFolder directory "
+                "(<dir>/<split>/<class>/<image>), 'omniglot', 'sinusoid' or a TFDS name"
+            )
+    elif kind == TFDS and not _TFDS_NAME.fullmatch(options.dataset):
+        raise ValueError(
+            f"--dataset={options.dataset} is neither 'sinusoid', 'omniglot', a TFDS name "
+            "(lower case, e.g. 'mnist' or 'omniglot:3.0.0') nor an existing directory; "
+            "pass one of those"
+        )
+    if options.data_dir is not None and not os.path.exists(os.path.expanduser(options.data_dir)):
+        raise ValueError(
+            f"--data_dir={options.data_dir} does not exist; pass the folder or .tar.gz that "
+            "holds the data"
+        )
+
+
+def _check_at_least(name: str, value: int, minimum: int) -> None:
+    if value < minimum:
+        raise ValueError(f"--{name} must be >= {minimum}; received --{name}={value}")

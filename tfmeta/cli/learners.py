@@ -1,0 +1,91 @@
+"""The compiled learner that `--algorithm` and its flags describe, for a task source."""
+
+from __future__ import annotations
+
+import keras
+
+from tfmeta import learners, models
+from tfmeta.cli.options import RunOptions
+
+_GRADIENT_LEARNERS = {
+    "maml": learners.MAML,
+    "fomaml": learners.MAML,
+    "metasgd": learners.MetaSGD,
+    "anil": learners.ANIL,
+    "reptile": learners.Reptile,
+}
+FINETUNE_EVAL_INNER_LEARNING_RATE = 0.1  # FineTune's default, used when the flag is unset
+
+
+def _network(options: RunOptions, input_shape: tuple[int, ...], classification: bool) -> keras.Model:
+    """The wrapped model: the sinusoid MLP, or Conv-4 (an embedding for protonet and finetune)."""
+    if not classification:
+        return models.mlp()
+    embedding_only = options.algorithm in ("protonet", "finetune")
+    return models.conv4(
+        input_shape,
+        num_classes=None if embedding_only else options.ways,
+        filters=options.filters,
+        max_pool=options.max_pool,
+    )
+
+
+def build(options: RunOptions, input_shape: tuple[int, ...], classification: bool) -> learners.MetaLearner:
+    """The compiled learner, its weights drawn from `--seed`.
+
+    The outer optimizer is Adam at `--meta_learning_rate`, except for Reptile:
+    SGD whose step size (epsilon) decays linearly from `--meta_learning_rate`
+    to 0 over `--iterations` (Nichol et al. 2018). The fine-tuning baseline
+    is compiled without one: `FineTune.pretrain` trains its body.
+    """
+    keras.utils.set_random_seed(options.seed)
+    net = _network(options, input_shape, classification)
+    common = {} if options.transductive is None else {"transductive": options.transductive}
+    if options.algorithm == "protonet":
+        learner = learners.ProtoNet(net, **common)
+    elif options.algorithm == "finetune":
+        rate = options.eval_inner_learning_rate
+        learner = learners.FineTune(
+            net,
+            ways=options.evaluation_ways,
+            eval_inner_learning_rate=FINETUNE_EVAL_INNER_LEARNING_RATE if rate is None else rate,
+            eval_inner_steps=options.eval_inner_steps,
+            **common,
+        )
+    else:
+        kwargs = dict(
+            inner_learning_rate=options.inner_learning_rate,
+            inner_steps=options.inner_steps,
+            eval_inner_steps=options.eval_inner_steps,
+            **common,
+        )
+        if options.algorithm != "metasgd":
+            kwargs["eval_inner_learning_rate"] = options.eval_inner_learning_rate
+        if options.algorithm in ("maml", "fomaml"):
+            kwargs["first_order"] = options.algorithm == "fomaml"
+        learner = _GRADIENT_LEARNERS[options.algorithm](net, **kwargs)
+    _compile(learner, options, classification)
+    return learner
+
+
+def _compile(learner: learners.MetaLearner, options: RunOptions, classification: bool) -> None:
+    """Compiles with the task loss, accuracy for classification, and the outer optimizer."""
+    if classification:
+        loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        metrics = ["accuracy"]
+    else:
+        loss, metrics = "mse", None
+    if options.algorithm == "finetune":
+        learner.compile(loss=loss, metrics=metrics)
+    else:
+        learner.compile(optimizer=outer_optimizer(options), loss=loss, metrics=metrics)
+
+
+def outer_optimizer(options: RunOptions) -> keras.optimizers.Optimizer:
+    """Adam at `--meta_learning_rate`; Reptile: SGD decaying linearly to 0 (see `build`)."""
+    if options.algorithm == "reptile":
+        schedule = keras.optimizers.schedules.PolynomialDecay(
+            options.meta_learning_rate, options.iterations, end_learning_rate=0.0
+        )
+        return keras.optimizers.SGD(schedule)
+    return keras.optimizers.Adam(options.meta_learning_rate)

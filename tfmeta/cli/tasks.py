@@ -1,0 +1,227 @@
+"""The task sources of `tfmeta train` and `evaluate`, built from `--dataset` and its flags.
+
+A source gives the meta-training stream (infinite meta-batches, episode `i`
+a pure function of the seed and `i`, so `skip(n)` resumes it exactly), the
+held-out evaluation tasks, and for `finetune` labelled image batches of the
+training classes.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import numpy as np
+import tensorflow as tf
+
+from tfmeta import data
+from tfmeta.cli import options as options_lib
+from tfmeta.cli.options import RunOptions
+
+EVAL_SEED_OFFSET = 1_000_003  # held-out tasks: a stream disjoint from training's
+EVAL_BATCH_SIZE = 25
+
+
+class SinusoidSource:
+    """The sinusoid regression tasks of Finn et al. (2017)."""
+
+    classification = False
+    name = "sinusoid"
+    input_shape = (1,)
+
+    def __init__(self, options: RunOptions):
+        self.options = options
+        self.tasks = data.SinusoidTasks()
+
+    def train_episodes(self) -> tf.data.Dataset:
+        """Infinite meta-batches of training tasks."""
+        o = self.options
+        return self.tasks.episodes(o.shots, o.queries, o.meta_batch_size, seed=o.seed)
+
+    def eval_episodes(self, num_episodes: int | None = None) -> tf.data.Dataset:
+        """The held-out tasks, in batches (the last one may be smaller)."""
+        o = self.options
+        episodes = self.tasks.episodes(
+            o.evaluation_shots,
+            o.evaluation_queries,
+            meta_batch_size=None,
+            num_episodes=num_episodes or o.eval_episodes,
+            seed=o.seed + EVAL_SEED_OFFSET,
+        )
+        return episodes.batch(EVAL_BATCH_SIZE)
+
+
+class ImageSource:
+    """N-way K-shot episodes of image classes: meta-training and held-out classes."""
+
+    classification = True
+
+    def __init__(self, options: RunOptions, train: data.FewShotEpisodes, test: data.FewShotEpisodes):
+        self.options = options
+        self.train = train
+        self.test = test
+        self.name = options.dataset
+        self.input_shape = train.image_shape
+        _check_split(train, "ways", options.ways, options.shots, options.queries)
+        _check_split(
+            test,
+            "eval_ways" if options.eval_ways else "ways",
+            options.evaluation_ways,
+            options.evaluation_shots,
+            options.evaluation_queries,
+        )
+
+    def train_episodes(self) -> tf.data.Dataset:
+        """Infinite meta-batches of training episodes."""
+        o = self.options
+        return self.train.episodes(
+            o.ways, o.shots, o.queries, meta_batch_size=o.meta_batch_size, seed=o.seed
+        )
+
+    def eval_episodes(self, num_episodes: int | None = None) -> tf.data.Dataset:
+        """The held-out episodes, in batches (the last one may be smaller)."""
+        o = self.options
+        episodes = self.test.episodes(
+            o.evaluation_ways,
+            o.evaluation_shots,
+            o.evaluation_queries,
+            num_episodes=num_episodes or o.eval_episodes,
+            seed=o.seed + EVAL_SEED_OFFSET,
+        )
+        return episodes.batch(EVAL_BATCH_SIZE)
+
+    @property
+    def num_train_classes(self) -> int:
+        return self.train.num_classes
+
+    def train_images(self) -> tf.data.Dataset:
+        """Infinite `(images, labels)` batches over all training classes, for pretraining.
+
+        Batch `i` draws `--batch_size` images uniformly (with their rotation
+        for rotated classes), a pure function of the seed and `i`.
+        """
+        return labelled_batches(self.train.class_images, self.options.batch_size, self.options.seed)
+
+
+def labelled_batches(images: data.ClassImages, batch_size: int, seed: int) -> tf.data.Dataset:
+    """Infinite `(float32 images in [0, 1], int32 class ids)` batches drawn from `images`.
+
+    Class ids follow `images.class_names` (rotated classes included).
+    """
+    rotations = len(images.rotations)
+    with tf.device("/CPU:0"):
+        pixels = tf.constant(images.images)
+        base_class = tf.constant(np.repeat(np.arange(images.num_base_classes), images.counts), tf.int32)
+        turns = tf.constant(images.rotations, tf.int32)
+    seed_t = tf.constant(seed, tf.int64)
+
+    def batch(index: tf.Tensor):
+        row_seed, turn_seed = tf.unstack(
+            tf.random.experimental.stateless_split(tf.stack([seed_t, index]), num=2)
+        )
+        rows = tf.random.stateless_uniform(
+            [batch_size], row_seed, 0, images.num_examples, dtype=tf.int32
+        )
+        rotation = tf.random.stateless_uniform([batch_size], turn_seed, 0, rotations, dtype=tf.int32)
+        x = tf.gather(pixels, rows)
+        if images.rotations != (0,):
+            turned = tf.stack([tf.image.rot90(x, k) for k in range(4)])  # [4, B, H, W, C]
+            which = tf.stack([tf.gather(turns, rotation), tf.range(batch_size)], axis=1)
+            x = tf.gather_nd(turned, which)
+        labels = tf.gather(base_class, rows) * rotations + rotation
+        return tf.cast(x, tf.float32) / 255.0, labels
+
+    return tf.data.Dataset.counter().map(batch, deterministic=True).prefetch(tf.data.AUTOTUNE)
+
+
+def _check_split(source: data.FewShotEpisodes, flag: str, ways: int, shots: int, queries: int) -> None:
+    """Raises a ValueError, in terms of flags, unless the split can make the episodes."""
+    if ways > source.num_classes:
+        raise ValueError(
+            f"--{flag}={ways} is larger than the {source.num_classes} classes of "
+            f"{source.name}; lower --{flag}"
+        )
+    counts = source.class_images.counts
+    if shots + queries > counts.min():
+        smallest = source.class_images.base_class_names[int(np.argmin(counts))]
+        raise ValueError(
+            f"episodes need shots + queries = {shots} + {queries} images per class, but class "
+            f"{smallest!r} of {source.name} holds {counts.min()}; lower --shots or --queries "
+            "(or their --eval_ versions)"
+        )
+
+
+def build(options: RunOptions) -> SinusoidSource | ImageSource:
+    """The task source `--dataset` names.
+
+    Raises:
+        ValueError, FileNotFoundError: for data that cannot make the episodes,
+            with the flag to change.
+    """
+    kind = options_lib.dataset_kind(options.dataset)
+    if kind == options_lib.SINUSOID:
+        return SinusoidSource(options)
+    if kind == options_lib.OMNIGLOT:
+        sources = _read_images(
+            lambda: data.omniglot(
+                options.data_dir, options.omniglot_protocol, image_size=options.image_size
+            ),
+            options.data_dir or "TFDS's omniglot builder",
+        )
+        return ImageSource(options, sources["train"], sources["test"])
+    preprocessing = data.ImagePreprocessing(options.image_size, channels=options.channels)
+    splits = (options.train_split, options.eval_split)
+    if kind == options_lib.IMAGE_FOLDER:
+        root = os.path.expanduser(options.dataset)
+        train, test = (
+            _read_images(
+                lambda split=split: data.FewShotEpisodes(
+                    data.image_folder_class_images(root, split, preprocessing=preprocessing),
+                    name=os.path.join(root, split),
+                ),
+                os.path.join(root, split),
+            )
+            for split in splits
+        )
+    else:
+        train, test = (
+            _read_images(
+                lambda split=split: data.FewShotEpisodes.from_tfds(
+                    options.dataset, split, preprocessing=preprocessing, data_dir=options.data_dir
+                ),
+                f"TFDS {options.dataset}[{split}]",
+            )
+            for split in splits
+        )
+    return ImageSource(options, train, test)
+
+
+def _read_images(read, where: str):
+    """`read()`, with an image decoding error reported as a ValueError naming the file."""
+    try:
+        return read()
+    except tf.errors.InvalidArgumentError as error:
+        match = re.search(r"([^:\n]+)\n\s*\[\[", error.message)
+        detail = (match[1] if match else error.message.splitlines()[0]).strip()
+        culprit = _unreadable_file(where) if os.path.isdir(where) else None
+        what = f"the image {culprit}" if culprit else f"an image under {where}"
+        raise ValueError(
+            f"could not decode {what} ({detail}); remove or replace the unreadable file"
+        ) from error
+
+
+_IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"\xff\x0a", b"\x00\x00\x00\x0cJXL")
+
+
+def _unreadable_file(directory: str) -> str | None:
+    """The first file under `directory` that does not start like a JPEG/PNG/GIF/BMP/WebP/JPEG XL."""
+    for root, dirs, files in os.walk(directory):
+        dirs.sort()
+        for name in sorted(files):
+            path = os.path.join(root, name)
+            with open(path, "rb") as handle:
+                head = handle.read(12)
+            webp = head[:4] == b"RIFF" and head[8:12] == b"WEBP"
+            if not (webp or head.startswith(_IMAGE_SIGNATURES)):
+                return path
+    return None
