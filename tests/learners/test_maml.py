@@ -241,3 +241,163 @@ def test_training_without_a_loss_is_rejected():
     learner.compile(optimizer="adam")
     with pytest.raises(ValueError, match="needs a task loss"):
         learner.compute_meta_gradients(sinusoid_batch())
+
+
+# --------------------------------------------------------------------------------------------
+# MAML++ options (Antoniou et al. 2019) and a real Omniglot run.
+
+
+def test_multi_step_loss_after_annealing_equals_plain_maml():
+    batch = sinusoid_batch()
+    plain = compiled_maml(tiny_model(), inner_learning_rate=0.1, inner_steps=3)
+    annealed = compiled_maml(tiny_model(), inner_learning_rate=0.1, inner_steps=3,
+                             multi_step_loss=True, multi_step_loss_iterations=10)
+    annealed.optimizer.iterations.assign(10)
+    np.testing.assert_array_equal(annealed.multi_step_loss_weights().numpy(), [0, 0, 1])
+    plain_loss, plain_grads, _, _ = plain.compute_meta_gradients(batch)
+    loss, grads, _, _ = annealed.compute_meta_gradients(batch)
+    np.testing.assert_allclose(float(loss), float(plain_loss), rtol=1e-12)
+    for got, want in zip(grads, plain_grads):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_multi_step_loss_at_the_start_is_the_mean_of_the_query_losses_after_each_step():
+    batch = sinusoid_batch()
+    learner = compiled_maml(tiny_model(), inner_learning_rate=0.1, inner_steps=3,
+                            multi_step_loss=True)
+    loss, grads, _, _ = learner.compute_meta_gradients(batch)
+
+    model = learner.model
+    tasks = batch["support_x"].shape[0]
+    with tf.GradientTape() as tape:
+        expected_loss = 0.0
+        for task in range(tasks):
+            params, state = adaptation.initial_weights(model)
+            for _ in range(3):
+                params, state = adaptation.gradient_step(
+                    model, learner.task_loss, params, state,
+                    batch["support_x"][task], batch["support_y"][task], learning_rates=[0.1] * 4,
+                )
+                outputs, _ = adaptation.forward(model, params, state, batch["query_x"][task], True)
+                expected_loss += learner.task_loss(batch["query_y"][task], outputs) / (3 * tasks)
+    expected_grads = tape.gradient(expected_loss, model.trainable_variables)
+    np.testing.assert_allclose(float(loss), float(expected_loss), rtol=1e-12)
+    for got, want in zip(grads, expected_grads):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_multi_step_loss_weights_anneal_from_uniform_to_the_last_step():
+    learner = compiled_maml(tiny_model(), inner_steps=4, multi_step_loss=True,
+                            multi_step_loss_iterations=100)
+    expected = {0: [0.25] * 4, 50: [0.125, 0.125, 0.125, 0.625], 99: None, 100: [0, 0, 0, 1]}
+    for iteration, want in expected.items():
+        learner.optimizer.iterations.assign(iteration)
+        weights = learner.multi_step_loss_weights().numpy()
+        np.testing.assert_allclose(weights.sum(), 1.0, rtol=1e-6)
+        if want is not None:
+            np.testing.assert_allclose(weights, want, rtol=1e-6)
+    learner.optimizer.iterations.assign(99)
+    floor = 0.03 / 4
+    np.testing.assert_allclose(learner.multi_step_loss_weights().numpy()[:3], floor, rtol=1e-6)
+
+
+def test_learned_per_layer_per_step_rates_get_gradients_and_start_as_plain_maml():
+    batch = sinusoid_batch()
+    plain = compiled_maml(tiny_model(), inner_learning_rate=0.1, inner_steps=2)
+    lslr = compiled_maml(tiny_model(), inner_learning_rate=0.1, inner_steps=2,
+                         learned_inner_learning_rates="per_layer_per_step")
+    rates = lslr.inner_learning_rate_variables
+    assert [tuple(r.shape) for r in rates] == [(2,)] * 4
+    _, plain_grads, _, _ = plain.compute_meta_gradients(batch)
+    _, grads, _, _ = lslr.compute_meta_gradients(batch)
+    for got, want in zip(grads[:4], plain_grads):
+        np.testing.assert_allclose(got.numpy(), want.numpy(), rtol=1e-10, atol=1e-14)
+    for rate_grad in grads[4:]:
+        assert np.all(np.abs(rate_grad.numpy()) > 1e-8), rate_grad
+    before = [r.numpy().copy() for r in rates]
+    lslr.train_on_batch(batch)
+    for old, rate in zip(before, rates):
+        assert np.all(old != rate.numpy())
+
+
+def test_learned_rates_for_evaluation_steps_beyond_training_reuse_the_last_step():
+    learner = compiled_maml(tiny_model(), inner_steps=2, eval_inner_steps=4,
+                            learned_inner_learning_rates="per_layer_per_step")
+    for rate in learner.inner_learning_rate_variables:
+        rate.assign([0.1, 0.2])
+    rates = learner.inner_learning_rates(training=False)
+    assert [[float(r) for r in step] for step in rates] == [[0.1] * 4, [0.2] * 4, [0.2] * 4, [0.2] * 4]
+
+
+def bn_model(seed=0):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([keras.Input((1,)), keras.layers.Dense(8), keras.layers.BatchNormalization(),
+                             keras.layers.ReLU(), keras.layers.Dense(1)])
+
+
+def test_each_inner_step_keeps_its_own_batchnorm_statistics():
+    learner = compiled_maml(bn_model(), inner_learning_rate=0.1, inner_steps=2, eval_inner_steps=3,
+                            per_step_batch_norm_statistics=True)
+    assert len(learner.step_statistics_variables) == 2 * 2  # copies 1 and 2 of mean and variance
+    assert len(learner.state_variables) == 2 + 4
+    initial = [v.numpy().copy() for v in learner.state_variables]
+    learner.train_on_batch(sinusoid_batch(dtype=tf.float32))
+    copies = [v.numpy() for v in learner.state_variables]
+    step0_mean, step1_mean, step2_mean = copies[0], copies[2], copies[4]
+    assert not np.allclose(step0_mean, initial[0]) and not np.allclose(step1_mean, initial[2])
+    assert not np.allclose(step0_mean, step1_mean)
+    np.testing.assert_array_equal(step2_mean, initial[4])  # only evaluation runs a third step
+
+
+def test_non_transductive_query_uses_the_last_step_statistics():
+    batch = sinusoid_batch(tasks=1, dtype=tf.float32)
+    learner = compiled_maml(bn_model(), inner_learning_rate=0.1, inner_steps=2, transductive=False,
+                            per_step_batch_norm_statistics=True)
+    model_mean, last_step_mean = learner.state_variables[0], learner.state_variables[2]
+    baseline = learner.predict_on_batch(batch)
+    model_mean.assign(model_mean.numpy() + 3.0)  # step 0's copy: only the inner loop reads it
+    np.testing.assert_array_equal(learner.predict_on_batch(batch), baseline)
+    last_step_mean.assign(last_step_mean.numpy() + 3.0)
+    shifted = learner.predict_on_batch(batch)
+    assert np.abs(shifted - baseline).max() > 1e-3
+    params, state = learner.adapt(batch["support_x"][0], batch["support_y"][0],
+                                  state=adaptation.initial_weights(learner.model)[1])
+    outputs, _ = adaptation.forward(learner.model, params, state, batch["query_x"][0], False)
+    np.testing.assert_allclose(outputs.numpy(), shifted[0], rtol=1e-6)
+
+
+def test_saved_and_reloaded_maml_plus_plus_keeps_rates_and_step_statistics(tmp_path):
+    learner = tfmeta.MAML(bn_model(), inner_learning_rate=0.05, inner_steps=2, multi_step_loss=True,
+                          multi_step_loss_iterations=7, per_step_batch_norm_statistics=True,
+                          learned_inner_learning_rates="per_layer_per_step", transductive=False)
+    learner.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+    batch = sinusoid_batch(tasks=4, dtype=tf.float32)
+    learner.train_on_batch(batch)
+    path = tmp_path / "maml_plus_plus.keras"
+    learner.save(path)
+    restored = keras.saving.load_model(path)
+    for name in ("multi_step_loss", "multi_step_loss_iterations", "learned_inner_learning_rates",
+                 "per_step_batch_norm_statistics"):
+        assert getattr(restored, name) == getattr(learner, name)
+    for original, loaded in zip(learner.variables + learner.optimizer.variables,
+                                restored.variables + restored.optimizer.variables):
+        np.testing.assert_array_equal(original.numpy(), loaded.numpy(), err_msg=original.path)
+    np.testing.assert_array_equal(learner.predict_on_batch(batch), restored.predict_on_batch(batch))
+
+
+def test_unknown_learned_rate_kind_is_rejected():
+    with pytest.raises(ValueError, match="Expected `learned_inner_learning_rates` to be one of"):
+        tfmeta.MAML(tiny_model(), learned_inner_learning_rates="per_layer")
+
+
+def test_learned_per_step_rates_need_an_inner_step():
+    with pytest.raises(ValueError, match="Expected inner_steps >= 1 with learned_inner"):
+        tfmeta.MAML(tiny_model(), inner_steps=0, learned_inner_learning_rates="per_layer_per_step")
+
+
+def test_maml_beats_chance_on_held_out_omniglot_characters(omniglot_5way_1shot):
+    keras.utils.set_random_seed(0)
+    learner = tfmeta.MAML(tfmeta.models.conv4(num_classes=5, filters=32),
+                          inner_learning_rate=0.4, inner_steps=1)
+    result = omniglot_5way_1shot(learner, iterations=60, optimizer=keras.optimizers.Adam(0.005))
+    assert result["accuracy"] > 0.5, result  # chance: 0.2

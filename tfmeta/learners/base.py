@@ -97,7 +97,11 @@ class MetaLearner(keras.Model):
     # ----------------------------------------------------------------- hooks
     @property
     def meta_variables(self) -> list:
-        """The variables the outer loop updates (default: the model's trainable ones)."""
+        """The variables the outer loop updates (default: the model's trainable ones).
+
+        They must be trainable variables tracked by the learner (the wrapped
+        model's, or the learner's own such as learned learning rates).
+        """
         return list(self.model.trainable_variables)
 
     @property
@@ -238,6 +242,9 @@ class MetaLearner(keras.Model):
     def train_step(self, data):
         episodes = _episodes_of(data)
         loss, grads, predictions, state = self.compute_meta_gradients(episodes)
+        if not self.optimizer.built:
+            # Slots in the order of `trainable_variables`, as `keras.saving` rebuilds them.
+            self.optimizer.build(self.trainable_variables)
         self.optimizer.apply(grads, self.meta_variables)
         for variable, value in zip(self.state_variables, state):
             variable.assign(value)

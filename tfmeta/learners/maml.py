@@ -158,11 +158,15 @@ class MAML(GradientLearner):
                 self.add_weight(
                     shape=shape,
                     dtype=weight.dtype,
-                    initializer=keras.initializers.Constant(self.inner_learning_rate),
+                    initializer=self._constant_rate,
                     name="inner_learning_rate_" + weight.path.replace("/", "_"),
                 )
             )
         return rates
+
+    def _constant_rate(self, shape, dtype) -> tf.Tensor:
+        """`inner_learning_rate` everywhere, rounded once to `dtype` (no float32 detour)."""
+        return tf.fill(shape, tf.constant(self.inner_learning_rate, dtype))
 
     @property
     def _statistics_indices(self) -> list[int]:
@@ -211,17 +215,21 @@ class MAML(GradientLearner):
             return [list(rates) for _ in steps]
         return [[r[min(step, self.inner_steps - 1)] for r in rates] for step in steps]
 
-    def multi_step_loss_weights(self) -> tf.Tensor:
+    def multi_step_loss_weights(self, dtype: tf.DType | str = tf.float32) -> tf.Tensor:
         """The weights of the query losses after each inner step, at the current iteration.
 
+        Args:
+            dtype: the floating-point dtype of the result.
+
         Returns:
-            A float32 tensor of shape `[max(1, inner_steps)]` summing to 1.
+            A tensor of shape `[max(1, inner_steps)]` summing to 1.
         """
         steps = max(1, self.inner_steps)
-        final_only = tf.one_hot(steps - 1, steps)
+        final_only = tf.one_hot(steps - 1, steps, dtype=dtype)
         if steps == 1 or self.multi_step_loss_iterations == 0:
             return final_only
-        progress = tf.cast(self.optimizer.iterations, tf.float32) / self.multi_step_loss_iterations
+        iterations = tf.cast(self.optimizer.iterations, dtype)
+        progress = iterations / tf.cast(self.multi_step_loss_iterations, dtype)
         floor = _MIN_INTERMEDIATE_WEIGHT / steps
         intermediate = tf.maximum(1.0 / steps - progress / steps, floor)
         final = tf.minimum(1.0 / steps + progress * (steps - 1) / steps, 1.0 - (steps - 1) * floor)
@@ -329,7 +337,7 @@ class MAML(GradientLearner):
         with tf.GradientTape() as tape:
             predictions, state, trajectory = self._adapt_and_predict(task, state, training=True)
             final_loss = self.task_loss(query_y, predictions)
-            weights = tf.cast(self.multi_step_loss_weights(), final_loss.dtype)
+            weights = self.multi_step_loss_weights(final_loss.dtype)
             loss = weights[-1] * final_loss
             for step, (params, step_state) in enumerate(trajectory[:-1]):
                 outputs, _ = adaptation.forward(self.model, params, step_state, query_x, True)
