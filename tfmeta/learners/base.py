@@ -12,7 +12,7 @@ predicts (`adapt_and_predict`) and which variables are meta-learned.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Mapping
 
 import keras
 import tensorflow as tf
@@ -43,6 +43,15 @@ def check_steps(name: str, value: Any) -> int:
     return value
 
 
+def _seed_offset(value: tf.Tensor, task_index: tf.Tensor) -> tf.Tensor:
+    """The offset `[task_index, 0]` of a seed-generator state, in its dtype."""
+    return tf.cast(tf.stack([task_index, 0]), value.dtype)
+
+
+def _is_seed_state(value: tf.Tensor) -> bool:
+    return value.dtype.is_integer and value.shape == (2,)
+
+
 def _task_state(state: adaptation.Weights, task_index: tf.Tensor) -> adaptation.Weights:
     """Gives each task its own random stream.
 
@@ -50,20 +59,52 @@ def _task_state(state: adaptation.Weights, task_index: tf.Tensor) -> adaptation.
     the seed by the task index gives every task of a meta-batch its own
     Dropout masks. Float states (BatchNorm statistics) are shared.
     """
-    offset_state = []
-    for value in state:
-        if value.dtype.is_integer and value.shape == (2,):
-            value = value + tf.cast(tf.stack([task_index, 0]), value.dtype)
-        offset_state.append(value)
-    return offset_state
-
-
-def _merge_task_states(stacked: adaptation.Weights) -> adaptation.Weights:
-    """Reduces per-task states to one: the mean of float states, task 0's integer states."""
     return [
-        tf.reduce_mean(value, axis=0) if value.dtype.is_floating else value[0]
-        for value in stacked
+        value + _seed_offset(value, task_index) if _is_seed_state(value) else value
+        for value in state
     ]
+
+
+def _merge_task_states(stacked: adaptation.Weights, first_task: tf.Tensor) -> adaptation.Weights:
+    """Reduces per-task states to one.
+
+    Float states: the mean over tasks, and over the replicas of a
+    distribution strategy. Integer states: the first task's, without its seed
+    offset (the same on every replica).
+    """
+    merged = []
+    replicas = tf.distribute.get_strategy().num_replicas_in_sync
+    for value in stacked:
+        if value.dtype.is_floating:
+            value = tf.reduce_mean(value, axis=0)
+            if replicas > 1:
+                value = tf.distribute.get_replica_context().all_reduce("MEAN", value)
+        elif _is_seed_state(value[0]):
+            value = value[0] - _seed_offset(value[0], first_task)
+        else:
+            value = value[0]
+        merged.append(value)
+    return merged
+
+
+def _task_indices(num_tasks: tf.Tensor) -> tf.Tensor:
+    """Global indices of this replica's tasks (`0..T-1` without tf.distribute).
+
+    Each replica of a distribution strategy holds an equal share of the
+    meta-batch; numbering tasks globally gives every task the same random
+    stream (Dropout masks) as on one device.
+    """
+    context = tf.distribute.get_replica_context()
+    replica = 0 if context is None else context.replica_id_in_sync_group
+    first = tf.cast(replica, tf.int32) * num_tasks
+    return tf.range(first, first + num_tasks)
+
+
+def _query_targets(x, y):
+    """`y`, or the `query_y` of the episodes `x` when Keras hands no separate targets."""
+    if y is None and isinstance(x, Mapping):
+        return x[episode_lib.QUERY_Y]
+    return y
 
 
 def _episodes_of(data) -> dict[str, tf.Tensor]:
@@ -157,8 +198,31 @@ class MetaLearner(keras.Model):
 
     # ----------------------------------------------------------- Keras API
     def call(self, inputs, training=False):
-        """Predicts with the meta-learned (unadapted) model."""
+        """Predicts with the meta-learned model, or adapts and predicts episodes.
+
+        Args:
+            inputs: inputs of the wrapped model (predicted without
+                adaptation), or a meta-batch of episodes (each task adapts to
+                its support set; returns the stacked query predictions).
+            training: the wrapped model's `training` flag (plain inputs only).
+        """
+        if isinstance(inputs, Mapping):
+            return self.predict_step(inputs)
         return self.model(inputs, training=training)
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        """The task loss of query predictions (`y` defaults to the episodes' `query_y`).
+
+        Keras calls this (and `compute_metrics`) with one batch to build the
+        compiled loss and metrics before distributed training; episodes
+        carry their targets inside `x`.
+        """
+        del sample_weight, training
+        return self.task_loss(_query_targets(x, y), y_pred)
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        """Updates the compiled metrics on query predictions; `y` defaults to `query_y`."""
+        return super().compute_metrics(x, _query_targets(x, y), y_pred, sample_weight)
 
     @property
     def task_loss(self) -> adaptation.LossFn:
@@ -174,9 +238,11 @@ class MetaLearner(keras.Model):
                 "e.g. `loss='mse'` or "
                 "`loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)`."
             )
-        per_example_loss = keras.losses.get(self.loss)
-        # Keras loss objects compute in their own dtype (float32 by default);
-        # hand the loss back in the predictions' dtype so every path agrees.
+        loss = keras.losses.get(self.loss)
+        # A `keras.losses.Loss` object's `__call__` casts to its own dtype and,
+        # under tf.distribute, divides by the replica count; its `call` gives
+        # the plain per-example values, in the predictions' dtype.
+        per_example_loss = loss.call if isinstance(loss, keras.losses.Loss) else loss
         return lambda y_true, y_pred: tf.cast(
             tf.reduce_mean(per_example_loss(y_true, y_pred)), y_pred.dtype
         )
@@ -213,14 +279,17 @@ class MetaLearner(keras.Model):
             [tf.TensorSpec(v.shape, v.dtype) for v in meta_variables],
             [tf.TensorSpec(s.shape, s.dtype) for s in state],
         )
-        num_tasks = tf.shape(episodes[episode_lib.SUPPORT_X])[0]
+        task_indices = _task_indices(tf.shape(episodes[episode_lib.SUPPORT_X])[0])
         losses, predictions, grads, states = tf.map_fn(
-            task_gradients,
-            (episodes, tf.range(num_tasks)),
-            fn_output_signature=signature,
+            task_gradients, (episodes, task_indices), fn_output_signature=signature
         )
         grads = [tf.reduce_mean(g, axis=0) for g in grads]
-        return tf.reduce_mean(losses), grads, predictions, _merge_task_states(states)
+        return (
+            tf.reduce_mean(losses),
+            grads,
+            predictions,
+            _merge_task_states(states, task_indices[0]),
+        )
 
     def task_meta_gradients(
         self, task: dict[str, tf.Tensor], state: adaptation.Weights
@@ -242,6 +311,12 @@ class MetaLearner(keras.Model):
     def train_step(self, data):
         episodes = _episodes_of(data)
         loss, grads, predictions, state = self.compute_meta_gradients(episodes)
+        # Under tf.distribute each replica adapts its share of the tasks and the
+        # optimizer sums the replicas' gradients: divide by the replica count so
+        # the update uses the mean over the global meta-batch.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas > 1:
+            grads = [g / replicas for g in grads]
         if not self.optimizer.built:
             # Slots in the order of `trainable_variables`, as `keras.saving` rebuilds them.
             self.optimizer.build(self.trainable_variables)
@@ -272,7 +347,7 @@ class MetaLearner(keras.Model):
         signature = (loss_spec, loss_spec, prediction_spec)
         num_tasks = tf.shape(episodes[episode_lib.SUPPORT_X])[0]
         losses, pre_losses, predictions = tf.map_fn(
-            evaluate_task, (episodes, tf.range(num_tasks)), fn_output_signature=signature
+            evaluate_task, (episodes, _task_indices(num_tasks)), fn_output_signature=signature
         )
         if all(has_pre_adaptation_loss):
             self.pre_adaptation_loss_tracker.update_state(pre_losses)
@@ -298,7 +373,7 @@ class MetaLearner(keras.Model):
         num_tasks = tf.shape(episodes[episode_lib.SUPPORT_X])[0]
         return tf.map_fn(
             predict_task,
-            (episodes, tf.range(num_tasks)),
+            (episodes, _task_indices(num_tasks)),
             fn_output_signature=self._prediction_spec(episodes),
         )
 
