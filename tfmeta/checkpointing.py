@@ -1,4 +1,4 @@
-"""`MetaCheckpoint`: atomic checkpoints of a training run, every N meta-updates."""
+"""`MetaCheckpoint`: atomic checkpoints of a training run, at the end of every epoch."""
 
 from __future__ import annotations
 
@@ -49,13 +49,14 @@ def latest_step(directory: str | os.PathLike) -> int:
 
 
 class MetaCheckpoint(keras.callbacks.Callback):
-    """Saves a model's state every `save_every` optimizer steps; restores it when training starts.
+    """Saves a model's state at the end of every epoch; restores it when training starts.
 
-    What is saved: every variable of the model (`model.variables`: weights,
-    BatchNorm statistics, Dropout seed-generator state, a learner's learned
-    inner learning rates) and of its optimizer (slots and `iterations`, the
-    step counter). Checkpoints are named `ckpt-<step>` after the optimizer
-    step they hold.
+    With `fit(steps_per_epoch=N)` that is a checkpoint every N optimizer steps
+    (meta-updates). What is saved: every variable of the model
+    (`model.variables`: weights, BatchNorm statistics, Dropout seed-generator
+    state, a learner's learned inner learning rates) and of its optimizer
+    (slots and `iterations`, the step counter). Checkpoints are named
+    `ckpt-<step>` after the optimizer step they hold.
 
     Writes are atomic: `tf.train.CheckpointManager` writes a checkpoint's
     data and index files first and then replaces the `checkpoint` state file
@@ -72,28 +73,28 @@ class MetaCheckpoint(keras.callbacks.Callback):
     `latest_step(directory)` before calling `fit`. A checkpoint that does not
     match the model variable for variable raises a `ValueError`.
 
+    Place it after callbacks that record the epoch (`CSVLogger`,
+    `TensorBoard`): a checkpoint then always comes after the records of the
+    epochs it holds, so a resumed run can drop any record newer than its
+    checkpoint.
+
     Args:
         directory: the checkpoint folder (created when needed).
-        save_every: optimizer steps (meta-updates) between checkpoints; the
-            last step of training is saved too.
         max_to_keep: how many of the latest checkpoints to keep.
 
     Example:
 
     ```python
     step = tfmeta.checkpointing.latest_step("run/checkpoints")
-    checkpoint = tfmeta.checkpointing.MetaCheckpoint("run/checkpoints", save_every=500)
+    checkpoint = tfmeta.checkpointing.MetaCheckpoint("run/checkpoints")
     learner.fit(episodes.skip(step), steps_per_epoch=500, epochs=20,
                 initial_epoch=step // 500, callbacks=[checkpoint])
     ```
     """
 
-    def __init__(self, directory: str | os.PathLike, save_every: int, max_to_keep: int = 2):
+    def __init__(self, directory: str | os.PathLike, max_to_keep: int = 2):
         super().__init__()
-        if isinstance(save_every, bool) or not isinstance(save_every, int) or save_every < 1:
-            raise ValueError(f"Expected save_every >= 1. Received: save_every={save_every!r}")
         self.directory = os.fspath(directory)
-        self.save_every = save_every
         self.max_to_keep = max_to_keep
         self.saved_step = -1  # the step of the last checkpoint written or restored
         self._manager: tf.train.CheckpointManager | None = None
@@ -137,13 +138,8 @@ class MetaCheckpoint(keras.callbacks.Callback):
                 f"written with other settings?): {str(error).splitlines()[0]}"
             ) from error
 
-    def on_train_batch_end(self, batch, logs=None):
-        if self._step() % self.save_every == 0:
-            self.save()
-
-    def on_train_end(self, logs=None):
-        if self._step() != self.saved_step:
-            self.save()
+    def on_epoch_end(self, epoch, logs=None):
+        self.save()
 
     def save(self) -> str:
         """Writes a checkpoint of the current step; returns its path prefix."""

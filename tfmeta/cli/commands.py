@@ -88,18 +88,19 @@ def train(options: RunOptions) -> dict:
         print(f"tfmeta: starting a new run in {output_dir}/", flush=True)
     initial_epoch = start // options.steps_per_epoch
     _trim_history(output_dir / "history.csv", initial_epoch)
-    checkpoint = checkpointing.MetaCheckpoint(checkpoint_dir, save_every=options.steps_per_epoch)
+    checkpoint = checkpointing.MetaCheckpoint(checkpoint_dir)
     fit_arguments = dict(
         steps_per_epoch=options.steps_per_epoch,
         epochs=options.iterations // options.steps_per_epoch,
         initial_epoch=initial_epoch,
         callbacks=[
-            divergence.StopOnNonFiniteLoss(),  # before the checkpoint: a NaN step is never saved
-            checkpoint,
+            divergence.StopOnNonFiniteLoss(),
             keras.callbacks.CSVLogger(str(output_dir / "history.csv"), append=True),
             keras.callbacks.TensorBoard(str(output_dir / "logs")),
+            checkpoint,  # last: a checkpoint follows the history rows of its epochs
         ],
         verbose=1 if sys.stdout.isatty() else 2,
+        shuffle=False,  # the episode streams are random already
     )
     run = {"iterations_done": start, "resumed_from": start or None}
     try:
@@ -174,15 +175,20 @@ def export(options: RunOptions) -> str:
 
     learner = keras.saving.load_model(pathlib.Path(options.output_dir) / options_lib.LEARNER_FILE)
     checkpointing.check_finite(learner.variables, "export")
-    path = exporters.export(
-        learner,
-        _export_destination(options, exporters),
-        format=options.format,
-        ways=options.evaluation_ways if options.classification else None,
-        shots=options.evaluation_shots,
-        version=options.version,
-        query_size=options.query_size,
-    )
+    try:
+        path = exporters.export(
+            learner,
+            _export_destination(options, exporters),
+            format=options.format,
+            ways=options.evaluation_ways if options.classification else None,
+            shots=options.evaluation_shots,
+            version=options.version,
+            query_size=options.query_size,
+        )
+    except exporters.UnsupportedModelError as error:
+        raise ValueError(
+            f"{error}; --format=saved_model exports models with any layer"
+        ) from error
     print(f"tfmeta: exported {options.format} to {path}", flush=True)
     return path
 

@@ -54,9 +54,11 @@ def resolve_options(command: str, explicit: dict) -> options.RunOptions:
     """
     foreign = [name for name in explicit if name not in COMMAND_FIELDS[command]]
     if foreign:
+        owner = "export" if foreign[0] in _EXPORT_FIELDS else "train"
+        source = "" if command == "train" else f" ({command} reads it from the run's options.json)"
         raise ValueError(
-            f"--{foreign[0]} does not apply to `tfmeta {command}`; it takes "
-            f"{' '.join('--' + name for name in COMMAND_FIELDS[command])}"
+            f"--{foreign[0]} is a flag of `tfmeta {owner}`, not of `tfmeta {command}`{source}; "
+            "drop it"
         )
     output_dir = explicit.get("output_dir", options.RunOptions().output_dir)
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
@@ -114,9 +116,12 @@ def _main(argv: list[str]) -> None:
         _fail(str(error))
 
 
-def run() -> None:
-    """Entry point of the `tfmeta` console script."""
-    app.run(_main, flags_parser=_parse_flags)
+def run(argv: list[str] | None = None) -> None:
+    """Entry point of the `tfmeta` console script; `argv` defaults to `sys.argv`.
+
+    Ends the process (`SystemExit`) with one of the exit codes above.
+    """
+    app.run(_main, argv=argv, flags_parser=_parse_flags)
 
 
 if __name__ == "__main__":

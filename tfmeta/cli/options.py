@@ -282,21 +282,35 @@ def _check_dataset(options: RunOptions) -> None:
                 "leave --data_dir unset"
             )
     elif kind == IMAGE_FOLDER:
-        if not os.path.isdir(os.path.expanduser(options.dataset)):
+        root = os.path.expanduser(options.dataset)
+        if not os.path.isdir(root):
             raise ValueError(
                 f"--dataset={options.dataset}: no such directory; pass an ImageFolder directory "
                 "(<dir>/<split>/<class>/<image>), 'omniglot', 'sinusoid' or a TFDS name"
             )
+        for flag in ("train_split", "eval_split"):
+            split = getattr(options, flag)
+            if not os.path.isdir(os.path.join(root, split)):
+                folders = sorted(p.name for p in pathlib.Path(root).iterdir() if p.is_dir())
+                raise ValueError(
+                    f"--dataset={options.dataset} has no split folder '{split}' (its folders: "
+                    f"{folders}); pass --{flag} naming one of them"
+                )
     elif kind == TFDS and not _TFDS_NAME.fullmatch(options.dataset):
         raise ValueError(
             f"--dataset={options.dataset} is neither 'sinusoid', 'omniglot', a TFDS name "
             "(lower case, e.g. 'mnist' or 'omniglot:3.0.0') nor an existing directory; "
             "pass one of those"
         )
-    if options.data_dir is not None and not os.path.exists(os.path.expanduser(options.data_dir)):
+    if kind == OMNIGLOT and options.data_dir and not os.path.exists(os.path.expanduser(options.data_dir)):
         raise ValueError(
-            f"--data_dir={options.data_dir} does not exist; pass the folder or .tar.gz that "
-            "holds the data"
+            f"--data_dir={options.data_dir} does not exist; pass Omniglot's .tar.gz or its "
+            "ImageFolder folder (with train/ and test/), or leave --data_dir unset to use TFDS"
+        )
+    if kind == IMAGE_FOLDER and options.data_dir is not None:
+        raise ValueError(
+            f"--data_dir does not apply to an ImageFolder --dataset ({options.dataset} holds "
+            "the images); leave --data_dir unset"
         )
 
 

@@ -62,13 +62,13 @@ class ImageSource:
         self.test = test
         self.name = options.dataset
         self.input_shape = train.image_shape
-        _check_split(train, "ways", options.ways, options.shots, options.queries)
+        _check_split(train, options.ways, options.shots, options.queries, "")
         _check_split(
             test,
-            "eval_ways" if options.eval_ways else "ways",
             options.evaluation_ways,
             options.evaluation_shots,
             options.evaluation_queries,
+            "eval_",
         )
 
     def train_episodes(self) -> tf.data.Dataset:
@@ -134,20 +134,20 @@ def labelled_batches(images: data.ClassImages, batch_size: int, seed: int) -> tf
     return tf.data.Dataset.counter().map(batch, deterministic=True).prefetch(tf.data.AUTOTUNE)
 
 
-def _check_split(source: data.FewShotEpisodes, flag: str, ways: int, shots: int, queries: int) -> None:
-    """Raises a ValueError, in terms of flags, unless the split can make the episodes."""
+def _check_split(source: data.FewShotEpisodes, ways: int, shots: int, queries: int, prefix: str) -> None:
+    """Raises a ValueError naming the `--<prefix>ways/shots/queries` flags to change, if any."""
     if ways > source.num_classes:
         raise ValueError(
-            f"--{flag}={ways} is larger than the {source.num_classes} classes of "
-            f"{source.name}; lower --{flag}"
+            f"--{prefix}ways={ways} is larger than the {source.num_classes} classes of "
+            f"{source.name}; lower --{prefix}ways"
         )
     counts = source.class_images.counts
     if shots + queries > counts.min():
         smallest = source.class_images.base_class_names[int(np.argmin(counts))]
         raise ValueError(
-            f"episodes need shots + queries = {shots} + {queries} images per class, but class "
-            f"{smallest!r} of {source.name} holds {counts.min()}; lower --shots or --queries "
-            "(or their --eval_ versions)"
+            f"episodes need --{prefix}shots + --{prefix}queries = {shots} + {queries} images per "
+            f"class, but class {smallest!r} of {source.name} holds {counts.min()}; lower "
+            f"--{prefix}shots or --{prefix}queries"
         )
 
 
@@ -197,7 +197,7 @@ def build(options: RunOptions) -> SinusoidSource | ImageSource:
 
 
 def _read_images(read, where: str):
-    """`read()`, with an image decoding error reported as a ValueError naming the file."""
+    """`read()`, with the data's problems reported as ValueErrors that name `where`."""
     try:
         return read()
     except tf.errors.InvalidArgumentError as error:
@@ -208,6 +208,15 @@ def _read_images(read, where: str):
         raise ValueError(
             f"could not decode {what} ({detail}); remove or replace the unreadable file"
         ) from error
+    except FileNotFoundError:
+        raise
+    except OSError as error:  # a failed download (requests' errors are OSErrors)
+        raise ValueError(
+            f"could not read {where} ({str(error).splitlines()[0]}); check the network "
+            "connection, or pass --data_dir holding a prepared copy"
+        ) from error
+    except ValueError as error:
+        raise ValueError(f"{where}: {error}") from error
 
 
 _IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"\xff\x0a", b"\x00\x00\x00\x0cJXL")
