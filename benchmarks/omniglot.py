@@ -1,0 +1,371 @@
+"""Omniglot few-shot benchmark of the learner family, next to the published numbers.
+
+The standard protocol (Vinyals et al. 2016, Finn et al. 2017): both official
+sets pooled, 1100 + 100 characters for meta-training and validation, 423 held
+out for testing, rotations by 90/180/270 degrees as new classes, 28x28
+images, Conv-4 (64 filters). Each learner is trained per setting (5-way
+1-shot, 5-way 5-shot, 20-way 1-shot, 20-way 5-shot) with its paper's recipe
+(see `RECIPES`), then adapts to 600 test episodes (15 queries per class): we
+report the mean accuracy with its 95% CI (`1.96 * std / sqrt(600)`), the
+training time and the meta-iterations run. FineTune pretrains once on all
+training classes and is evaluated in every setting.
+
+    python benchmarks/omniglot.py --data=../shared/data/omniglot/omniglot.tar.gz
+    python benchmarks/omniglot.py --data=... --learners=maml,protonet --settings=5w1s \\
+        --budget_minutes=10 --first_order --checkpoint_dir=omniglot-runs
+
+`--budget_minutes` caps the training time of each (learner, setting) run;
+`--iterations` replaces the recipes' iteration counts. With
+`--checkpoint_dir` a run can go in parts: training resumes from the last
+checkpoint and the time already spent counts against the budget; finished
+runs are read back from their record. Prints a table and, as its last line,
+one JSON object with the same figures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import app, flags
+
+import tfmeta
+from tfmeta import checkpointing, evaluation
+
+flags.DEFINE_string("data", None, "Omniglot ImageFolder folder or .tar.gz (default: TFDS download).")
+flags.DEFINE_string("cache_dir", None, "Cache of decoded images (default: tfmeta's).")
+flags.DEFINE_list("learners", ["maml", "protonet", "reptile", "metasgd", "anil", "finetune"],
+                  "Learners to run.")
+flags.DEFINE_list("settings", ["5w1s", "5w5s", "20w1s", "20w5s"], "N-way K-shot settings.")
+flags.DEFINE_integer("iterations", None, "Meta-iterations per run (default: each recipe's).")
+flags.DEFINE_float("budget_minutes", None, "Training-time cap per (learner, setting) run.")
+flags.DEFINE_string("checkpoint_dir", None, "Checkpoints and records, to run in parts.")
+flags.DEFINE_integer("meta_batch_size", None, "Tasks per meta-update (default: each recipe's).")
+flags.DEFINE_integer("train_queries", 15, "Query images per class in meta-training episodes.")
+flags.DEFINE_integer("filters", 64, "Conv-4 filters.")
+flags.DEFINE_bool("first_order", False, "MAML, ANIL and Meta-SGD without second-order terms.")
+flags.DEFINE_integer("eval_episodes", 600, "Test episodes per setting.")
+flags.DEFINE_integer("seed", 0, "Seed of weights and episodes.")
+FLAGS = flags.FLAGS
+
+EVAL_QUERIES = 15
+SAVE_EVERY = 250
+PUBLISHED = {  # accuracy %, Omniglot 5w1s / 5w5s / 20w1s / 20w5s
+    "maml": {"5w1s": 98.7, "5w5s": 99.9, "20w1s": 95.8, "20w5s": 98.9},  # Finn et al. 2017
+    "protonet": {"5w1s": 98.8, "5w5s": 99.7, "20w1s": 96.0, "20w5s": 98.9},  # Snell et al. 2017
+    "reptile": {"5w1s": 95.39, "5w5s": 98.90, "20w1s": 88.14, "20w5s": 96.65},  # Nichol et al.
+    "metasgd": {"5w1s": 99.53, "5w5s": 99.93},  # Li et al. 2017
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How a learner is trained in one setting (its paper's protocol, where it has one)."""
+
+    build: Callable[[int, int], tfmeta.MetaLearner]  # (ways, shots) -> uncompiled learner
+    optimizer: Callable[[int], keras.optimizers.Optimizer]  # iterations -> optimizer
+    iterations: int
+    meta_batch_size: Callable[[int], int]  # ways -> tasks per meta-update
+    train_ways: Callable[[int], int] = lambda ways: ways
+    train_shots: Callable[[int], int] = lambda shots: shots
+    train_queries: int | None = None  # None: --train_queries
+
+
+def _maml_inner_loop(ways: int) -> dict:
+    """Finn et al.: 5-way 1 step of 0.4 (3 in evaluation); 20-way 5 steps of 0.1."""
+    if ways <= 5:
+        return dict(inner_learning_rate=0.4, inner_steps=1, eval_inner_steps=3)
+    return dict(inner_learning_rate=0.1, inner_steps=5, eval_inner_steps=5)
+
+
+def _conv4(ways: int | None) -> keras.Model:
+    return tfmeta.models.conv4((28, 28, 1), num_classes=ways, filters=FLAGS.filters)
+
+
+def _adam(iterations: int) -> keras.optimizers.Optimizer:
+    return keras.optimizers.Adam(1e-3)
+
+
+RECIPES = {
+    "maml": Recipe(
+        build=lambda ways, shots: tfmeta.MAML(
+            _conv4(ways), first_order=FLAGS.first_order, **_maml_inner_loop(ways)
+        ),
+        optimizer=_adam,
+        iterations=60_000,
+        meta_batch_size=lambda ways: 32 if ways <= 5 else 16,
+    ),
+    "metasgd": Recipe(  # Li et al.: one inner step; rates start at MAML's step size here
+        build=lambda ways, shots: tfmeta.MetaSGD(
+            _conv4(ways), first_order=FLAGS.first_order, **_maml_inner_loop(ways)
+        ),
+        optimizer=_adam,
+        iterations=60_000,
+        meta_batch_size=lambda ways: 32 if ways <= 5 else 16,
+    ),
+    "anil": Recipe(  # Raghu et al.: MAML's setup, only the head adapts
+        build=lambda ways, shots: tfmeta.ANIL(
+            _conv4(ways), first_order=FLAGS.first_order, **_maml_inner_loop(ways)
+        ),
+        optimizer=_adam,
+        iterations=60_000,
+        meta_batch_size=lambda ways: 32 if ways <= 5 else 16,
+    ),
+    "reptile": Recipe(  # Nichol et al. (inner SGD instead of Adam), no transduction
+        build=lambda ways, shots: tfmeta.Reptile(
+            _conv4(ways),
+            inner_learning_rate=0.1,
+            inner_steps=5 if ways <= 5 else 10,
+            eval_inner_steps=50,
+            transductive=False,
+        ),
+        optimizer=lambda iterations: keras.optimizers.SGD(
+            keras.optimizers.schedules.PolynomialDecay(1.0, iterations, end_learning_rate=0.0)
+        ),
+        iterations=100_000,
+        meta_batch_size=lambda ways: 5,
+        train_shots=lambda shots: 10,
+    ),
+    "protonet": Recipe(  # Snell et al.: 60-way training, 5 queries, Adam halved every 2000
+        build=lambda ways, shots: tfmeta.ProtoNet(_conv4(None)),
+        optimizer=lambda iterations: keras.optimizers.Adam(
+            keras.optimizers.schedules.ExponentialDecay(1e-3, 2000, 0.5, staircase=True)
+        ),
+        iterations=20_000,
+        meta_batch_size=lambda ways: 1,
+        train_ways=lambda ways: 60,
+        train_queries=5,
+    ),
+}
+FINETUNE_PRETRAINING = dict(iterations=20_000, batch_size=64)  # Adam 1e-3, all 4400 classes
+
+
+def _compile(learner: tfmeta.MetaLearner, optimizer) -> None:
+    learner.compile(
+        optimizer=optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"],
+    )
+
+
+class _TimeBudget(keras.callbacks.Callback):
+    """Stops training once `seconds` have passed; reports the time spent."""
+
+    def __init__(self, seconds: float | None):
+        super().__init__()
+        self.seconds = seconds
+        self.spent = 0.0
+
+    def on_train_begin(self, logs=None):
+        self._start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.spent = time.perf_counter() - self._start
+        if self.seconds is not None and self.spent >= self.seconds:
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        self.spent = time.perf_counter() - self._start
+        self.iterations = int(self.model.optimizer.iterations.numpy())
+
+
+def _run_dir(name: str) -> str | None:
+    if FLAGS.checkpoint_dir is None:
+        return None
+    path = os.path.join(FLAGS.checkpoint_dir, name)
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+def _read_record(directory: str | None) -> dict:
+    path = directory and os.path.join(directory, "record.json")
+    if path and os.path.isfile(path):
+        with open(path) as f:
+            return json.load(f)
+    return {"iterations": 0, "train_seconds": 0.0}
+
+
+def _write_record(directory: str | None, record: dict) -> None:
+    if directory is None:
+        return
+    path = os.path.join(directory, "record.json")
+    with open(path + ".tmp", "w") as f:
+        json.dump(record, f)
+    os.replace(path + ".tmp", path)
+
+
+def _chunk(iterations: int) -> int:
+    """Meta-iterations per epoch (between checkpoints)."""
+    return min(SAVE_EVERY, iterations)
+
+
+def _finished(record: dict, iterations: int) -> bool:
+    """Whether a recorded run has reached `iterations` or spent its time budget."""
+    budget = FLAGS.budget_minutes
+    spent = budget is not None and record["train_seconds"] >= 60 * budget
+    return record["iterations"] >= iterations or spent
+
+
+def _train(fit: Callable, directory: str | None, iterations: int) -> dict:
+    """Runs `fit(data_seed, epochs, initial_epoch, callbacks)` within the budget, resumably.
+
+    An epoch is `_chunk(iterations)` meta-iterations and ends with a
+    checkpoint; a resumed run continues from the last one (a run stopped by
+    its budget mid-epoch redoes that epoch's remainder), with a fresh data
+    seed.
+    """
+    record = _read_record(directory)
+    budget = None if FLAGS.budget_minutes is None else 60 * FLAGS.budget_minutes
+    left = None if budget is None else max(0.0, budget - record["train_seconds"])
+    done = checkpointing.latest_step(directory) if directory else 0
+    chunk = _chunk(iterations)
+    timer = _TimeBudget(left)
+    callbacks = [timer]
+    if directory is not None:
+        callbacks.append(checkpointing.MetaCheckpoint(directory))
+    initial_epoch = done // chunk
+    epochs = initial_epoch if left == 0.0 else max(initial_epoch, -(-iterations // chunk))
+    fit(FLAGS.seed + done, epochs, initial_epoch, callbacks)
+    record.update(iterations=timer.iterations, train_seconds=record["train_seconds"] + timer.spent)
+    _write_record(directory, record)
+    return record
+
+
+def _evaluate(learner: tfmeta.MetaLearner, test, ways: int, shots: int) -> dict:
+    batch = 20 if ways <= 5 else 10
+    episodes = test.episodes(
+        ways, shots, EVAL_QUERIES, meta_batch_size=batch,
+        num_episodes=-(-FLAGS.eval_episodes // batch) * batch, seed=FLAGS.seed + 1,
+    )
+    return evaluation.evaluate_episodes(learner, episodes, FLAGS.eval_episodes)
+
+
+def run_meta_learner(name: str, setting: str, sources) -> dict:
+    recipe, (ways, shots) = RECIPES[name], _parse(setting)
+    directory = _run_dir(f"{name}-{setting}")
+    iterations = FLAGS.iterations or recipe.iterations
+    record = _read_record(directory)
+    if "result" in record and _finished(record, iterations):
+        return record
+    keras.utils.set_random_seed(FLAGS.seed)
+    learner = recipe.build(ways, shots)
+    _compile(learner, recipe.optimizer(iterations))
+    train_ways, train_shots = recipe.train_ways(ways), recipe.train_shots(shots)
+    queries = recipe.train_queries or FLAGS.train_queries
+    batch = FLAGS.meta_batch_size or recipe.meta_batch_size(ways)
+
+    def fit(seed, epochs, initial_epoch, callbacks):
+        episodes = sources["train"].episodes(
+            train_ways, train_shots, queries, meta_batch_size=batch, seed=seed
+        )
+        learner.fit(episodes, steps_per_epoch=_chunk(iterations), epochs=epochs,
+                    initial_epoch=initial_epoch,
+                    callbacks=callbacks, verbose=0)
+
+    record = _train(fit, directory, iterations)
+    record["result"] = _evaluate(learner, sources["test"], ways, shots)
+    _write_record(directory, record)
+    return record
+
+
+def run_fine_tune(settings: list[str], sources) -> dict[str, dict]:
+    directory = _run_dir("finetune-pretraining")
+    iterations = FLAGS.iterations or FINETUNE_PRETRAINING["iterations"]
+    keras.utils.set_random_seed(FLAGS.seed)
+    body = _conv4(None)
+    pretraining = tfmeta.FineTune(body, ways=5)
+    train = sources["train"].class_images
+
+    def fit(seed, epochs, initial_epoch, callbacks):
+        images = _labelled_batches(train, FINETUNE_PRETRAINING["batch_size"], seed)
+        pretraining.pretrain(images, num_classes=train.num_classes, epochs=epochs,
+                             optimizer=keras.optimizers.Adam(1e-3),
+                             steps_per_epoch=_chunk(iterations),
+                             initial_epoch=initial_epoch, callbacks=callbacks, verbose=0)
+
+    record = _train(fit, directory, iterations)
+    results = {}
+    for setting in settings:
+        ways, shots = _parse(setting)
+        learner = tfmeta.FineTune(body, ways=ways)
+        _compile(learner, "sgd")
+        results[setting] = dict(record, result=_evaluate(learner, sources["test"], ways, shots))
+    return results
+
+
+def _labelled_batches(images: tfmeta.data.ClassImages, batch_size: int, seed: int):
+    """Shuffled `(image, class id)` batches of every class, rotated classes included.
+
+    Class `rotations * b + r` is base class `b` turned by `images.rotations[r]`
+    quarter turns, the numbering of `ClassImages`.
+    """
+    base = np.repeat(np.arange(images.num_base_classes), images.counts)
+    rotations = images.rotations
+    x = np.concatenate([np.rot90(images.images, k, axes=(1, 2)) for k in rotations])
+    y = np.concatenate([base * len(rotations) + r for r in range(len(rotations))])
+    return (
+        tf.data.Dataset.from_tensor_slices((x, y))
+        .shuffle(len(y), seed=seed)
+        .repeat()
+        .batch(batch_size, drop_remainder=True)
+        .map(lambda x, y: (tf.cast(x, tf.float32) / 255.0, y))
+        .prefetch(tf.data.AUTOTUNE)
+    )
+
+
+def _parse(setting: str) -> tuple[int, int]:
+    ways, _, shots = setting.rstrip("s").partition("w")
+    if not (ways.isdigit() and shots.isdigit()):
+        raise ValueError(f"Expected settings like '5w1s'. Received: {setting!r}")
+    return int(ways), int(shots)
+
+
+def main(argv):
+    del argv
+    unknown = sorted(set(FLAGS.learners) - set(RECIPES) - {"finetune"})
+    if unknown:
+        raise ValueError(f"Unknown learners {unknown}. Expected some of {[*RECIPES, 'finetune']}")
+    for setting in FLAGS.settings:
+        _parse(setting)
+    sources = tfmeta.data.omniglot(FLAGS.data, protocol="vinyals", cache_dir=FLAGS.cache_dir)
+    rows = []
+    for name in FLAGS.learners:
+        if name == "finetune":
+            records = run_fine_tune(FLAGS.settings, sources)
+        else:
+            records = {s: run_meta_learner(name, s, sources) for s in FLAGS.settings}
+        for setting, record in records.items():
+            rows.append(dict(learner=name, setting=setting, **record["result"],
+                             iterations=record["iterations"],
+                             train_seconds=record["train_seconds"],
+                             published=PUBLISHED.get(name, {}).get(setting)))
+
+    print(f"Omniglot (Vinyals split, rotations), {FLAGS.eval_episodes} test episodes, "
+          f"{EVAL_QUERIES} queries per class; conv4 with {FLAGS.filters} filters"
+          f"{', first order' if FLAGS.first_order else ''}")
+    print(f"{'learner':<10}{'setting':<8}{'accuracy % (95% CI)':>22}{'published':>11}"
+          f"{'iterations':>12}{'train min':>11}")
+    for row in rows:
+        published = "-" if row["published"] is None else f"{row['published']:.2f}"
+        accuracy = f"{100 * row['accuracy']:.2f} +/- {100 * row['ci95']:.2f}"
+        print(f"{row['learner']:<10}{row['setting']:<8}{accuracy:>22}{published:>11}"
+              f"{row['iterations']:>12}{row['train_seconds'] / 60:>11.1f}")
+    print(json.dumps({
+        "benchmark": "omniglot",
+        "protocol": "vinyals, rotations, 28x28",
+        "filters": FLAGS.filters,
+        "first_order": FLAGS.first_order,
+        "budget_minutes": FLAGS.budget_minutes,
+        "eval_episodes": FLAGS.eval_episodes,
+        "results": rows,
+    }))
+
+
+if __name__ == "__main__":
+    app.run(main)
