@@ -1,10 +1,12 @@
 """tfmeta: meta-learning for Keras 3 and TensorFlow.
 
 Learners (`MAML`, `MetaSGD`, `ANIL`, `Reptile`, `ProtoNet`, `FineTune`) are
-`keras.Model`s: `compile`, `fit` on meta-batches of episodes from `tfmeta.data`, `evaluate` after adaptation, and export with
-`tfmeta.exporters`.
+`keras.Model`s: `compile`, `fit` on meta-batches of episodes from
+`tfmeta.data`, `evaluate` after adaptation (`tfmeta.evaluation` for the
+few-shot convention: accuracy over 600 episodes with a 95% CI), and export
+with `tfmeta.exporters`.
 """
 
-from tfmeta import data, models
+from tfmeta import data, evaluation, models
 from tfmeta.learners import ANIL, MAML, FineTune, MetaLearner, MetaSGD, ProtoNet, Reptile
 from tfmeta.version import __version__
