@@ -100,6 +100,18 @@ def _task_indices(num_tasks: tf.Tensor) -> tf.Tensor:
     return tf.range(first, first + num_tasks)
 
 
+def _logs_for_distribution(logs: dict, strategy: tf.distribute.Strategy) -> dict:
+    """Step logs in a shape Keras can reduce across workers.
+
+    Keras (3.15) reduces logs of a `MultiWorkerMirroredStrategy` run with
+    `strategy.reduce("MEAN", value, axis=0)`, which needs an axis: give each
+    scalar one. Other strategies get the logs unchanged.
+    """
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return logs
+    return {name: tf.reshape(value, [1]) for name, value in logs.items()}
+
+
 def _query_targets(x, y):
     """`y`, or the `query_y` of the episodes `x` when Keras hands no separate targets."""
     if y is None and isinstance(x, Mapping):
@@ -220,6 +232,23 @@ class MetaLearner(keras.Model):
         del sample_weight, training
         return self.task_loss(_query_targets(x, y), y_pred)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        """Builds compiled metrics from one replica's batch under tf.distribute.
+
+        Keras (3.15) averages a whole data batch over the replicas to get
+        shapes for building, which `MultiWorkerMirroredStrategy` cannot do for
+        a dict of episodes; the first replica's batch has the same shapes.
+        """
+        if iterator is not None:
+            strategy = self.distribute_strategy
+            for _, _, batches in iterator:
+                data_batch = tf.nest.map_structure(
+                    lambda value: strategy.experimental_local_results(value)[0], next(batches)
+                )
+                break
+            iterator = None
+        super()._maybe_symbolic_build(iterator=iterator, data_batch=data_batch)
+
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         """Updates the compiled metrics on query predictions; `y` defaults to `query_y`."""
         return super().compute_metrics(x, _query_targets(x, y), y_pred, sample_weight)
@@ -325,7 +354,7 @@ class MetaLearner(keras.Model):
             variable.assign(value)
         logs = self._update_metrics(loss, episodes[episode_lib.QUERY_Y], predictions)
         logs.pop(_PRE_ADAPTATION_LOSS, None)
-        return logs
+        return _logs_for_distribution(logs, self.distribute_strategy)
 
     def test_step(self, data):
         episodes = _episodes_of(data)
@@ -356,7 +385,7 @@ class MetaLearner(keras.Model):
         )
         if not all(has_pre_adaptation_loss):
             logs.pop(_PRE_ADAPTATION_LOSS, None)
-        return logs
+        return _logs_for_distribution(logs, self.distribute_strategy)
 
     def predict_step(self, data):
         """Adapts to each task of a meta-batch and returns its query predictions."""
