@@ -21,6 +21,7 @@ from tfmeta import adaptation
 from tfmeta.data import episode as episode_lib
 
 _PRE_ADAPTATION_LOSS = "pre_adaptation_loss"
+DEFAULT_PARALLEL_TASKS = 10  # tf.map_fn's own default
 
 
 def check_learning_rate(name: str, value: Any) -> float:
@@ -136,14 +137,28 @@ class MetaLearner(keras.Model):
             BatchNorm normalises with the statistics of the task's own batch,
             also in evaluation. When False, evaluation predicts the query in
             inference mode (moving statistics, no Dropout).
+        parallel_tasks: tasks of a meta-batch adapted concurrently (the
+            `parallel_iterations` of the `tf.map_fn` over tasks). Peak memory
+            grows with it; 1 adapts one task at a time.
         **kwargs: forwarded to `keras.Model`.
     """
 
-    def __init__(self, model: keras.Model, transductive: bool = True, **kwargs):
+    def __init__(
+        self,
+        model: keras.Model,
+        transductive: bool = True,
+        parallel_tasks: int = DEFAULT_PARALLEL_TASKS,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         adaptation.check_built(model)
         self.model = model
         self.transductive = bool(transductive)
+        if isinstance(parallel_tasks, bool) or not isinstance(parallel_tasks, int) or parallel_tasks < 1:
+            raise ValueError(
+                f"Expected `parallel_tasks` to be an integer >= 1. Received: parallel_tasks={parallel_tasks!r}"
+            )
+        self.parallel_tasks = parallel_tasks
         self.pre_adaptation_loss_tracker = keras.metrics.Mean(name=_PRE_ADAPTATION_LOSS)
         self.built = True
 
@@ -309,8 +324,8 @@ class MetaLearner(keras.Model):
             [tf.TensorSpec(s.shape, s.dtype) for s in state],
         )
         task_indices = _task_indices(tf.shape(episodes[episode_lib.SUPPORT_X])[0])
-        losses, predictions, grads, states = tf.map_fn(
-            task_gradients, (episodes, task_indices), fn_output_signature=signature
+        losses, predictions, grads, states = self._map_tasks(
+            task_gradients, episodes, task_indices, signature
         )
         grads = [tf.reduce_mean(g, axis=0) for g in grads]
         return (
@@ -375,8 +390,8 @@ class MetaLearner(keras.Model):
         loss_spec = tf.TensorSpec([], prediction_spec.dtype)
         signature = (loss_spec, loss_spec, prediction_spec)
         num_tasks = tf.shape(episodes[episode_lib.SUPPORT_X])[0]
-        losses, pre_losses, predictions = tf.map_fn(
-            evaluate_task, (episodes, _task_indices(num_tasks)), fn_output_signature=signature
+        losses, pre_losses, predictions = self._map_tasks(
+            evaluate_task, episodes, _task_indices(num_tasks), signature
         )
         if all(has_pre_adaptation_loss):
             self.pre_adaptation_loss_tracker.update_state(pre_losses)
@@ -400,10 +415,17 @@ class MetaLearner(keras.Model):
             return predictions
 
         num_tasks = tf.shape(episodes[episode_lib.SUPPORT_X])[0]
+        return self._map_tasks(
+            predict_task, episodes, _task_indices(num_tasks), self._prediction_spec(episodes)
+        )
+
+    def _map_tasks(self, fn, episodes, task_indices, signature):
+        """`fn((task, task_index))` for every task of the meta-batch, stacked."""
         return tf.map_fn(
-            predict_task,
-            (episodes, _task_indices(num_tasks)),
-            fn_output_signature=self._prediction_spec(episodes),
+            fn,
+            (episodes, task_indices),
+            fn_output_signature=signature,
+            parallel_iterations=self.parallel_tasks,
         )
 
     def _update_metrics(self, loss, targets, predictions) -> dict:
@@ -427,6 +449,7 @@ class MetaLearner(keras.Model):
         config.update(
             model=keras.saving.serialize_keras_object(self.model),
             transductive=self.transductive,
+            parallel_tasks=self.parallel_tasks,
         )
         return config
 

@@ -1,0 +1,160 @@
+"""Meta-training and evaluation throughput on protocol P, in tasks per second.
+
+Protocol P: Omniglot-shaped episodes (28x28x1), Conv-4 (4 x [conv 3x3, 64 filters,
+stride 2, BatchNorm, ReLU], global mean pool, Dense 5), 5-way 1-shot with 15 queries
+per class, meta-batch 32, 1 inner step at learning rate 0.4, Adam; steady state after
+compilation. Episodes are random tensors held in memory, so the figure is the
+learner's alone (benchmarks/episodes.py measures the input pipeline).
+
+Each configuration runs in a fresh process, so its peak resident memory is its own.
+
+    python benchmarks/throughput.py                                  # every learner
+    python benchmarks/throughput.py --learners=maml --inner_steps=1,5,10
+    python benchmarks/throughput.py --learners=maml,fomaml --parallel_tasks=1,10
+
+Prints a table, and as its last line one JSON object with the same figures.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+
+from absl import app, flags
+
+flags.DEFINE_list(
+    "learners", ["maml", "fomaml", "metasgd", "anil", "reptile", "protonet"], "Learners to time."
+)
+flags.DEFINE_list("inner_steps", ["1"], "Inner-step counts to time.")
+flags.DEFINE_list("parallel_tasks", ["10"], "Tasks adapted concurrently (MetaLearner.parallel_tasks).")
+flags.DEFINE_integer("meta_batch_size", 32, "Tasks per meta-update.")
+flags.DEFINE_integer("warmup", 3, "Meta-updates before timing (the first one compiles).")
+flags.DEFINE_integer("repeats", 10, "Timed meta-updates (and evaluation batches).")
+flags.DEFINE_string("worker", None, "Internal: time one 'learner/steps/parallel' configuration.")
+FLAGS = flags.FLAGS
+
+WAYS, SHOTS, QUERIES = 5, 1, 15
+INNER_LEARNING_RATE = 0.4
+PUBLISHED_TASKS_PER_SECOND = {"maml": 18.5, "fomaml": 28.4}  # learn2learn 0.2.1, same protocol
+
+
+def protocol_p_batch(meta_batch_size: int):
+    """One meta-batch of random Omniglot-shaped episodes."""
+    import numpy as np
+    import tensorflow as tf
+
+    rng = np.random.default_rng(0)
+    labels = np.tile(np.arange(WAYS, dtype=np.int32), (meta_batch_size, 1))
+    return {
+        "support_x": tf.constant(rng.random((meta_batch_size, WAYS * SHOTS, 28, 28, 1), np.float32)),
+        "support_y": tf.constant(np.repeat(labels, SHOTS, axis=1)),
+        "query_x": tf.constant(rng.random((meta_batch_size, WAYS * QUERIES, 28, 28, 1), np.float32)),
+        "query_y": tf.constant(np.repeat(labels, QUERIES, axis=1)),
+    }
+
+
+def make_learner(name: str, inner_steps: int, parallel_tasks: int):
+    import keras
+
+    import tfmeta
+
+    keras.utils.set_random_seed(0)
+    common = dict(parallel_tasks=parallel_tasks)
+    gradient = dict(inner_learning_rate=INNER_LEARNING_RATE, inner_steps=inner_steps, **common)
+    if name == "protonet":
+        return tfmeta.ProtoNet(tfmeta.models.conv4((28, 28, 1), None), ways=WAYS, **common)
+    model = tfmeta.models.conv4((28, 28, 1), WAYS)
+    learners = {
+        "maml": lambda: tfmeta.MAML(model, **gradient),
+        "fomaml": lambda: tfmeta.MAML(model, first_order=True, **gradient),
+        "metasgd": lambda: tfmeta.MetaSGD(model, **gradient),
+        "anil": lambda: tfmeta.ANIL(model, **gradient),
+        "reptile": lambda: tfmeta.Reptile(model, **gradient),
+    }
+    if name not in learners:
+        raise ValueError(f"Unknown learner {name!r}; expected one of {sorted(learners) + ['protonet']}")
+    return learners[name]()
+
+
+def time_configuration(config: str) -> dict[str, float]:
+    """Times one `learner/steps/parallel` configuration in this process."""
+    import keras
+
+    name, steps, parallel = config.split("/")
+    learner = make_learner(name, int(steps), int(parallel))
+    learner.compile(
+        optimizer=keras.optimizers.Adam(1e-3),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
+    batch = protocol_p_batch(FLAGS.meta_batch_size)
+    start = time.perf_counter()
+    learner.train_on_batch(batch)
+    compile_seconds = time.perf_counter() - start
+    for _ in range(FLAGS.warmup - 1):
+        learner.train_on_batch(batch)
+    start = time.perf_counter()
+    for _ in range(FLAGS.repeats):
+        learner.train_on_batch(batch)
+    train_seconds = (time.perf_counter() - start) / FLAGS.repeats
+    learner.test_on_batch(batch)  # compiles evaluation
+    start = time.perf_counter()
+    for _ in range(FLAGS.repeats):
+        learner.test_on_batch(batch)
+    eval_seconds = (time.perf_counter() - start) / FLAGS.repeats
+    return {
+        "train_tasks_per_second": FLAGS.meta_batch_size / train_seconds,
+        "eval_tasks_per_second": FLAGS.meta_batch_size / eval_seconds,
+        "compile_seconds": compile_seconds,
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+def run_worker(config: str) -> dict[str, float]:
+    """Runs one configuration in a fresh process, for its own peak memory."""
+    argv = [sys.executable, os.path.abspath(__file__), f"--worker={config}",
+            f"--meta_batch_size={FLAGS.meta_batch_size}", f"--warmup={FLAGS.warmup}",
+            f"--repeats={FLAGS.repeats}"]
+    result = subprocess.run(argv, capture_output=True, text=True,
+                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    if result.returncode != 0:
+        raise RuntimeError(f"{config} failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def main(argv):
+    del argv
+    if FLAGS.worker:
+        print(json.dumps(time_configuration(FLAGS.worker)))
+        return
+    results = {}
+    for name in FLAGS.learners:
+        for steps in FLAGS.inner_steps:
+            for parallel in FLAGS.parallel_tasks:
+                config = f"{name}/{steps}/{parallel}"
+                results[config] = run_worker(config)
+                print(f"measured {config}", file=sys.stderr, flush=True)
+    print(f"Protocol P (Conv-4, 5-way 1-shot, 15 queries, meta-batch {FLAGS.meta_batch_size}), "
+          f"{os.cpu_count()} CPU cores")
+    header = f"{'learner/inner steps/parallel':<30}{'train tasks/s':>14}{'vs learn2learn':>16}" \
+             f"{'eval tasks/s':>14}{'compile s':>11}{'peak RSS MiB':>14}"
+    print(header)
+    for config, row in results.items():
+        name, steps, _ = config.split("/")
+        published = PUBLISHED_TASKS_PER_SECOND.get(name) if steps == "1" else None
+        ratio = f"{row['train_tasks_per_second'] / published:.2f}x" if published else "-"
+        print(f"{config:<30}{row['train_tasks_per_second']:>14.1f}{ratio:>16}"
+              f"{row['eval_tasks_per_second']:>14.1f}{row['compile_seconds']:>11.1f}"
+              f"{row['peak_rss_mib']:>14.0f}")
+    print("learn2learn 0.2.1 (published for this protocol and machine kind): "
+          "MAML 18.5, FOMAML 28.4 tasks/s")
+    print(json.dumps({"benchmark": "throughput", "meta_batch_size": FLAGS.meta_batch_size,
+                      "results": results,
+                      "learn2learn_tasks_per_second": PUBLISHED_TASKS_PER_SECOND}))
+
+
+if __name__ == "__main__":
+    app.run(main)
