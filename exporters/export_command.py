@@ -56,7 +56,8 @@ def export(
         )
     if version is not None:
         raise ValueError(
-            f"Expected no `version` for format='tflite' (a single file). Received: version={version}"
+            "Expected no `version` for format='tflite' (a single file). "
+            f"Received: version={version}"
         )
     path = destination if destination.endswith(".tflite") else os.path.join(
         destination, TFLITE_FILENAME

@@ -79,7 +79,10 @@ class _WeightIndex:
 
 
 class _Step:
-    """One layer: `apply(params, state, x, training, updates) -> x`; updates maps state index -> value."""
+    """One layer: `apply(params, state, x, training, updates) -> x`.
+
+    `updates` collects new non-trainable values by state index (BatchNorm statistics).
+    """
 
     def apply(self, params, state, x, training, updates):
         raise NotImplementedError
@@ -111,7 +114,9 @@ class _Conv2D(_Step):
         if tuple(layer.dilation_rate) != (1, 1) or layer.groups != 1:
             raise _unsupported(layer, "expected dilation_rate=1 and groups=1")
         if layer.padding not in ("same", "valid"):
-            raise _unsupported(layer, f"expected padding 'same' or 'valid', received '{layer.padding}'")
+            raise _unsupported(
+                layer, f"expected padding 'same' or 'valid', received '{layer.padding}'"
+            )
         self.kernel = weights.reader(layer.kernel)
         self.bias = weights.reader(layer.bias) if layer.use_bias else None
         self.filters = layer.filters

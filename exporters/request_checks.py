@@ -4,8 +4,9 @@ SavedModel signatures declare inputs with the right rank but unknown
 dimensions, so that a wrong support size or example shape reaches these
 `tf.debugging` asserts (and fails with a clear message) instead of failing
 deep in the model, or not at all. After the checks, inputs get their static
-shapes back with `tf.reshape`: with `tf.ensure_shape` instead, grappler's
-constant folding reads the asserted shape off it and folds the asserts away.
+shapes back with `tf.reshape` of a copy that grappler cannot tie back to the
+input (see `_unlinked`; with a plain `tf.ensure_shape` or reshape, grappler
+reads the asserted shape off it and folds the asserts away).
 """
 
 from __future__ import annotations
@@ -13,6 +14,19 @@ from __future__ import annotations
 from typing import Sequence
 
 import tensorflow as tf
+
+
+def _unlinked(x: tf.Tensor) -> tf.Tensor:
+    """A copy of `x` whose shape grappler cannot tie back to `x`.
+
+    Grappler's shape inference unifies the dimensions of a tensor with those
+    of the ops that consume it (a reshape to a static shape, a loss whose
+    labels must match the logits) and constant-folds `tf.shape(x)` with the
+    result, which deletes the very asserts that check it. A gather over
+    `range(len(x))` has a fresh, unknown first dimension, so the checks of
+    `x` stay in the graph.
+    """
+    return tf.gather(x, tf.range(tf.shape(x)[0]))
 
 
 def _shape_checks(x: tf.Tensor, name: str, count: int | None, shape: Sequence[int],
@@ -53,7 +67,7 @@ def checked_inputs(x: tf.Tensor, name: str, count: int | None, shape: Sequence[i
             x, message=f"Expected finite values in `{name}`. Received NaN or Inf"
         ))
     with tf.control_dependencies(checks):
-        return tf.reshape(x, [-1 if count is None else count, *shape])
+        return tf.reshape(_unlinked(x), [-1 if count is None else count, *shape])
 
 
 def checked_labels(y: tf.Tensor, name: str, count: int, ways: int, what: str = "",
@@ -77,4 +91,4 @@ def checked_labels(y: tf.Tensor, name: str, count: int, ways: int, what: str = "
                         "with no example",
             ))
     with tf.control_dependencies(checks):
-        return tf.reshape(y, [count])
+        return _unlinked(y)

@@ -176,7 +176,7 @@ def write_assets_extra(
     requests: dict[str, dict[str, np.ndarray]],
     warmup_model_name: str | None,
 ) -> None:
-    """Writes `assets.extra/tfmeta.json` and, unless `warmup_model_name` is None, the warmup file."""
+    """Writes `assets.extra/tfmeta.json` and (unless `warmup_model_name` is None) the warmup."""
     metadata.write(directory, info)
     if warmup_model_name is not None:
         warmup.write(directory, requests, warmup_model_name)

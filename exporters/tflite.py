@@ -350,7 +350,7 @@ def convert(module: _DeviceModule) -> bytes:
         return converter.convert()
 
 
-def interpreter(model_content: bytes):
+def interpreter(model_content: bytes, num_threads: int | None = None):
     """A LiteRT `Interpreter` for a converted model."""
     try:
         from ai_edge_litert.interpreter import Interpreter
@@ -359,7 +359,7 @@ def interpreter(model_content: bytes):
             "Running TFLite models needs LiteRT: `pip install 'tfmeta[tflite]'` "
             "(package ai-edge-litert), or export with `verify=False`."
         ) from error
-    return Interpreter(model_content=model_content)
+    return Interpreter(model_content=model_content, num_threads=num_threads)
 
 
 def learner_predictions(learner: MetaLearner, episode: dict[str, np.ndarray]) -> np.ndarray:

@@ -70,7 +70,8 @@ def test_branching_models_are_rejected():
 
 
 def test_float64_models_are_rejected():
-    model = keras.Sequential([keras.Input((4,), dtype="float64"), keras.layers.Dense(2, dtype="float64")])
+    model = keras.Sequential([keras.Input((4,), dtype="float64"),
+                              keras.layers.Dense(2, dtype="float64")])
     with pytest.raises(layer_program.UnsupportedModelError, match="float32"):
         layer_program.LayerProgram(model)
 

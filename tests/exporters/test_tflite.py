@@ -81,8 +81,9 @@ def test_converted_model_needs_no_flex_or_custom_ops(exported, name):
 def test_weights_get_set_and_reset_keep_a_task_on_the_device(exported):
     learner, content, info = exported["conv4"]
     task = et.episode((28, 28, 1), seed=3)
+    model = learner.model
     initial = np.concatenate(
-        [np.ravel(v) for v in learner.model.trainable_variables + learner.model.non_trainable_variables]
+        [np.ravel(v) for v in model.trainable_variables + model.non_trainable_variables]
     )
     first = runners(content)
     np.testing.assert_array_equal(first["get_weights"]()["weights"], initial)
