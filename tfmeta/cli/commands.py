@@ -5,12 +5,12 @@
 (TensorBoard), `learner.keras`, `metrics.json` and the PNG figures.
 
 Resuming: `train` into a directory that holds checkpoints continues from the
-last complete one (`tfmeta.checkpointing.MetaCheckpoint`, atomic) and says
-so. The episode stream continues where it stopped (episode `i` is a pure
-function of the seed and `i`, so the stream is skipped by the meta-updates
-already done), and the optimizer state, the step counter, BatchNorm
-statistics and Dropout seed states come back with the weights: a run killed
-and resumed ends with the same weights and metrics as one never interrupted.
+last complete one (`tfmeta.checkpointing.MetaCheckpoint`, atomic, written at
+every epoch end) and says so. The episode stream continues where it stopped
+(it is a pure function of the seed and the epoch, see `tasks`), and the
+optimizer state, the step counter, BatchNorm statistics and Dropout seed
+states come back with the weights: a run killed and resumed ends with the
+same weights and metrics as one never interrupted.
 
 Non-finite values: training stops at the first meta-update whose loss is
 NaN or Inf (`divergence.StopOnNonFiniteLoss`); variables holding NaN or Inf
@@ -106,13 +106,13 @@ def train(options: RunOptions) -> dict:
     try:
         if options.algorithm == "finetune":
             learner.pretrain(
-                source.train_images().skip(start),
+                source.train_images(start),
                 num_classes=source.num_train_classes,
                 optimizer=learners.outer_optimizer(options),
                 **fit_arguments,
             )
         else:
-            learner.fit(source.train_episodes().skip(start), **fit_arguments)
+            learner.fit(source.train_episodes(initial_epoch), **fit_arguments)
         run["iterations_done"] = checkpoint.saved_step
         _save_learner(learner, output_dir / options_lib.LEARNER_FILE)
     except FloatingPointError as error:

@@ -233,6 +233,7 @@ def check_options(options: RunOptions) -> None:
         "steps_per_epoch", "eval_episodes", "image_size", "filters", "query_size",
     ):
         _check_at_least(name, getattr(options, name), 1)
+    _check_at_least("seed", options.seed, 0)
     for name in ("eval_ways", "eval_shots", "eval_queries", "version"):
         if getattr(options, name) is not None:
             _check_at_least(name, getattr(options, name), 1)
