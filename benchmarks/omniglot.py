@@ -38,7 +38,7 @@ from absl import app, flags
 import tfmeta
 from tfmeta import checkpointing, evaluation
 
-flags.DEFINE_string("data", None, "Omniglot ImageFolder folder or .tar.gz (default: TFDS download).")
+flags.DEFINE_string("data", None, "Omniglot ImageFolder folder or .tar.gz (default: TFDS).")
 flags.DEFINE_string("cache_dir", None, "Cache of decoded images (default: tfmeta's).")
 flags.DEFINE_list("learners", ["maml", "protonet", "reptile", "metasgd", "anil", "finetune"],
                   "Learners to run.")

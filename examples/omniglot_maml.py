@@ -14,7 +14,7 @@ from absl import app, flags
 
 import tfmeta
 
-flags.DEFINE_string("data", None, "Omniglot ImageFolder folder or .tar.gz (default: TFDS download).")
+flags.DEFINE_string("data", None, "Omniglot ImageFolder folder or .tar.gz (default: TFDS).")
 flags.DEFINE_integer("ways", 5, "Classes per episode.")
 flags.DEFINE_integer("shots", 1, "Support images per class.")
 flags.DEFINE_integer("queries", 5, "Query images per class in meta-training.")

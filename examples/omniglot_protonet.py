@@ -14,7 +14,7 @@ from absl import app, flags
 
 import tfmeta
 
-flags.DEFINE_string("data", None, "Omniglot ImageFolder folder or .tar.gz (default: TFDS download).")
+flags.DEFINE_string("data", None, "Omniglot ImageFolder folder or .tar.gz (default: TFDS).")
 flags.DEFINE_integer("train_ways", 60, "Classes per meta-training episode.")
 flags.DEFINE_integer("ways", 5, "Classes per test episode.")
 flags.DEFINE_integer("shots", 1, "Support images per class.")

@@ -90,7 +90,8 @@ def evaluate_episodes(
     """
     if isinstance(num_episodes, bool) or not isinstance(num_episodes, int) or num_episodes < 1:
         raise ValueError(
-            f"Expected `num_episodes` to be an integer >= 1. Received: num_episodes={num_episodes!r}"
+            "Expected `num_episodes` to be an integer >= 1. "
+            f"Received: num_episodes={num_episodes!r}"
         )
     tasks_per_batch = episodes.element_spec["support_x"].shape[0]
     if tasks_per_batch is None:

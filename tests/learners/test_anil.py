@@ -65,7 +65,8 @@ def test_a_head_holding_every_weight_is_rejected():
 
 
 def test_saved_and_reloaded_anil_gives_identical_outputs(tmp_path, omniglot_like_batch):
-    learner = compiled_anil(conv_net(), head_layers=["head"], inner_learning_rate=0.3, inner_steps=2)
+    learner = compiled_anil(conv_net(), head_layers=["head"], inner_learning_rate=0.3,
+                            inner_steps=2)
     batch = omniglot_like_batch()
     learner.train_on_batch(batch)
     path = tmp_path / "anil.keras"

@@ -326,13 +326,15 @@ def test_learned_rates_for_evaluation_steps_beyond_training_reuse_the_last_step(
     for rate in learner.inner_learning_rate_variables:
         rate.assign([0.1, 0.2])
     rates = learner.inner_learning_rates(training=False)
-    assert [[float(r) for r in step] for step in rates] == [[0.1] * 4, [0.2] * 4, [0.2] * 4, [0.2] * 4]
+    expected = [[0.1] * 4, [0.2] * 4, [0.2] * 4, [0.2] * 4]
+    assert [[float(r) for r in step] for step in rates] == expected
 
 
 def bn_model(seed=0):
     keras.utils.set_random_seed(seed)
-    return keras.Sequential([keras.Input((1,)), keras.layers.Dense(8), keras.layers.BatchNormalization(),
-                             keras.layers.ReLU(), keras.layers.Dense(1)])
+    return keras.Sequential([keras.Input((1,)), keras.layers.Dense(8),
+                             keras.layers.BatchNormalization(), keras.layers.ReLU(),
+                             keras.layers.Dense(1)])
 
 
 def test_each_inner_step_keeps_its_own_batchnorm_statistics():

@@ -22,7 +22,8 @@ def tiny_model(seed=0):
 
 
 def sinusoid_batch(tasks=3, shots=5, seed=0):
-    episodes = SinusoidTasks(dtype=tf.float64).episodes(shots, shots, meta_batch_size=tasks, seed=seed)
+    tasks_source = SinusoidTasks(dtype=tf.float64)
+    episodes = tasks_source.episodes(shots, shots, meta_batch_size=tasks, seed=seed)
     return next(iter(episodes))
 
 
@@ -35,7 +36,8 @@ def compiled_meta_sgd(**kwargs):
 def test_one_learning_rate_per_parameter_initialised_to_the_inner_learning_rate():
     learner = compiled_meta_sgd(inner_learning_rate=0.07)
     rates = learner.inner_learning_rate_variables
-    assert [tuple(r.shape) for r in rates] == [tuple(v.shape) for v in learner.model.trainable_variables]
+    weights = learner.model.trainable_variables
+    assert [tuple(r.shape) for r in rates] == [tuple(v.shape) for v in weights]
     for rate in rates:
         np.testing.assert_allclose(rate.numpy(), 0.07)
     assert learner.meta_variables == learner.model.trainable_variables + rates

@@ -10,7 +10,9 @@ import tfmeta
 
 def embedding(seed=0):
     keras.utils.set_random_seed(seed)
-    return keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(6)])
+    return keras.Sequential(
+        [keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(6)]
+    )
 
 
 def compiled_protonet(net, **kwargs):

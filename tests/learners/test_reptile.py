@@ -22,7 +22,8 @@ def tiny_model(seed=0):
 
 
 def sinusoid_batch(tasks=3, shots=5, seed=0):
-    episodes = SinusoidTasks(dtype=tf.float64).episodes(shots, shots, meta_batch_size=tasks, seed=seed)
+    tasks_source = SinusoidTasks(dtype=tf.float64)
+    episodes = tasks_source.episodes(shots, shots, meta_batch_size=tasks, seed=seed)
     return next(iter(episodes))
 
 
@@ -47,7 +48,8 @@ def test_meta_update_interpolates_towards_the_mean_adapted_weights():
 
     learner.train_on_batch(batch)
     for variable, old, target in zip(model.trainable_variables, theta, mean_phi):
-        np.testing.assert_allclose(variable.numpy(), old + epsilon * (target - old), rtol=1e-12, atol=1e-14)
+        expected = old + epsilon * (target - old)
+        np.testing.assert_allclose(variable.numpy(), expected, rtol=1e-12, atol=1e-14)
     assert max(np.abs(t - o).max() for t, o in zip(mean_phi, theta)) > 1e-3
 
 

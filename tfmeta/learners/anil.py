@@ -39,6 +39,9 @@ class ANIL(maml.MAML):
     anil.compile(optimizer=keras.optimizers.Adam(1e-3),
                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                  metrics=["accuracy"])
+    sources = tfmeta.data.omniglot("path/to/omniglot.tar.gz")
+    anil.fit(sources["train"].episodes(ways=5, shots=1, queries=15, meta_batch_size=32, seed=0),
+             steps_per_epoch=1000)
     ```
     """
 

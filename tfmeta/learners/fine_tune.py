@@ -53,11 +53,13 @@ class FineTune(base.MetaLearner):
     import keras, tfmeta
     body = tfmeta.models.conv4((28, 28, 1), num_classes=None)
     baseline = tfmeta.FineTune(body, ways=5, eval_inner_steps=100)
-    # images: a tf.data.Dataset of (image, label) batches over the training classes
-    # baseline.pretrain(images, num_classes=4800, epochs=10)
+    # images: a tf.data.Dataset of (image, label) batches of all training classes
+    baseline.pretrain(images, num_classes=4400, epochs=10)
     baseline.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                      metrics=["accuracy"])
-    # baseline.evaluate(test_episodes)  # 5-way episodes of held-out classes
+    sources = tfmeta.data.omniglot("path/to/omniglot.tar.gz")
+    baseline.evaluate(sources["test"].episodes(ways=5, shots=1, queries=15,
+                                               meta_batch_size=20, num_episodes=600, seed=1))
     ```
     """
 
@@ -121,7 +123,8 @@ class FineTune(base.MetaLearner):
         """
         if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
             raise ValueError(
-                f"Expected `num_classes` to be an integer >= 2. Received: num_classes={num_classes!r}"
+                "Expected `num_classes` to be an integer >= 2. "
+                f"Received: num_classes={num_classes!r}"
             )
         classifier = keras.Sequential(
             [self.model, keras.layers.Flatten(), keras.layers.Dense(num_classes)],

@@ -40,7 +40,10 @@ class MetaSGD(maml.MAML):
     learner.compile(optimizer=keras.optimizers.Adam(1e-3),
                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                     metrics=["accuracy"])
-    # learner.fit(meta_batches, ...): the rates are learner.inner_learning_rate_variables
+    sources = tfmeta.data.omniglot("path/to/omniglot.tar.gz")
+    learner.fit(sources["train"].episodes(ways=5, shots=1, queries=15, meta_batch_size=32,
+                                          seed=0), steps_per_epoch=1000)
+    rates = learner.inner_learning_rate_variables  # one tensor per weight, shaped like it
     ```
     """
 

@@ -47,7 +47,12 @@ class ProtoNet(base.MetaLearner):
     protonet.compile(optimizer=keras.optimizers.Adam(1e-3),
                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                      metrics=["accuracy"])
-    # protonet.fit(tfmeta.data episodes, 60-way for training), then evaluate 5-way episodes.
+    sources = tfmeta.data.omniglot("path/to/omniglot.tar.gz")
+    protonet.fit(sources["train"].episodes(ways=60, shots=1, queries=5, meta_batch_size=1,
+                                           seed=0), steps_per_epoch=1000)
+    test = sources["test"].episodes(ways=5, shots=1, queries=15, meta_batch_size=20,
+                                    num_episodes=600, seed=1)
+    tfmeta.evaluation.evaluate_episodes(protonet, test)  # {"accuracy": ..., "ci95": ...}
     ```
     """
 
@@ -56,7 +61,9 @@ class ProtoNet(base.MetaLearner):
     ):
         super().__init__(model, transductive=transductive, **kwargs)
         if ways is not None and (isinstance(ways, bool) or not isinstance(ways, int) or ways < 1):
-            raise ValueError(f"Expected `ways` to be None or an integer >= 1. Received: ways={ways!r}")
+            raise ValueError(
+                f"Expected `ways` to be None or an integer >= 1. Received: ways={ways!r}"
+            )
         self.ways = ways
 
     def adapt_and_predict(self, task, state, training):

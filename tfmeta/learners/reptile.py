@@ -47,14 +47,16 @@ class Reptile(GradientLearner):
     ```python
     import keras, tfmeta
     net = tfmeta.models.conv4((28, 28, 1), num_classes=5)
-    reptile = tfmeta.Reptile(net, inner_learning_rate=0.05, inner_steps=5, eval_inner_steps=50,
+    reptile = tfmeta.Reptile(net, inner_learning_rate=0.1, inner_steps=5, eval_inner_steps=50,
                              transductive=False)
     iterations = 100_000
     epsilon = keras.optimizers.schedules.PolynomialDecay(1.0, iterations, end_learning_rate=0.0)
     reptile.compile(optimizer=keras.optimizers.SGD(epsilon),
                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                     metrics=["accuracy"])
-    # reptile.fit(meta_batches, steps_per_epoch=iterations)
+    sources = tfmeta.data.omniglot("path/to/omniglot.tar.gz")
+    reptile.fit(sources["train"].episodes(ways=5, shots=10, queries=5, meta_batch_size=5,
+                                          seed=0), steps_per_epoch=iterations)
     ```
     """
 
