@@ -33,15 +33,29 @@ def _static_shape(x: tf.Tensor, what: str) -> list[int]:
     return shape.as_list()
 
 
+def _sum_all_but_last(x: tf.Tensor) -> tf.Tensor:
+    """Sums over every axis but the last, one axis at a time.
+
+    LiteRT's reductions accumulate in sequence; summing a conv activation's
+    `batch * height * width` values at once loses digits that TensorFlow
+    keeps, enough to flip a max-pooling window's argmax. Axis by axis, each
+    reduction adds few terms.
+    """
+    for axis in reversed(range(x.shape.rank - 1)):
+        x = tf.reduce_sum(x, axis=axis)
+    return x
+
+
 # ------------------------------------------------------------- activations
 @tf.custom_gradient
 def relu(x: tf.Tensor) -> tf.Tensor:
-    """ReLU; backward is `dy * (x > 0)`."""
+    """ReLU; backward is `dy * (y > 0)` (TensorFlow's ReluGrad also reads the output `y`)."""
+    y = tf.nn.relu(x)
 
     def grad(dy):
-        return dy * tf.cast(x > 0, dy.dtype)
+        return dy * tf.cast(y > 0, dy.dtype)
 
-    return tf.nn.relu(x), grad
+    return y, grad
 
 
 @tf.custom_gradient
@@ -166,7 +180,7 @@ def conv2d(
                     patch = tf.reshape(patch, [batch * out_h * out_w, -1])
                     taps.append(tf.matmul(patch, rows, transpose_a=True))
             dkernel = tf.reshape(tf.stack(taps), kernel.shape)
-            return dx, dkernel, tf.reduce_sum(dy, axis=[0, 1, 2])
+            return dx, dkernel, _sum_all_but_last(dy)
 
         return y, grad
 
@@ -184,26 +198,25 @@ def batch_norm_train(
         statistics and are not differentiated.
     """
     shape = _static_shape(x, "batch_norm_train")
-    axes = list(range(len(shape) - 1))
     count = 1
     for size in shape[:-1]:
         count *= size
 
     @tf.custom_gradient
     def norm(x, gamma, beta):
-        mean = tf.reduce_mean(x, axis=axes)
+        mean = _sum_all_but_last(x) * (1.0 / count)
         centered = x - mean
-        variance = tf.reduce_mean(centered * centered, axis=axes)
+        variance = _sum_all_but_last(centered * centered) * (1.0 / count)
         inv_std = tf.math.rsqrt(variance + epsilon)
         normalized = centered * inv_std
         y = normalized * gamma + beta
 
         def grad(dy, unused_dmean, unused_dvariance):
             dnormalized = dy * gamma
-            sum_dn = tf.reduce_sum(dnormalized, axis=axes)
-            sum_dn_n = tf.reduce_sum(dnormalized * normalized, axis=axes)
+            sum_dn = _sum_all_but_last(dnormalized)
+            sum_dn_n = _sum_all_but_last(dnormalized * normalized)
             dx = (inv_std / count) * (count * dnormalized - sum_dn - normalized * sum_dn_n)
-            return dx, tf.reduce_sum(dy * normalized, axis=axes), tf.reduce_sum(dy, axis=axes)
+            return dx, _sum_all_but_last(dy * normalized), _sum_all_but_last(dy)
 
         return (y, mean, variance), grad
 
@@ -229,8 +242,11 @@ def max_pool(x: tf.Tensor, pool_size: tuple[int, int]) -> tf.Tensor:
     """Non-overlapping max pooling (strides == pool size, VALID padding).
 
     Backward: `dy` upsampled over each window times the mask of the window's
-    maxima (ties share the gradient); rows and columns that VALID padding
-    drops get zero gradient.
+    maxima (ties share the gradient, where TensorFlow picks one; after a ReLU
+    the only likely ties are zeros, whose gradient the ReLU stops); rows and
+    columns that VALID padding drops get zero gradient. Like any max-pooling
+    gradient it jumps where a window holds two nearly equal values, so the
+    forward pass must match TensorFlow closely (see `_sum_all_but_last`).
     """
     batch, height, width, channels = _static_shape(x, "max_pool")
     ph, pw = pool_size
@@ -244,10 +260,8 @@ def max_pool(x: tf.Tensor, pool_size: tuple[int, int]) -> tf.Tensor:
             windows = tf.reshape(
                 x[:, : out_h * ph, : out_w * pw, :], [batch, out_h, ph, out_w, pw, channels]
             )
-            mask = tf.cast(
-                tf.equal(windows, tf.reshape(y, [batch, out_h, 1, out_w, 1, channels])),
-                dy.dtype,
-            )
+            maxima = tf.reshape(y, [batch, out_h, 1, out_w, 1, channels])
+            mask = tf.cast(tf.equal(windows, maxima), dy.dtype)
             spread = mask * tf.reshape(dy, [batch, out_h, 1, out_w, 1, channels])
             dx = tf.reshape(spread, [batch, out_h * ph, out_w * pw, channels])
             return tf.pad(dx, [[0, 0], [0, height - out_h * ph], [0, width - out_w * pw], [0, 0]])

@@ -25,7 +25,7 @@ def assert_same(fn, reference, *args, atol=1e-5):
     expected_out, expected_grads = forward_and_grads(reference, *args)
     np.testing.assert_allclose(out, expected_out, atol=atol)
     for grad, expected in zip(grads, expected_grads):
-        np.testing.assert_allclose(grad, expected, atol=atol)
+        np.testing.assert_allclose(grad, expected, atol=atol, rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", ["relu", "tanh", "sigmoid"])

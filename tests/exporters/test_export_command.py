@@ -10,7 +10,8 @@ from tfmeta.exporters import export_command
 
 @pytest.fixture(scope="module")
 def sinusoid_learner():
-    learner = tfmeta.MAML(tfmeta.models.mlp(), inner_learning_rate=0.01, eval_inner_steps=2)
+    learner = tfmeta.MAML(tfmeta.models.mlp(hidden_units=(4,)), inner_learning_rate=0.01,
+                          eval_inner_steps=2)
     learner.compile(loss="mse")
     return learner
 
