@@ -1,9 +1,9 @@
 """`MetaCheckpoint`: exact resume, atomic writes, no non-finite weights, mismatches refused."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-import keras
 
 import tfmeta
 from tfmeta import checkpointing
@@ -14,8 +14,12 @@ EPISODES = tfmeta.data.SinusoidTasks().episodes(5, 5, meta_batch_size=3, seed=0)
 def _learner() -> tfmeta.MAML:
     keras.utils.set_random_seed(0)
     net = keras.Sequential(
-        [keras.Input((1,)), keras.layers.Dense(16, activation="relu"), keras.layers.Dropout(0.3),
-         keras.layers.Dense(1)]
+        [
+            keras.Input((1,)),
+            keras.layers.Dense(16, activation="relu"),
+            keras.layers.Dropout(0.3),
+            keras.layers.Dense(1),
+        ]
     )
     learner = tfmeta.MAML(net, inner_learning_rate=0.01)
     learner.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
@@ -25,8 +29,12 @@ def _learner() -> tfmeta.MAML:
 def _fit(learner, directory, epochs, initial_epoch=0, steps=2, callbacks=()):
     checkpoint = checkpointing.MetaCheckpoint(directory)
     history = learner.fit(
-        EPISODES.skip(initial_epoch * steps), steps_per_epoch=steps, epochs=epochs,
-        initial_epoch=initial_epoch, callbacks=[*callbacks, checkpoint], verbose=0,
+        EPISODES.skip(initial_epoch * steps),
+        steps_per_epoch=steps,
+        epochs=epochs,
+        initial_epoch=initial_epoch,
+        callbacks=[*callbacks, checkpoint],
+        verbose=0,
         shuffle=False,
     )
     return checkpoint, history

@@ -29,8 +29,7 @@ def check_finite(variables: Iterable, what: str) -> None:
     ]
     if bad:
         raise FloatingPointError(
-            f"refusing to write the {what}: {len(bad)} variable(s) hold NaN or Inf, "
-            f"e.g. {bad[:3]}"
+            f"refusing to write the {what}: {len(bad)} variable(s) hold NaN or Inf, e.g. {bad[:3]}"
         )
 
 

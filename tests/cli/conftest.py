@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from absl import flags
-
 from cli_testing import TOY_CLASSES, TOY_IMAGES_PER_CLASS
+
 from tfmeta.cli import main
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -49,7 +49,10 @@ def tfmeta_command(command_env):
     def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         return subprocess.run(
             [sys.executable, "-m", "tfmeta.cli.main", *args],
-            capture_output=True, text=True, timeout=timeout, env=command_env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=command_env,
         )
 
     return run
@@ -57,7 +60,7 @@ def tfmeta_command(command_env):
 
 @pytest.fixture
 def run_tfmeta(capsys, monkeypatch, cache_dir):
-    """Runs `tfmeta ARGS` in this process (fast: no TensorFlow import per call); returns a `Result`."""
+    """Runs `tfmeta ARGS` in this process (no TensorFlow import per call); returns a `Result`."""
     monkeypatch.setenv("TFMETA_CACHE_DIR", str(cache_dir))
 
     def run(*args: str) -> Result:

@@ -5,15 +5,14 @@ calls), so the suite pays no TensorFlow import per case; `test_train.py`
 checks a few in a real subprocess.
 """
 
-import json
 import shutil
 from pathlib import Path
 
 import keras
 import pytest
+from cli_testing import TOY
 
 import tfmeta
-from cli_testing import TOY
 from tfmeta.cli import options
 
 
@@ -27,7 +26,9 @@ def _write_run(directory: Path, model: keras.Model, **option_values) -> Path:
     run_options = options.RunOptions(output_dir=str(directory), **option_values)
     (directory / options.OPTIONS_FILE).write_text(options.saved_options_text(run_options))
     (directory / options.CHECKPOINT_DIR).mkdir()
-    (directory / options.CHECKPOINT_DIR / "checkpoint").write_text('model_checkpoint_path: "ckpt-1"\n')
+    (directory / options.CHECKPOINT_DIR / "checkpoint").write_text(
+        'model_checkpoint_path: "ckpt-1"\n'
+    )
     return directory
 
 
@@ -38,12 +39,20 @@ def places(tmp_path_factory, image_folder):
     sinusoid_run = _write_run(root / "sinusoid_run", tfmeta.models.mlp())
     (sinusoid_run / "export" / "sinusoid_run" / "1").mkdir(parents=True)
     open_shape = keras.Sequential(
-        [keras.Input((None, 1)), keras.layers.Dense(4), keras.layers.GlobalAveragePooling1D(),
-         keras.layers.Dense(1)]
+        [
+            keras.Input((None, 1)),
+            keras.layers.Dense(4),
+            keras.layers.GlobalAveragePooling1D(),
+            keras.layers.Dense(1),
+        ]
     )
     layer_norm = keras.Sequential(
-        [keras.Input((1,)), keras.layers.Dense(8), keras.layers.LayerNormalization(),
-         keras.layers.Dense(1)]
+        [
+            keras.Input((1,)),
+            keras.layers.Dense(8),
+            keras.layers.LayerNormalization(),
+            keras.layers.Dense(1),
+        ]
     )
     bad_images = root / "bad_images"
     shutil.copytree(image_folder, bad_images)
@@ -74,48 +83,194 @@ CASES = [
     # The command and its flags.
     ("unknown_command", ["trian"], "expected one command of ['evaluate', 'export', 'train']"),
     ("unknown_algorithm", ["train", "--algorithm=foo"], "--algorithm=foo: value should be one of"),
-    ("unknown_config", ["train", "--config=omniglot_5w1s_mamll"], "--config=omniglot_5w1s_mamll: value should be one of"),
+    (
+        "unknown_config",
+        ["train", "--config=omniglot_5w1s_mamll"],
+        "--config=omniglot_5w1s_mamll: value should be one of",
+    ),
     ("not_a_number", ["train", "--iterations=abc"], "flag --iterations=abc"),
     ("shots_of_zero", ["train", "--shots=0"], "--shots must be >= 1; received --shots=0"),
-    ("shots_of_zero_in_flagfile", ["train", "--flagfile={flagfile}"], "--shots must be >= 1; received --shots=0"),
+    (
+        "shots_of_zero_in_flagfile",
+        ["train", "--flagfile={flagfile}"],
+        "--shots must be >= 1; received --shots=0",
+    ),
     ("missing_flagfile", ["train", "--flagfile={root}/none.flags"], "none.flags"),
-    ("negative_learning_rate", ["train", "--inner_learning_rate=-0.5"], "--inner_learning_rate must be a finite number >= 0"),
-    ("nan_learning_rate", ["train", "--meta_learning_rate=nan"], "--meta_learning_rate must be a finite number >= 0"),
+    (
+        "negative_learning_rate",
+        ["train", "--inner_learning_rate=-0.5"],
+        "--inner_learning_rate must be a finite number >= 0",
+    ),
+    (
+        "nan_learning_rate",
+        ["train", "--meta_learning_rate=nan"],
+        "--meta_learning_rate must be a finite number >= 0",
+    ),
     ("negative_inner_steps", ["train", "--inner_steps=-1"], "--inner_steps must be >= 0"),
-    ("partial_last_epoch", ["train", "--iterations=50", "--steps_per_epoch=20"], "choose --iterations as a multiple of --steps_per_epoch"),
-    ("export_flag_to_train", ["train", "--version=3"], "--version is a flag of `tfmeta export`, not of `tfmeta train`; drop it"),
-    ("train_flag_to_evaluate", ["evaluate", "--output_dir={sinusoid_run}", "--algorithm=protonet"], "--algorithm is a flag of `tfmeta train`, not of `tfmeta evaluate`"),
+    (
+        "partial_last_epoch",
+        ["train", "--iterations=50", "--steps_per_epoch=20"],
+        "choose --iterations as a multiple of --steps_per_epoch",
+    ),
+    (
+        "export_flag_to_train",
+        ["train", "--version=3"],
+        "--version is a flag of `tfmeta export`, not of `tfmeta train`; drop it",
+    ),
+    (
+        "train_flag_to_evaluate",
+        ["evaluate", "--output_dir={sinusoid_run}", "--algorithm=protonet"],
+        "--algorithm is a flag of `tfmeta train`, not of `tfmeta evaluate`",
+    ),
     # Learners and data sources.
-    ("classifier_on_sinusoid", ["train", "--algorithm=protonet"], "cannot learn the sinusoid regression tasks"),
-    ("metasgd_with_fixed_rate", ["train", "--algorithm=metasgd", "--eval_inner_learning_rate=0.1"], "leave it unset"),
-    ("other_ways_for_fixed_head", ["train", "--dataset={images}", "--eval_ways=2", *TOY], "cannot evaluate --eval_ways=2"),
-    ("one_way", ["train", "--dataset={images}", *TOY, "--ways=1"], "--ways must be >= 2 for classification"),
-    ("missing_directory", ["train", "--dataset=./no/such/images"], "--dataset=./no/such/images: no such directory"),
-    ("missing_split_folder", ["train", "--dataset={images}", "--eval_split=validation", *TOY], "pass --eval_split naming one of them"),
-    ("not_a_dataset_name", ["train", "--dataset=Not A Name!"], "is neither 'sinusoid', 'omniglot', a TFDS name"),
-    ("missing_omniglot_archive", ["train", "--dataset=omniglot", "--data_dir={root}/omniglot.tar.gz"], "omniglot.tar.gz does not exist"),
-    ("data_dir_for_sinusoid", ["train", "--data_dir={root}"], "--data_dir does not apply to --dataset=sinusoid"),
+    (
+        "classifier_on_sinusoid",
+        ["train", "--algorithm=protonet"],
+        "cannot learn the sinusoid regression tasks",
+    ),
+    (
+        "metasgd_with_fixed_rate",
+        ["train", "--algorithm=metasgd", "--eval_inner_learning_rate=0.1"],
+        "leave it unset",
+    ),
+    (
+        "other_ways_for_fixed_head",
+        ["train", "--dataset={images}", "--eval_ways=2", *TOY],
+        "cannot evaluate --eval_ways=2",
+    ),
+    (
+        "one_way",
+        ["train", "--dataset={images}", *TOY, "--ways=1"],
+        "--ways must be >= 2 for classification",
+    ),
+    (
+        "missing_directory",
+        ["train", "--dataset=./no/such/images"],
+        "--dataset=./no/such/images: no such directory",
+    ),
+    (
+        "missing_split_folder",
+        ["train", "--dataset={images}", "--eval_split=validation", *TOY],
+        "pass --eval_split naming one of them",
+    ),
+    (
+        "not_a_dataset_name",
+        ["train", "--dataset=Not A Name!"],
+        "is neither 'sinusoid', 'omniglot', a TFDS name",
+    ),
+    (
+        "missing_omniglot_archive",
+        ["train", "--dataset=omniglot", "--data_dir={root}/omniglot.tar.gz"],
+        "omniglot.tar.gz does not exist",
+    ),
+    (
+        "data_dir_for_sinusoid",
+        ["train", "--data_dir={root}"],
+        "--data_dir does not apply to --dataset=sinusoid",
+    ),
     ("output_dir_is_a_file", ["train", "--output_dir={a_file}"], "is a file; pass a directory"),
-    ("ways_larger_than_classes", ["train", "--dataset={images}", "--output_dir={root}/r1", *TOY, "--ways=9"], "--ways=9 is larger than the 8 classes of"),
-    ("eval_shots_too_many", ["train", "--dataset={images}", "--output_dir={root}/r6", *TOY, "--eval_shots=5"], "lower --eval_shots or --eval_queries"),
-    ("eval_ways_larger_than_classes", ["train", "--dataset={images}", "--output_dir={root}/r2", "--algorithm=protonet", *TOY, "--eval_ways=7"], "--eval_ways=7 is larger than the 6 classes of"),
-    ("too_few_images_per_class", ["train", "--dataset={images}", "--output_dir={root}/r3", *TOY, "--shots=4", "--queries=3"], "lower --shots or --queries"),
-    ("unreadable_image", ["train", "--dataset={bad_images}", "--output_dir={root}/r4", *TOY], "train_class0/9.png (Unknown image file format"),
-    ("unknown_tfds_name", ["train", "--dataset=no_such_dataset_xyz", "--algorithm=protonet", "--output_dir={root}/r5"], "Unknown TFDS dataset name 'no_such_dataset_xyz'"),
+    (
+        "ways_larger_than_classes",
+        ["train", "--dataset={images}", "--output_dir={root}/r1", *TOY, "--ways=9"],
+        "--ways=9 is larger than the 8 classes of",
+    ),
+    (
+        "eval_shots_too_many",
+        ["train", "--dataset={images}", "--output_dir={root}/r6", *TOY, "--eval_shots=5"],
+        "lower --eval_shots or --eval_queries",
+    ),
+    (
+        "eval_ways_larger_than_classes",
+        [
+            "train",
+            "--dataset={images}",
+            "--output_dir={root}/r2",
+            "--algorithm=protonet",
+            *TOY,
+            "--eval_ways=7",
+        ],
+        "--eval_ways=7 is larger than the 6 classes of",
+    ),
+    (
+        "too_few_images_per_class",
+        ["train", "--dataset={images}", "--output_dir={root}/r3", *TOY, "--shots=4", "--queries=3"],
+        "lower --shots or --queries",
+    ),
+    (
+        "unreadable_image",
+        ["train", "--dataset={bad_images}", "--output_dir={root}/r4", *TOY],
+        "train_class0/9.png (Unknown image file format",
+    ),
+    (
+        "unknown_tfds_name",
+        [
+            "train",
+            "--dataset=no_such_dataset_xyz",
+            "--algorithm=protonet",
+            "--output_dir={root}/r5",
+        ],
+        "Unknown TFDS dataset name 'no_such_dataset_xyz'",
+    ),
+    (
+        "missing_relative_directory",
+        ["train", "--dataset=no_such/images", "--algorithm=protonet", "--output_dir={root}/r7"],
+        "(and no directory no_such/images exists): Unknown TFDS dataset name",
+    ),
     # Runs: resuming, evaluating, exporting.
-    ("resume_with_other_options", ["train", "--output_dir={sinusoid_run}", "--shots=5"], "holds a run trained with other options (--shots=10); pass the same options"),
-    ("evaluate_missing_run", ["evaluate", "--output_dir={root}/nowhere"], "nowhere/learner.keras; run `tfmeta train --output_dir="),
-    ("corrupt_options_file", ["evaluate", "--output_dir={broken_run}"], "is not a tfmeta options file"),
-    ("existing_export_version", ["export", "--output_dir={sinusoid_run}", "--version=1"], "version 1 already exists in"),
-    ("negative_export_version", ["export", "--output_dir={sinusoid_run}", "--version=0"], "--version must be >= 1"),
-    ("wrong_input_shape_at_export", ["export", "--output_dir={open_shape_run}"], "fully defined per-example input shape"),
-    ("unsupported_layer_for_tflite", ["export", "--output_dir={layer_norm_run}", "--format=tflite", "--export_dir={root}/m.tflite"], "LayerNormalization"),
-    ("unknown_export_format", ["export", "--output_dir={sinusoid_run}", "--format=onnx"], "--format=onnx: value should be one of"),
+    (
+        "resume_with_other_options",
+        ["train", "--output_dir={sinusoid_run}", "--shots=5"],
+        "holds a run trained with other options (--shots=10); pass the same options",
+    ),
+    (
+        "evaluate_missing_run",
+        ["evaluate", "--output_dir={root}/nowhere"],
+        "nowhere/learner.keras; run `tfmeta train --output_dir=",
+    ),
+    (
+        "corrupt_options_file",
+        ["evaluate", "--output_dir={broken_run}"],
+        "is not a tfmeta options file",
+    ),
+    (
+        "existing_export_version",
+        ["export", "--output_dir={sinusoid_run}", "--version=1"],
+        "version 1 already exists in",
+    ),
+    (
+        "negative_export_version",
+        ["export", "--output_dir={sinusoid_run}", "--version=0"],
+        "--version must be >= 1",
+    ),
+    (
+        "wrong_input_shape_at_export",
+        ["export", "--output_dir={open_shape_run}"],
+        "fully defined per-example input shape",
+    ),
+    (
+        "unsupported_layer_for_tflite",
+        [
+            "export",
+            "--output_dir={layer_norm_run}",
+            "--format=tflite",
+            "--export_dir={root}/m.tflite",
+        ],
+        "LayerNormalization",
+    ),
+    (
+        "unknown_export_format",
+        ["export", "--output_dir={sinusoid_run}", "--format=onnx"],
+        "--format=onnx: value should be one of",
+    ),
 ]
 
 
-@pytest.mark.parametrize("args, message", [case[1:] for case in CASES], ids=[case[0] for case in CASES])
-def test_bad_input_exits_2_with_one_message_naming_problem_and_fix(run_tfmeta, places, args, message):
+@pytest.mark.parametrize(
+    "args, message", [case[1:] for case in CASES], ids=[case[0] for case in CASES]
+)
+def test_bad_input_exits_2_with_one_message_naming_problem_and_fix(
+    run_tfmeta, places, args, message
+):
     result = run_tfmeta(*(arg.format(**places) for arg in args))
     assert result.returncode == 2, (result.stdout[-2000:], result.stderr[-2000:])
     lines = [line for line in result.stderr.splitlines() if line.strip()]

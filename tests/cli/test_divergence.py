@@ -6,10 +6,18 @@ import numpy as np
 import tensorflow as tf
 
 
-def test_a_nan_loss_stops_training_with_exit_3_and_keeps_only_finite_checkpoints(run_tfmeta, tmp_path):
+def test_a_nan_loss_stops_training_with_exit_3_and_keeps_only_finite_checkpoints(
+    run_tfmeta, tmp_path
+):
     # Adam steps of 1e15 make the weights overflow within two meta-updates.
-    args = ["--meta_learning_rate=1e15", "--iterations=8", "--steps_per_epoch=1",
-            "--meta_batch_size=2", "--eval_episodes=5", f"--output_dir={tmp_path}"]
+    args = [
+        "--meta_learning_rate=1e15",
+        "--iterations=8",
+        "--steps_per_epoch=1",
+        "--meta_batch_size=2",
+        "--eval_episodes=5",
+        f"--output_dir={tmp_path}",
+    ]
     result = run_tfmeta("train", *args)
     assert result.returncode == 3, result.stderr[-3000:]
     lines = result.stderr.strip().splitlines()

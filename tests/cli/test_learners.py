@@ -3,12 +3,18 @@
 import json
 
 import pytest
-
 from cli_testing import TOY
+
 from tfmeta.cli import options
 
-TINY = ["--iterations=4", "--steps_per_epoch=2", "--meta_batch_size=2", "--eval_episodes=6",
-        "--eval_inner_steps=2", "--batch_size=8"]
+TINY = [
+    "--iterations=4",
+    "--steps_per_epoch=2",
+    "--meta_batch_size=2",
+    "--eval_episodes=6",
+    "--eval_inner_steps=2",
+    "--batch_size=8",
+]
 # Tracing a Conv-4 meta-gradient costs 10-40 s on a busy 2-core CPU: the default run
 # trains one learner of each kind on images, the slow run all of them.
 FAST_ON_IMAGES = ("maml", "protonet", "finetune")
@@ -16,13 +22,23 @@ FAST_ON_IMAGES = ("maml", "protonet", "finetune")
 
 @pytest.mark.parametrize(
     "algorithm",
-    [a if a in FAST_ON_IMAGES else pytest.param(a, marks=pytest.mark.slow) for a in options.ALGORITHMS],
+    [
+        a if a in FAST_ON_IMAGES else pytest.param(a, marks=pytest.mark.slow)
+        for a in options.ALGORITHMS
+    ],
 )
-def test_every_algorithm_trains_and_evaluates_on_image_classes(run_tfmeta, image_folder, tmp_path, algorithm):
+def test_every_algorithm_trains_and_evaluates_on_image_classes(
+    run_tfmeta, image_folder, tmp_path, algorithm
+):
     ways = 2 if algorithm in options.CLASSIFICATION_ONLY else 3  # these evaluate other ways
     result = run_tfmeta(
-        "train", f"--algorithm={algorithm}", f"--dataset={image_folder}", *TOY, *TINY,
-        f"--eval_ways={ways}", f"--output_dir={tmp_path}",
+        "train",
+        f"--algorithm={algorithm}",
+        f"--dataset={image_folder}",
+        *TOY,
+        *TINY,
+        f"--eval_ways={ways}",
+        f"--output_dir={tmp_path}",
     )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((tmp_path / "metrics.json").read_text())
@@ -34,7 +50,9 @@ def test_every_algorithm_trains_and_evaluates_on_image_classes(run_tfmeta, image
     assert f"held-out {ways}-way 1-shot accuracy" in result.stdout
 
     if algorithm == "protonet":  # its prototypes need no fixed number of ways
-        result = run_tfmeta("evaluate", f"--output_dir={tmp_path}", "--eval_ways=4", "--eval_episodes=4")
+        result = run_tfmeta(
+            "evaluate", f"--output_dir={tmp_path}", "--eval_ways=4", "--eval_episodes=4"
+        )
         assert result.returncode == 0, result.stderr[-3000:]
         evaluation = json.loads((tmp_path / "metrics.json").read_text())["eval"]
         assert evaluation["ways"] == 4 and evaluation["accuracy"]["tasks"] == 4

@@ -42,10 +42,14 @@ def test_flags_override_the_config_and_the_flagfile_holds_flags(parse, tmp_path)
 
 
 def test_evaluate_starts_from_the_runs_saved_options(parse, tmp_path):
-    trained = options.RunOptions(config="sinusoid_reptile", algorithm="reptile", shots=7, output_dir=str(tmp_path))
+    trained = options.RunOptions(
+        config="sinusoid_reptile", algorithm="reptile", shots=7, output_dir=str(tmp_path)
+    )
     (tmp_path / options.OPTIONS_FILE).write_text(options.saved_options_text(trained))
     (tmp_path / options.LEARNER_FILE).write_text("")
-    run_options = main.resolve_options("evaluate", parse(f"--output_dir={tmp_path}", "--eval_shots=3"))
+    run_options = main.resolve_options(
+        "evaluate", parse(f"--output_dir={tmp_path}", "--eval_shots=3")
+    )
     assert run_options == dataclasses.replace(trained, eval_shots=3)
 
 

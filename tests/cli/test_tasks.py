@@ -10,8 +10,16 @@ import tensorflow_datasets as tfds
 import tfmeta
 from tfmeta.cli import options, tasks
 
-TINY = ["--ways=3", "--shots=1", "--queries=2", "--iterations=2", "--steps_per_epoch=1",
-        "--meta_batch_size=1", "--eval_episodes=3", "--filters=4"]
+TINY = [
+    "--ways=3",
+    "--shots=1",
+    "--queries=2",
+    "--iterations=2",
+    "--steps_per_epoch=1",
+    "--meta_batch_size=1",
+    "--eval_episodes=3",
+    "--filters=4",
+]
 
 
 def _mnist_like(self, split, decoders=None, read_config=None, shuffle_files=False):
@@ -21,7 +29,9 @@ def _mnist_like(self, split, decoders=None, read_config=None, shuffle_files=Fals
         {"image": np.zeros([len(labels), 28, 28, 1], np.uint8), "label": labels}
     )
     if decoders and "image" in decoders:  # tfds.decode.SkipDecoding(): encoded bytes
-        dataset = dataset.map(lambda example: {**example, "image": tf.io.encode_png(example["image"])})
+        dataset = dataset.map(
+            lambda example: {**example, "image": tf.io.encode_png(example["image"])}
+        )
     return dataset
 
 
@@ -40,21 +50,30 @@ def test_pretraining_batches_are_reproducible_and_labelled_by_rotated_class():
     images[:, 0, 0, 0] = 255  # a corner pixel: its place after rotation tells the turn
     data = tfmeta.data.ClassImages(images, [2, 4], ["a", "b"]).with_rotations()
     first = [(x.numpy(), y.numpy()) for x, y in tasks.labelled_batches(data, 16, seed=3).take(2)]
-    again = [(x.numpy(), y.numpy()) for x, y in tasks.labelled_batches(data, 16, seed=3).skip(1).take(1)]
+    again = [
+        (x.numpy(), y.numpy()) for x, y in tasks.labelled_batches(data, 16, seed=3).skip(1).take(1)
+    ]
     np.testing.assert_array_equal(first[1][0], again[0][0])
     for x, y in first:
         assert x.shape == (16, 4, 4, 1) and x.dtype == np.float32 and set(y) <= set(range(8))
-        for image, label in zip(x, y):
+        for image, label in zip(x, y, strict=True):
             turned = np.rot90(np.pad([[1.0]], [[0, 3], [0, 3]]), k=label % 4)
             np.testing.assert_array_equal(image[..., 0], turned)
 
 
 @pytest.mark.slow
-def test_omniglot_protonet_from_the_offline_archive_beats_chance(tfmeta_command, omniglot_tarball, tmp_path):
+def test_omniglot_protonet_from_the_offline_archive_beats_chance(
+    tfmeta_command, omniglot_tarball, tmp_path
+):
     result = tfmeta_command(
-        "train", "--config=omniglot_5w1s_protonet", f"--data_dir={omniglot_tarball}",
-        "--iterations=100", "--steps_per_epoch=50", "--eval_episodes=100",
-        f"--output_dir={tmp_path}", timeout=900,
+        "train",
+        "--config=omniglot_5w1s_protonet",
+        f"--data_dir={omniglot_tarball}",
+        "--iterations=100",
+        "--steps_per_epoch=50",
+        "--eval_episodes=100",
+        f"--output_dir={tmp_path}",
+        timeout=900,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     accuracy = json.loads((tmp_path / "metrics.json").read_text())["eval"]["accuracy"]
@@ -64,7 +83,9 @@ def test_omniglot_protonet_from_the_offline_archive_beats_chance(tfmeta_command,
 
 def test_a_resumed_training_stream_is_the_rest_of_the_whole_stream():
     # 40 epochs of one meta-batch: 20 blocks of 2 epochs, so epoch 3 starts mid-block.
-    run_options = options.RunOptions(iterations=40, steps_per_epoch=1, meta_batch_size=1, shots=1, queries=1)
+    run_options = options.RunOptions(
+        iterations=40, steps_per_epoch=1, meta_batch_size=1, shots=1, queries=1
+    )
     source = tasks.SinusoidSource(run_options)
     whole = [batch["support_x"].numpy() for batch in source.train_episodes()]
     assert len(whole) == 40 and len({a.tobytes() for a in whole}) == 40  # blocks differ

@@ -18,7 +18,7 @@ QUICK = ["--iterations=600", "--steps_per_epoch=20", "--eval_episodes=50", "--me
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory, tfmeta_command):
-    """An uninterrupted sinusoid MAML run: `(output_dir, process result, metrics.json as written)`."""
+    """An uninterrupted sinusoid MAML run: `(output_dir, process result, its metrics.json)`."""
     output_dir = tmp_path_factory.mktemp("run")
     result = tfmeta_command("train", *QUICK, f"--output_dir={output_dir}")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -28,8 +28,14 @@ def trained_run(tmp_path_factory, tfmeta_command):
 def test_train_writes_a_run_directory_that_explains_itself(trained_run):
     output_dir, result, metrics = trained_run
     for name in (
-        "README.md", "options.json", "learner.keras", "metrics.json", "history.csv",
-        "adaptation.png", "learning_curve.png", "checkpoints/checkpoint",
+        "README.md",
+        "options.json",
+        "learner.keras",
+        "metrics.json",
+        "history.csv",
+        "adaptation.png",
+        "learning_curve.png",
+        "checkpoints/checkpoint",
     ):
         assert (output_dir / name).is_file(), name
     assert tf.train.latest_checkpoint(str(output_dir / "checkpoints")).endswith("ckpt-600")
@@ -50,11 +56,22 @@ def test_saved_learner_loads_as_maml(trained_run):
     assert isinstance(learner, tfmeta.MAML) and learner.eval_inner_steps == 10
 
 
-def test_killed_run_resumes_and_ends_as_if_never_interrupted(trained_run, command_env, tfmeta_command, tmp_path):
+def test_killed_run_resumes_and_ends_as_if_never_interrupted(
+    trained_run, command_env, tfmeta_command, tmp_path
+):
     _, _, reference = trained_run
     output_dir = tmp_path / "run"
-    command = [sys.executable, "-m", "tfmeta.cli.main", "train", *QUICK, f"--output_dir={output_dir}"]
-    process = subprocess.Popen(command, env=command_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    command = [
+        sys.executable,
+        "-m",
+        "tfmeta.cli.main",
+        "train",
+        *QUICK,
+        f"--output_dir={output_dir}",
+    ]
+    process = subprocess.Popen(
+        command, env=command_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 240
     while not (output_dir / "checkpoints" / "checkpoint").exists():
         assert process.poll() is None and time.monotonic() < deadline, "no checkpoint appeared"
@@ -86,7 +103,9 @@ def test_rerunning_a_finished_run_continues_instead_of_starting_over(trained_run
 
 def test_evaluate_reloads_the_saved_learner(trained_run, run_tfmeta):
     output_dir, _, _ = trained_run
-    result = run_tfmeta("evaluate", "--eval_episodes=25", "--eval_inner_steps=5", f"--output_dir={output_dir}")
+    result = run_tfmeta(
+        "evaluate", "--eval_episodes=25", "--eval_inner_steps=5", f"--output_dir={output_dir}"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((output_dir / "metrics.json").read_text())
     assert metrics["eval"]["query_loss_after_adaptation"]["tasks"] == 25
@@ -111,7 +130,10 @@ def test_export_writes_versions_for_serving_and_a_tflite_file(trained_run, run_t
     [
         (["trian"], "expected one command of ['evaluate', 'export', 'train']; received: trian"),
         (["train", "--algorithm=foo"], "--algorithm=foo: value should be one of"),
-        (["evaluate", "--output_dir=/nonexistent/run"], "no trained learner at /nonexistent/run/learner.keras"),
+        (
+            ["evaluate", "--output_dir=/nonexistent/run"],
+            "no trained learner at /nonexistent/run/learner.keras",
+        ),
         (["train", "--dataset=./no/such/images"], "--dataset=./no/such/images: no such directory"),
     ],
 )

@@ -1,4 +1,4 @@
-"""`tfmeta train` and `tfmeta evaluate`: a run directory that explains itself.
+"""`tfmeta train`, `evaluate` and `export`: a run directory that explains itself.
 
 `<output_dir>/` holds (see `reporting.RUN_README`, also written there as
 `README.md`): `options.json`, `checkpoints/`, `history.csv`, `logs/`
@@ -73,7 +73,9 @@ def train(options: RunOptions) -> dict:
     source = tasks.build(options)
     learner = learners.build(options, source.input_shape, source.classification)
     output_dir.mkdir(parents=True, exist_ok=True)
-    reporting.write_atomically(options_lib.run_file(output_dir), options_lib.saved_options_text(options))
+    reporting.write_atomically(
+        options_lib.run_file(output_dir), options_lib.saved_options_text(options)
+    )
     reporting.write_atomically(output_dir / "README.md", reporting.RUN_README)
 
     checkpoint_dir = output_dir / options_lib.CHECKPOINT_DIR
@@ -81,7 +83,7 @@ def train(options: RunOptions) -> dict:
     if start:
         print(
             f"tfmeta: resuming from {checkpoint_dir / f'ckpt-{start}'}: {start} of "
-            f"{options.iterations} meta-updates done",
+            f"{options.iterations} {options.step_name} done",
             flush=True,
         )
     else:
@@ -186,9 +188,7 @@ def export(options: RunOptions) -> str:
             query_size=options.query_size,
         )
     except exporters.UnsupportedModelError as error:
-        raise ValueError(
-            f"{error}; --format=saved_model exports models with any layer"
-        ) from error
+        raise ValueError(f"{error}; --format=saved_model exports models with any layer") from error
     print(f"tfmeta: exported {options.format} to {path}", flush=True)
     return path
 

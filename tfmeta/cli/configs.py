@@ -51,7 +51,9 @@ _SINUSOID_ALGORITHMS: dict[str, dict[str, Any]] = {
     "fomaml": {},
     "metasgd": {},
     "anil": {},
-    "reptile": dict(meta_batch_size=5, inner_steps=5, inner_learning_rate=0.02, meta_learning_rate=1.0),
+    "reptile": dict(
+        meta_batch_size=5, inner_steps=5, inner_learning_rate=0.02, meta_learning_rate=1.0
+    ),
 }
 
 

@@ -68,10 +68,14 @@ def plot_accuracy(accuracies: np.ndarray, path: pathlib.Path, title: str) -> Non
     mean, ci95 = summary["mean"], summary["ci95"]
     figure, axis = plt.subplots(figsize=(6, 4))
     axis.hist(100 * accuracies, bins=np.linspace(0, 100, 21), color="lightsteelblue")
-    axis.axvspan(100 * (mean - ci95), 100 * (mean + ci95), color="tab:red", alpha=0.3,
-                 label="95% CI of the mean")
-    axis.axvline(100 * mean, color="tab:red",
-                 label=f"mean {100 * mean:.2f}% +/- {100 * ci95:.2f}%")
+    axis.axvspan(
+        100 * (mean - ci95),
+        100 * (mean + ci95),
+        color="tab:red",
+        alpha=0.3,
+        label="95% CI of the mean",
+    )
+    axis.axvline(100 * mean, color="tab:red", label=f"mean {100 * mean:.2f}% +/- {100 * ci95:.2f}%")
     axis.set_xlabel("query accuracy after adaptation (%)")
     axis.set_ylabel(f"tasks (of {summary['tasks']})")
     axis.set_title(title)

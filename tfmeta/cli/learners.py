@@ -17,7 +17,9 @@ _GRADIENT_LEARNERS = {
 FINETUNE_EVAL_INNER_LEARNING_RATE = 0.1  # FineTune's default, used when the flag is unset
 
 
-def _network(options: RunOptions, input_shape: tuple[int, ...], classification: bool) -> keras.Model:
+def _network(
+    options: RunOptions, input_shape: tuple[int, ...], classification: bool
+) -> keras.Model:
     """The wrapped model: the sinusoid MLP, or Conv-4 (an embedding for protonet and finetune)."""
     if not classification:
         return models.mlp()
@@ -30,7 +32,9 @@ def _network(options: RunOptions, input_shape: tuple[int, ...], classification: 
     )
 
 
-def build(options: RunOptions, input_shape: tuple[int, ...], classification: bool) -> learners.MetaLearner:
+def build(
+    options: RunOptions, input_shape: tuple[int, ...], classification: bool
+) -> learners.MetaLearner:
     """The compiled learner, its weights drawn from `--seed`.
 
     The outer optimizer is Adam at `--meta_learning_rate`, except for Reptile:

@@ -67,7 +67,11 @@ def resolve_options(command: str, explicit: dict) -> options.RunOptions:
     if command == "train":
         run_options = options.resolve(explicit)
         trained = os.path.exists(os.path.join(output_dir, options.CHECKPOINT_DIR, "checkpoint"))
-        changed = options.changed_options(saved, run_options, options.RESUMABLE_CHANGES) if saved and trained else []
+        changed = (
+            options.changed_options(saved, run_options, options.RESUMABLE_CHANGES)
+            if saved and trained
+            else []
+        )
         if changed:
             raise ValueError(
                 f"--output_dir={output_dir} holds a run trained with other options "
@@ -106,7 +110,10 @@ def _main(argv: list[str]) -> None:
     except ValueError as error:
         _fail(str(error))
 
-    from tfmeta.cli import commands, divergence  # import TensorFlow: only once the options are valid
+    from tfmeta.cli import (
+        commands,
+        divergence,
+    )  # import TensorFlow: only once the options are valid
 
     try:
         commands.COMMANDS[command](run_options)
@@ -121,6 +128,7 @@ def run(argv: list[str] | None = None) -> None:
 
     Ends the process (`SystemExit`) with one of the exit codes above.
     """
+    sys.modules["__main__"].__doc__ = __doc__ + f"\n{USAGE}"  # what absl's --help prints
     app.run(_main, argv=argv, flags_parser=_parse_flags)
 
 

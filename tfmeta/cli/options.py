@@ -1,7 +1,7 @@
 """The flags of the `tfmeta` command and the `RunOptions` built from them.
 
 Nothing here imports TensorFlow: options are resolved and checked before a
-command starts, so a bad flag fails in a fraction of a second.
+command builds anything, so a bad flag fails before any data is read.
 
 Precedence, lowest to highest: the defaults below, the run's saved options
 (`evaluate` and `export` read `<output_dir>/options.json`), the named
@@ -51,46 +51,104 @@ EVALUATION_FIELDS = (
 RESUMABLE_CHANGES = EVALUATION_FIELDS + ("iterations", "config", "output_dir")
 EXPORT_FIELDS = ("export_dir", "format", "version", "query_size", "eval_ways", "eval_shots")
 
-flags.DEFINE_enum("config", None, sorted(configs.CONFIGS), "A named configuration; other flags override its values.")
+flags.DEFINE_enum(
+    "config",
+    None,
+    sorted(configs.CONFIGS),
+    "A named configuration (see tfmeta.cli.configs); other flags override its values.",
+)
 flags.DEFINE_enum("algorithm", "maml", ALGORITHMS, "Meta-learning algorithm.")
 flags.DEFINE_string(
     "dataset",
     "sinusoid",
-    "Task source: 'sinusoid'; 'omniglot' (the offline archive or folder given by --data_dir, "
-    "else the TFDS builder); a TFDS name such as 'mnist'; or an ImageFolder directory "
-    "<dir>/<split>/<class>/<image> (a path holding '/').",
+    "Task source: 'sinusoid'; 'omniglot' (the archive or folder given by --data_dir, else "
+    "TFDS's builder); a TFDS name such as 'mnist'; or an ImageFolder directory "
+    "<dir>/<split>/<class>/<image> (an existing path, or one starting with '.', '/' or '~').",
 )
-flags.DEFINE_string("data_dir", None, "Omniglot: a .tar.gz or an ImageFolder folder with train/ and test/. A TFDS name: TFDS's data folder.")
-flags.DEFINE_enum("omniglot_protocol", "vinyals", OMNIGLOT_PROTOCOLS, "Omniglot class split: 'vinyals' (1100/100/423 characters) or 'lake' (background/evaluation).")
+flags.DEFINE_string(
+    "data_dir",
+    None,
+    "Omniglot: its .tar.gz, or an ImageFolder folder with train/ and test/. "
+    "A TFDS name: TFDS's data folder.",
+)
+flags.DEFINE_enum(
+    "omniglot_protocol",
+    "vinyals",
+    OMNIGLOT_PROTOCOLS,
+    "Omniglot class split: 'vinyals' (1100/100/423 characters) or 'lake' "
+    "(background/evaluation sets).",
+)
 flags.DEFINE_string("train_split", "train", "TFDS or ImageFolder split whose classes meta-train.")
-flags.DEFINE_string("eval_split", "test", "TFDS or ImageFolder split whose classes evaluate (held-out classes).")
-flags.DEFINE_integer("image_size", 28, "Images are resized to image_size x image_size (TFDS, ImageFolder).")
+flags.DEFINE_string("eval_split", "test", "TFDS or ImageFolder split of the held-out classes.")
+flags.DEFINE_integer("image_size", 28, "Side of the square images (resized), for image datasets.")
 flags.DEFINE_enum("channels", "1", ["1", "3"], "Image channels: 1 (grayscale) or 3 (RGB).")
 flags.DEFINE_integer("ways", 5, "Classes per task (N) in meta-training.")
 flags.DEFINE_integer("eval_ways", None, "Classes per task in evaluation (default: --ways).")
 flags.DEFINE_integer("shots", 10, "Support examples per class (K); per task for regression.")
 flags.DEFINE_integer("eval_shots", None, "Support examples in evaluation (default: --shots).")
 flags.DEFINE_integer("queries", 10, "Query examples per class; per task for regression.")
-flags.DEFINE_integer("eval_queries", None, "Query examples in evaluation (default: 100 points for sinusoid, else --queries).")
+flags.DEFINE_integer(
+    "eval_queries",
+    None,
+    "Query examples in evaluation (default: --queries; 100 points for the sinusoid).",
+)
 flags.DEFINE_integer("meta_batch_size", 25, "Tasks per meta-update.")
 flags.DEFINE_integer("batch_size", 64, "finetune: images per pretraining batch.")
-flags.DEFINE_float("inner_learning_rate", 0.01, "Inner-loop SGD step size in meta-training (metasgd: the initial learned rate).")
+flags.DEFINE_float(
+    "inner_learning_rate",
+    0.01,
+    "Inner-loop SGD step size in meta-training (metasgd: the learned rates' initial value).",
+)
 flags.DEFINE_integer("inner_steps", 1, "Inner-loop steps in meta-training.")
-flags.DEFINE_float("eval_inner_learning_rate", None, "Inner step size in evaluation (default: --inner_learning_rate; finetune: 0.1).")
-flags.DEFINE_integer("eval_inner_steps", 10, "Inner-loop steps in evaluation (finetune: fine-tuning steps).")
-flags.DEFINE_float("meta_learning_rate", 1e-3, "Outer learning rate: Adam's; reptile: the SGD step size epsilon, decayed linearly to 0.")
-flags.DEFINE_boolean("transductive", None, "Predict queries with the task's BatchNorm statistics (default: the learner's).")
+flags.DEFINE_float(
+    "eval_inner_learning_rate",
+    None,
+    "Inner step size in evaluation (default: --inner_learning_rate; finetune: 0.1).",
+)
+flags.DEFINE_integer(
+    "eval_inner_steps", 10, "Inner-loop steps in evaluation (finetune: fine-tuning steps)."
+)
+flags.DEFINE_float(
+    "meta_learning_rate",
+    1e-3,
+    "Outer learning rate (Adam); reptile: the SGD step size epsilon, decayed linearly to 0; "
+    "finetune: the pretraining Adam learning rate.",
+)
+flags.DEFINE_boolean(
+    "transductive",
+    None,
+    "Predict queries with the task's own BatchNorm statistics (default: the learner's).",
+)
 flags.DEFINE_integer("filters", 64, "Conv-4 filters per layer (image datasets).")
-flags.DEFINE_boolean("max_pool", False, "Conv-4 mini-ImageNet variant: stride-1 convolutions with 2x2 max-pooling.")
+flags.DEFINE_boolean(
+    "max_pool", False, "Conv-4's mini-ImageNet variant: stride-1 convolutions, 2x2 max-pooling."
+)
 flags.DEFINE_integer("iterations", 10000, "Meta-updates in all (finetune: pretraining steps).")
-flags.DEFINE_integer("steps_per_epoch", 500, "Meta-updates per epoch: between checkpoints, log lines and history rows.")
+flags.DEFINE_integer(
+    "steps_per_epoch", 500, "Meta-updates per epoch: between checkpoints and history rows."
+)
 flags.DEFINE_integer("eval_episodes", 600, "Held-out tasks in the final evaluation.")
-flags.DEFINE_integer("seed", 0, "Seed of weights and tasks: the same seed repeats the run.")
-flags.DEFINE_string("output_dir", "tfmeta_runs/sinusoid_maml", "The run directory: checkpoints, logs, metrics, plots, the learner.")
-flags.DEFINE_string("export_dir", None, "export: the destination (default: <output_dir>/export/<format>).")
-flags.DEFINE_enum("format", "saved_model", EXPORT_FORMATS, "export: 'saved_model' (TF Serving layout) or 'tflite'.")
-flags.DEFINE_integer("version", None, "export --format=saved_model: the version number (default: the next free one).")
-flags.DEFINE_integer("query_size", 1, "export --format=tflite: queries per call (the model's shapes are static).")
+flags.DEFINE_integer("seed", 0, "Seed of weights and tasks (>= 0): the same seed repeats the run.")
+flags.DEFINE_string(
+    "output_dir",
+    "tfmeta_runs/sinusoid_maml",
+    "The run directory: options, checkpoints, logs, metrics, figures, the learner.",
+)
+flags.DEFINE_string(
+    "export_dir",
+    None,
+    "export: the TF Serving base directory, or the .tflite file (default: "
+    "<output_dir>/export/<run name>, <output_dir>/export/<run name>.tflite).",
+)
+flags.DEFINE_enum(
+    "format", "saved_model", EXPORT_FORMATS, "export: 'saved_model' (TF Serving) or 'tflite'."
+)
+flags.DEFINE_integer(
+    "version", None, "export --format=saved_model: the version (default: the next free one)."
+)
+flags.DEFINE_integer(
+    "query_size", 1, "export --format=tflite: queries per call (its shapes are static)."
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -135,6 +193,11 @@ class RunOptions:
     @property
     def classification(self) -> bool:
         return self.dataset != SINUSOID
+
+    @property
+    def step_name(self) -> str:
+        """What `--iterations` counts."""
+        return "pretraining steps" if self.algorithm == "finetune" else "meta-updates"
 
     @property
     def evaluation_ways(self) -> int:
@@ -202,7 +265,11 @@ def saved_options_text(options: RunOptions) -> str:
 
 
 def dataset_kind(dataset: str) -> str:
-    """`SINUSOID`, `OMNIGLOT`, `IMAGE_FOLDER` (a path: it holds '/' or starts with '.' or '~') or `TFDS`."""
+    """`SINUSOID`, `OMNIGLOT`, `IMAGE_FOLDER` or `TFDS`.
+
+    A dataset is an ImageFolder path if it exists as a directory or starts with
+    '.', '/' or '~'; any other name but 'sinusoid' and 'omniglot' is a TFDS name.
+    """
     if dataset in (SINUSOID, OMNIGLOT):
         return dataset
     if dataset.startswith((".", "~", os.sep)) or os.path.isdir(dataset):
@@ -226,11 +293,22 @@ def _flag_text(value: Any) -> str:
 def check_options(options: RunOptions) -> None:
     """Raises a ValueError naming the first bad option and its fix."""
     if options.algorithm not in ALGORITHMS:
-        raise ValueError(f"unknown --algorithm={options.algorithm}; choose one of {list(ALGORITHMS)}")
+        raise ValueError(
+            f"unknown --algorithm={options.algorithm}; choose one of {list(ALGORITHMS)}"
+        )
     _check_dataset(options)
     for name in (
-        "shots", "queries", "ways", "meta_batch_size", "batch_size", "iterations",
-        "steps_per_epoch", "eval_episodes", "image_size", "filters", "query_size",
+        "shots",
+        "queries",
+        "ways",
+        "meta_batch_size",
+        "batch_size",
+        "iterations",
+        "steps_per_epoch",
+        "eval_episodes",
+        "image_size",
+        "filters",
+        "query_size",
     ):
         _check_at_least(name, getattr(options, name), 1)
     _check_at_least("seed", options.seed, 0)
@@ -253,7 +331,9 @@ def check_options(options: RunOptions) -> None:
         for name in ("ways", "eval_ways"):
             value = getattr(options, name)
             if value is not None and value < 2:
-                raise ValueError(f"--{name} must be >= 2 for classification; received --{name}={value}")
+                raise ValueError(
+                    f"--{name} must be >= 2 for classification; received --{name}={value}"
+                )
         fixed_head = options.algorithm not in CLASSIFICATION_ONLY
         if fixed_head and options.evaluation_ways != options.ways:
             raise ValueError(
@@ -303,7 +383,11 @@ def _check_dataset(options: RunOptions) -> None:
             "(lower case, e.g. 'mnist' or 'omniglot:3.0.0') nor an existing directory; "
             "pass one of those"
         )
-    if kind == OMNIGLOT and options.data_dir and not os.path.exists(os.path.expanduser(options.data_dir)):
+    if (
+        kind == OMNIGLOT
+        and options.data_dir
+        and not os.path.exists(os.path.expanduser(options.data_dir))
+    ):
         raise ValueError(
             f"--data_dir={options.data_dir} does not exist; pass Omniglot's .tar.gz or its "
             "ImageFolder folder (with train/ and test/), or leave --data_dir unset to use TFDS"

@@ -143,7 +143,7 @@ def report(
         )
     print(
         f"tfmeta: {options.algorithm} on {options.dataset}, {run.get('iterations_done')} "
-        f"meta-updates; {what} ({score['tasks']} tasks)\n"
+        f"{options.step_name}; {what} ({score['tasks']} tasks)\n"
         f"tfmeta: wrote {output_dir}/ (learner.keras, metrics.json{figure_note})",
         flush=True,
     )

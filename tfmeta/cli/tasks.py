@@ -82,7 +82,11 @@ class SinusoidSource(TaskSource):
     def training_block(self, num_meta_batches: int, seed: int) -> tf.data.Dataset:
         o = self.options
         return self.tasks.episodes(
-            o.shots, o.queries, o.meta_batch_size, num_episodes=num_meta_batches * o.meta_batch_size, seed=seed
+            o.shots,
+            o.queries,
+            o.meta_batch_size,
+            num_episodes=num_meta_batches * o.meta_batch_size,
+            seed=seed,
         )
 
     def eval_episodes(self, num_episodes: int | None = None) -> tf.data.Dataset:
@@ -103,7 +107,9 @@ class ImageSource(TaskSource):
 
     classification = True
 
-    def __init__(self, options: RunOptions, train: data.FewShotEpisodes, test: data.FewShotEpisodes):
+    def __init__(
+        self, options: RunOptions, train: data.FewShotEpisodes, test: data.FewShotEpisodes
+    ):
         self.options = options
         self.train = train
         self.test = test
@@ -160,7 +166,9 @@ class ImageSource(TaskSource):
         )
 
 
-def labelled_batches(images: data.ClassImages, batch_size: int, seed: int, start: int = 0) -> tf.data.Dataset:
+def labelled_batches(
+    images: data.ClassImages, batch_size: int, seed: int, start: int = 0
+) -> tf.data.Dataset:
     """Infinite `(float32 images in [0, 1], int32 class ids)` batches drawn from `images`.
 
     Batch `i` is a pure function of `seed` and `i`; the stream starts at
@@ -170,7 +178,9 @@ def labelled_batches(images: data.ClassImages, batch_size: int, seed: int, start
     rotations = len(images.rotations)
     with tf.device("/CPU:0"):
         pixels = tf.constant(images.images)
-        base_class = tf.constant(np.repeat(np.arange(images.num_base_classes), images.counts), tf.int32)
+        base_class = tf.constant(
+            np.repeat(np.arange(images.num_base_classes), images.counts), tf.int32
+        )
         turns = tf.constant(images.rotations, tf.int32)
     seed_t = tf.constant(seed, tf.int64)
 
@@ -181,7 +191,9 @@ def labelled_batches(images: data.ClassImages, batch_size: int, seed: int, start
         rows = tf.random.stateless_uniform(
             [batch_size], row_seed, 0, images.num_examples, dtype=tf.int32
         )
-        rotation = tf.random.stateless_uniform([batch_size], turn_seed, 0, rotations, dtype=tf.int32)
+        rotation = tf.random.stateless_uniform(
+            [batch_size], turn_seed, 0, rotations, dtype=tf.int32
+        )
         x = tf.gather(pixels, rows)
         if images.rotations != (0,):
             turned = tf.stack([tf.image.rot90(x, k) for k in range(4)])  # [4, B, H, W, C]
@@ -194,7 +206,9 @@ def labelled_batches(images: data.ClassImages, batch_size: int, seed: int, start
     return batches.prefetch(tf.data.AUTOTUNE)
 
 
-def _check_split(source: data.FewShotEpisodes, ways: int, shots: int, queries: int, prefix: str) -> None:
+def _check_split(
+    source: data.FewShotEpisodes, ways: int, shots: int, queries: int, prefix: str
+) -> None:
     """Raises a ValueError naming the `--<prefix>ways/shots/queries` flags to change, if any."""
     if ways > source.num_classes:
         raise ValueError(
@@ -244,12 +258,13 @@ def build(options: RunOptions) -> SinusoidSource | ImageSource:
             for split in splits
         )
     else:
+        path_note = f" (and no directory {options.dataset} exists)" if "/" in options.dataset else ""
         train, test = (
             _read_images(
                 lambda split=split: data.FewShotEpisodes.from_tfds(
                     options.dataset, split, preprocessing=preprocessing, data_dir=options.data_dir
                 ),
-                f"TFDS {options.dataset}[{split}]",
+                f"TFDS {options.dataset}[{split}]{path_note}",
             )
             for split in splits
         )
@@ -279,7 +294,14 @@ def _read_images(read, where: str):
         raise ValueError(f"{where}: {error}") from error
 
 
-_IMAGE_SIGNATURES = (b"\x89PNG", b"\xff\xd8\xff", b"GIF8", b"BM", b"\xff\x0a", b"\x00\x00\x00\x0cJXL")
+_IMAGE_SIGNATURES = (
+    b"\x89PNG",
+    b"\xff\xd8\xff",
+    b"GIF8",
+    b"BM",
+    b"\xff\x0a",
+    b"\x00\x00\x00\x0cJXL",
+)
 
 
 def _unreadable_file(directory: str) -> str | None:
