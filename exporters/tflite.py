@@ -350,7 +350,7 @@ def convert(module: _DeviceModule) -> bytes:
         return converter.convert()
 
 
-def interpreter(model_content: bytes, num_threads: int | None = None):
+def interpreter(model_content: bytes, num_threads: int | None = None) -> Any:
     """A LiteRT `Interpreter` for a converted model."""
     try:
         from ai_edge_litert.interpreter import Interpreter
