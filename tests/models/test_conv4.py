@@ -1,0 +1,31 @@
+"""Conv-4: the two variants of the literature, built and shaped as published."""
+
+import tensorflow as tf
+
+import tfmeta
+
+
+def test_omniglot_variant_matches_the_reference_architecture():
+    model = tfmeta.models.conv4((28, 28, 1), num_classes=5)
+    assert model.built and model.output_shape == (None, 5)
+    # 4 x (3*3*c_in*64 + 64 conv + 2*64 BN) + (64*5 + 5) head; learn2learn's OmniglotCNN has the same count.
+    assert model.count_params() - 4 * 128 == (9 * 1 * 64 + 64 + 128) + 3 * (9 * 64 * 64 + 64 + 128) + 325
+    convs = [layer for layer in model.layers if layer.name.endswith("_conv")]
+    assert [tuple(c.strides) for c in convs] == [(2, 2)] * 4
+    assert model(tf.zeros((3, 28, 28, 1))).shape == (3, 5)
+
+
+def test_mini_imagenet_variant_pools_and_flattens():
+    model = tfmeta.models.conv4((84, 84, 3), num_classes=5, filters=32, max_pool=True)
+    assert model.get_layer("flatten").output.shape == (None, 5 * 5 * 32)
+    assert model(tf.zeros((2, 84, 84, 3))).shape == (2, 5)
+
+
+def test_embedding_network_has_no_head():
+    assert tfmeta.models.conv4(num_classes=None).output_shape == (None, 64)
+
+
+def test_sinusoid_mlp_is_40_40():
+    model = tfmeta.models.mlp()
+    assert [layer.units for layer in model.layers] == [40, 40, 1]
+    assert model.count_params() == (1 * 40 + 40) + (40 * 40 + 40) + (40 + 1)
