@@ -43,8 +43,12 @@ def command_env(cache_dir) -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
-def tfmeta_command(command_env):
-    """Runs `python -m tfmeta.cli.main ARGS` in a subprocess; returns its `CompletedProcess`."""
+def tfmeta_command(command_env, tmp_path_factory):
+    """Runs `python -m tfmeta.cli.main ARGS` in a subprocess; returns its `CompletedProcess`.
+
+    It runs in an empty folder, where default run directories cannot meet old runs.
+    """
+    cwd = tmp_path_factory.mktemp("cwd")
 
     def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
         return subprocess.run(
@@ -53,15 +57,20 @@ def tfmeta_command(command_env):
             text=True,
             timeout=timeout,
             env=command_env,
+            cwd=cwd,
         )
 
     return run
 
 
 @pytest.fixture
-def run_tfmeta(capsys, monkeypatch, cache_dir):
-    """Runs `tfmeta ARGS` in this process (no TensorFlow import per call); returns a `Result`."""
+def run_tfmeta(capsys, monkeypatch, cache_dir, tmp_path_factory):
+    """Runs `tfmeta ARGS` in this process (no TensorFlow import per call); returns a `Result`.
+
+    It runs in an empty folder, where default run directories cannot meet old runs.
+    """
     monkeypatch.setenv("TFMETA_CACHE_DIR", str(cache_dir))
+    monkeypatch.chdir(tmp_path_factory.mktemp("cwd"))
 
     def run(*args: str) -> Result:
         flags.FLAGS.unparse_flags()

@@ -58,3 +58,18 @@ def test_every_named_config_is_valid(name):
     run_options = options.resolve({"config": name})
     options.check_options(run_options)
     assert run_options.algorithm in name and run_options.dataset in name
+
+
+@pytest.mark.parametrize(
+    "explicit, output_dir",
+    [
+        ({}, "tfmeta_runs/sinusoid_maml"),
+        ({"config": "omniglot_5w1s_protonet"}, "tfmeta_runs/omniglot_5w1s_protonet"),
+        ({"dataset": "./data/my_images/", "algorithm": "anil"}, "tfmeta_runs/my_images_anil"),
+        ({"output_dir": "runs/a"}, "runs/a"),
+    ],
+)
+def test_the_run_directory_is_named_after_the_config_or_the_dataset_and_algorithm(
+    explicit, output_dir
+):
+    assert options.resolve(explicit).output_dir == output_dir

@@ -18,7 +18,7 @@ from tfmeta import evaluation, plots
 _PLAIN_SGD_ALGORITHMS = ("maml", "fomaml", "reptile")
 
 
-def read_history(path: pathlib.Path) -> dict[str, list[float]]:
+def _read_history(path: pathlib.Path) -> dict[str, list[float]]:
     """The columns of a Keras `CSVLogger` file, without the epoch and the empty (`NA`) ones."""
     rows = np.genfromtxt(path, delimiter=",", names=True, ndmin=1)
     return {
@@ -44,7 +44,7 @@ def write_figures(
     written = []
     history = output_dir / "history.csv"
     if history.is_file() and history.stat().st_size:
-        plots.plot_history(read_history(history), output_dir / "learning_curve.png")
+        plots.plot_history(_read_history(history), output_dir / "learning_curve.png")
         written.append("learning_curve.png")
     if sinusoid_batch is not None and algorithm in _PLAIN_SGD_ALGORITHMS:
         plots.plot_sinusoid_adaptation(learner, sinusoid_batch, output_dir / "adaptation.png")

@@ -14,7 +14,6 @@ _GRADIENT_LEARNERS = {
     "anil": learners.ANIL,
     "reptile": learners.Reptile,
 }
-FINETUNE_EVAL_INNER_LEARNING_RATE = 0.1  # FineTune's default, used when the flag is unset
 
 
 def _network(
@@ -48,13 +47,10 @@ def build(
     if options.algorithm == "protonet":
         learner = learners.ProtoNet(net, **common)
     elif options.algorithm == "finetune":
-        rate = options.eval_inner_learning_rate
+        if options.eval_inner_learning_rate is not None:  # else FineTune's default
+            common["eval_inner_learning_rate"] = options.eval_inner_learning_rate
         learner = learners.FineTune(
-            net,
-            ways=options.evaluation_ways,
-            eval_inner_learning_rate=FINETUNE_EVAL_INNER_LEARNING_RATE if rate is None else rate,
-            eval_inner_steps=options.eval_inner_steps,
-            **common,
+            net, ways=options.evaluation_ways, eval_inner_steps=options.eval_inner_steps, **common
         )
     else:
         kwargs = dict(

@@ -60,12 +60,15 @@ def resolve_options(command: str, explicit: dict) -> options.RunOptions:
             f"--{foreign[0]} is a flag of `tfmeta {owner}`, not of `tfmeta {command}`{source}; "
             "drop it"
         )
-    output_dir = explicit.get("output_dir", options.RunOptions().output_dir)
+    if command == "train":
+        run_options = options.resolve(explicit)
+        output_dir = run_options.output_dir
+    else:
+        output_dir = explicit.get("output_dir") or options.resolve({}).output_dir
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise ValueError(f"--output_dir={output_dir} is a file; pass a directory")
     saved = options.load_run_options(output_dir)
     if command == "train":
-        run_options = options.resolve(explicit)
         trained = os.path.exists(os.path.join(output_dir, options.CHECKPOINT_DIR, "checkpoint"))
         changed = (
             options.changed_options(saved, run_options, options.RESUMABLE_CHANGES)
@@ -110,10 +113,8 @@ def _main(argv: list[str]) -> None:
     except ValueError as error:
         _fail(str(error))
 
-    from tfmeta.cli import (
-        commands,
-        divergence,
-    )  # import TensorFlow: only once the options are valid
+    # The commands build models and read data: import them once the options are valid.
+    from tfmeta.cli import commands, divergence
 
     try:
         commands.COMMANDS[command](run_options)

@@ -131,8 +131,9 @@ flags.DEFINE_integer("eval_episodes", 600, "Held-out tasks in the final evaluati
 flags.DEFINE_integer("seed", 0, "Seed of weights and tasks (>= 0): the same seed repeats the run.")
 flags.DEFINE_string(
     "output_dir",
-    "tfmeta_runs/sinusoid_maml",
-    "The run directory: options, checkpoints, logs, metrics, figures, the learner.",
+    None,
+    "The run directory: options, checkpoints, logs, metrics, figures, the learner "
+    "(default: tfmeta_runs/<config>, or tfmeta_runs/<dataset>_<algorithm> without one).",
 )
 flags.DEFINE_string(
     "export_dir",
@@ -184,7 +185,7 @@ class RunOptions:
     steps_per_epoch: int = 500
     eval_episodes: int = 600
     seed: int = 0
-    output_dir: str = "tfmeta_runs/sinusoid_maml"
+    output_dir: str | None = None
     export_dir: str | None = None
     format: str = "saved_model"
     version: int | None = None
@@ -226,13 +227,21 @@ def explicit_flags(flag_values: flags.FlagValues) -> dict[str, Any]:
 
 
 def resolve(explicit: dict[str, Any], base: RunOptions | None = None) -> RunOptions:
-    """`base` (default: the defaults), then the named config, then the explicit flags."""
+    """`base` (default: the defaults), then the named config, then the explicit flags.
+
+    An unset `output_dir` becomes `tfmeta_runs/<config>`, or
+    `tfmeta_runs/<dataset>_<algorithm>` without a config.
+    """
     values = dataclasses.asdict(base or RunOptions())
     name = explicit.get("config", values["config"])
     if name is not None and name != values["config"]:
         values.update(configs.CONFIGS[name])
         values["config"] = name
     values.update(explicit)
+    if values["output_dir"] is None:
+        dataset = os.path.basename(os.path.normpath(values["dataset"])).split(":")[0]
+        run_name = name or f"{dataset.replace('/', '_')}_{values['algorithm']}"
+        values["output_dir"] = os.path.join("tfmeta_runs", run_name)
     return RunOptions(**values)
 
 

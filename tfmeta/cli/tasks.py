@@ -258,7 +258,9 @@ def build(options: RunOptions) -> SinusoidSource | ImageSource:
             for split in splits
         )
     else:
-        path_note = f" (and no directory {options.dataset} exists)" if "/" in options.dataset else ""
+        path_note = (
+            f" (and no directory {options.dataset} exists)" if "/" in options.dataset else ""
+        )
         train, test = (
             _read_images(
                 lambda split=split: data.FewShotEpisodes.from_tfds(
