@@ -13,7 +13,7 @@ import pytest
 from cli_testing import TOY
 
 import tfmeta
-from tfmeta.cli import options
+from tfmeta.cli import commands, main, options, tasks
 
 
 def _write_run(directory: Path, model: keras.Model, **option_values) -> Path:
@@ -281,3 +281,17 @@ def test_bad_input_exits_2_with_one_message_naming_problem_and_fix(
 
 def test_at_least_twenty_distinct_cases():
     assert len({case[0] for case in CASES}) == len(CASES) >= 20
+
+
+def test_errors_have_the_types_the_command_reports(places):
+    with pytest.raises(ValueError, match="--shots must be >= 1"):
+        main.resolve_options("train", {"shots": 0})
+    toy = options.RunOptions(
+        dataset=str(places["images"]), image_size=8, ways=9, shots=1, queries=2, output_dir="x"
+    )
+    with pytest.raises(ValueError, match="--ways=9 is larger than the 8 classes"):
+        tasks.build(toy)
+    existing = options.RunOptions(output_dir=str(places["sinusoid_run"]), version=1)
+    with pytest.raises(FileExistsError, match="version 1 already exists"):
+        commands.export(existing)
+    assert issubclass(FileExistsError, commands.USER_ERRORS)
