@@ -84,8 +84,10 @@ class MetaCheckpoint(keras.callbacks.Callback):
     Example:
 
     ```python
-    step = tfmeta.checkpointing.latest_step("run/checkpoints")
-    checkpoint = tfmeta.checkpointing.MetaCheckpoint("run/checkpoints")
+    from tfmeta import checkpointing
+
+    step = checkpointing.latest_step("run/checkpoints")
+    checkpoint = checkpointing.MetaCheckpoint("run/checkpoints")
     learner.fit(episodes.skip(step), steps_per_epoch=500, epochs=20,
                 initial_epoch=step // 500, callbacks=[checkpoint])
     ```

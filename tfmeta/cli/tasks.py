@@ -46,6 +46,10 @@ class TaskSource:
         """`num_meta_batches` training meta-batches drawn from `seed`."""
         raise NotImplementedError
 
+    def eval_episodes(self, num_episodes: int | None = None) -> tf.data.Dataset:
+        """The held-out tasks (default: `--eval_episodes`), in batches; the last may be smaller."""
+        raise NotImplementedError
+
     def train_episodes(self, initial_epoch: int = 0) -> tf.data.Dataset:
         """The training meta-batches from epoch `initial_epoch` to the last epoch of the run.
 
@@ -90,7 +94,6 @@ class SinusoidSource(TaskSource):
         )
 
     def eval_episodes(self, num_episodes: int | None = None) -> tf.data.Dataset:
-        """The held-out tasks, in batches (the last one may be smaller)."""
         o = self.options
         episodes = self.tasks.episodes(
             o.evaluation_shots,
@@ -136,7 +139,6 @@ class ImageSource(TaskSource):
         )
 
     def eval_episodes(self, num_episodes: int | None = None) -> tf.data.Dataset:
-        """The held-out episodes, in batches (the last one may be smaller)."""
         o = self.options
         episodes = self.test.episodes(
             o.evaluation_ways,
