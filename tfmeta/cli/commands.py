@@ -20,15 +20,19 @@ then reads `"status": "diverged"` and the command exits with code 3.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import dataclasses
 import io
 import os
 import pathlib
+import shutil
 import sys
+import tempfile
 
 import keras
 
-from tfmeta import checkpointing
+from tfmeta import checkpointing, distribute
 from tfmeta.cli import divergence, learners, reporting, tasks
 from tfmeta.cli import options as options_lib
 from tfmeta.cli.options import RunOptions
@@ -63,15 +67,45 @@ def _trim_history(path: pathlib.Path, epochs: int) -> None:
     reporting.write_atomically(path, text.getvalue())
 
 
+@contextlib.contextmanager
+def _worker_directory(output_dir: str):
+    """A scratch run directory for a worker that is not the chief.
+
+    Every worker runs the same program (collective ops need all of them), but
+    only the chief's files are kept: the others write here, starting from a
+    copy of the chief's checkpoints so a resumed run resumes everywhere.
+    """
+    scratch = tempfile.mkdtemp(prefix="tfmeta-worker-")
+    chief_checkpoints = pathlib.Path(output_dir) / options_lib.CHECKPOINT_DIR
+    if chief_checkpoints.is_dir():
+        shutil.copytree(chief_checkpoints, pathlib.Path(scratch) / options_lib.CHECKPOINT_DIR)
+    try:
+        yield scratch
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
 def train(options: RunOptions) -> dict:
     """Meta-trains (or continues a run), saves the learner, evaluates it on held-out tasks.
+
+    Under `--strategy=multi_worker` every worker trains; only the chief
+    (worker 0) writes the run directory.
 
     Raises:
         divergence.TrainingDiverged: after a NaN or Inf loss (metrics.json says so).
     """
+    strategy = distribute.make_strategy(options.strategy)
+    if distribute.is_chief(strategy):
+        return _train(options, strategy)
+    with _worker_directory(options.output_dir) as scratch:
+        return _train(dataclasses.replace(options, output_dir=scratch), strategy)
+
+
+def _train(options: RunOptions, strategy) -> dict:
     output_dir = pathlib.Path(options.output_dir)
     source = tasks.build(options)
-    learner = learners.build(options, source.input_shape, source.classification)
+    with strategy.scope():
+        learner = learners.build(options, source.input_shape, source.classification)
     output_dir.mkdir(parents=True, exist_ok=True)
     reporting.write_atomically(
         options_lib.run_file(output_dir), options_lib.saved_options_text(options)

@@ -128,6 +128,13 @@ flags.DEFINE_integer(
     "steps_per_epoch", 500, "Meta-updates per epoch: between checkpoints and history rows."
 )
 flags.DEFINE_integer("eval_episodes", 600, "Held-out tasks in the final evaluation.")
+flags.DEFINE_enum(
+    "strategy",
+    "default",
+    ("default", "mirrored", "multi_worker"),
+    "tf.distribute strategy: one device, every local device (mirrored), or the workers of "
+    "the TF_CONFIG cluster (multi_worker; only worker 0 writes the run directory).",
+)
 flags.DEFINE_integer("seed", 0, "Seed of weights and tasks (>= 0): the same seed repeats the run.")
 flags.DEFINE_string(
     "output_dir",
@@ -184,6 +191,7 @@ class RunOptions:
     iterations: int = 10000
     steps_per_epoch: int = 500
     eval_episodes: int = 600
+    strategy: str = "default"
     seed: int = 0
     output_dir: str | None = None
     export_dir: str | None = None
