@@ -7,6 +7,6 @@ few-shot convention: accuracy over 600 episodes with a 95% CI), and export
 with `tfmeta.exporters`.
 """
 
-from tfmeta import data, evaluation, models
+from tfmeta import data, distribute, evaluation, models
 from tfmeta.learners import ANIL, MAML, FineTune, MetaLearner, MetaSGD, ProtoNet, Reptile
 from tfmeta.version import __version__
