@@ -16,13 +16,6 @@ from cli_testing import TOY_CLASSES, TOY_IMAGES_PER_CLASS
 
 from tfmeta.cli import main
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-OMNIGLOT_TARBALLS = [
-    REPO_ROOT.parent / "shared/data/omniglot/omniglot.tar.gz",
-    REPO_ROOT / "shared/data/omniglot/omniglot.tar.gz",
-]
-
-
 @dataclasses.dataclass
 class Result:
     returncode: int
@@ -102,14 +95,3 @@ def image_folder(tmp_path_factory) -> Path:
                 image[label % 8] = 255
                 tf.io.write_file(str(folder / f"{index}.png"), tf.io.encode_png(image))
     return root
-
-
-@pytest.fixture(scope="session")
-def omniglot_tarball() -> Path:
-    for path in OMNIGLOT_TARBALLS:
-        if path.is_file():
-            return path
-    pytest.skip(
-        "Real Omniglot not found: expected ../shared/data/omniglot/omniglot.tar.gz beside the "
-        "repository"
-    )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import keras
 import pytest
 import tensorflow as tf
@@ -11,31 +9,14 @@ import tensorflow as tf
 import tfmeta
 from tfmeta import evaluation
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-# The shared data folder sits beside the repository (or inside a copied checkout).
-OMNIGLOT_TARBALLS = [
-    REPO_ROOT.parent / "shared/data/omniglot/omniglot.tar.gz",
-    REPO_ROOT / "shared/data/omniglot/omniglot.tar.gz",
-]
 WAYS, SHOTS, QUERIES = 5, 1, 5
 TEST_EPISODES = 100
 
 
 @pytest.fixture(scope="session")
-def omniglot(tmp_path_factory) -> dict[str, tfmeta.data.FewShotEpisodes]:
-    """The standard (Vinyals) Omniglot splits with rotations, 28x28.
-
-    Decoded arrays are cached under pytest's temporary root, which outlives a
-    session, so only the first session pays for decoding the PNGs.
-    """
-    tarball = next((path for path in OMNIGLOT_TARBALLS if path.is_file()), None)
-    if tarball is None:
-        pytest.skip(
-            "Real Omniglot not found: expected ../shared/data/omniglot/omniglot.tar.gz beside "
-            "the repository"
-        )
-    cache_dir = tmp_path_factory.getbasetemp().parent / "tfmeta-learner-tests-cache"
-    return tfmeta.data.omniglot(tarball, cache_dir=cache_dir)
+def omniglot(omniglot_vinyals) -> dict[str, tfmeta.data.FewShotEpisodes]:
+    """The standard (Vinyals) Omniglot splits with rotations, 28x28."""
+    return omniglot_vinyals
 
 
 @pytest.fixture(scope="session")
