@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import os
-from typing import Sequence
-
 import numpy as np
 import tensorflow as tf
 
 from tfmeta import adaptation
 from tfmeta.data import sinusoid
-from tfmeta.learners.maml import MAML
+from tfmeta.learners.gradient_learner import GradientLearner
 
 
 def _pyplot():
@@ -26,21 +24,50 @@ def _pyplot():
     return plt
 
 
+def evaluation_trajectory(
+    learner: GradientLearner, support_x: tf.Tensor, support_y: tf.Tensor
+) -> list[tuple[adaptation.Weights, adaptation.Weights]]:
+    """`(params, state)` before and after each step of the learner's evaluation inner loop.
+
+    The steps use the learner's evaluation learning rates (per parameter for
+    Meta-SGD, per step for MAML++) and adapt the weights it adapts (the head
+    only for ANIL); the last entry is what `learner.adapt` returns.
+    """
+    params, state = adaptation.initial_weights(learner.model)
+    trajectory = [(params, state)]
+    for step_rates in learner.inner_learning_rates(training=False):
+        params, state = adaptation.gradient_step(
+            learner.model,
+            learner.task_loss,
+            params,
+            state,
+            support_x,
+            support_y,
+            learning_rates=step_rates,
+            adapted=learner.adapted_indices,
+        )
+        trajectory.append((params, state))
+    return trajectory
+
+
 def plot_sinusoid_adaptation(
-    learner: MAML,
+    learner: GradientLearner,
     episodes: dict[str, tf.Tensor],
     path: str | os.PathLike,
-    steps: Sequence[int] = (0, 1, 10),
     num_tasks: int = 3,
 ) -> str:
     """Draws adapted curves for a few sinusoid tasks, as in Finn et al. 2017, Figure 2.
 
+    Each panel shows the true curve, the support points, and the prediction
+    of the meta-learned initialization and after 1 and `eval_inner_steps`
+    steps of the learner's own evaluation inner loop (its learning rates, per
+    parameter for Meta-SGD, and its adapted weights: the head only for ANIL).
+
     Args:
-        learner: a compiled learner whose model maps `[n, 1]` inputs to `[n, 1]`.
+        learner: a compiled gradient learner whose model maps `[n, 1]` inputs
+            to `[n, 1]`.
         episodes: a sinusoid meta-batch (with `amplitude` and `phase`).
         path: the PNG file to write.
-        steps: inner steps after which to draw the prediction (0: the
-            meta-learned initialization).
         num_tasks: tasks to draw, one panel each.
 
     Returns:
@@ -48,6 +75,8 @@ def plot_sinusoid_adaptation(
     """
     plt = _pyplot()
     x = np.linspace(-5.0, 5.0, 200, dtype=np.float32)[:, None]
+    steps = learner.steps(training=False)
+    drawn_steps = sorted({0, min(1, steps), steps})
     figure, axes = plt.subplots(1, num_tasks, figsize=(4.5 * num_tasks, 3.5), squeeze=False)
     for task, axis in enumerate(axes[0]):
         support_x = episodes["support_x"][task]
@@ -55,23 +84,13 @@ def plot_sinusoid_adaptation(
         amplitude = float(episodes[sinusoid.AMPLITUDE][task])
         phase = float(episodes[sinusoid.PHASE][task])
         axis.plot(x, amplitude * np.sin(x - phase), color="black", label="ground truth")
-        for num_steps in steps:
-            params, state = adaptation.initial_weights(learner.model)
-            params, state = adaptation.adapt(
-                learner.model,
-                learner.task_loss,
-                params,
-                state,
-                support_x,
-                support_y,
-                learning_rates=adaptation.constant_learning_rates(
-                    learner.eval_inner_learning_rate, num_steps, len(params)
-                ),
-            )
+        trajectory = evaluation_trajectory(learner, support_x, support_y)
+        for step in drawn_steps:
+            params, state = trajectory[step]
             prediction, _ = adaptation.forward(
                 learner.model, params, state, x, training=learner.transductive
             )
-            label = "meta-learned init" if num_steps == 0 else f"after {num_steps} step(s)"
+            label = "meta-learned init" if step == 0 else f"after {step} step(s)"
             axis.plot(x, np.asarray(prediction), linestyle="--", label=label)
         axis.scatter(support_x, support_y, color="red", zorder=3, label="support set")
         axis.set_title(f"A={amplitude:.2f}, phase={phase:.2f}")

@@ -67,3 +67,4 @@ def test_gradient_algorithms_learn_sinusoids(run_tfmeta, tmp_path, algorithm):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["eval"]["query_loss_after_adaptation"]["tasks"] == 10
     assert metrics["options"]["algorithm"] == algorithm
+

@@ -13,9 +13,8 @@ import numpy as np
 
 from tfmeta import evaluation, plots
 
-# Learners whose adaptation `plots.plot_sinusoid_adaptation` redraws exactly:
-# it steps all weights at the evaluation learning rate, which is what these do.
-_PLAIN_SGD_ALGORITHMS = ("maml", "fomaml", "reptile")
+# Learners that adapt by gradient steps, whose inner loop `plots.plot_sinusoid_adaptation` draws.
+_GRADIENT_ALGORITHMS = ("maml", "fomaml", "metasgd", "anil", "reptile")
 
 
 def _read_history(path: pathlib.Path) -> dict[str, list[float]]:
@@ -46,7 +45,7 @@ def write_figures(
     if history.is_file() and history.stat().st_size:
         plots.plot_history(_read_history(history), output_dir / "learning_curve.png")
         written.append("learning_curve.png")
-    if sinusoid_batch is not None and algorithm in _PLAIN_SGD_ALGORITHMS:
+    if sinusoid_batch is not None and algorithm in _GRADIENT_ALGORITHMS:
         plots.plot_sinusoid_adaptation(learner, sinusoid_batch, output_dir / "adaptation.png")
         written.append("adaptation.png")
     if accuracies is not None:
