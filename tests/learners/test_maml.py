@@ -403,3 +403,22 @@ def test_maml_beats_chance_on_held_out_omniglot_characters(omniglot_5way_1shot):
                           inner_learning_rate=0.4, inner_steps=1)
     result = omniglot_5way_1shot(learner, iterations=60, optimizer=keras.optimizers.Adam(0.005))
     assert result["accuracy"] > 0.5, result  # chance: 0.2
+
+
+def test_tasks_adapted_concurrently_give_the_same_meta_gradients_as_one_at_a_time():
+    batch = sinusoid_batch(tasks=4)
+    results = []
+    for parallel_tasks in (1, 10):
+        learner = tfmeta.MAML(tiny_model(), inner_learning_rate=0.1, inner_steps=2,
+                              parallel_tasks=parallel_tasks)
+        learner.compile(optimizer="sgd", loss="mse")
+        results.append(learner.compute_meta_gradients(batch))
+    (loss_one, grads_one, _, _), (loss_many, grads_many, _, _) = results
+    np.testing.assert_allclose(loss_many, loss_one, rtol=1e-12)
+    for one, many in zip(grads_one, grads_many):
+        np.testing.assert_allclose(many, one, rtol=1e-12, atol=1e-15)
+
+
+def test_parallel_tasks_must_be_a_positive_integer():
+    with pytest.raises(ValueError, match="Expected `parallel_tasks` to be an integer >= 1"):
+        tfmeta.MAML(tiny_model(), parallel_tasks=0)
