@@ -7,24 +7,7 @@ import tensorflow as tf
 
 import tfmeta
 from tfmeta import adaptation
-from tfmeta.data import SinusoidTasks
-
-
-def tiny_model(seed=0):
-    keras.utils.set_random_seed(seed)
-    return keras.Sequential(
-        [
-            keras.Input((1,), dtype="float64"),
-            keras.layers.Dense(8, activation="tanh", dtype="float64"),
-            keras.layers.Dense(1, dtype="float64"),
-        ]
-    )
-
-
-def sinusoid_batch(tasks=3, shots=5, seed=0):
-    tasks_source = SinusoidTasks(dtype=tf.float64)
-    episodes = tasks_source.episodes(shots, shots, meta_batch_size=tasks, seed=seed)
-    return next(iter(episodes))
+from learner_testing import sinusoid_batch, tiny_model
 
 
 def compiled_meta_sgd(**kwargs):
