@@ -12,12 +12,13 @@ predicts (`adapt_and_predict`) and which variables are meta-learned.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Mapping
 
 import keras
 import tensorflow as tf
 
-from tfmeta import adaptation
+from tfmeta import adaptation, fused_batch_norm
 from tfmeta.data import episode as episode_lib
 
 _PRE_ADAPTATION_LOSS = "pre_adaptation_loss"
@@ -354,7 +355,8 @@ class MetaLearner(keras.Model):
 
     def train_step(self, data):
         episodes = _episodes_of(data)
-        loss, grads, predictions, state = self.compute_meta_gradients(episodes)
+        with self._batch_norm_kernel(training=True):
+            loss, grads, predictions, state = self.compute_meta_gradients(episodes)
         # Under tf.distribute each replica adapts its share of the tasks and the
         # optimizer sums the replicas' gradients: divide by the replica count so
         # the update uses the mean over the global meta-batch.
@@ -390,9 +392,10 @@ class MetaLearner(keras.Model):
         loss_spec = tf.TensorSpec([], prediction_spec.dtype)
         signature = (loss_spec, loss_spec, prediction_spec)
         num_tasks = tf.shape(episodes[episode_lib.SUPPORT_X])[0]
-        losses, pre_losses, predictions = self._map_tasks(
-            evaluate_task, episodes, _task_indices(num_tasks), signature
-        )
+        with self._batch_norm_kernel(training=False):
+            losses, pre_losses, predictions = self._map_tasks(
+                evaluate_task, episodes, _task_indices(num_tasks), signature
+            )
         if all(has_pre_adaptation_loss):
             self.pre_adaptation_loss_tracker.update_state(pre_losses)
         logs = self._update_metrics(
@@ -415,9 +418,28 @@ class MetaLearner(keras.Model):
             return predictions
 
         num_tasks = tf.shape(episodes[episode_lib.SUPPORT_X])[0]
-        return self._map_tasks(
-            predict_task, episodes, _task_indices(num_tasks), self._prediction_spec(episodes)
-        )
+        with self._batch_norm_kernel(training=False):
+            return self._map_tasks(
+                predict_task, episodes, _task_indices(num_tasks), self._prediction_spec(episodes)
+            )
+
+    def _fused_batch_norm_is_exact(self, training: bool) -> bool:
+        """Whether TF's fused BatchNorm kernel leaves this step's results exact.
+
+        The kernel's second-order gradient is wrong and its batch statistics
+        carry no gradient (see `tfmeta.fused_batch_norm`). Evaluation and
+        prediction differentiate BatchNorm at most once (the inner loop's
+        gradients), so they are always exact. Meta-training is exact when the
+        meta-gradient is first order and no loss reads updated moving
+        statistics; learners for which that holds override this.
+        """
+        return not training
+
+    def _batch_norm_kernel(self, training: bool):
+        """The fused BatchNorm kernel for the model's layers where it is exact, else nothing."""
+        if self._fused_batch_norm_is_exact(training):
+            return fused_batch_norm.fused_batch_norm(self.model)
+        return contextlib.nullcontext()
 
     def _map_tasks(self, fn, episodes, task_indices, signature):
         """`fn((task, task_index))` for every task of the meta-batch, stacked."""

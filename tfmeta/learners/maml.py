@@ -329,6 +329,11 @@ class MAML(GradientLearner):
         predictions, state, _ = self._adapt_and_predict(task, state, training)
         return predictions, state
 
+    def _fused_batch_norm_is_exact(self, training: bool) -> bool:
+        # Meta-training passes all normalise with batch statistics; first order,
+        # the meta-gradient differentiates BatchNorm once.
+        return not training or self.first_order
+
     def task_meta_gradients(self, task, state):
         """The query loss (multi-step when enabled) and its gradients w.r.t. `meta_variables`."""
         if not self.multi_step_loss:

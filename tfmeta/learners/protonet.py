@@ -87,6 +87,10 @@ class ProtoNet(base.MetaLearner):
     def predict_without_adaptation(self, task, state):
         return None
 
+    def _fused_batch_norm_is_exact(self, training: bool) -> bool:
+        # One backward pass through the embedding, with batch statistics in training.
+        return True
+
     def _prediction_spec(self, episodes):
         query_x = episodes[episode_lib.QUERY_X]
         dtype = self.model.compute_output_spec(

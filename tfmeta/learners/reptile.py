@@ -80,6 +80,10 @@ class Reptile(GradientLearner):
             **kwargs,
         )
 
+    def _fused_batch_norm_is_exact(self, training: bool) -> bool:
+        # The pseudo-gradient `theta - phi` needs only the inner loop's gradients.
+        return True
+
     def task_meta_gradients(self, task, state):
         """The pseudo-gradient `theta - phi` of one task, with the query loss after adaptation."""
         theta, _ = adaptation.initial_weights(self.model)
