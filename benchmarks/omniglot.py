@@ -18,8 +18,11 @@ training classes and is evaluated in every setting.
 `--iterations` replaces the recipes' iteration counts. With
 `--checkpoint_dir` a run can go in parts: training resumes from the last
 checkpoint and the time already spent counts against the budget; finished
-runs are read back from their record. Prints a table and, as its last line,
-one JSON object with the same figures.
+runs are read back from their record. `--curve_minutes` also evaluates on
+`--curve_episodes` test episodes (the first ones of the final 600) every so
+many minutes of training, for accuracy against training time; evaluation time
+does not count against the budget. Prints a table and, as its last line, one
+JSON object with the same figures.
 """
 
 from __future__ import annotations
@@ -52,6 +55,8 @@ flags.DEFINE_integer("filters", 64, "Conv-4 filters.")
 flags.DEFINE_bool("first_order", False, "MAML, ANIL and Meta-SGD without second-order terms.")
 flags.DEFINE_integer("eval_episodes", 600, "Test episodes per setting.")
 flags.DEFINE_integer("seed", 0, "Seed of weights and episodes.")
+flags.DEFINE_float("curve_minutes", None, "Evaluate every so many training minutes (curve).")
+flags.DEFINE_integer("curve_episodes", 200, "Test episodes per point of the curve.")
 FLAGS = flags.FLAGS
 
 EVAL_QUERIES = 15
@@ -156,23 +161,46 @@ def _compile(learner: tfmeta.MetaLearner, optimizer) -> None:
 
 
 class _TimeBudget(keras.callbacks.Callback):
-    """Stops training once `seconds` have passed; reports the time spent."""
+    """Stops training once `seconds` of training time have passed; draws the accuracy curve.
 
-    def __init__(self, seconds: float | None):
+    With `evaluate` (a function of the learner returning an accuracy record),
+    evaluates every `curve_seconds` of training time and appends the point
+    to `curve`; evaluation time is not training time.
+    """
+
+    def __init__(self, seconds: float | None, spent_before: float = 0.0, evaluate=None,
+                 curve_seconds: float | None = None, curve: list | None = None):
         super().__init__()
         self.seconds = seconds
+        self.spent_before = spent_before
+        self.evaluate = evaluate
+        self.curve_seconds = curve_seconds
+        self.curve = [] if curve is None else curve
         self.spent = 0.0
 
     def on_train_begin(self, logs=None):
         self._start = time.perf_counter()
+        self._paused = 0.0
+        last = self.curve[-1]["train_seconds"] if self.curve else 0.0
+        self._next_point = None if self.curve_seconds is None else last + self.curve_seconds
 
     def on_train_batch_end(self, batch, logs=None):
-        self.spent = time.perf_counter() - self._start
+        self.spent = time.perf_counter() - self._start - self._paused
+        total = self.spent_before + self.spent
+        if self._next_point is not None and total >= self._next_point:
+            paused_at = time.perf_counter()
+            point = self.evaluate(self.model)
+            self.curve.append(dict(point, train_seconds=total,
+                                   iterations=int(self.model.optimizer.iterations.numpy())))
+            print(f"  {total / 60:6.1f} min  {self.curve[-1]['iterations']:>7} it  "
+                  f"accuracy {100 * point['accuracy']:.2f}", flush=True)
+            self._next_point = total + self.curve_seconds
+            self._paused += time.perf_counter() - paused_at
         if self.seconds is not None and self.spent >= self.seconds:
             self.model.stop_training = True
 
     def on_train_end(self, logs=None):
-        self.spent = time.perf_counter() - self._start
+        self.spent = time.perf_counter() - self._start - self._paused
         self.iterations = int(self.model.optimizer.iterations.numpy())
 
 
@@ -189,7 +217,7 @@ def _read_record(directory: str | None) -> dict:
     if path and os.path.isfile(path):
         with open(path) as f:
             return json.load(f)
-    return {"iterations": 0, "train_seconds": 0.0}
+    return {"iterations": 0, "train_seconds": 0.0, "curve": []}
 
 
 def _write_record(directory: str | None, record: dict) -> None:
@@ -213,20 +241,23 @@ def _finished(record: dict, iterations: int) -> bool:
     return record["iterations"] >= iterations or spent
 
 
-def _train(fit: Callable, directory: str | None, iterations: int) -> dict:
+def _train(fit: Callable, directory: str | None, iterations: int, evaluate=None) -> dict:
     """Runs `fit(data_seed, epochs, initial_epoch, callbacks)` within the budget, resumably.
 
     An epoch is `_chunk(iterations)` meta-iterations and ends with a
     checkpoint; a resumed run continues from the last one (a run stopped by
     its budget mid-epoch redoes that epoch's remainder), with a fresh data
-    seed.
+    seed. `evaluate(learner)` draws the accuracy curve (`--curve_minutes`).
     """
     record = _read_record(directory)
+    record.setdefault("curve", [])
     budget = None if FLAGS.budget_minutes is None else 60 * FLAGS.budget_minutes
     left = None if budget is None else max(0.0, budget - record["train_seconds"])
     done = checkpointing.latest_step(directory) if directory else 0
     chunk = _chunk(iterations)
-    timer = _TimeBudget(left)
+    curve_seconds = None if FLAGS.curve_minutes is None or evaluate is None \
+        else 60 * FLAGS.curve_minutes
+    timer = _TimeBudget(left, record["train_seconds"], evaluate, curve_seconds, record["curve"])
     callbacks = [timer]
     if directory is not None:
         callbacks.append(checkpointing.MetaCheckpoint(directory))
@@ -238,13 +269,16 @@ def _train(fit: Callable, directory: str | None, iterations: int) -> dict:
     return record
 
 
-def _evaluate(learner: tfmeta.MetaLearner, test, ways: int, shots: int) -> dict:
+def _evaluate(learner: tfmeta.MetaLearner, test, ways: int, shots: int,
+              num_episodes: int | None = None) -> dict:
+    """Accuracy with 95% CI on the first `num_episodes` (default `--eval_episodes`) test episodes."""
+    num_episodes = num_episodes or FLAGS.eval_episodes
     batch = 20 if ways <= 5 else 10
     episodes = test.episodes(
         ways, shots, EVAL_QUERIES, meta_batch_size=batch,
-        num_episodes=-(-FLAGS.eval_episodes // batch) * batch, seed=FLAGS.seed + 1,
+        num_episodes=-(-num_episodes // batch) * batch, seed=FLAGS.seed + 1,
     )
-    return evaluation.evaluate_episodes(learner, episodes, FLAGS.eval_episodes)
+    return evaluation.evaluate_episodes(learner, episodes, num_episodes)
 
 
 def run_meta_learner(name: str, setting: str, sources) -> dict:
@@ -269,7 +303,10 @@ def run_meta_learner(name: str, setting: str, sources) -> dict:
                     initial_epoch=initial_epoch,
                     callbacks=callbacks, verbose=0)
 
-    record = _train(fit, directory, iterations)
+    def evaluate(learner):
+        return _evaluate(learner, sources["test"], ways, shots, FLAGS.curve_episodes)
+
+    record = _train(fit, directory, iterations, evaluate)
     record["result"] = _evaluate(learner, sources["test"], ways, shots)
     _write_record(directory, record)
     return record
@@ -345,6 +382,7 @@ def main(argv):
             rows.append(dict(learner=name, setting=setting, **record["result"],
                              iterations=record["iterations"],
                              train_seconds=record["train_seconds"],
+                             curve=record.get("curve", []),
                              published=PUBLISHED.get(name, {}).get(setting)))
 
     print(f"Omniglot (Vinyals split, rotations), {FLAGS.eval_episodes} test episodes, "
@@ -357,6 +395,12 @@ def main(argv):
         accuracy = f"{100 * row['accuracy']:.2f} +/- {100 * row['ci95']:.2f}"
         print(f"{row['learner']:<10}{row['setting']:<8}{accuracy:>22}{published:>11}"
               f"{row['iterations']:>12}{row['train_seconds'] / 60:>11.1f}")
+    for row in rows:
+        if row["curve"]:
+            points = "  ".join(f"{p['train_seconds'] / 60:.0f} min {100 * p['accuracy']:.1f}"
+                               for p in row["curve"])
+            print(f"curve {row['learner']} {row['setting']} ({FLAGS.curve_episodes} episodes): "
+                  f"{points}")
     print(json.dumps({
         "benchmark": "omniglot",
         "protocol": "vinyals, rotations, 28x28",

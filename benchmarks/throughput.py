@@ -11,6 +11,7 @@ Each configuration runs in a fresh process, so its peak resident memory is its o
     python benchmarks/throughput.py                                  # every learner
     python benchmarks/throughput.py --learners=maml --inner_steps=1,5,10
     python benchmarks/throughput.py --learners=maml,fomaml --parallel_tasks=1,10
+    python benchmarks/throughput.py --learners=maml,maml_recompute --inner_steps=1,5,10
 
 Prints a table, and as its last line one JSON object with the same figures.
 """
@@ -70,6 +71,7 @@ def make_learner(name: str, inner_steps: int, parallel_tasks: int):
     model = tfmeta.models.conv4((28, 28, 1), WAYS)
     learners = {
         "maml": lambda: tfmeta.MAML(model, **gradient),
+        "maml_recompute": lambda: tfmeta.MAML(model, recompute_inner_steps=True, **gradient),
         "fomaml": lambda: tfmeta.MAML(model, first_order=True, **gradient),
         "metasgd": lambda: tfmeta.MetaSGD(model, **gradient),
         "anil": lambda: tfmeta.ANIL(model, **gradient),

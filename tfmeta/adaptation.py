@@ -152,6 +152,7 @@ def gradient_step(
     first_order: bool = False,
     adapted: Sequence[int] | None = None,
     training: bool = True,
+    recompute: bool = False,
 ) -> tuple[Weights, Weights]:
     """One step of the inner loop: `params[i] <- params[i] - lr_i * grad_i(loss)`.
 
@@ -161,6 +162,9 @@ def gradient_step(
 
     Args:
         learning_rates: one per adapted parameter (scalar or shaped like it).
+        recompute: keep none of the step's activations for an outer tape's
+            backward pass, which runs the step again instead (see
+            `_recomputed_step`): memory for compute, second order included.
         See `adapt` for the other arguments.
 
     Returns:
@@ -172,15 +176,59 @@ def gradient_step(
             f"Expected one learning rate per adapted parameter ({len(indices)}). "
             f"Received: {len(learning_rates)}"
         )
-    _, grads, state = loss_and_gradients(
-        model, loss_fn, params, state, inputs, targets, wrt=indices, training=training
-    )
-    params = list(params)
-    for i, grad, rate in zip(indices, grads, learning_rates):
-        if first_order:
-            grad = tf.stop_gradient(grad)
-        params[i] = params[i] - _as_dtype(rate, params[i].dtype) * grad
-    return params, state
+    rates = [_as_dtype(rate, params[i].dtype) for i, rate in zip(indices, learning_rates)]
+
+    def step(params, rates):
+        _, grads, new_state = loss_and_gradients(
+            model, loss_fn, params, state, inputs, targets, wrt=indices, training=training
+        )
+        params = list(params)
+        for i, grad, rate in zip(indices, grads, rates):
+            if first_order:
+                grad = tf.stop_gradient(grad)
+            params[i] = params[i] - rate * grad
+        return params, new_state
+
+    if recompute:
+        return _recomputed_step(step, list(params), rates)
+    return step(list(params), rates)
+
+
+def _recomputed_step(step, params: Weights, rates: list) -> tuple[Weights, Weights]:
+    """`step(params, rates)` whose backward pass recomputes it (gradient checkpointing).
+
+    `tf.recompute_grad` gives wrong second-order meta-gradients here (it was
+    measured against the stored path), so the checkpoint is written with
+    `tf.custom_gradient`: the backward pass runs the step again under a tape
+    and returns its vector-Jacobian product, second-order terms included.
+    Only `params` and `rates` (and the step's captured inputs) are kept for
+    it. The new state (BatchNorm moving statistics) carries no gradient,
+    which is exact wherever no loss reads it (batch statistics in training).
+    """
+    num_params = len(params)
+
+    @tf.custom_gradient
+    def checkpointed(*flat):
+        new_params, new_state = step(list(flat[:num_params]), list(flat[num_params:]))
+
+        def backward(*upstream):
+            upstream = [
+                tf.zeros_like(p) if u is None else u
+                for p, u in zip(new_params, upstream[:num_params])
+            ]
+            with tf.GradientTape() as tape:
+                tape.watch(flat)
+                again, _ = step(list(flat[:num_params]), list(flat[num_params:]))
+            return tape.gradient(
+                again, flat, output_gradients=upstream,
+                unconnected_gradients=tf.UnconnectedGradients.ZERO,
+            )
+
+        outputs = list(new_params) + [tf.stop_gradient(s) for s in new_state]
+        return outputs, backward
+
+    outputs = checkpointed(*params, *rates)
+    return list(outputs[:num_params]), list(outputs[num_params:])
 
 
 def _as_dtype(value: tf.Tensor | float, dtype: tf.DType) -> tf.Tensor:

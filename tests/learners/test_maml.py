@@ -422,3 +422,66 @@ def test_tasks_adapted_concurrently_give_the_same_meta_gradients_as_one_at_a_tim
 def test_parallel_tasks_must_be_a_positive_integer():
     with pytest.raises(ValueError, match="Expected `parallel_tasks` to be an integer >= 1"):
         tfmeta.MAML(tiny_model(), parallel_tasks=0)
+
+
+def float64_bn_dropout_model(seed=0):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential(
+        [
+            keras.Input((1,), dtype="float64"),
+            keras.layers.Dense(16, dtype="float64"),
+            keras.layers.BatchNormalization(dtype="float64"),
+            keras.layers.ReLU(dtype="float64"),
+            keras.layers.Dropout(0.1, dtype="float64"),
+            keras.layers.Dense(1, dtype="float64"),
+        ]
+    )
+
+
+RECOMPUTED_LEARNERS = {
+    "maml": lambda model, **kw: tfmeta.MAML(model, **kw),
+    "lslr_multi_step": lambda model, **kw: tfmeta.MAML(
+        model, learned_inner_learning_rates="per_layer_per_step", multi_step_loss=True, **kw
+    ),
+    "metasgd": lambda model, **kw: tfmeta.MetaSGD(model, **kw),
+    "anil": lambda model, **kw: tfmeta.ANIL(model, **kw),
+}
+
+
+@pytest.mark.parametrize("name", sorted(RECOMPUTED_LEARNERS))
+@pytest.mark.parametrize("model", [tiny_model, float64_bn_dropout_model],
+                         ids=["mlp", "batchnorm_dropout"])
+def test_recomputed_inner_steps_give_the_same_second_order_meta_gradients(name, model):
+    batch = sinusoid_batch()
+    results = []
+    for recompute in (False, True):
+        learner = RECOMPUTED_LEARNERS[name](
+            model(), inner_learning_rate=0.1, inner_steps=3, recompute_inner_steps=recompute
+        )
+        learner.compile(optimizer=keras.optimizers.SGD(0.01), loss="mse")
+        results.append(learner.compute_meta_gradients(batch))
+    (loss, grads, _, state), (recomputed_loss, recomputed_grads, _, recomputed_state) = results
+    np.testing.assert_allclose(recomputed_loss, loss, rtol=1e-12)
+    for plain, recomputed in zip(grads, recomputed_grads):
+        np.testing.assert_allclose(recomputed, plain, rtol=1e-10, atol=1e-14)
+    for plain, recomputed in zip(state, recomputed_state):
+        np.testing.assert_allclose(recomputed, plain, rtol=1e-12)
+
+
+def test_recomputed_inner_steps_train_like_stored_ones_in_a_compiled_step(monkeypatch):
+    checkpointed_steps = []
+    recomputed_step = adaptation._recomputed_step
+    monkeypatch.setattr(adaptation, "_recomputed_step",
+                        lambda *args: checkpointed_steps.append(1) or recomputed_step(*args))
+    batch = sinusoid_batch()
+    weights = []
+    for recompute in (False, True):
+        learner = compiled_maml(float64_bn_dropout_model(), inner_learning_rate=0.1,
+                                inner_steps=2, recompute_inner_steps=recompute)
+        for _ in range(3):
+            learner.train_on_batch(batch)
+        weights.append(learner.get_weights())
+        assert bool(checkpointed_steps) == recompute  # traced once: 2 steps
+    assert len(checkpointed_steps) == 2
+    for plain, recomputed in zip(*weights):
+        np.testing.assert_allclose(recomputed, plain, rtol=1e-10, atol=1e-14)

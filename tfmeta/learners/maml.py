@@ -76,6 +76,12 @@ class MAML(GradientLearner):
             `"per_parameter"` (Meta-SGD).
         per_step_batch_norm_statistics: MAML++ per-step BatchNorm statistics
             (see above).
+        recompute_inner_steps: in meta-training, keep no activations of the
+            inner steps for the meta-gradient; its backward pass runs each
+            step again (gradient checkpointing, second order included).
+            Trades compute for memory when many inner steps or large support
+            sets exhaust it; results are unchanged. `benchmarks/throughput.py`
+            measures its cost (learner `maml_recompute`).
         **kwargs: forwarded to `keras.Model`.
 
     Example:
@@ -109,6 +115,7 @@ class MAML(GradientLearner):
         multi_step_loss_iterations: int = 5000,
         learned_inner_learning_rates: str | None = None,
         per_step_batch_norm_statistics: bool = False,
+        recompute_inner_steps: bool = False,
         **kwargs,
     ):
         super().__init__(
@@ -137,6 +144,7 @@ class MAML(GradientLearner):
             )
         self.learned_inner_learning_rates = learned_inner_learning_rates
         self.per_step_batch_norm_statistics = bool(per_step_batch_norm_statistics)
+        self.recompute_inner_steps = bool(recompute_inner_steps)
         self.inner_learning_rate_variables = self._create_learning_rate_variables()
         self.step_statistics_variables = self._create_step_statistics()
 
@@ -274,6 +282,7 @@ class MAML(GradientLearner):
                 first_order=self.first_order,
                 adapted=self.adapted_indices,
                 training=True,
+                recompute=self.recompute_inner_steps and training,
             )
             statistics[copy] = [model_state[i] for i in indices]
             trajectory.append((params, model_state))
@@ -360,6 +369,7 @@ class MAML(GradientLearner):
             multi_step_loss_iterations=self.multi_step_loss_iterations,
             learned_inner_learning_rates=self.learned_inner_learning_rates,
             per_step_batch_norm_statistics=self.per_step_batch_norm_statistics,
+            recompute_inner_steps=self.recompute_inner_steps,
         )
         return config
 
