@@ -7,11 +7,16 @@ compilation. Episodes are random tensors held in memory, so the figure is the
 learner's alone (benchmarks/episodes.py measures the input pipeline).
 
 Each configuration runs in a fresh process, so its peak resident memory is its own.
+On protocol P that peak is mostly TensorFlow itself and graph compilation;
+`--shape=miniimagenet` (84x84x3, the 32-filter max-pool Conv-4) with more shots
+makes the inner loop's activations dominate, which is where
+`MAML(recompute_inner_steps=True)` (learner `maml_recompute`) matters.
 
     python benchmarks/throughput.py                                  # every learner
     python benchmarks/throughput.py --learners=maml --inner_steps=1,5,10
     python benchmarks/throughput.py --learners=maml,fomaml --parallel_tasks=1,10
-    python benchmarks/throughput.py --learners=maml,maml_recompute --inner_steps=1,5,10
+    python benchmarks/throughput.py --learners=maml,maml_recompute --inner_steps=1,5,10 \
+        --shape=miniimagenet --shots=5 --meta_batch_size=4 --parallel_tasks=4
 
 Prints a table, and as its last line one JSON object with the same figures.
 """
@@ -21,6 +26,7 @@ from __future__ import annotations
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -33,12 +39,19 @@ flags.DEFINE_list(
 flags.DEFINE_list("inner_steps", ["1"], "Inner-step counts to time.")
 flags.DEFINE_list("parallel_tasks", ["10"], "Tasks adapted concurrently (MetaLearner.parallel_tasks).")
 flags.DEFINE_integer("meta_batch_size", 32, "Tasks per meta-update.")
+flags.DEFINE_enum("shape", "omniglot", ["omniglot", "miniimagenet"],
+                  "Episode images and Conv-4 variant: 28x28x1 with 64 filters, or 84x84x3 with 32.")
+flags.DEFINE_integer("shots", 1, "Support examples per class.")
 flags.DEFINE_integer("warmup", 3, "Meta-updates before timing (the first one compiles).")
 flags.DEFINE_integer("repeats", 10, "Timed meta-updates (and evaluation batches).")
 flags.DEFINE_string("worker", None, "Internal: time one 'learner/steps/parallel' configuration.")
 FLAGS = flags.FLAGS
 
-WAYS, SHOTS, QUERIES = 5, 1, 15
+WAYS, QUERIES = 5, 15
+SHAPES = {  # image shape, Conv-4 arguments
+    "omniglot": ((28, 28, 1), dict(filters=64)),
+    "miniimagenet": ((84, 84, 3), dict(filters=32, max_pool=True)),
+}
 INNER_LEARNING_RATE = 0.4
 PUBLISHED_TASKS_PER_SECOND = {"maml": 18.5, "fomaml": 28.4}  # learn2learn 0.2.1, same protocol
 
@@ -49,11 +62,13 @@ def protocol_p_batch(meta_batch_size: int):
     import tensorflow as tf
 
     rng = np.random.default_rng(0)
+    image, _ = SHAPES[FLAGS.shape]
+    shots = FLAGS.shots
     labels = np.tile(np.arange(WAYS, dtype=np.int32), (meta_batch_size, 1))
     return {
-        "support_x": tf.constant(rng.random((meta_batch_size, WAYS * SHOTS, 28, 28, 1), np.float32)),
-        "support_y": tf.constant(np.repeat(labels, SHOTS, axis=1)),
-        "query_x": tf.constant(rng.random((meta_batch_size, WAYS * QUERIES, 28, 28, 1), np.float32)),
+        "support_x": tf.constant(rng.random((meta_batch_size, WAYS * shots, *image), np.float32)),
+        "support_y": tf.constant(np.repeat(labels, shots, axis=1)),
+        "query_x": tf.constant(rng.random((meta_batch_size, WAYS * QUERIES, *image), np.float32)),
         "query_y": tf.constant(np.repeat(labels, QUERIES, axis=1)),
     }
 
@@ -66,9 +81,10 @@ def make_learner(name: str, inner_steps: int, parallel_tasks: int):
     keras.utils.set_random_seed(0)
     common = dict(parallel_tasks=parallel_tasks)
     gradient = dict(inner_learning_rate=INNER_LEARNING_RATE, inner_steps=inner_steps, **common)
+    image, conv4_args = SHAPES[FLAGS.shape]
     if name == "protonet":
-        return tfmeta.ProtoNet(tfmeta.models.conv4((28, 28, 1), None), ways=WAYS, **common)
-    model = tfmeta.models.conv4((28, 28, 1), WAYS)
+        return tfmeta.ProtoNet(tfmeta.models.conv4(image, None, **conv4_args), ways=WAYS, **common)
+    model = tfmeta.models.conv4(image, WAYS, **conv4_args)
     learners = {
         "maml": lambda: tfmeta.MAML(model, **gradient),
         "maml_recompute": lambda: tfmeta.MAML(model, recompute_inner_steps=True, **gradient),
@@ -98,27 +114,36 @@ def time_configuration(config: str) -> dict[str, float]:
     compile_seconds = time.perf_counter() - start
     for _ in range(FLAGS.warmup - 1):
         learner.train_on_batch(batch)
-    start = time.perf_counter()
-    for _ in range(FLAGS.repeats):
-        learner.train_on_batch(batch)
-    train_seconds = (time.perf_counter() - start) / FLAGS.repeats
+    train_seconds = _step_seconds(lambda: learner.train_on_batch(batch))
     learner.test_on_batch(batch)  # compiles evaluation
-    start = time.perf_counter()
-    for _ in range(FLAGS.repeats):
-        learner.test_on_batch(batch)
-    eval_seconds = (time.perf_counter() - start) / FLAGS.repeats
+    eval_seconds = _step_seconds(lambda: learner.test_on_batch(batch))
+    tasks = FLAGS.meta_batch_size
     return {
-        "train_tasks_per_second": FLAGS.meta_batch_size / train_seconds,
-        "eval_tasks_per_second": FLAGS.meta_batch_size / eval_seconds,
+        "train_tasks_per_second": tasks / statistics.median(train_seconds),
+        "eval_tasks_per_second": tasks / statistics.median(eval_seconds),
+        "train_tasks_per_second_mean_step": tasks / statistics.mean(train_seconds),
+        "eval_tasks_per_second_mean_step": tasks / statistics.mean(eval_seconds),
         "compile_seconds": compile_seconds,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
+
+
+def _step_seconds(step) -> list[float]:
+    """The times of `--repeats` calls. The table reports tasks/s at the median
+    time, which other processes' bursts move least; the JSON also at the mean."""
+    seconds = []
+    for _ in range(FLAGS.repeats):
+        start = time.perf_counter()
+        step()
+        seconds.append(time.perf_counter() - start)
+    return seconds
 
 
 def run_worker(config: str) -> dict[str, float]:
     """Runs one configuration in a fresh process, for its own peak memory."""
     argv = [sys.executable, os.path.abspath(__file__), f"--worker={config}",
             f"--meta_batch_size={FLAGS.meta_batch_size}", f"--warmup={FLAGS.warmup}",
+            f"--shape={FLAGS.shape}", f"--shots={FLAGS.shots}",
             f"--repeats={FLAGS.repeats}"]
     result = subprocess.run(argv, capture_output=True, text=True,
                             env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
@@ -139,21 +164,25 @@ def main(argv):
                 config = f"{name}/{steps}/{parallel}"
                 results[config] = run_worker(config)
                 print(f"measured {config}", file=sys.stderr, flush=True)
-    print(f"Protocol P (Conv-4, 5-way 1-shot, 15 queries, meta-batch {FLAGS.meta_batch_size}), "
-          f"{os.cpu_count()} CPU cores")
+    protocol_p = FLAGS.shape == "omniglot" and FLAGS.shots == 1 and FLAGS.meta_batch_size == 32
+    image, _ = SHAPES[FLAGS.shape]
+    print(f"{'Protocol P: ' if protocol_p else ''}Conv-4 on {'x'.join(map(str, image))}, "
+          f"5-way {FLAGS.shots}-shot, 15 queries, meta-batch {FLAGS.meta_batch_size}, "
+          f"median of {FLAGS.repeats} steps, {os.cpu_count()} CPU cores")
     header = f"{'learner/inner steps/parallel':<30}{'train tasks/s':>14}{'vs learn2learn':>16}" \
              f"{'eval tasks/s':>14}{'compile s':>11}{'peak RSS MiB':>14}"
     print(header)
     for config, row in results.items():
         name, steps, _ = config.split("/")
-        published = PUBLISHED_TASKS_PER_SECOND.get(name) if steps == "1" else None
+        published = PUBLISHED_TASKS_PER_SECOND.get(name) if steps == "1" and protocol_p else None
         ratio = f"{row['train_tasks_per_second'] / published:.2f}x" if published else "-"
         print(f"{config:<30}{row['train_tasks_per_second']:>14.1f}{ratio:>16}"
               f"{row['eval_tasks_per_second']:>14.1f}{row['compile_seconds']:>11.1f}"
               f"{row['peak_rss_mib']:>14.0f}")
     print("learn2learn 0.2.1 (published for this protocol and machine kind): "
           "MAML 18.5, FOMAML 28.4 tasks/s")
-    print(json.dumps({"benchmark": "throughput", "meta_batch_size": FLAGS.meta_batch_size,
+    print(json.dumps({"benchmark": "throughput", "shape": FLAGS.shape, "shots": FLAGS.shots,
+                      "meta_batch_size": FLAGS.meta_batch_size, "repeats": FLAGS.repeats,
                       "results": results,
                       "learn2learn_tasks_per_second": PUBLISHED_TASKS_PER_SECOND}))
 

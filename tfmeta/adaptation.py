@@ -216,11 +216,16 @@ def _recomputed_step(step, params: Weights, rates: list) -> tuple[Weights, Weigh
                 tf.zeros_like(p) if u is None else u
                 for p, u in zip(new_params, upstream[:num_params])
             ]
+            # Inputs that exist only once the backward pass has reached this
+            # step: otherwise grappler merges the replay with the forward ops
+            # (common subexpressions) and keeps their activations after all.
+            with tf.control_dependencies(upstream):
+                replay = [tf.identity(x) for x in flat]
             with tf.GradientTape() as tape:
-                tape.watch(flat)
-                again, _ = step(list(flat[:num_params]), list(flat[num_params:]))
+                tape.watch(replay)
+                again, _ = step(replay[:num_params], replay[num_params:])
             return tape.gradient(
-                again, flat, output_gradients=upstream,
+                again, replay, output_gradients=upstream,
                 unconnected_gradients=tf.UnconnectedGradients.ZERO,
             )
 
