@@ -15,6 +15,7 @@ makes the inner loop's activations dominate, which is where
     python benchmarks/throughput.py                                  # every learner
     python benchmarks/throughput.py --learners=maml --inner_steps=1,5,10
     python benchmarks/throughput.py --learners=maml,fomaml --parallel_tasks=1,10
+    python benchmarks/throughput.py --learners=fomaml,fomaml_keras_batch_norm  # fused BatchNorm
     python benchmarks/throughput.py --learners=maml,maml_recompute --inner_steps=1,5,10 \
         --shape=miniimagenet --shots=5 --meta_batch_size=4 --parallel_tasks=4
 
@@ -89,6 +90,7 @@ def make_learner(name: str, inner_steps: int, parallel_tasks: int):
         "maml": lambda: tfmeta.MAML(model, **gradient),
         "maml_recompute": lambda: tfmeta.MAML(model, recompute_inner_steps=True, **gradient),
         "fomaml": lambda: tfmeta.MAML(model, first_order=True, **gradient),
+        "fomaml_keras_batch_norm": lambda: _KerasBatchNormMAML(model, first_order=True, **gradient),
         "metasgd": lambda: tfmeta.MetaSGD(model, **gradient),
         "anil": lambda: tfmeta.ANIL(model, **gradient),
         "reptile": lambda: tfmeta.Reptile(model, **gradient),
@@ -96,6 +98,17 @@ def make_learner(name: str, inner_steps: int, parallel_tasks: int):
     if name not in learners:
         raise ValueError(f"Unknown learner {name!r}; expected one of {sorted(learners) + ['protonet']}")
     return learners[name]()
+
+
+def _KerasBatchNormMAML(*args, **kwargs):
+    """MAML that never switches to TF's fused BatchNorm kernel: the reference for that lever."""
+    import tfmeta
+
+    class KerasBatchNormMAML(tfmeta.MAML):
+        def _fused_batch_norm_is_exact(self, training):
+            return False
+
+    return KerasBatchNormMAML(*args, **kwargs)
 
 
 def time_configuration(config: str) -> dict[str, float]:
@@ -179,8 +192,9 @@ def main(argv):
         print(f"{config:<30}{row['train_tasks_per_second']:>14.1f}{ratio:>16}"
               f"{row['eval_tasks_per_second']:>14.1f}{row['compile_seconds']:>11.1f}"
               f"{row['peak_rss_mib']:>14.0f}")
-    print("learn2learn 0.2.1 (published for this protocol and machine kind): "
-          "MAML 18.5, FOMAML 28.4 tasks/s")
+    if protocol_p:
+        print("learn2learn 0.2.1 (published for this protocol and machine kind): "
+              "MAML 18.5, FOMAML 28.4 tasks/s")
     print(json.dumps({"benchmark": "throughput", "shape": FLAGS.shape, "shots": FLAGS.shots,
                       "meta_batch_size": FLAGS.meta_batch_size, "repeats": FLAGS.repeats,
                       "results": results,
