@@ -3,16 +3,15 @@
 Keras 3 normalises with separate ops (moments, then scale and shift), and
 autodiff through them adds a dozen element-wise passes over every activation.
 TF's fused kernel (`FusedBatchNormV3`) does each direction in one pass:
-meta-training with first-order meta-gradients is about 8% faster and
-evaluation (adapt, then predict) about 14% faster on protocol P
-(`benchmarks/throughput.py`).
+first-order meta-training on protocol P ran 10-26% faster in paired runs
+(`benchmarks/throughput.py --learners=fomaml,fomaml_keras_batch_norm`).
 
 The kernel cannot serve everywhere: the gradient TF registers for its
 gradient is wrong (second-order MAML meta-gradients through it differ from
 Keras's by 8-50% in float64 checks), and its batch-statistics outputs carry no
 gradient. Learners therefore enable it only while tracing computations where
 BatchNorm is differentiated at most once and no loss reads the updated moving
-statistics (see `MetaLearner.fused_batch_norm_is_exact`).
+statistics (see `MetaLearner._fused_batch_norm_is_exact`).
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ def fused_batch_norm(model: keras.Model) -> Iterator[None]:
 
     Only layers of exactly Keras's `BatchNormalization` (a subclass may
     override its computation) with a configuration the kernel supports are
-    switched: 4-D channels-last inputs, float32, no renorm, no synchronized
+    switched: 4-D channels-last inputs, float32 or narrower, no renorm, no synchronized
     statistics, `epsilon >= 1.001e-5`. Each call with other inputs (a mask,
     inference mode, another rank or dtype) runs Keras's own computation. The
     forward values equal Keras's to float32 round-off, and so do the moving
