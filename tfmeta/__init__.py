@@ -7,6 +7,10 @@ few-shot convention: accuracy over 600 episodes with a 95% CI), and export
 with `tfmeta.exporters`.
 """
 
+from tfmeta.cli import tensorflow_logs as _tensorflow_logs
+
+_tensorflow_logs.silence_for_command()  # the `tfmeta` command only, before TensorFlow loads
+
 from tfmeta import data, distribute, evaluation, models
 from tfmeta.learners import ANIL, MAML, FineTune, MetaLearner, MetaSGD, ProtoNet, Reptile
 from tfmeta.version import __version__
