@@ -121,11 +121,12 @@ def _query_targets(x, y):
     return y
 
 
-def _episodes_of(data) -> dict[str, tf.Tensor]:
+def _episodes_of(data, learner: "MetaLearner") -> dict[str, tf.Tensor]:
     """The meta-batch in what Keras hands a step: the element itself, or `(element,)`
-    from `*_on_batch` calls."""
+    from `*_on_batch` calls; checked against the learner's model (`tfmeta.data.episode`)."""
     episodes, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-    return episode_lib.validate_meta_batch(episodes)
+    episodes = episode_lib.validate_meta_batch(episodes, learner.model)
+    return episode_lib.check_meta_batch_values(episodes, learner._prediction_spec(episodes))
 
 
 class MetaLearner(keras.Model):
@@ -354,7 +355,7 @@ class MetaLearner(keras.Model):
         return loss, predictions, grads, state
 
     def train_step(self, data):
-        episodes = _episodes_of(data)
+        episodes = _episodes_of(data, self)
         with self._batch_norm_kernel(training=True):
             loss, grads, predictions, state = self.compute_meta_gradients(episodes)
         # Under tf.distribute each replica adapts its share of the tasks and the
@@ -366,7 +367,8 @@ class MetaLearner(keras.Model):
         if not self.optimizer.built:
             # Slots in the order of `trainable_variables`, as `keras.saving` rebuilds them.
             self.optimizer.build(self.trainable_variables)
-        self.optimizer.apply(grads, self.meta_variables)
+        with tf.control_dependencies([loss]):  # the step counter too waits for the batch's checks
+            self.optimizer.apply(grads, self.meta_variables)
         for variable, value in zip(self.state_variables, state):
             variable.assign(value)
         logs = self._update_metrics(loss, episodes[episode_lib.QUERY_Y], predictions)
@@ -374,7 +376,7 @@ class MetaLearner(keras.Model):
         return _logs_for_distribution(logs, self.distribute_strategy)
 
     def test_step(self, data):
-        episodes = _episodes_of(data)
+        episodes = _episodes_of(data, self)
         state = self.read_state()
         has_pre_adaptation_loss = []  # filled while map_fn traces `evaluate_task`
 
@@ -407,7 +409,7 @@ class MetaLearner(keras.Model):
 
     def predict_step(self, data):
         """Adapts to each task of a meta-batch and returns its query predictions."""
-        episodes = _episodes_of(data)
+        episodes = _episodes_of(data, self)
         state = self.read_state()
 
         def predict_task(elems):
