@@ -154,3 +154,18 @@ def test_unknown_split_of_a_prepared_builder_lists_the_valid_ones(tmp_path):
         tfmeta.data.tfds_class_images(builder, "train+validation", cache=False)
     data = tfmeta.data.tfds_class_images(builder, "test", preprocessing=PREP, cache=False)
     assert data.base_class_names == ["b"]
+
+
+def test_a_split_of_only_unsupported_image_types_names_them(tmp_path):
+    for label in ("a", "b"):
+        folder = tmp_path / "data" / "train" / label
+        folder.mkdir(parents=True)
+        (folder / "1.tif").write_bytes(b"II*\0")
+        (folder / "2.bmp").write_bytes(b"BM")
+    with pytest.raises(
+        ValueError,
+        match=r"Expected images of type \['.jpg', '.jpeg', '.png'\] in .*train.*"
+        r"only files of type \['.bmp', '.tif'\]; convert them",
+    ):
+        tfmeta.data.image_folder_class_images(tmp_path / "data", "train", cache_dir=tmp_path)
+    assert not (tmp_path / "class_images").exists()

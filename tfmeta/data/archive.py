@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import gzip
 import hashlib
+import lzma
 import os
 import shutil
 import tarfile
-import uuid
+import zlib
 from pathlib import Path
 
 from tfmeta.data.cache import default_cache_dir
+from tfmeta.data.temporary_files import remove_stale_temporaries, temporary_path
 
 _ARCHIVE_SUFFIXES = (".tar.gz", ".tgz", ".tar")
+_FILTER_ERROR = getattr(tarfile, "FilterError", ())  # Pythons with extraction filters
 
 
 def extract_archive(archive: str | os.PathLike, cache_dir: str | os.PathLike | None = None) -> Path:
@@ -21,8 +25,12 @@ def extract_archive(archive: str | os.PathLike, cache_dir: str | os.PathLike | N
     a changed archive is extracted afresh. Extraction goes to a temporary
     folder beside it, renamed into place when complete: a crash never leaves a
     half-extracted destination, and concurrent callers both end up with one
-    complete copy. Members that would land outside the destination (absolute
-    paths, `..`, links out) are refused (tarfile's `"data"` filter).
+    complete copy; temporary folders of extractions killed earlier on this
+    machine are removed first. Members that would land outside the
+    destination (absolute paths, `..`, links out, devices) are refused
+    (tarfile's `"data"` filter). The archive must read to its end: tarfile
+    alone stops silently at a damaged member header, which would cache a
+    partial copy.
 
     Args:
         archive: a `.tar.gz`, `.tgz` or `.tar` file, for example Omniglot's
@@ -35,7 +43,8 @@ def extract_archive(archive: str | os.PathLike, cache_dir: str | os.PathLike | N
 
     Raises:
         FileNotFoundError: if `archive` does not exist.
-        ValueError: if `archive` is not a tar archive.
+        ValueError: if `archive` is not a tar archive, is truncated or
+            damaged, or holds a member the filter refuses (nothing is kept).
 
     Example:
 
@@ -64,24 +73,29 @@ def extract_archive(archive: str | os.PathLike, cache_dir: str | os.PathLike | N
         return destination
 
     if not tarfile.is_tarfile(archive):
-        raise ValueError(f"Expected a tar archive. Received: {str(archive)!r}, which is not one")
+        raise ValueError(
+            f"Expected a tar archive. Received: {str(archive)!r}, which cannot be read as one "
+            "(damaged, truncated or another format); copy or download it again"
+        )
     parent.mkdir(parents=True, exist_ok=True)
-    tmp = parent / f".{destination.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
+    remove_stale_temporaries(parent)
+    tmp = temporary_path(destination)
     tmp.mkdir()  # Unlike tempfile.mkdtemp, keeps the umask's permissions.
     try:
-        with tarfile.open(archive) as tar:
-            if hasattr(tarfile, "data_filter"):
-                tar.extractall(tmp, filter="data")
-            else:  # Python without extraction filters: check member paths ourselves.
-                root = tmp.resolve()
-                for member in tar.getmembers():
-                    target = (root / member.name).resolve()
-                    outside = target != root and root not in target.parents
-                    if outside or member.issym() or member.islnk():
-                        raise ValueError(
-                            f"Refusing to extract {member.name!r} outside {str(tmp)!r}"
-                        )
-                tar.extractall(tmp)
+        try:
+            with tarfile.open(archive) as tar:
+                _extract_all(tar, tmp)
+                _check_read_to_end(tar)
+        except _FILTER_ERROR as error:
+            raise ValueError(
+                f"Refusing to extract {str(archive)!r}: {error}. tfmeta extracts only files and "
+                "folders inside the destination; repack the archive without that member"
+            ) from error
+        except (tarfile.TarError, EOFError, zlib.error, gzip.BadGzipFile, lzma.LZMAError) as error:
+            raise ValueError(
+                f"Expected a complete tar archive. Received: {str(archive)!r}, which is truncated "
+                f"or damaged ({error}); copy or download it again"
+            ) from error
         try:
             os.rename(tmp, destination)
         except OSError:
@@ -91,6 +105,33 @@ def extract_archive(archive: str | os.PathLike, cache_dir: str | os.PathLike | N
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return destination
+
+
+def _extract_all(tar: tarfile.TarFile, destination: Path) -> None:
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(destination, filter="data")
+        return
+    # Python without extraction filters: check member paths ourselves.
+    root = destination.resolve()
+    for member in tar.getmembers():
+        target = (root / member.name).resolve()
+        outside = target != root and root not in target.parents
+        if outside or not (member.isfile() or member.isdir()):
+            raise ValueError(f"Refusing to extract {member.name!r} outside {str(destination)!r}")
+    tar.extractall(destination)
+
+
+def _check_read_to_end(tar: tarfile.TarFile) -> None:
+    """Raises a `tarfile.ReadError` unless only end-of-archive zeros follow the last member.
+
+    Reading to the end also makes gzip, bz2 and xz check their own checksums.
+    """
+    stream = tar.fileobj
+    stream.seek(tar.offset)
+    for block in iter(lambda: stream.read(1 << 20), b""):
+        if block.strip(b"\0"):
+            last = tar.members[-1].name if tar.members else "the start"
+            raise tarfile.ReadError(f"unreadable data after {last!r}")
 
 
 def _sha256(path: Path) -> str:

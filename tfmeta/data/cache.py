@@ -1,4 +1,12 @@
-"""The on-disk cache of decoded images, so that a dataset is decoded once per machine."""
+"""The on-disk cache of decoded images, so that a dataset is decoded once per machine.
+
+Cache entries are keyed on content: a folder of images by the SHA-256 of
+every file's bytes and relative path (`directory_fingerprint`), an archive
+by the SHA-256 of its bytes, a TFDS split by its builder's name, version,
+data folder and example count. Everything is written under a temporary
+name and renamed into place; temporaries of writers killed on this
+machine are removed by the next writer (`tfmeta.data.temporary_files`).
+"""
 
 from __future__ import annotations
 
@@ -9,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from tfmeta.data.class_images import ClassImages
+from tfmeta.data.temporary_files import remove_stale_temporaries
 
 
 def default_cache_dir() -> Path:
@@ -49,6 +58,7 @@ def load_or_build(path: Path | None, build: Callable[[], ClassImages]) -> ClassI
     """
     if path is None:
         return build()
+    remove_stale_temporaries(path.parent)
     if path.is_file():
         try:
             return ClassImages.load(path)
@@ -60,10 +70,13 @@ def load_or_build(path: Path | None, build: Callable[[], ClassImages]) -> ClassI
 
 
 def directory_fingerprint(directory: str | os.PathLike) -> str:
-    """A hash of the relative paths and sizes of all files under `directory`.
+    """A SHA-256 over the relative path and the bytes of every file under `directory`.
 
-    Cheap (no file is read) and independent of where the folder lives, so the
-    same data extracted twice shares one cache entry.
+    An image replaced by another of the same size (or with the same
+    modification time) changes it; where the folder lives does not, so the
+    same data extracted twice shares one cache entry. Reading every file
+    costs about 0.7 s for Omniglot's 19,280 training PNGs, against tens of
+    seconds to decode them.
     """
     directory = Path(directory)
     digest = hashlib.sha256()
@@ -71,7 +84,6 @@ def directory_fingerprint(directory: str | os.PathLike) -> str:
         dirs.sort()
         for name in sorted(files):
             path = Path(root) / name
-            digest.update(
-                f"{path.relative_to(directory).as_posix()}\0{path.stat().st_size}\n".encode()
-            )
+            content = hashlib.sha256(path.read_bytes()).hexdigest()
+            digest.update(f"{path.relative_to(directory).as_posix()}\0{content}\n".encode())
     return digest.hexdigest()

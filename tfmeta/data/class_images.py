@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from pathlib import Path
 from typing import Iterable, Sequence
 
@@ -11,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfmeta.data.preprocessing import ImagePreprocessing
+from tfmeta.data.temporary_files import temporary_path
 
 _FORMAT_VERSION = 1
 QUARTER_TURNS = (0, 1, 2, 3)
@@ -366,7 +366,7 @@ class ClassImages:
         """
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.parent / f".{path.name}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
+        tmp = temporary_path(path)
         try:
             with open(tmp, "xb") as f:  # Unlike tempfile.mkstemp, keeps the umask's permissions.
                 np.savez(

@@ -104,9 +104,10 @@ def image_folder_class_images(
     """Reads one split of a `tfds.ImageFolder` layout (`<root>/<split>/<class>/<image>`).
 
     Class names are the class folder names. The decoded images are cached
-    under `cache_dir`, keyed by the relative paths and sizes of the split's
-    files and by `preprocessing`, so a second call (in any process) loads an
-    `.npz` instead of decoding again.
+    under `cache_dir`, keyed by the relative paths and the bytes of the
+    split's files (`directory_fingerprint`) and by `preprocessing`, so a
+    second call (in any process) loads an `.npz` instead of decoding again,
+    and a replaced image is decoded afresh.
 
     Args:
         root_dir: the ImageFolder root (for Omniglot, the extracted `omniglot/`
@@ -121,7 +122,8 @@ def image_folder_class_images(
 
     Raises:
         FileNotFoundError: if `root_dir` or its split folder does not exist.
-        ValueError: if the split holds no images.
+        ValueError: if the split holds no images (no file of a type in
+            `IMAGE_FOLDER_SUFFIXES`).
 
     Example:
 
@@ -142,6 +144,7 @@ def image_folder_class_images(
         raise FileNotFoundError(
             f"Expected split {split!r} as a folder of {str(root)!r}. Received splits: {splits}"
         )
+    _check_image_files(root / split)
 
     def build() -> ClassImages:
         import tensorflow_datasets as tfds
@@ -157,6 +160,25 @@ def image_folder_class_images(
             cache_dir, f"{root.name}-{split}", "image_folder", fingerprint, preprocessing
         )
     return load_or_build(path, build)
+
+
+# The file types `tfds.ImageFolder` reads; it skips every other file.
+IMAGE_FOLDER_SUFFIXES = (".jpg", ".jpeg", ".png")
+
+
+def _check_image_files(split_dir: Path) -> None:
+    """Raises a ValueError if `split_dir` holds no file `tfds.ImageFolder` would read."""
+    suffixes = set()
+    for path in split_dir.rglob("*"):
+        if path.is_file():
+            if path.suffix.lower() in IMAGE_FOLDER_SUFFIXES:
+                return
+            suffixes.add(path.suffix.lower() or "(none)")
+    found = f"only files of type {sorted(suffixes)}" if suffixes else "no files"
+    raise ValueError(
+        f"Expected images of type {list(IMAGE_FOLDER_SUFFIXES)} in {str(split_dir)!r} "
+        f"(<split>/<class>/<image>). Received: {found}; convert them to PNG or JPEG"
+    )
 
 
 def _builder(name: str, data_dir):
