@@ -1,0 +1,152 @@
+"""MuJoCo families on Gymnasium: batched rollouts, rewards, failures reported with their task."""
+
+import sys
+
+import gymnasium
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.rl.rl_testing import requires_mujoco
+from tfmeta import checkpointing, rl
+from tfmeta.rl.gymnasium_family import RolloutError
+from tfmeta.rl.mujoco_families import AntDirection, HalfCheetahVelocity
+
+pytestmark = requires_mujoco
+
+
+def noisy_policy(observations, seed):
+    return tf.random.stateless_uniform(
+        tf.concat([tf.shape(observations)[:-1], [6]], 0), seed, -1, 1
+    )
+
+
+def test_rollouts_repeat_under_a_seed_and_differ_across_seeds():
+    family = HalfCheetahVelocity(horizon=6)
+    tasks = family.sample_tasks(2, seed=0)
+    first = family.rollouts(noisy_policy, tasks, 2, seed=3)
+    again = family.rollouts(noisy_policy, tasks, 2, seed=3)
+    other = family.rollouts(noisy_policy, tasks, 2, seed=4)
+    for a, b in zip(first, again):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(first.observations, other.observations)
+    assert first.observations.shape == (2, 2, 6, 17) and first.actions.shape == (2, 2, 6, 6)
+
+
+def test_the_policy_is_called_once_per_step_for_all_environments():
+    shapes = []
+
+    def act(observations, seed):
+        shapes.append(tuple(observations.shape))
+        return noisy_policy(observations, seed)
+
+    family = HalfCheetahVelocity(horizon=4)
+    family.rollouts(act, family.sample_tasks(3, seed=0), 5, seed=0)
+    assert shapes == [(3, 5, 17)] * 4
+
+
+def test_velocity_reward_is_the_papers_from_gymnasiums_info():
+    env = HalfCheetahVelocity(horizon=10).make_env(task=[1.5])
+    env.reset(seed=0)
+    action = np.linspace(-2.0, 2.0, 6).astype(np.float32)  # clipped to [-1, 1] before the step
+    _, reward, _, _, info = env.step(action)
+    clipped = np.clip(action, -1.0, 1.0)
+    assert reward == pytest.approx(-abs(info["x_velocity"] - 1.5) - 0.05 * np.sum(clipped**2))
+
+
+def test_ant_direction_reward_and_termination():
+    family = AntDirection(horizon=5)
+    env = family.make_env(task=[-1.0])
+    env.reset(seed=1)
+    _, reward, _, _, info = env.step(np.zeros(8, np.float32))
+    assert reward == pytest.approx(-info["x_velocity"] + info["reward_contact"] + 0.05)
+    rollouts = family.rollouts(
+        lambda o, s: tf.zeros(tf.concat([tf.shape(o)[:-1], [8]], 0)),
+        family.sample_tasks(1, 0),
+        1,
+        0,
+    )
+    assert rollouts.observations.shape == (1, 1, 5, family.observation_dim)
+    np.testing.assert_array_equal(rollouts.mask, np.ones((1, 1, 5)))
+
+
+class _Failing(gymnasium.Wrapper):
+    """Raises, or returns NaN observations, from step `family.at` of a rollout on, once the
+    family's `rollouts` has been called `family.fail_from` times."""
+
+    def __init__(self, env, family):
+        super().__init__(env)
+        self.family, self.steps = family, 0
+
+    def reset(self, **kwargs):
+        self.steps = 0
+        return self.env.reset(**kwargs)
+
+    def step(self, action):
+        self.steps += 1
+        observation, *rest = self.env.step(action)
+        if self.family.calls >= self.family.fail_from and self.steps >= self.family.at:
+            if self.family.nan:
+                return np.full_like(observation, np.nan), *rest
+            raise RuntimeError("simulator blew up")
+        return observation, *rest
+
+
+class _FailingCheetah(HalfCheetahVelocity):
+    """HalfCheetah whose environments fail in the `fail_from`-th call of `rollouts` and after."""
+
+    def __init__(self, fail_from=1, at=3, nan=False, **kwargs):
+        self.fail_from, self.at, self.nan, self.calls = fail_from, at, nan, 0
+        super().__init__(**kwargs)
+
+    def make_env(self, task=None):
+        env = super().make_env(task)
+        env.env = _Failing(env.env, self)
+        return env
+
+    def rollouts(self, act, tasks, rollouts_per_task, seed):
+        self.calls += 1
+        return super().rollouts(act, tasks, rollouts_per_task, seed)
+
+
+@pytest.mark.parametrize(
+    "nan, message",
+    [
+        (False, r"raised at step 2 .*task \[0\.7\].*halfcheetah_vel.*simulator blew up"),
+        (True, r"finite observations.*step 2 .*task \[0\.7\].*halfcheetah_vel"),
+    ],
+)
+def test_a_failing_environment_is_reported_with_its_task(nan, message):
+    family = _FailingCheetah(horizon=6, at=3, nan=nan)
+    with pytest.raises(RolloutError, match=message):
+        family.rollouts(noisy_policy, tf.constant([[0.7]]), 2, seed=0)
+
+
+def test_a_failure_mid_training_keeps_the_last_checkpoint(tmp_path):
+    family = _FailingCheetah(fail_from=3, horizon=5)  # two rollouts calls per meta-iteration
+    keras.utils.set_random_seed(0)
+    policy = rl.gaussian_mlp_policy(17, 6, hidden_units=(8,))
+    learner = rl.PolicyMAML(policy, family, rollouts_per_task=2, first_order=True, outer_steps=1)
+    learner.compile(optimizer=keras.optimizers.SGD(1e-3))
+    with pytest.raises(RolloutError, match="halfcheetah_vel"):
+        learner.fit(
+            family.task_batches(2, seed=0),
+            steps_per_epoch=1,
+            epochs=3,
+            callbacks=[checkpointing.MetaCheckpoint(tmp_path)],
+            verbose=0,
+        )
+    assert checkpointing.latest_step(tmp_path) == 1
+    saved = [v.numpy() for v in policy.trainable_variables]
+    restored = rl.gaussian_mlp_policy(17, 6, hidden_units=(8,))
+    tf.train.Checkpoint(model_variables=list(restored.variables)).read(
+        tf.train.latest_checkpoint(tmp_path)
+    ).expect_partial()
+    for a, b in zip(saved, restored.trainable_variables):
+        np.testing.assert_array_equal(a, b.numpy())
+
+
+def test_a_policy_for_another_action_space_is_rejected():
+    with pytest.raises(ValueError, match=r"12 outputs.*halfcheetah_vel.*Received.*4 outputs"):
+        rl.PolicyMAML(rl.gaussian_mlp_policy(17, 2, hidden_units=(4,)), "halfcheetah_vel")

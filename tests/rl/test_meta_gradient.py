@@ -1,0 +1,102 @@
+"""Second- and first-order meta-gradients through the inner policy-gradient step (float64)."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.rl.rl_testing import random_batch, small_learner, tiny_policy
+from tfmeta import adaptation
+from tfmeta.rl import policy_gradient
+from tfmeta.rl.distributions import DiagonalGaussian
+from tfmeta.rl.task_batched import TaskBatchedModel
+
+EPSILON = 1e-6
+
+
+def _objective(learner, pre, post, old):
+    distribution = DiagonalGaussian(2)
+    return tf.function(
+        lambda params: policy_gradient.likelihood_ratio_surrogate(
+            distribution, old, learner._adapted_outputs(params, [pre], post.observations), post
+        )
+    )
+
+
+def _directional_derivatives(objective, params, directions):
+    values = []
+    for direction in directions:
+        plus = objective([p + EPSILON * d for p, d in zip(params, direction)])
+        minus = objective([p - EPSILON * d for p, d in zip(params, direction)])
+        values.append((float(plus) - float(minus)) / (2 * EPSILON))
+    return np.array(values)
+
+
+def _random_directions(params, count=4):
+    return [
+        [tf.random.stateless_normal(p.shape, [k, i], dtype=p.dtype) for i, p in enumerate(params)]
+        for k in range(count)
+    ]
+
+
+def _gradient(objective, params):
+    with tf.GradientTape() as tape:
+        tape.watch(params)
+        value = objective(params)
+    return tape.gradient(value, params)
+
+
+def _dot(gradient, direction):
+    return sum(float(tf.reduce_sum(g * d)) for g, d in zip(gradient, direction))
+
+
+@pytest.fixture
+def setting():
+    policy = tiny_policy()
+    pre, post = random_batch(tasks=2, seed=1), random_batch(tasks=2, seed=2)
+    params, _ = adaptation.initial_weights(policy)
+    old = (
+        tf.random.stateless_normal(post.observations.shape[:3] + [4], [7, 8], dtype=tf.float64)
+        * 0.3
+    )
+    return policy, pre, post, params, old
+
+
+def test_second_order_meta_gradient_equals_finite_differences(setting):
+    policy, pre, post, params, old = setting
+    learner = small_learner(policy, inner_learning_rate=0.5)
+    objective = _objective(learner, pre, post, old)
+    gradient = _gradient(objective, params)
+    directions = _random_directions(params)
+    numeric = _directional_derivatives(objective, params, directions)
+    np.testing.assert_allclose(
+        [_dot(gradient, d) for d in directions], numeric, rtol=1e-6, atol=1e-9
+    )
+
+
+def test_first_order_meta_gradient_holds_the_inner_gradient_fixed(setting):
+    policy, pre, post, params, old = setting
+    learner = small_learner(policy, inner_learning_rate=0.5, first_order=True)
+    adapted = learner.inner_step(TaskBatchedModel.tile(params, 2), pre, 0.5)
+    shifts = [
+        a - TaskBatchedModel.tile([p], 2)[0] for a, p in zip(adapted, params)
+    ]  # -lr * g(params)
+    distribution = DiagonalGaussian(2)
+
+    @tf.function
+    def shifted_objective(trial):  # the adapted weights with the inner gradient frozen at `params`
+        stacked = [TaskBatchedModel.tile([t], 2)[0] + s for t, s in zip(trial, shifts)]
+        outputs, _ = learner.batched.stateless_call(stacked, [], post.observations)
+        return policy_gradient.likelihood_ratio_surrogate(distribution, old, outputs, post)
+
+    gradient = _gradient(_objective(learner, pre, post, old), params)
+    directions = _random_directions(params)
+    numeric = _directional_derivatives(shifted_objective, params, directions)
+    np.testing.assert_allclose(
+        [_dot(gradient, d) for d in directions], numeric, rtol=1e-6, atol=1e-9
+    )
+    second_order = _gradient(
+        _objective(small_learner(policy, inner_learning_rate=0.5), pre, post, old), params
+    )
+    assert not np.allclose(
+        _dot(second_order, directions[0]), _dot(gradient, directions[0]), rtol=1e-3
+    )

@@ -1,0 +1,142 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tests.rl.rl_testing import small_learner, tiny_policy
+from tfmeta import checkpointing, rl
+
+
+def _weights(model):
+    return [v.numpy().copy() for v in model.policy.trainable_variables]
+
+
+@pytest.fixture(scope="module")
+def trpo_learner():
+    """One small TRPO learner for the tests below: tracing its meta-iteration is the slow part."""
+    learner = small_learner(tiny_policy(seed=3, dtype="float32"), eval_inner_steps=2)
+    learner.compile(optimizer=rl.TRPO(max_kl=0.01))
+    return learner, learner.policy.get_weights()
+
+
+def _restart(learner, weights):
+    """The state of a fresh learner: initial weights, step counter 0."""
+    learner.policy.set_weights(weights)
+    learner.optimizer.iterations.assign(0)
+
+
+def test_fit_takes_one_trust_region_step_per_meta_iteration(trpo_learner):
+    learner, initial = trpo_learner
+    _restart(learner, initial)
+    history = learner.fit(
+        learner.family.task_batches(2, seed=0), steps_per_epoch=2, epochs=1, verbose=0
+    )
+    assert set(history.history) == {"return_before", "return_after", "kl"}
+    assert 0.0 < history.history["kl"][0] <= 0.01
+    assert learner.meta_iterations == 2
+    assert any(not np.array_equal(a, b) for a, b in zip(initial, _weights(learner)))
+
+
+def test_a_resumed_run_ends_with_the_weights_of_an_uninterrupted_one(trpo_learner, tmp_path):
+    learner, initial = trpo_learner
+    batches = learner.family.task_batches(2, seed=5)
+
+    def run(epochs, directory, initial_epoch=0):
+        learner.fit(
+            batches.skip(initial_epoch),
+            steps_per_epoch=1,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            callbacks=[checkpointing.MetaCheckpoint(directory)],
+            verbose=0,
+        )
+        return _weights(learner)
+
+    _restart(learner, initial)
+    straight = run(2, tmp_path / "straight")
+    _restart(learner, initial)
+    run(1, tmp_path / "resumed")  # killed after the first epoch's checkpoint
+    _restart(learner, initial)  # a new process: weights and step counter come from the checkpoint
+    resumed = run(
+        2, tmp_path / "resumed", initial_epoch=checkpointing.latest_step(tmp_path / "resumed")
+    )
+    for a, b in zip(straight, resumed):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_evaluate_reports_the_return_after_each_adaptation_step_and_keeps_the_weights(trpo_learner):
+    learner, _ = trpo_learner
+    before = _weights(learner)
+    results = learner.evaluate(
+        learner.family.task_batches(3, seed=1, num_batches=1), return_dict=True, verbose=0
+    )
+    assert sorted(results) == ["return_step_0", "return_step_1", "return_step_2"]
+    returns = learner.adaptation_returns(
+        learner.family.sample_tasks(3, seed=0), tf.constant([0, 1])
+    )
+    assert returns.shape == (3, 3)
+    for a, b in zip(before, _weights(learner)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_save_and_load_round_trip(trpo_learner, tmp_path):
+    learner, _ = trpo_learner
+    learner.save(tmp_path / "learner.keras")
+    loaded = keras.saving.load_model(tmp_path / "learner.keras")
+    assert isinstance(loaded.family, rl.Navigation2D) and loaded.family.horizon == 8
+    assert (loaded.inner_learning_rate, loaded.eval_inner_steps) == (0.1, 2)
+    for a, b in zip(_weights(learner), _weights(loaded)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_evaluation_learning_rates_can_differ_per_step():
+    learner = small_learner(eval_inner_steps=3, eval_inner_learning_rate=[0.5, 0.25, 0.25])
+    assert learner.eval_learning_rates == [0.5, 0.25, 0.25]
+    with pytest.raises(ValueError, match="one `eval_inner_learning_rate` per evaluation step"):
+        small_learner(eval_inner_steps=3, eval_inner_learning_rate=[0.5, 0.25])
+
+
+def test_clipped_surrogate_takes_outer_steps_optimizer_steps_per_meta_iteration():
+    learner = small_learner(outer_steps=3)
+    learner.compile(optimizer=keras.optimizers.Adam(1e-3))
+    before = _weights(learner)
+    learner.fit(learner.family.task_batches(2, seed=0), steps_per_epoch=1, epochs=1, verbose=0)
+    assert int(learner.optimizer.iterations) == 3 and learner.meta_iterations == 1
+    assert any(not np.array_equal(a, b) for a, b in zip(before, _weights(learner)))
+
+
+def test_a_policy_for_another_action_space_is_rejected_naming_the_family():
+    discrete = rl.categorical_mlp_policy(2, 3, hidden_units=(4,))
+    with pytest.raises(
+        ValueError, match=r"4 outputs.*continuous.*navigation_2d.*Received.*3 outputs"
+    ):
+        rl.PolicyMAML(discrete, rl.Navigation2D())
+
+
+def test_a_policy_for_other_observations_is_rejected():
+    with pytest.raises(ValueError, match=r"taking 2 observation features"):
+        rl.PolicyMAML(rl.gaussian_mlp_policy(3, 2, hidden_units=(4,)), rl.Navigation2D())
+
+
+def test_an_unknown_family_lists_the_known_ones():
+    with pytest.raises(ValueError, match=r"Unknown task family 'cartpole'.*navigation_2d"):
+        rl.PolicyMAML(tiny_policy(dtype="float32"), "cartpole")
+
+
+@pytest.mark.parametrize(
+    "arguments",
+    [
+        dict(inner_steps=0),
+        dict(inner_learning_rate=-0.1),
+        dict(rollouts_per_task=0),
+        dict(discount=1.5),
+    ],
+)
+def test_bad_settings_are_rejected(arguments):
+    with pytest.raises(ValueError, match="Expected"):
+        small_learner(**arguments)
+
+
+def test_compile_refuses_a_loss():
+    with pytest.raises(ValueError, match="without `loss`"):
+        small_learner().compile(loss="mse")

@@ -1,0 +1,19 @@
+"""tfmeta.rl: meta-reinforcement learning (MAML for policies) on TensorFlow and Gymnasium.
+
+Task families (`Navigation2D` in-graph; HalfCheetah and Ant on Gymnasium's
+MuJoCo environments with the `rl` extra), policies as Keras models, the
+`PolicyMAML` learner (vanilla policy-gradient inner steps through
+`tfmeta.adaptation`, TRPO or clipped-surrogate outer updates) and its
+building blocks.
+"""
+
+from tfmeta.rl import families
+from tfmeta.rl.distributions import Categorical, DiagonalGaussian
+from tfmeta.rl.gaussian_head import GaussianHead
+from tfmeta.rl.linear_baseline import LinearFeatureBaseline
+from tfmeta.rl.navigation import Navigation2D
+from tfmeta.rl.policies import categorical_mlp_policy, gaussian_mlp_policy
+from tfmeta.rl.policy_maml import PolicyMAML
+from tfmeta.rl.rollouts import Rollouts
+from tfmeta.rl.task_family import TaskFamily
+from tfmeta.rl.trpo import TRPO

@@ -1,0 +1,54 @@
+"""Task families by name: `get("navigation_2d")`, `get({"name": "halfcheetah_vel", ...})`."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from tfmeta.rl.navigation import Navigation2D
+from tfmeta.rl.task_family import TaskFamily
+
+
+def _mujoco(class_name: str) -> Callable[..., TaskFamily]:
+    def build(**kwargs) -> TaskFamily:
+        from tfmeta.rl import mujoco_families
+
+        return getattr(mujoco_families, class_name)(**kwargs)
+
+    return build
+
+
+_BUILDERS: dict[str, Callable[..., TaskFamily]] = {
+    "navigation_2d": Navigation2D,
+    "halfcheetah_vel": _mujoco("HalfCheetahVelocity"),
+    "halfcheetah_dir": _mujoco("HalfCheetahDirection"),
+    "ant_dir": _mujoco("AntDirection"),
+    "ant_vel": _mujoco("AntVelocity"),
+}
+
+
+def names() -> list[str]:
+    """The names `get` accepts."""
+    return sorted(_BUILDERS)
+
+
+def get(family: TaskFamily | str | dict) -> TaskFamily:
+    """A task family from itself, its name, or its `get_config()` dict.
+
+    Raises:
+        ValueError: for an unknown name (the message lists the known ones).
+    """
+    if isinstance(family, TaskFamily):
+        return family
+    if isinstance(family, str):
+        config = {"name": family}
+    elif isinstance(family, dict) and "name" in family:
+        config = dict(family)
+    else:
+        raise ValueError(
+            "Expected a TaskFamily, a family name or a family config dict with a 'name'. "
+            f"Received: {family!r}"
+        )
+    name = config.pop("name")
+    if name not in _BUILDERS:
+        raise ValueError(f"Unknown task family '{name}'. Expected one of {names()}")
+    return _BUILDERS[name](**config)

@@ -1,0 +1,198 @@
+"""`GymnasiumTaskFamily`: a task family on a Gymnasium environment, rolled out in batches.
+
+Needs the `rl` extra (`pip install 'tfmeta[rl]'`: Gymnasium and MuJoCo),
+imported when a family first builds an environment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import warnings
+
+import numpy as np
+import tensorflow as tf
+
+from tfmeta.rl.distributions import DiagonalGaussian
+from tfmeta.rl.rollouts import Rollouts
+from tfmeta.rl.task_family import ActFn, TaskFamily, as_seed
+
+
+class RolloutError(RuntimeError):
+    """An environment failed during a rollout (it raised, or returned a non-finite observation)."""
+
+
+def import_gymnasium():
+    """`gymnasium`, or an ImportError naming the extra that installs it."""
+    try:
+        import gymnasium
+        import mujoco  # noqa: F401  (Gymnasium's MuJoCo environments run on it)
+    except ImportError as error:
+        raise ImportError(
+            "Gymnasium task families need Gymnasium and MuJoCo: `pip install 'tfmeta[rl]'`. "
+            f"({error})"
+        ) from error
+    return gymnasium
+
+
+@contextlib.contextmanager
+def _mujoco_warnings_as_python_warnings():
+    """Routes MuJoCo's warnings (e.g. about Gymnasium's model files) to `warnings.warn`.
+
+    MuJoCo's own handler prints them and appends them to `MUJOCO_LOG.TXT` in
+    the working directory; the previous handler is restored afterwards.
+    """
+    import mujoco
+
+    previous = mujoco.get_mju_user_warning()
+    mujoco.set_mju_user_warning(lambda message: warnings.warn(f"MuJoCo: {message}", RuntimeWarning))
+    try:
+        yield
+    finally:
+        mujoco.set_mju_user_warning(previous)
+
+
+class GymnasiumTaskFamily(TaskFamily):
+    """Base class of the families on a Gymnasium environment with a per-task reward.
+
+    `rollouts` steps one environment per trajectory (`tasks x
+    rollouts_per_task` environments, kept between calls) in lockstep: at each
+    step the policy is evaluated once for all of them (one compiled call),
+    then each environment that has not terminated takes its action. The
+    environments are stepped from a plain Python loop rather than through
+    `gymnasium.vector.SyncVectorEnv` (which also loops in Python), so that a
+    terminated trajectory stops being simulated, and an environment that
+    raises or returns a non-finite observation is reported with its task
+    (`RolloutError`). Each environment is reset with its own seed, derived
+    from the rollout seed, so rollouts are reproducible.
+
+    Subclasses set `name`, `env_id`, `task_dim`, and implement
+    `sample_tasks` and `reward(task, info, action)`; `env_kwargs` are passed
+    to `gymnasium.make` (cost weights).
+
+    Args:
+        horizon: steps per trajectory (Gymnasium's `TimeLimit`).
+    """
+
+    env_id: str
+    env_kwargs: dict = {}
+
+    def __init__(self, horizon: int = 200):
+        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
+            raise ValueError(
+                f"Expected `horizon` to be an integer >= 1. Received: horizon={horizon!r}"
+            )
+        self.horizon = horizon
+        self._envs: list = []
+        probe = self.make_env()
+        self.observation_dim = int(np.prod(probe.observation_space.shape))
+        space = probe.action_space
+        if not hasattr(space, "low") or len(space.shape) != 1:
+            raise ValueError(
+                f"Expected a 1-D continuous (Box) action space from {self.env_id}. "
+                f"Received: {space}"
+            )
+        self.distribution = DiagonalGaussian(int(space.shape[0]))
+        self._envs.append(probe)
+
+    def reward(self, task: np.ndarray, info: dict, action: np.ndarray) -> float:
+        """The task's reward for one step, from the environment's `info`."""
+        raise NotImplementedError
+
+    def make_env(self, task: np.ndarray | None = None):
+        """A Gymnasium environment that rewards `task` (`env.set_task(other)` switches it).
+
+        Actions are clipped to the action space (`gymnasium.wrappers.ClipAction`);
+        episodes are truncated at `horizon` steps. MuJoCo's warnings become
+        Python warnings (MuJoCo would also write them to `MUJOCO_LOG.TXT` in
+        the working directory).
+        """
+        gymnasium = import_gymnasium()
+        from tfmeta.rl.task_reward import TaskReward
+
+        with _mujoco_warnings_as_python_warnings():
+            env = gymnasium.make(
+                self.env_id,
+                max_episode_steps=self.horizon,
+                disable_env_checker=True,
+                **self.env_kwargs,
+            )
+        env = gymnasium.wrappers.ClipAction(env)
+        initial = np.zeros(self.task_dim) if task is None else np.asarray(task)
+        return TaskReward(env, self.reward, initial)
+
+    def _environments(self, count: int) -> list:
+        while len(self._envs) < count:
+            self._envs.append(self.make_env())
+        return self._envs[:count]
+
+    def _fail(self, message: str, task: np.ndarray, index: int, error: Exception | None = None):
+        task_text = np.array2string(np.asarray(task), precision=4)
+        raise RolloutError(
+            f"{message} in a rollout of task {task_text} (task family '{self.name}', "
+            f"{self.env_id}, environment {index})" + (f": {error!r}" if error else "")
+        ) from error
+
+    def rollouts(
+        self, act: ActFn, tasks: tf.Tensor, rollouts_per_task: int, seed: int | tf.Tensor
+    ) -> Rollouts:
+        task_values = self.check_tasks(tasks).numpy()
+        action_seed, reset_seed = tf.unstack(
+            tf.random.experimental.stateless_split(as_seed(seed), 2)
+        )
+        step_seeds = tf.random.experimental.stateless_split(action_seed, self.horizon)
+        reset_seeds = np.random.SeedSequence(
+            reset_seed.numpy().view(np.uint64).tolist()
+        ).generate_state(len(task_values) * rollouts_per_task)
+        count = len(task_values) * rollouts_per_task
+        envs = self._environments(count)
+        env_tasks = np.repeat(task_values, rollouts_per_task, axis=0)
+        shape = (count, self.horizon)
+        observations = np.zeros(shape + (self.observation_dim,), np.float32)
+        actions = np.zeros(shape + (self.distribution.action_dim,), np.float32)
+        rewards = np.zeros(shape, np.float32)
+        mask = np.zeros(shape, np.float32)
+        current = np.zeros((count, self.observation_dim), np.float32)
+        for index, env in enumerate(envs):
+            env.set_task(env_tasks[index])
+            try:
+                current[index], _ = env.reset(seed=int(reset_seeds[index]))
+            except Exception as error:  # an environment's own failure, reported with its task
+                self._fail("The environment raised on reset", env_tasks[index], index, error)
+        alive = np.ones(count, bool)
+        for t in range(self.horizon):
+            observations[:, t] = current
+            mask[:, t] = alive
+            step_actions = np.asarray(
+                act(current.reshape(len(task_values), rollouts_per_task, -1), step_seeds[t])
+            ).reshape(count, -1)
+            actions[:, t] = step_actions
+            for index in np.flatnonzero(alive):
+                try:
+                    observation, reward, terminated, truncated, _ = envs[index].step(
+                        step_actions[index]
+                    )
+                except Exception as error:
+                    self._fail(
+                        f"The environment raised at step {t}", env_tasks[index], index, error
+                    )
+                if not np.all(np.isfinite(observation)):
+                    self._fail(
+                        f"Expected finite observations; received NaN or Inf at step {t}",
+                        env_tasks[index],
+                        index,
+                    )
+                current[index] = observation
+                rewards[index, t] = reward
+                alive[index] = not (terminated or truncated)
+            if not alive.any():
+                break
+        split = (len(task_values), rollouts_per_task)
+        return Rollouts(
+            observations=tf.constant(observations.reshape(split + observations.shape[1:])),
+            actions=tf.constant(actions.reshape(split + actions.shape[1:])),
+            rewards=tf.constant(rewards.reshape(split + rewards.shape[1:])),
+            mask=tf.constant(mask.reshape(split + mask.shape[1:])),
+        )
+
+    def get_config(self) -> dict:
+        return {"name": self.name, "horizon": self.horizon}

@@ -1,0 +1,87 @@
+"""`LinearFeatureBaseline`: the state-value baseline of Finn et al. 2017 (from rllab)."""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+class LinearFeatureBaseline:
+    """A per-task linear regression of returns on polynomial features of state and time.
+
+    Features of an observation `o` at step `t`: `[clip(o, -10, 10), its
+    square, t/100, (t/100)**2, (t/100)**3, 1]`. The coefficients are the
+    ridge least-squares fit (`tf.linalg.lstsq` with `l2_regularizer`) of the
+    returns over every step of a task's rollouts, computed in float64 and
+    refitted from scratch for each batch of rollouts (so a meta-iteration
+    depends on nothing but the policy and its seed).
+
+    Args:
+        regularization: the ridge coefficient.
+
+    Example:
+
+    ```python
+    import tensorflow as tf
+    from tfmeta.rl.linear_baseline import LinearFeatureBaseline
+
+    observations = tf.random.normal([4, 10, 100, 2])     # tasks, rollouts, steps, features
+    returns, mask = tf.random.normal([4, 10, 100]), tf.ones([4, 10, 100])
+    values = LinearFeatureBaseline()(observations, returns, mask)   # [4, 10, 100]
+    ```
+    """
+
+    def __init__(self, regularization: float = 1e-5):
+        if not regularization >= 0.0:
+            raise ValueError(
+                f"Expected `regularization` >= 0. Received: regularization={regularization!r}"
+            )
+        self.regularization = float(regularization)
+
+    def features(self, observations: tf.Tensor) -> tf.Tensor:
+        """`[..., T, observation_dim]` -> `[..., T, 2 * observation_dim + 4]`, in float64."""
+        observations = tf.clip_by_value(tf.cast(observations, tf.float64), -10.0, 10.0)
+        length = observations.shape[-2]
+        time = tf.range(length, dtype=tf.float64)[:, None] / 100.0
+        time = tf.broadcast_to(time, tf.concat([tf.shape(observations)[:-1], [1]], axis=0))
+        return tf.concat(
+            [observations, tf.square(observations), time, time**2, time**3, tf.ones_like(time)],
+            axis=-1,
+        )
+
+    def fit(self, observations: tf.Tensor, returns: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+        """Coefficients of each task's fit over the steps where `mask` is 1.
+
+        Args:
+            observations: `[tasks, rollouts, T, observation_dim]`.
+            returns, mask: `[tasks, rollouts, T]`.
+
+        Returns:
+            `[tasks, num_features]`, float64.
+        """
+        if observations.shape.rank != 4:
+            raise ValueError(
+                "Expected observations of shape [tasks, rollouts, steps, observation_dim]. "
+                f"Received: shape {observations.shape}"
+            )
+        features = self.features(observations)
+        weights = tf.cast(mask, tf.float64)[..., None]
+        num_features = features.shape[-1]
+        rows = tf.reshape(features * weights, [tf.shape(features)[0], -1, num_features])
+        targets = tf.reshape(
+            tf.cast(returns, tf.float64)[..., None] * weights, [tf.shape(rows)[0], -1, 1]
+        )
+        solution = tf.linalg.lstsq(rows, targets, l2_regularizer=self.regularization)
+        return solution[..., 0]
+
+    def predict(self, coefficients: tf.Tensor, observations: tf.Tensor) -> tf.Tensor:
+        """Baseline values `[tasks, rollouts, T]` in the observations' float dtype."""
+        values = tf.einsum("brtf,bf->brt", self.features(observations), coefficients)
+        dtype = observations.dtype if observations.dtype.is_floating else tf.float32
+        return tf.cast(values, dtype)
+
+    def __call__(self, observations: tf.Tensor, returns: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+        """Fits on the rollouts and returns their baseline values, `[tasks, rollouts, T]`."""
+        return self.predict(self.fit(observations, returns, mask), observations)
+
+    def get_config(self) -> dict:
+        return {"regularization": self.regularization}

@@ -1,0 +1,433 @@
+"""`PolicyMAML`: MAML for policies (Finn et al. 2017, section 5.3), a Keras model.
+
+One meta-iteration (`train_step`) on a meta-batch of tasks:
+
+1. roll out the meta-learned policy on every task (`family.rollouts`);
+2. adapt it to each task by vanilla policy-gradient steps on those rollouts
+   (`tfmeta.adaptation.gradient_step` on the weight list; advantages from a
+   linear feature baseline and GAE), sampling again after each step;
+3. roll out the adapted policies;
+4. update the meta-learned weights on the adapted policies' rollouts, through
+   the inner steps (second order unless `first_order=True`): by a TRPO step
+   when compiled with `tfmeta.rl.TRPO`, or by `outer_steps` gradient steps
+   of the clipped surrogate (PPO / ProMP style) with any other Keras optimizer.
+
+All tasks of a meta-batch are adapted together: every weight gets a leading
+task axis and `TaskBatchedModel` evaluates the policy for all tasks at once,
+in rollouts as in the gradient steps.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from tfmeta import adaptation
+from tfmeta.rl import advantages as advantages_lib
+from tfmeta.rl import families, policy_gradient
+from tfmeta.rl.linear_baseline import LinearFeatureBaseline
+from tfmeta.rl.policy_gradient import PolicyGradientBatch
+from tfmeta.rl.rollouts import Rollouts
+from tfmeta.rl.task_batched import TaskBatchedModel
+from tfmeta.rl.task_family import TaskFamily, fold_seed
+from tfmeta.rl.trpo import TRPO
+
+
+def _check_positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"Expected `{name}` to be an integer >= 1. Received: {name}={value!r}")
+    return value
+
+
+def _check_rate(name: str, value) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < np.inf:
+        raise ValueError(f"Expected `{name}` to be a finite float >= 0. Received: {name}={value!r}")
+    return float(value)
+
+
+def return_name(step: int) -> str:
+    """The log name of the mean return after `step` adaptation steps in evaluation."""
+    return f"return_step_{step}"
+
+
+@keras.saving.register_keras_serializable(package="tfmeta")
+class PolicyMAML(keras.Model):
+    """MAML for reinforcement learning: a policy that adapts to a task from its own rollouts.
+
+    Args:
+        policy: a built Keras model mapping observations `[batch,
+            observation_dim]` to the parameters of the family's action
+            distribution (`tfmeta.rl.gaussian_mlp_policy`,
+            `tfmeta.rl.categorical_mlp_policy`, or any model of that shape).
+        family: a `TaskFamily`, or the name of one (see
+            `tfmeta.rl.families.names()`).
+        inner_learning_rate: step size of the inner policy-gradient steps in
+            meta-training.
+        inner_steps: inner steps in meta-training.
+        eval_inner_learning_rate: step size in evaluation: one float for
+            every step, or one per step (Finn et al. evaluate 2D navigation
+            with 0.5 for the first step and 0.25 after); default
+            `inner_learning_rate`.
+        eval_inner_steps: inner steps in evaluation; `evaluate` reports the
+            mean return after 0, 1, ..., `eval_inner_steps` steps (default 3).
+        first_order: drop the second-order terms of the meta-gradient.
+        rollouts_per_task: trajectories per task for each inner step and for
+            the outer update (the paper's "fast batch size").
+        eval_rollouts_per_task: trajectories per task and step in evaluation
+            (default: `rollouts_per_task`).
+        discount: the discount factor of returns and advantages.
+        gae_lambda: GAE's lambda (1.0: returns minus the baseline).
+        clip_ratio: the clipped surrogate's epsilon (optimizers other than
+            TRPO).
+        outer_steps: gradient steps of the clipped surrogate per
+            meta-iteration (optimizers other than TRPO).
+        **kwargs: forwarded to `keras.Model`.
+
+    Example:
+
+    ```python
+    from tfmeta import rl
+
+    family = rl.Navigation2D()
+    learner = rl.PolicyMAML(rl.gaussian_mlp_policy(2, 2), family, inner_learning_rate=0.1)
+    learner.compile(optimizer=rl.TRPO(max_kl=0.01))
+    learner.fit(family.task_batches(meta_batch_size=20, seed=0), steps_per_epoch=10, epochs=1)
+    learner.evaluate(family.task_batches(40, seed=1, num_batches=1), return_dict=True)
+    # {'return_step_0': ..., 'return_step_1': ..., 'return_step_2': ..., 'return_step_3': ...}
+    ```
+    """
+
+    def __init__(
+        self,
+        policy: keras.Model,
+        family: TaskFamily | str | dict,
+        inner_learning_rate: float = 0.1,
+        inner_steps: int = 1,
+        eval_inner_learning_rate: float | Sequence[float] | None = None,
+        eval_inner_steps: int = 3,
+        first_order: bool = False,
+        rollouts_per_task: int = 20,
+        eval_rollouts_per_task: int | None = None,
+        discount: float = 0.99,
+        gae_lambda: float = 1.0,
+        clip_ratio: float = 0.2,
+        outer_steps: int = 5,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.family = families.get(family)
+        self.policy = policy
+        self.batched = TaskBatchedModel(policy)
+        self._check_policy_matches_family()
+        self.inner_learning_rate = _check_rate("inner_learning_rate", inner_learning_rate)
+        self.inner_steps = _check_positive_int("inner_steps", inner_steps)
+        if (
+            isinstance(eval_inner_steps, bool)
+            or not isinstance(eval_inner_steps, int)
+            or eval_inner_steps < 0
+        ):
+            raise ValueError(
+                "Expected `eval_inner_steps` to be an integer >= 0. "
+                f"Received: eval_inner_steps={eval_inner_steps!r}"
+            )
+        self.eval_inner_steps = eval_inner_steps
+        if eval_inner_learning_rate is None:
+            eval_inner_learning_rate = self.inner_learning_rate
+        if isinstance(eval_inner_learning_rate, (list, tuple)):
+            if len(eval_inner_learning_rate) != eval_inner_steps:
+                raise ValueError(
+                    "Expected one `eval_inner_learning_rate` per evaluation step "
+                    f"({eval_inner_steps}). "
+                    f"Received: eval_inner_learning_rate={list(eval_inner_learning_rate)}"
+                )
+            eval_inner_learning_rate = [
+                _check_rate("eval_inner_learning_rate", rate) for rate in eval_inner_learning_rate
+            ]
+        else:
+            eval_inner_learning_rate = _check_rate(
+                "eval_inner_learning_rate", eval_inner_learning_rate
+            )
+        self.eval_inner_learning_rate = eval_inner_learning_rate
+        self.first_order = bool(first_order)
+        self.rollouts_per_task = _check_positive_int("rollouts_per_task", rollouts_per_task)
+        self.eval_rollouts_per_task = (
+            self.rollouts_per_task
+            if eval_rollouts_per_task is None
+            else _check_positive_int("eval_rollouts_per_task", eval_rollouts_per_task)
+        )
+        if not 0.0 <= discount <= 1.0 or not 0.0 <= gae_lambda <= 1.0:
+            raise ValueError(
+                "Expected `discount` and `gae_lambda` in [0, 1]. "
+                f"Received: discount={discount!r}, gae_lambda={gae_lambda!r}"
+            )
+        self.discount = float(discount)
+        self.gae_lambda = float(gae_lambda)
+        if not 0.0 < clip_ratio < 1.0:
+            raise ValueError(f"Expected 0 < `clip_ratio` < 1. Received: clip_ratio={clip_ratio!r}")
+        self.clip_ratio = float(clip_ratio)
+        self.outer_steps = _check_positive_int("outer_steps", outer_steps)
+        self.baseline = LinearFeatureBaseline()
+        self._train_trackers = {
+            name: keras.metrics.Mean(name=name) for name in ("return_before", "return_after", "kl")
+        }
+        self._eval_trackers = {
+            return_name(step): keras.metrics.Mean(name=return_name(step))
+            for step in range(self.eval_inner_steps + 1)
+        }
+        self.built = True
+
+    def _check_policy_matches_family(self) -> None:
+        distribution = self.family.distribution
+        outputs = self.policy.output_shape[-1] if hasattr(self.policy, "output_shape") else None
+        inputs = self.policy.input_shape[-1] if hasattr(self.policy, "input_shape") else None
+        kind = "discrete" if distribution.discrete else "continuous"
+        if outputs != distribution.params_dim:
+            raise ValueError(
+                f"Expected a policy with {distribution.params_dim} outputs: the parameters of the "
+                f"{kind} action distribution ({type(distribution).__name__}) of task family "
+                f"'{self.family.name}'. Received: policy '{self.policy.name}' with {outputs} "
+                "outputs"
+            )
+        if inputs != self.family.observation_dim:
+            raise ValueError(
+                f"Expected a policy taking {self.family.observation_dim} observation features "
+                f"(task family '{self.family.name}'). Received: policy '{self.policy.name}' with "
+                f"input shape {self.policy.input_shape}"
+            )
+
+    # ----------------------------------------------------------------- compile
+    def compile(self, optimizer: keras.optimizers.Optimizer | None = None, **kwargs) -> None:
+        """Configures the outer update: `TRPO` (the default) or any Keras optimizer.
+
+        With `tfmeta.rl.TRPO` each meta-iteration is one trust-region step;
+        with another optimizer it is `outer_steps` gradient steps of the
+        clipped surrogate. Families that step environments from Python run
+        the meta-iteration eagerly (`run_eagerly=True`), with the policy, the
+        adaptation and the outer update compiled inside it.
+        """
+        if "loss" in kwargs and kwargs["loss"] is not None:
+            raise ValueError(
+                "PolicyMAML's losses are the policy-gradient objectives: compile it without "
+                "`loss`. "
+                f"Received: loss={kwargs['loss']!r}"
+            )
+        kwargs.pop("loss", None)
+        kwargs.setdefault("run_eagerly", not self.family.in_graph)
+        kwargs.setdefault("jit_compile", False)
+        super().compile(optimizer=TRPO() if optimizer is None else optimizer, **kwargs)
+
+    @property
+    def metrics(self) -> list:
+        return list(self._train_trackers.values()) + list(self._eval_trackers.values())
+
+    @property
+    def meta_iterations(self) -> int:
+        """Meta-iterations done, from the optimizer's step counter."""
+        per_iteration = 1 if isinstance(self.optimizer, TRPO) else self.outer_steps
+        return int(self.optimizer.iterations.numpy()) // per_iteration
+
+    def call(self, observations, training=False):
+        """The meta-learned policy's distribution parameters for `observations`."""
+        return self.policy(observations, training=training)
+
+    # ------------------------------------------------------------ components
+    @property
+    def _dtype(self) -> tf.DType:
+        """The policy's compute dtype: rollouts are cast to it."""
+        return tf.as_dtype(self.policy.compute_dtype)
+
+    @tf.function(reduce_retracing=True, autograph=False)
+    def _act(
+        self, params: adaptation.Weights, observations: tf.Tensor, seed: tf.Tensor
+    ) -> tf.Tensor:
+        """Actions for `[tasks, rollouts, observation_dim]`, each task with its own weights."""
+        outputs, _ = self.batched.stateless_call(params, [], tf.cast(observations, self._dtype))
+        return self.family.distribution.sample(outputs, seed)
+
+    def _sample(
+        self, params: adaptation.Weights, tasks: tf.Tensor, seed: tf.Tensor, rollouts: int
+    ) -> Rollouts:
+        return self.family.rollouts(
+            lambda observations, step_seed: self._act(params, observations, step_seed),
+            tasks,
+            rollouts,
+            seed,
+        )
+
+    @tf.function(reduce_retracing=True, autograph=False)
+    def _policy_gradient_batch(self, rollouts: Rollouts) -> PolicyGradientBatch:
+        """Advantages (linear feature baseline, GAE), normalised per task."""
+        returns = advantages_lib.discounted_returns(rollouts.rewards, rollouts.mask, self.discount)
+        values = self.baseline(rollouts.observations, returns, rollouts.mask)
+        advantages = advantages_lib.generalized_advantages(
+            rollouts.rewards, values, rollouts.mask, self.discount, self.gae_lambda
+        )
+        actions = rollouts.actions
+        return PolicyGradientBatch(
+            observations=tf.cast(rollouts.observations, self._dtype),
+            actions=actions if actions.dtype.is_integer else tf.cast(actions, self._dtype),
+            advantages=tf.cast(
+                advantages_lib.normalize_per_task(advantages, rollouts.mask), self._dtype
+            ),
+            mask=tf.cast(rollouts.mask, self._dtype),
+        )
+
+    def inner_step(
+        self, params: adaptation.Weights, batch: PolicyGradientBatch, learning_rate: float
+    ) -> adaptation.Weights:
+        """One vanilla policy-gradient step of every task's weights (leading task axis).
+
+        `tfmeta.adaptation.gradient_step` on `TaskBatchedModel`, with the
+        loss of `policy_gradient.inner_loss`; second order unless
+        `first_order`.
+        """
+        params, _ = adaptation.gradient_step(
+            self.batched,
+            policy_gradient.inner_loss(self.family.distribution),
+            params,
+            [],
+            batch.observations,
+            batch.targets,
+            learning_rates=[learning_rate] * len(params),
+            first_order=self.first_order,
+            training=False,
+        )
+        return params
+
+    @tf.function(reduce_retracing=True, autograph=False)
+    def _adapted(self, params, batch, learning_rate):
+        return self.inner_step(params, batch, learning_rate)
+
+    def _adapt_by_sampling(self, tasks, seed, learning_rates, rollouts_per_task):
+        """Samples and adapts once per learning rate, then samples again.
+
+        Returns:
+            `(batches, step_returns)`: the policy-gradient batch and the mean
+            return per task of every sampling (`len(learning_rates) + 1`).
+        """
+        steps = len(learning_rates)
+        params = TaskBatchedModel.tile(
+            adaptation.initial_weights(self.policy)[0], tf.shape(tasks)[0]
+        )
+        batches, step_returns = [], []
+        for step in range(steps + 1):
+            rollouts = self._sample(params, tasks, fold_seed(seed, step), rollouts_per_task)
+            step_returns.append(tf.reduce_mean(rollouts.returns(), axis=1))  # [tasks]
+            batch = self._policy_gradient_batch(rollouts)
+            batches.append(batch)
+            if step < steps:
+                params = self._adapted(params, batch, tf.constant(learning_rates[step]))
+        return batches, step_returns
+
+    # ----------------------------------------------------------- outer update
+    def _adapted_outputs(self, params, inner_batches, observations):
+        """The distribution parameters, on `observations`, of the policies adapted from `params`."""
+        stacked = TaskBatchedModel.tile(params, tf.shape(observations)[0])
+        for batch in inner_batches:
+            stacked = self.inner_step(stacked, batch, self.inner_learning_rate)
+        outputs, _ = self.batched.stateless_call(stacked, [], observations)
+        return outputs
+
+    @tf.function(reduce_retracing=True, autograph=False)
+    def _outer_update(self, inner_batches, batch):
+        distribution = self.family.distribution
+        variables = self.policy.trainable_variables
+        current = adaptation.initial_weights(self.policy)[0]
+        old = tf.stop_gradient(self._adapted_outputs(current, inner_batches, batch.observations))
+
+        def outputs_of(params):
+            return self._adapted_outputs(params, inner_batches, batch.observations)
+
+        if isinstance(self.optimizer, TRPO):
+            stats = self.optimizer.trust_region_step(
+                variables,
+                outputs_of,
+                lambda outputs: policy_gradient.likelihood_ratio_surrogate(
+                    distribution, old, outputs, batch
+                ),
+                lambda outputs: policy_gradient.mean_kl(distribution, old, outputs, batch.mask),
+            )
+            return stats["kl"]
+        for _ in range(self.outer_steps):
+            with tf.GradientTape() as tape:
+                params = adaptation.initial_weights(self.policy)[0]
+                loss = -policy_gradient.clipped_surrogate(
+                    distribution, old, outputs_of(params), batch, self.clip_ratio
+                )
+            self.optimizer.apply(tape.gradient(loss, variables), variables)
+        params = adaptation.initial_weights(self.policy)[0]
+        return policy_gradient.mean_kl(distribution, old, outputs_of(params), batch.mask)
+
+    # --------------------------------------------------------------- Keras API
+    def train_step(self, data):
+        tasks = self.family.check_tasks(data["tasks"])
+        batches, step_returns = self._adapt_by_sampling(
+            tasks,
+            data["seed"],
+            [self.inner_learning_rate] * self.inner_steps,
+            self.rollouts_per_task,
+        )
+        kl = self._outer_update(batches[:-1], batches[-1])
+        self._train_trackers["return_before"].update_state(step_returns[0])
+        self._train_trackers["return_after"].update_state(step_returns[-1])
+        self._train_trackers["kl"].update_state(kl)
+        return {name: tracker.result() for name, tracker in self._train_trackers.items()}
+
+    def adaptation_returns(self, tasks: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        """Mean return per task after 0, 1, ..., `eval_inner_steps` adaptation steps.
+
+        Each step samples `eval_rollouts_per_task` trajectories with the
+        current adapted policy, measures their mean return and takes a
+        policy-gradient step of `eval_inner_learning_rate` on them; the
+        meta-learned weights are untouched.
+
+        Returns:
+            `[num_tasks, eval_inner_steps + 1]`.
+        """
+        tasks = self.family.check_tasks(tasks)
+        _, step_returns = self._adapt_by_sampling(
+            tasks, seed, self.eval_learning_rates, self.eval_rollouts_per_task
+        )
+        return tf.stack(step_returns, axis=1)
+
+    @property
+    def eval_learning_rates(self) -> list[float]:
+        """The learning rate of each evaluation step."""
+        rate = self.eval_inner_learning_rate
+        return list(rate) if isinstance(rate, list) else [rate] * self.eval_inner_steps
+
+    def test_step(self, data):
+        returns = self.adaptation_returns(data["tasks"], data["seed"])
+        for step in range(self.eval_inner_steps + 1):
+            self._eval_trackers[return_name(step)].update_state(returns[:, step])
+        return {name: tracker.result() for name, tracker in self._eval_trackers.items()}
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            policy=keras.saving.serialize_keras_object(self.policy),
+            family=self.family.get_config(),
+            inner_learning_rate=self.inner_learning_rate,
+            inner_steps=self.inner_steps,
+            eval_inner_learning_rate=self.eval_inner_learning_rate,
+            eval_inner_steps=self.eval_inner_steps,
+            first_order=self.first_order,
+            rollouts_per_task=self.rollouts_per_task,
+            eval_rollouts_per_task=self.eval_rollouts_per_task,
+            discount=self.discount,
+            gae_lambda=self.gae_lambda,
+            clip_ratio=self.clip_ratio,
+            outer_steps=self.outer_steps,
+        )
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict, custom_objects=None):
+        config = dict(config)
+        config["policy"] = keras.saving.deserialize_keras_object(
+            config["policy"], custom_objects=custom_objects
+        )
+        return cls(**config)
