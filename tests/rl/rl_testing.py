@@ -47,3 +47,9 @@ def small_learner(policy: keras.Model | None = None, **kwargs) -> rl.PolicyMAML:
     options = dict(inner_learning_rate=0.1, rollouts_per_task=3, eval_inner_steps=1)
     options.update(kwargs)
     return rl.PolicyMAML(policy, family, **options)
+
+
+def restart(learner: rl.PolicyMAML, weights: list) -> None:
+    """Puts a learner back to a fresh state: the given weights, step counter 0."""
+    learner.policy.set_weights(weights)
+    learner.optimizer.iterations.assign(0)

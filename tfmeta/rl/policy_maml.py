@@ -32,7 +32,7 @@ from tfmeta.rl.linear_baseline import LinearFeatureBaseline
 from tfmeta.rl.policy_gradient import PolicyGradientBatch
 from tfmeta.rl.rollouts import Rollouts
 from tfmeta.rl.task_batched import TaskBatchedModel
-from tfmeta.rl.task_family import TaskFamily, fold_seed
+from tfmeta.rl.task_family import TaskFamily, as_seed, fold_seed
 from tfmeta.rl.trpo import TRPO
 
 
@@ -224,10 +224,14 @@ class PolicyMAML(keras.Model):
         return list(self._train_trackers.values()) + list(self._eval_trackers.values())
 
     @property
+    def optimizer_steps_per_iteration(self) -> int:
+        """Optimizer steps per meta-iteration: 1 with TRPO, else `outer_steps`."""
+        return 1 if isinstance(self.optimizer, TRPO) else self.outer_steps
+
+    @property
     def meta_iterations(self) -> int:
         """Meta-iterations done, from the optimizer's step counter."""
-        per_iteration = 1 if isinstance(self.optimizer, TRPO) else self.outer_steps
-        return int(self.optimizer.iterations.numpy()) // per_iteration
+        return int(self.optimizer.iterations.numpy()) // self.optimizer_steps_per_iteration
 
     def call(self, observations, training=False):
         """The meta-learned policy's distribution parameters for `observations`."""
@@ -247,9 +251,10 @@ class PolicyMAML(keras.Model):
         outputs, _ = self.batched.stateless_call(params, [], tf.cast(observations, self._dtype))
         return self.family.distribution.sample(outputs, seed)
 
-    def _sample(
+    def sample(
         self, params: adaptation.Weights, tasks: tf.Tensor, seed: tf.Tensor, rollouts: int
     ) -> Rollouts:
+        """Rolls out each task's policy (weights with a leading task axis) `rollouts` times."""
         return self.family.rollouts(
             lambda observations, step_seed: self._act(params, observations, step_seed),
             tasks,
@@ -258,7 +263,7 @@ class PolicyMAML(keras.Model):
         )
 
     @tf.function(reduce_retracing=True, autograph=False)
-    def _policy_gradient_batch(self, rollouts: Rollouts) -> PolicyGradientBatch:
+    def policy_gradient_batch(self, rollouts: Rollouts) -> PolicyGradientBatch:
         """Advantages (linear feature baseline, GAE), normalised per task."""
         returns = advantages_lib.discounted_returns(rollouts.rewards, rollouts.mask, self.discount)
         values = self.baseline(rollouts.observations, returns, rollouts.mask)
@@ -298,7 +303,10 @@ class PolicyMAML(keras.Model):
         return params
 
     @tf.function(reduce_retracing=True, autograph=False)
-    def _adapted(self, params, batch, learning_rate):
+    def adapt_step(
+        self, params: adaptation.Weights, batch: PolicyGradientBatch, learning_rate: tf.Tensor
+    ) -> adaptation.Weights:
+        """`inner_step`, compiled: how rollouts adapt the policies between samplings."""
         return self.inner_step(params, batch, learning_rate)
 
     def _adapt_by_sampling(self, tasks, seed, learning_rates, rollouts_per_task):
@@ -314,12 +322,12 @@ class PolicyMAML(keras.Model):
         )
         batches, step_returns = [], []
         for step in range(steps + 1):
-            rollouts = self._sample(params, tasks, fold_seed(seed, step), rollouts_per_task)
+            rollouts = self.sample(params, tasks, fold_seed(seed, step), rollouts_per_task)
             step_returns.append(tf.reduce_mean(rollouts.returns(), axis=1))  # [tasks]
-            batch = self._policy_gradient_batch(rollouts)
+            batch = self.policy_gradient_batch(rollouts)
             batches.append(batch)
             if step < steps:
-                params = self._adapted(params, batch, tf.constant(learning_rates[step]))
+                params = self.adapt_step(params, batch, tf.constant(learning_rates[step]))
         return batches, step_returns
 
     # ----------------------------------------------------------- outer update
@@ -332,7 +340,18 @@ class PolicyMAML(keras.Model):
         return outputs
 
     @tf.function(reduce_retracing=True, autograph=False)
-    def _outer_update(self, inner_batches, batch):
+    def outer_update(
+        self, inner_batches: Sequence[PolicyGradientBatch], batch: PolicyGradientBatch
+    ) -> tf.Tensor:
+        """Updates the meta-learned weights from the adapted policies' rollouts.
+
+        Returns the mean KL divergence of the adapted policies from before to
+        after the update.
+
+        Args:
+            inner_batches: the batches of each inner step, in order.
+            batch: the adapted policies' rollouts.
+        """
         distribution = self.family.distribution
         variables = self.policy.trainable_variables
         current = adaptation.initial_weights(self.policy)[0]
@@ -370,28 +389,38 @@ class PolicyMAML(keras.Model):
             [self.inner_learning_rate] * self.inner_steps,
             self.rollouts_per_task,
         )
-        kl = self._outer_update(batches[:-1], batches[-1])
+        kl = self.outer_update(batches[:-1], batches[-1])
         self._train_trackers["return_before"].update_state(step_returns[0])
         self._train_trackers["return_after"].update_state(step_returns[-1])
         self._train_trackers["kl"].update_state(kl)
         return {name: tracker.result() for name, tracker in self._train_trackers.items()}
 
-    def adaptation_returns(self, tasks: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    def adaptation_returns(self, tasks: tf.Tensor, seed: int | tf.Tensor) -> tf.Tensor:
         """Mean return per task after 0, 1, ..., `eval_inner_steps` adaptation steps.
 
         Each step samples `eval_rollouts_per_task` trajectories with the
         current adapted policy, measures their mean return and takes a
-        policy-gradient step of `eval_inner_learning_rate` on them; the
-        meta-learned weights are untouched.
+        policy-gradient step on them (`eval_learning_rates`); the
+        meta-learned weights are untouched. In-graph families run it as one
+        compiled function.
 
         Returns:
             `[num_tasks, eval_inner_steps + 1]`.
         """
-        tasks = self.family.check_tasks(tasks)
+        tasks, seed = self.family.check_tasks(tasks), as_seed(seed)
+        if self.family.in_graph:
+            return self._compiled_returns(tasks, seed)
+        return self._returns_per_step(tasks, seed)
+
+    def _returns_per_step(self, tasks: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
         _, step_returns = self._adapt_by_sampling(
             tasks, seed, self.eval_learning_rates, self.eval_rollouts_per_task
         )
         return tf.stack(step_returns, axis=1)
+
+    @tf.function(reduce_retracing=True, autograph=False)
+    def _compiled_returns(self, tasks: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        return self._returns_per_step(tasks, seed)
 
     @property
     def eval_learning_rates(self) -> list[float]:

@@ -1,0 +1,35 @@
+import json
+
+import numpy as np
+
+from tests.rl.rl_testing import restart
+from tfmeta.rl import training
+
+
+def test_a_run_stopped_by_its_budget_continues_to_the_weights_of_an_uninterrupted_one(
+    trpo_learner, tmp_path
+):
+    learner, initial = trpo_learner
+    options = dict(iterations=3, meta_batch_size=2, seed=4, iterations_per_epoch=1, verbose=0)
+
+    restart(learner, initial)
+    straight = training.train(learner, tmp_path / "straight", **options)
+    straight_weights = learner.policy.get_weights()
+    assert straight["meta_iterations"] == 3 and len(straight["history"]) == 3
+
+    restart(learner, initial)
+    first = training.train(learner, tmp_path / "parts", budget_seconds=1e-6, **options)
+    assert first["meta_iterations"] == 1  # stopped at the first epoch end
+    assert (
+        json.loads((tmp_path / "parts" / training.CLOCK_FILE).read_text())["meta_iterations"] == 1
+    )
+    spent = training.train(learner, tmp_path / "parts", budget_seconds=1e-6, **options)
+    assert spent["meta_iterations"] == 1  # the budget is spent: nothing more
+
+    restart(learner, initial)  # a new process
+    second = training.train(learner, tmp_path / "parts", **options)
+    assert second["resumed_from"] == 1 and second["meta_iterations"] == 3
+    assert [row["epoch"] for row in second["history"]] == ["0", "1", "2"]
+    for a, b in zip(straight_weights, learner.policy.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert second["train_seconds"] >= first["train_seconds"]

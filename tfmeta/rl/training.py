@@ -1,0 +1,187 @@
+"""`train`: meta-trains a `PolicyMAML` in a run directory, resumably, within a time budget.
+
+The directory holds `checkpoints/` (`tfmeta.checkpointing.MetaCheckpoint`,
+written at every epoch end), `history.csv` (Keras's `CSVLogger`), `logs/`
+(TensorBoard) and `clock.json` (training time spent, across resumed parts).
+Running `train` again on the same directory continues from the last complete
+checkpoint: the task stream is a pure function of the seed and the
+meta-iteration (`TaskFamily.task_batches`), and each meta-iteration of the
+weights, the optimizer state and its seed, so a resumed run ends with the
+weights of an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import pathlib
+import time
+from typing import Sequence
+
+import keras
+
+from tfmeta import checkpointing
+from tfmeta.rl.policy_maml import PolicyMAML
+
+CHECKPOINT_DIR = "checkpoints"
+HISTORY_FILE = "history.csv"
+CLOCK_FILE = "clock.json"
+
+
+def _write_atomically(path: pathlib.Path, text: str) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    temporary.write_text(text)
+    os.replace(temporary, path)
+
+
+def read_clock(directory: str | os.PathLike) -> dict:
+    """`{"train_seconds", "meta_iterations"}` recorded in a run directory (zeros for a new one)."""
+    path = pathlib.Path(directory) / CLOCK_FILE
+    if not path.is_file():
+        return {"train_seconds": 0.0, "meta_iterations": 0}
+    return json.loads(path.read_text())
+
+
+class TrainingClock(keras.callbacks.Callback):
+    """Records training time across resumed parts; stops once a budget is spent.
+
+    At every epoch end it adds the time since training started to what
+    earlier parts spent and writes it to `clock.json`; once the total reaches
+    `budget_seconds` it stops training at that epoch end, right after the
+    epoch's checkpoint (place it after `MetaCheckpoint`).
+
+    Args:
+        directory: the run directory.
+        budget_seconds: the training time allowed in all parts together
+            (None: no limit).
+    """
+
+    def __init__(self, directory: str | os.PathLike, budget_seconds: float | None = None):
+        super().__init__()
+        self.directory = pathlib.Path(directory)
+        self.budget_seconds = budget_seconds
+        self.seconds_before = read_clock(directory)["train_seconds"]
+        self.total_seconds = self.seconds_before
+
+    def on_train_begin(self, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.total_seconds = self.seconds_before + time.perf_counter() - self._start
+        record = {
+            "train_seconds": self.total_seconds,
+            "meta_iterations": self.model.meta_iterations,
+        }
+        _write_atomically(self.directory / CLOCK_FILE, json.dumps(record))
+        if self.budget_seconds is not None and self.total_seconds >= self.budget_seconds:
+            self.model.stop_training = True
+
+
+def _trim_history(path: pathlib.Path, epochs: int) -> None:
+    """Keeps the header and the rows of the first `epochs` epochs (a kill may leave newer ones)."""
+    if not path.is_file():
+        return
+    rows = list(csv.reader(io.StringIO(path.read_text())))
+    if not rows:
+        return
+    kept = [rows[0]] + [
+        row for row in rows[1:] if row and row[0].isdigit() and int(row[0]) < epochs
+    ]
+    text = io.StringIO()
+    csv.writer(text).writerows(kept)
+    _write_atomically(path, text.getvalue())
+
+
+def train(
+    learner: PolicyMAML,
+    directory: str | os.PathLike,
+    iterations: int,
+    meta_batch_size: int,
+    seed: int = 0,
+    iterations_per_epoch: int = 10,
+    budget_seconds: float | None = None,
+    callbacks: Sequence[keras.callbacks.Callback] = (),
+    verbose: str | int = "auto",
+) -> dict:
+    """Meta-trains `learner` for `iterations` meta-iterations in `directory`, or continues there.
+
+    Each epoch is `iterations_per_epoch` meta-iterations and ends with a
+    checkpoint. A run that finds checkpoints resumes from the newest
+    complete one; one whose budget is spent trains no further.
+
+    Args:
+        learner: a compiled `PolicyMAML`.
+        directory: the run directory (created when needed).
+        iterations: meta-iterations in all.
+        meta_batch_size: tasks per meta-iteration.
+        seed: seeds the task stream.
+        iterations_per_epoch: meta-iterations between checkpoints.
+        budget_seconds: training time allowed in all parts together; the
+            run stops at the first epoch end past it.
+        callbacks: more Keras callbacks for `fit`.
+        verbose: `fit`'s progress output.
+
+    Returns:
+        `{"meta_iterations", "train_seconds", "resumed_from", "history"}`;
+        `history` holds the rows of `history.csv` (all parts).
+
+    Example:
+
+    ```python
+    from tfmeta import rl
+
+    family = rl.Navigation2D()
+    learner = rl.PolicyMAML(rl.gaussian_mlp_policy(2, 2, activation="relu"), family,
+                            inner_learning_rate=0.5)
+    learner.compile(optimizer=rl.TRPO(max_kl=0.01))
+    rl.training.train(learner, "runs/navigation", iterations=100, meta_batch_size=20)
+    ```
+    """
+    for name, value in (("iterations", iterations), ("iterations_per_epoch", iterations_per_epoch)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"Expected `{name}` to be an integer >= 1. Received: {name}={value!r}")
+    directory = pathlib.Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    checkpoint_dir = directory / CHECKPOINT_DIR
+    done = checkpointing.latest_step(checkpoint_dir) // learner.optimizer_steps_per_iteration
+    initial_epoch = done // iterations_per_epoch
+    _trim_history(directory / HISTORY_FILE, initial_epoch)
+    clock = TrainingClock(directory, budget_seconds)
+    spent = budget_seconds is not None and clock.seconds_before >= budget_seconds
+    epochs = math.ceil(iterations / iterations_per_epoch)
+    if done < iterations and not spent:
+        batches = learner.family.task_batches(meta_batch_size, seed).skip(done)
+        learner.fit(
+            batches,
+            steps_per_epoch=iterations_per_epoch,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            callbacks=[
+                *callbacks,
+                keras.callbacks.CSVLogger(str(directory / HISTORY_FILE), append=True),
+                keras.callbacks.TensorBoard(str(directory / "logs")),
+                checkpointing.MetaCheckpoint(checkpoint_dir),  # after the records of its epoch
+                clock,
+            ],
+            verbose=verbose,
+            shuffle=False,  # the task stream is random already
+        )
+    else:  # nothing to train: restore the last checkpoint for evaluation
+        checkpoint = checkpointing.MetaCheckpoint(checkpoint_dir)
+        checkpoint.set_model(learner)
+        checkpoint.on_train_begin()
+    history_path = directory / HISTORY_FILE
+    history = (
+        list(csv.DictReader(io.StringIO(history_path.read_text())))
+        if history_path.is_file()
+        else []
+    )
+    return {
+        "meta_iterations": learner.meta_iterations,
+        "train_seconds": clock.total_seconds,
+        "resumed_from": done or None,
+        "history": history,
+    }
