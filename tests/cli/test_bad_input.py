@@ -13,7 +13,7 @@ import pytest
 from cli_testing import TOY
 
 import tfmeta
-from tfmeta.cli import commands, main, options, tasks
+from tfmeta.cli import commands, main, options, tasks, user_errors
 
 
 def _write_run(directory: Path, model: keras.Model, **option_values) -> Path:
@@ -294,4 +294,4 @@ def test_errors_have_the_types_the_command_reports(places):
     existing = options.RunOptions(output_dir=str(places["sinusoid_run"]), version=1)
     with pytest.raises(FileExistsError, match="version 1 already exists"):
         commands.export(existing)
-    assert issubclass(FileExistsError, commands.USER_ERRORS)
+    assert user_errors.is_user_error(FileExistsError("x")) and not user_errors.is_user_error(KeyError())

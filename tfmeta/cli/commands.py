@@ -29,22 +29,50 @@ import pathlib
 import shutil
 import sys
 import tempfile
+import zipfile
 
 import keras
 
 from tfmeta import checkpointing, distribute
-from tfmeta.cli import divergence, learners, reporting, tasks
+from tfmeta.cli import divergence, learners, reporting, run_directory, tasks
 from tfmeta.cli import options as options_lib
 from tfmeta.cli.options import RunOptions
 
-USER_ERRORS = (ValueError, FileNotFoundError, FileExistsError, NotADirectoryError, ImportError)
-
 
 def _save_learner(learner: keras.Model, path: pathlib.Path) -> None:
+    """Writes `learner.keras` through a temporary file: a failed save keeps the previous one."""
     checkpointing.check_finite(learner.variables, f"learner to {path}")
     temporary = path.with_name(f".{path.stem}.tmp.keras")
-    learner.save(temporary)
-    os.replace(temporary, path)
+    try:
+        learner.save(temporary)
+        os.replace(temporary, path)
+    except OSError as error:  # Keras's zip writer names no file
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+    finally:
+        if temporary.exists():
+            temporary.unlink()
+
+
+def load_learner(output_dir: str | os.PathLike) -> keras.Model:
+    """The learner `tfmeta train` saved in `output_dir`.
+
+    Raises:
+        ValueError: naming the file, if it is damaged or is no learner `train`
+            wrote (Keras refuses files that name arbitrary functions or hold
+            Lambda layers).
+    """
+    path = pathlib.Path(output_dir) / options_lib.LEARNER_FILE
+    if path.is_file() and not zipfile.is_zipfile(path):
+        reason = "it is not a .keras zip archive (truncated or damaged?)"
+    else:
+        try:
+            return keras.saving.load_model(path)
+        except (ValueError, TypeError, KeyError, OSError, zipfile.BadZipFile) as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+    raise ValueError(
+        f"could not load {path}: {reason}; train the run again (`tfmeta train "
+        f"--output_dir={output_dir}` resumes from its checkpoints)"
+    )
 
 
 def _trim_history(path: pathlib.Path, epochs: int) -> None:
@@ -106,14 +134,18 @@ def _train(options: RunOptions, strategy) -> dict:
     source = tasks.build(options)
     with strategy.scope():
         learner = learners.build(options, source.input_shape, source.classification)
-    output_dir.mkdir(parents=True, exist_ok=True)
+    run_directory.mark(output_dir)  # first: a killed run is still recognised as a run
     reporting.write_atomically(
         options_lib.run_file(output_dir), options_lib.saved_options_text(options)
     )
     reporting.write_atomically(output_dir / "README.md", reporting.RUN_README)
 
     checkpoint_dir = output_dir / options_lib.CHECKPOINT_DIR
-    start = checkpointing.latest_step(checkpoint_dir)
+    checkpointing.remove_leftovers(checkpoint_dir)
+    resume_point = checkpointing.find_resume_point(checkpoint_dir)
+    for note in resume_point.describe_rejected():
+        print(f"tfmeta: {checkpoint_dir}/: {note}", flush=True)
+    start = resume_point.step
     if start:
         print(
             f"tfmeta: resuming from {checkpoint_dir / f'ckpt-{start}'}: {start} of "
@@ -168,7 +200,7 @@ def _train(options: RunOptions, strategy) -> dict:
 def evaluate(options: RunOptions) -> dict:
     """Re-evaluates the learner that `tfmeta train` saved in `--output_dir`."""
     output_dir = pathlib.Path(options.output_dir)
-    learner = keras.saving.load_model(output_dir / options_lib.LEARNER_FILE)
+    learner = load_learner(output_dir)
     if hasattr(learner, "eval_inner_steps"):
         learner.eval_inner_steps = options.eval_inner_steps
     if options.eval_inner_learning_rate is not None:
@@ -209,7 +241,7 @@ def export(options: RunOptions) -> str:
     """
     from tfmeta import exporters  # only `export` needs them
 
-    learner = keras.saving.load_model(pathlib.Path(options.output_dir) / options_lib.LEARNER_FILE)
+    learner = load_learner(options.output_dir)
     checkpointing.check_finite(learner.variables, "export")
     try:
         path = exporters.export(

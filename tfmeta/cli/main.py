@@ -4,19 +4,24 @@ Flags come from the command line, a `--flagfile=FILE` (one `--flag=value`
 per line) and a named `--config`; see `tfmeta.cli.options` for precedence.
 
 Exit codes: 0 success; 2 a user error (bad flag, missing or unusable data,
-an existing export version, ...), reported as one `tfmeta: error:` line on
-stderr that names the problem and the fix, never a traceback; 3 training
-diverged (a NaN or Inf loss; `metrics.json` says `"status": "diverged"`).
+an existing export version, a directory that is not a run, a read-only or
+full disk, a damaged file: see `tfmeta.cli.user_errors`), reported as one
+`tfmeta: error:` line on stderr that names the problem and the fix, never a
+traceback; 3 training diverged (a NaN or Inf loss; `metrics.json` says
+`"status": "diverged"`). TensorFlow's logs and Python warnings stay off
+stderr unless `--verbosity` is given (`tfmeta.cli.tensorflow_logs`).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+import warnings
 
 from absl import app, flags, logging
 
-from tfmeta.cli import options
+from tfmeta import checkpointing
+from tfmeta.cli import flagfiles, options, run_directory, user_errors
 
 FLAGS = flags.FLAGS
 USAGE = "usage: tfmeta {train,evaluate,export} [--flags]   (tfmeta --helpfull lists the flags)"
@@ -31,6 +36,7 @@ _TRAIN_FIELDS = tuple(
     name for name in options.FIELDS if name not in ("export_dir", "format", "version", "query_size")
 )
 COMMAND_FIELDS = {"train": _TRAIN_FIELDS, "evaluate": _EVALUATE_FIELDS, "export": _EXPORT_FIELDS}
+PATH_FIELDS = ("output_dir", "export_dir", "data_dir", "dataset")
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> None:
@@ -38,12 +44,22 @@ def _fail(message: str, code: int = EXIT_USAGE) -> None:
     sys.exit(code)
 
 
+def _fail_on_user_error(error: Exception) -> None:
+    """A user's fault ends the command with one line; anything else is a bug: its traceback."""
+    if not user_errors.is_user_error(error):
+        raise error
+    _fail(user_errors.describe(error))
+
+
 def _parse_flags(argv: list[str]) -> list[str]:
-    """Parses flags; reports a bad flag in one line with exit code 2."""
+    """Parses flags; reports a bad flag or flagfile in one line with exit code 2."""
     try:
+        flagfiles.check_no_cycle(argv[1:])
         return FLAGS(argv)
     except flags.Error as error:
         _fail(f"{error}. {USAGE}")
+    except ValueError as error:
+        _fail(str(error))
 
 
 def resolve_options(command: str, explicit: dict) -> options.RunOptions:
@@ -60,16 +76,24 @@ def resolve_options(command: str, explicit: dict) -> options.RunOptions:
             f"--{foreign[0]} is a flag of `tfmeta {owner}`, not of `tfmeta {command}`{source}; "
             "drop it"
         )
+    for name in PATH_FIELDS:
+        if name in explicit and not str(explicit[name]).strip():
+            raise ValueError(f"--{name} is empty (an unset shell variable?); pass a path")
     if command == "train":
         run_options = options.resolve(explicit)
         output_dir = run_options.output_dir
+        run_directory.check_train_directory(output_dir)
     else:
         output_dir = explicit.get("output_dir") or options.resolve({}).output_dir
     if os.path.exists(output_dir) and not os.path.isdir(output_dir):
         raise ValueError(f"--output_dir={output_dir} is a file; pass a directory")
     saved = options.load_run_options(output_dir)
     if command == "train":
-        trained = os.path.exists(os.path.join(output_dir, options.CHECKPOINT_DIR, "checkpoint"))
+        run_directory.check_writable(output_dir, "output_dir")
+        checkpoints = os.path.join(output_dir, options.CHECKPOINT_DIR)
+        trained = bool(checkpointing.checkpoint_steps(checkpoints)) or os.path.exists(
+            os.path.join(output_dir, options.LEARNER_FILE)
+        )
         changed = (
             options.changed_options(saved, run_options, options.RESUMABLE_CHANGES)
             if saved and trained
@@ -97,6 +121,11 @@ def resolve_options(command: str, explicit: dict) -> options.RunOptions:
                 f"the finetune learner in {output_dir} has a {saved.evaluation_ways}-way head; "
                 "leave --eval_ways unset, or train another run with that --eval_ways"
             )
+        if command == "evaluate":
+            run_directory.check_writable(output_dir, "output_dir")
+        else:
+            destination = run_options.export_dir or os.path.join(output_dir, "export")
+            run_directory.check_writable(destination, "export_dir")
     options.check_options(run_options)
     return run_options
 
@@ -106,12 +135,13 @@ def _main(argv: list[str]) -> None:
         received = " ".join(argv[1:]) or "nothing"
         _fail(f"expected one command of {list(COMMAND_NAMES)}; received: {received}. {USAGE}")
     command = argv[1]
-    if not FLAGS["verbosity"].present:
-        logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines would bury the progress
+    if not FLAGS["verbosity"].present:  # TensorFlow's and Keras's notes would bury the output
+        logging.set_verbosity(logging.ERROR)
+        warnings.simplefilter("ignore")
     try:
         run_options = resolve_options(command, options.explicit_flags(FLAGS))
-    except ValueError as error:
-        _fail(str(error))
+    except Exception as error:
+        _fail_on_user_error(error)
 
     # The commands build models and read data: import them once the options are valid.
     from tfmeta.cli import commands, divergence
@@ -120,8 +150,8 @@ def _main(argv: list[str]) -> None:
         commands.COMMANDS[command](run_options)
     except divergence.TrainingDiverged as error:
         _fail(str(error), EXIT_DIVERGED)
-    except commands.USER_ERRORS as error:
-        _fail(str(error))
+    except Exception as error:
+        _fail_on_user_error(error)
 
 
 def run(argv: list[str] | None = None) -> None:

@@ -39,16 +39,41 @@ Written by `tfmeta train`; `tfmeta evaluate` and `tfmeta export` read it.
 
 
 def write_atomically(path: pathlib.Path, text: str) -> None:
-    """Writes `text` to `path` through a temporary file and a rename."""
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as handle:
-        handle.write(text)
-    os.replace(handle.name, path)
+    """Writes `text` to `path` through a temporary file and a rename; a failure keeps `path`."""
+    try:
+        with tempfile.NamedTemporaryFile(
+            "w", dir=path.parent, delete=False, suffix=".tmp"
+        ) as handle:
+            try:
+                handle.write(text)
+                handle.close()
+                os.replace(handle.name, path)
+            finally:
+                if os.path.exists(handle.name):
+                    os.remove(handle.name)
+    except OSError as error:  # name the file, not its temporary
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from error
 
 
 def read_metrics(output_dir: pathlib.Path) -> dict[str, Any]:
-    """The run's `metrics.json`, or `{}`."""
+    """The run's `metrics.json`, or `{}` if there is none.
+
+    Raises:
+        ValueError: naming the file, if it is not a JSON object.
+    """
     path = output_dir / METRICS_FILE
-    return json.loads(path.read_text()) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:
+        metrics = json.loads(path.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        metrics = error
+    if not isinstance(metrics, dict):
+        raise ValueError(
+            f"{path} is not a tfmeta metrics file ({metrics}); delete it, and `tfmeta evaluate` "
+            "writes a new one"
+        )
+    return metrics
 
 
 def _write_metrics(output_dir: pathlib.Path, metrics: dict[str, Any]) -> None:
