@@ -251,7 +251,8 @@ class MetaCheckpoint(keras.callbacks.Callback):
         super().__init__()
         if isinstance(max_to_keep, bool) or not isinstance(max_to_keep, int) or max_to_keep < 1:
             raise ValueError(
-                f"Expected `max_to_keep` to be an integer >= 1. Received: max_to_keep={max_to_keep!r}"
+                "Expected `max_to_keep` to be an integer >= 1. "
+                f"Received: max_to_keep={max_to_keep!r}"
             )
         self.directory = os.fspath(directory)
         self.max_to_keep = max_to_keep
@@ -315,9 +316,9 @@ class MetaCheckpoint(keras.callbacks.Callback):
             self._checkpoint.write(prefix)
         except tf.errors.OpError as error:
             remove_leftovers(self.directory)
-            raise OSError(
-                f"could not write the checkpoint {prefix} ({_first_line(error.message)})"
-            ) from error
+            # TensorFlow's message ends with the system's reason: "...; File too large [Op:SaveV2]".
+            reason = re.sub(r"\s*\[Op:\w+\]$", "", _first_line(error.message)).rsplit("; ", 1)[-1]
+            raise OSError(f"could not write the checkpoint {prefix}: {reason}") from error
         problem = checkpoint_problem(prefix)
         if problem is not None:
             raise OSError(f"the checkpoint {prefix} just written does not read back: {problem}")

@@ -66,7 +66,7 @@ def test_members_that_are_not_plain_files_inside_are_refused(tmp_path, kind):
     archive = tmp_path / "evil.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
         tar.addfile(_hostile_member(kind), io.BytesIO(b"x") if kind == "parent" else None)
-    with pytest.raises(ValueError, match=r"Refusing to extract .*evil\.tar\.gz.*repack the archive"):
+    with pytest.raises(ValueError, match=r"Refusing to extract .*evil\.tar\.gz.*repack"):
         tfmeta.data.extract_archive(archive, tmp_path / "cache")
     assert not (tmp_path / "cache" / "escaped.txt").exists()
     assert list((tmp_path / "cache" / "archives").iterdir()) == []
@@ -83,7 +83,9 @@ def test_absolute_member_paths_stay_inside_the_destination(tmp_path):
 
 def _damaged_copies(tmp_path):
     """A good archive and damaged copies of it: truncated, garbled data, a garbled member header."""
-    files = {f"toy/train/c{i}/{j}.png": bytes(range(256)) * (i + 1) for i in range(4) for j in range(3)}
+    files = {
+        f"toy/train/c{i}/{j}.png": bytes(range(256)) * (i + 1) for i in range(4) for j in range(3)
+    }
     good = make_tar(tmp_path / "good.tar.gz", files).read_bytes()
     half = len(good) // 2
     plain = tmp_path / "good.tar"
@@ -108,7 +110,7 @@ def test_truncated_or_damaged_archives_are_refused_and_nothing_is_cached(tmp_pat
     for name, data in _damaged_copies(tmp_path).items():
         archive = tmp_path / name
         archive.write_bytes(data)
-        with pytest.raises(ValueError, match=rf"Expected a (complete )?tar archive.*{name}.*damaged"):
+        with pytest.raises(ValueError, match=rf"Expected a (complete )?tar archive.*{name}.*dama"):
             tfmeta.data.extract_archive(archive, tmp_path / "cache")
         assert list((tmp_path / "cache" / "archives").iterdir()) == [], name
         assert archive.read_bytes() == data
@@ -117,10 +119,11 @@ def test_truncated_or_damaged_archives_are_refused_and_nothing_is_cached(tmp_pat
 def test_a_killed_extraction_leaves_nothing_after_the_next_one(tmp_path):
     archive = make_tar(tmp_path / "toy.tar.gz", {"toy/a.txt": b"x"})
     parent = tmp_path / "cache" / "archives"
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
     leftover = temporary_path(parent / "toy-0123456789abcdef")
-    leftover = leftover.with_name(leftover.name.replace(f"_{os.getpid()}.", f"_{dead.stdout.strip()}."))
+    leftover = leftover.with_name(leftover.name.replace(f"_{os.getpid()}.", f"_{dead}."))
     (leftover / "toy").mkdir(parents=True)  # what a SIGKILL during extraction leaves
     (leftover / "toy" / "big.bin").write_bytes(b"\0" * 1000)
     live = temporary_path(parent / "toy-fedcba9876543210")  # this process: a live extractor

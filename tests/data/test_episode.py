@@ -94,8 +94,8 @@ def test_non_finite_inputs_are_refused_in_the_graph(key, value):
 
 def test_non_finite_regression_targets_are_refused():
     batch = _batch(ways=1, shots=5, queries=5)
-    targets = {key.replace("_x", "_y"): batch[key][..., :1].copy() for key in ("support_x", "query_x")}
-    batch.update(targets)
+    for key in ("support", "query"):
+        batch[f"{key}_y"] = batch[f"{key}_x"][..., :1].copy()
     batch["query_y"][0, 3, 0] = np.nan
     _refused(_maml(outputs=1), batch, tf.errors.InvalidArgumentError, "finite values in `query_y`")
 

@@ -202,8 +202,8 @@ def _class_id_checks(support_y: tf.Tensor, query_y: tf.Tensor, classes: int | No
     support = tf.reshape(tf.cast(support_y, tf.int64), [tasks, -1])
     query = tf.reshape(tf.cast(query_y, tf.int64), [tasks, -1])
     checks = [
-        tf.debugging.assert_non_negative(support, message=f"Expected class ids >= 0 in `{SUPPORT_Y}`"),
-        tf.debugging.assert_non_negative(query, message=f"Expected class ids >= 0 in `{QUERY_Y}`"),
+        tf.debugging.assert_non_negative(value, message=f"Expected class ids >= 0 in `{key}`")
+        for key, value in ((SUPPORT_Y, support), (QUERY_Y, query))
     ]
     if classes is not None:
         for key, value in ((SUPPORT_Y, support), (QUERY_Y, query)):
