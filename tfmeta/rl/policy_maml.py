@@ -313,22 +313,22 @@ class PolicyMAML(keras.Model):
         """Samples and adapts once per learning rate, then samples again.
 
         Returns:
-            `(batches, step_returns)`: the policy-gradient batch and the mean
-            return per task of every sampling (`len(learning_rates) + 1`).
+            `(batches, rollouts)`: the policy-gradient batch and the rollouts
+            of every sampling (`len(learning_rates) + 1` each).
         """
         steps = len(learning_rates)
         params = TaskBatchedModel.tile(
             adaptation.initial_weights(self.policy)[0], tf.shape(tasks)[0]
         )
-        batches, step_returns = [], []
+        batches, samplings = [], []
         for step in range(steps + 1):
             rollouts = self.sample(params, tasks, fold_seed(seed, step), rollouts_per_task)
-            step_returns.append(tf.reduce_mean(rollouts.returns(), axis=1))  # [tasks]
+            samplings.append(rollouts)
             batch = self.policy_gradient_batch(rollouts)
             batches.append(batch)
             if step < steps:
                 params = self.adapt_step(params, batch, tf.constant(learning_rates[step]))
-        return batches, step_returns
+        return batches, samplings
 
     # ----------------------------------------------------------- outer update
     def _adapted_outputs(self, params, inner_batches, observations):
@@ -383,44 +383,53 @@ class PolicyMAML(keras.Model):
     # --------------------------------------------------------------- Keras API
     def train_step(self, data):
         tasks = self.family.check_tasks(data["tasks"])
-        batches, step_returns = self._adapt_by_sampling(
+        batches, samplings = self._adapt_by_sampling(
             tasks,
             data["seed"],
             [self.inner_learning_rate] * self.inner_steps,
             self.rollouts_per_task,
         )
+        step_returns = [tf.reduce_mean(rollouts.returns(), axis=1) for rollouts in samplings]
         kl = self.outer_update(batches[:-1], batches[-1])
         self._train_trackers["return_before"].update_state(step_returns[0])
         self._train_trackers["return_after"].update_state(step_returns[-1])
         self._train_trackers["kl"].update_state(kl)
         return {name: tracker.result() for name, tracker in self._train_trackers.items()}
 
-    def adaptation_returns(self, tasks: tf.Tensor, seed: int | tf.Tensor) -> tf.Tensor:
-        """Mean return per task after 0, 1, ..., `eval_inner_steps` adaptation steps.
+    def adaptation_rollouts(self, tasks: tf.Tensor, seed: int | tf.Tensor) -> list[Rollouts]:
+        """The rollouts of evaluation: before adaptation and after each of `eval_inner_steps`.
 
-        Each step samples `eval_rollouts_per_task` trajectories with the
-        current adapted policy, measures their mean return and takes a
-        policy-gradient step on them (`eval_learning_rates`); the
-        meta-learned weights are untouched. In-graph families run it as one
-        compiled function.
+        Each step samples `eval_rollouts_per_task` trajectories per task with
+        the current adapted policy and takes a policy-gradient step on them
+        (`eval_learning_rates`); the meta-learned weights are untouched.
+        In-graph families run it as one compiled function.
 
         Returns:
-            `[num_tasks, eval_inner_steps + 1]`.
+            `eval_inner_steps + 1` `Rollouts`, each `[tasks, rollouts, T, ...]`.
         """
         tasks, seed = self.family.check_tasks(tasks), as_seed(seed)
         if self.family.in_graph:
-            return self._compiled_returns(tasks, seed)
-        return self._returns_per_step(tasks, seed)
+            return self._compiled_rollouts(tasks, seed)
+        return self._evaluation_rollouts(tasks, seed)
 
-    def _returns_per_step(self, tasks: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-        _, step_returns = self._adapt_by_sampling(
+    def adaptation_returns(self, tasks: tf.Tensor, seed: int | tf.Tensor) -> tf.Tensor:
+        """Mean return per task after 0, 1, ..., `eval_inner_steps` adaptation steps.
+
+        Returns:
+            `[num_tasks, eval_inner_steps + 1]` (see `adaptation_rollouts`).
+        """
+        samplings = self.adaptation_rollouts(tasks, seed)
+        return tf.stack([tf.reduce_mean(r.returns(), axis=1) for r in samplings], axis=1)
+
+    def _evaluation_rollouts(self, tasks: tf.Tensor, seed: tf.Tensor) -> list[Rollouts]:
+        _, samplings = self._adapt_by_sampling(
             tasks, seed, self.eval_learning_rates, self.eval_rollouts_per_task
         )
-        return tf.stack(step_returns, axis=1)
+        return samplings
 
     @tf.function(reduce_retracing=True, autograph=False)
-    def _compiled_returns(self, tasks: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-        return self._returns_per_step(tasks, seed)
+    def _compiled_rollouts(self, tasks: tf.Tensor, seed: tf.Tensor) -> list[Rollouts]:
+        return self._evaluation_rollouts(tasks, seed)
 
     @property
     def eval_learning_rates(self) -> list[float]:

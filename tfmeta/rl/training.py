@@ -108,8 +108,9 @@ def train(
 ) -> dict:
     """Meta-trains `learner` for `iterations` meta-iterations in `directory`, or continues there.
 
-    Each epoch is `iterations_per_epoch` meta-iterations and ends with a
-    checkpoint. A run that finds checkpoints resumes from the newest
+    Each epoch is `iterations_per_epoch` meta-iterations (at most
+    `iterations`) and ends with a checkpoint; `iterations` is rounded up to
+    whole epochs. A run that finds checkpoints resumes from the newest
     complete one; one whose budget is spent trains no further.
 
     Args:
@@ -143,6 +144,7 @@ def train(
     for name, value in (("iterations", iterations), ("iterations_per_epoch", iterations_per_epoch)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"Expected `{name}` to be an integer >= 1. Received: {name}={value!r}")
+    iterations_per_epoch = min(iterations_per_epoch, iterations)
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     checkpoint_dir = directory / CHECKPOINT_DIR

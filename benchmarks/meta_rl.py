@@ -1,0 +1,320 @@
+"""Meta-RL: MAML-TRPO on the task families of Finn et al. 2017 (section 5.3), resumable.
+
+For each family it meta-trains a `tfmeta.rl.PolicyMAML` with the paper's
+settings (2x100 ReLU Gaussian policy, TRPO with KL 0.01, linear feature
+baseline) in `--run_dir/<family>/`, then reports the mean return over 40
+held-out tasks after 0, 1, 2 and 3 adaptation steps (95% CI), evaluated as
+the paper's test scripts do (2D navigation: 40 trajectories per step, step
+sizes 0.5 then 0.25; HalfCheetah: 20 trajectories, 0.1 then 0.05), next to
+the paper's published figures and to the same protocol from a randomly
+initialised policy.
+
+    python benchmarks/meta_rl.py --families=navigation_2d --budget_minutes=30
+    python benchmarks/meta_rl.py --families=halfcheetah_vel --budget_minutes=60   # again: continues
+    python benchmarks/meta_rl.py --speed --families=halfcheetah_vel,ant_dir
+
+`--budget_minutes` is the training time of a family in all parts together;
+running the command again continues from the last checkpoint (every
+`iterations_per_epoch` meta-iterations) until the budget or the paper's
+number of meta-iterations is reached. `--speed` measures sampling instead:
+environment steps per second of tfmeta's batched rollouts against a plain
+Gymnasium loop over the same environments with the same policy, and one
+meta-iteration split into sampling, inner steps and outer update.
+
+The MuJoCo families run on Gymnasium's v5 environments and MuJoCo 3, not on
+the paper's rllab ones (see `tfmeta.rl.mujoco_families`): compare in kind.
+Prints tables, and as its last line one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import app, flags, logging
+
+from tfmeta import adaptation, evaluation, rl
+from tfmeta.rl import figures, training
+from tfmeta.rl.task_batched import TaskBatchedModel
+
+flags.DEFINE_list("families", ["navigation_2d"], f"Task families: {rl.families.names()}.")
+flags.DEFINE_string("run_dir", "meta_rl_runs", "Where runs are kept (one folder per family).")
+flags.DEFINE_float("budget_minutes", None, "Training time per family, all parts together.")
+flags.DEFINE_integer("iterations", None, "Meta-iterations (default: the paper's).")
+flags.DEFINE_integer("eval_tasks", 40, "Held-out tasks.")
+flags.DEFINE_integer("seed", 0, "Seed of weights and training tasks.")
+flags.DEFINE_bool("speed", False, "Measure sampling speed and one meta-iteration instead.")
+flags.DEFINE_integer("speed_tasks", 40, "--speed: tasks of the measured meta-iteration.")
+FLAGS = flags.FLAGS
+
+EVAL_SEED = 1_000_003  # held-out tasks: a stream the training tasks never use
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """The settings of Finn et al. 2017 (their code, `maml_examples/`) for one family."""
+
+    inner_learning_rate: float
+    meta_batch_size: int
+    rollouts_per_task: int
+    iterations: int
+    eval_learning_rates: tuple[float, float, float]
+    eval_rollouts_per_task: int
+    iterations_per_epoch: int
+
+
+RECIPES = {
+    "navigation_2d": Recipe(0.5, 20, 20, 100, (0.5, 0.25, 0.25), 40, 10),
+    "halfcheetah_vel": Recipe(0.1, 40, 10, 475, (0.1, 0.05, 0.05), 20, 5),
+    "halfcheetah_dir": Recipe(0.1, 40, 10, 475, (0.1, 0.05, 0.05), 20, 5),
+    "ant_dir": Recipe(0.1, 40, 20, 475, (0.1, 0.05, 0.05), 20, 5),
+    "ant_vel": Recipe(0.1, 40, 20, 475, (0.1, 0.05, 0.05), 20, 5),
+}
+# Mean return over 40 test tasks after 0, 1, 2, 3 steps (None: not published).
+PAPER = {
+    "navigation_2d": {
+        "MAML": [-40.4, -11.7, -3.3, -3.2],
+        "random init": [-82.7, -58.0, None, None],
+        "oracle": -2.3,
+    },
+    "halfcheetah_vel": {
+        "MAML": [-129.5, -78.6, -66.6, -60.8],
+        "pretrained": [-158.0, -135.4, None, None],
+        "oracle": -54.5,
+    },
+    "halfcheetah_dir": {"MAML": [None, 293.2, None, None]},
+    "ant_dir": {"MAML": [None, 499.1, None, None]},
+}
+
+
+def build_learner(name: str, recipe: Recipe) -> rl.PolicyMAML:
+    keras.utils.set_random_seed(FLAGS.seed)
+    family = rl.families.get(name)
+    policy = rl.gaussian_mlp_policy(
+        family.observation_dim, family.distribution.action_dim, activation="relu"
+    )
+    learner = rl.PolicyMAML(
+        policy,
+        family,
+        inner_learning_rate=recipe.inner_learning_rate,
+        rollouts_per_task=recipe.rollouts_per_task,
+        eval_inner_steps=3,
+        eval_inner_learning_rate=list(recipe.eval_learning_rates),
+        eval_rollouts_per_task=recipe.eval_rollouts_per_task,
+    )
+    learner.compile(optimizer=rl.TRPO(max_kl=0.01))
+    return learner
+
+
+def held_out_returns(learner: rl.PolicyMAML) -> tuple[list[dict], list]:
+    """Mean return with 95% CI over the held-out tasks after 0..3 steps, and the rollouts."""
+    tasks = learner.family.sample_tasks(FLAGS.eval_tasks, seed=EVAL_SEED)
+    samplings = learner.adaptation_rollouts(tasks, seed=EVAL_SEED + 1)
+    returns = np.stack([np.mean(r.returns(), axis=1) for r in samplings], axis=1)
+    return [
+        evaluation.mean_and_ci95(returns[:, step]) for step in range(returns.shape[1])
+    ], samplings
+
+
+def _format(entry) -> str:
+    if entry is None:
+        return "-"
+    if isinstance(entry, dict):
+        return f"{entry['mean']:8.1f} +- {entry['ci95']:.1f}"
+    return f"{entry:8.1f}"
+
+
+def run_family(name: str) -> dict:
+    recipe = RECIPES[name]
+    directory = os.path.join(FLAGS.run_dir, name)
+    metrics_path = os.path.join(directory, "metrics.json")
+    previous = json.load(open(metrics_path)) if os.path.isfile(metrics_path) else {}
+    learner = build_learner(name, recipe)
+    if "random_init" in previous:
+        random_init = previous["random_init"]
+    else:  # the same protocol from the untrained policy
+        random_init, _ = held_out_returns(learner)
+    budget = None if FLAGS.budget_minutes is None else 60 * FLAGS.budget_minutes
+    run = training.train(
+        learner,
+        directory,
+        iterations=FLAGS.iterations or recipe.iterations,
+        meta_batch_size=recipe.meta_batch_size,
+        seed=FLAGS.seed,
+        iterations_per_epoch=recipe.iterations_per_epoch,
+        budget_seconds=budget,
+        verbose=2,
+    )
+    if previous.get("meta_iterations") == run["meta_iterations"]:
+        maml = previous["maml"]  # this checkpoint was evaluated already
+    else:
+        start = time.perf_counter()
+        maml, samplings = held_out_returns(learner)
+        print(f"  evaluated in {time.perf_counter() - start:.0f} s", flush=True)
+        if name == "navigation_2d":
+            goals = learner.family.sample_tasks(FLAGS.eval_tasks, seed=EVAL_SEED).numpy()
+            figures.plot_navigation_adaptation(
+                samplings, goals, os.path.join(directory, "adaptation.png")
+            )
+    rows = run["history"]
+    if rows:
+        figures.plot_learning_curve(
+            [(int(row["epoch"]) + 1) * recipe.iterations_per_epoch for row in rows],
+            [float(row["return_before"]) for row in rows],
+            [float(row["return_after"]) for row in rows],
+            os.path.join(directory, "learning_curve.png"),
+            title=name,
+        )
+    result = {
+        "family": name,
+        "meta_iterations": run["meta_iterations"],
+        "train_minutes": run["train_seconds"] / 60,
+        "maml": maml,
+        "random_init": random_init,
+        "paper": PAPER.get(name, {}),
+        "processor": _processor(),
+    }
+    with open(metrics_path + ".tmp", "w") as f:
+        json.dump(result, f, indent=1)
+    os.replace(metrics_path + ".tmp", metrics_path)
+    return result
+
+
+def _processor() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        return f"{names[0]} x{len(names)}"
+    except (OSError, IndexError):
+        return "unknown"
+
+
+def print_returns(results: list[dict]) -> None:
+    print(
+        f"\nMean return over {FLAGS.eval_tasks} held-out tasks (95% CI), after N adaptation steps"
+    )
+    print(f"{'family':16} {'source':28} {'0':>16} {'1':>16} {'2':>16} {'3':>16}")
+    for result in results:
+        label = f"tfmeta MAML ({result['meta_iterations']} it, {result['train_minutes']:.0f} min)"
+        for source, values in [
+            (label, result["maml"]),
+            ("tfmeta random init", result["random_init"]),
+        ]:
+            print(
+                f"{result['family']:16} {source:28} "
+                + " ".join(f"{_format(v):>16}" for v in values)
+            )
+        for source, values in result["paper"].items():
+            values = values if isinstance(values, list) else [values, None, None, None]
+            print(
+                f"{result['family']:16} {'paper ' + source:28} "
+                + " ".join(f"{_format(v):>16}" for v in values)
+            )
+
+
+def _plain_loop_steps_per_second(family, policy, tasks: np.ndarray, rollouts: int) -> float:
+    """The reference: one Gymnasium environment at a time, the same policy once per step."""
+    act = tf.function(
+        lambda observation, seed: family.distribution.sample(policy(observation[None]), seed)[0]
+    )
+    steps, start = 0, time.perf_counter()
+    for index, task in enumerate(tasks):
+        env = family.make_env(task)
+        for rollout in range(rollouts):
+            observation, _ = env.reset(seed=index * rollouts + rollout)
+            for t in range(family.horizon):
+                seed = tf.constant([index * rollouts + rollout, t], tf.int64)
+                action = act(tf.constant(observation, tf.float32), seed).numpy()
+                observation, _, terminated, truncated, _ = env.step(action)
+                steps += 1
+                if terminated or truncated:
+                    break
+    return steps / (time.perf_counter() - start)
+
+
+def measure_speed(name: str) -> dict:
+    """Sampling speed against a plain Gymnasium loop, and one meta-iteration by part."""
+    recipe = RECIPES[name]
+    learner = build_learner(name, recipe)
+    family = learner.family
+    tasks = family.sample_tasks(FLAGS.speed_tasks, seed=0)
+    params = TaskBatchedModel.tile(adaptation.initial_weights(learner.policy)[0], len(tasks))
+    rollouts = recipe.rollouts_per_task
+    sample = tf.function(learner.sample) if family.in_graph else learner.sample
+    sample(params, tasks, tf.constant([0, 0], tf.int64), rollouts)  # compile, create envs
+
+    timings = {}
+    start = time.perf_counter()
+    pre = sample(params, tasks, tf.constant([0, 1], tf.int64), rollouts)
+    timings["sampling before adaptation"] = time.perf_counter() - start
+    steps = float(np.sum(pre.mask))
+    batched_rate = steps / timings["sampling before adaptation"]
+    batch = learner.policy_gradient_batch(pre)
+    learner.adapt_step(params, batch, tf.constant(recipe.inner_learning_rate))  # compile
+    start = time.perf_counter()
+    adapted = learner.adapt_step(params, batch, tf.constant(recipe.inner_learning_rate))
+    timings["inner step (all tasks)"] = time.perf_counter() - start
+    start = time.perf_counter()
+    post = sample(adapted, tasks, tf.constant([0, 2], tf.int64), rollouts)
+    timings["sampling after adaptation"] = time.perf_counter() - start
+    post_batch = learner.policy_gradient_batch(post)
+    learner.outer_update([batch], post_batch)  # compile
+    start = time.perf_counter()
+    learner.outer_update([batch], post_batch)
+    timings["outer update (TRPO)"] = time.perf_counter() - start
+
+    result = {
+        "family": name,
+        "tasks": len(tasks),
+        "rollouts_per_task": rollouts,
+        "batched_steps_per_second": batched_rate,
+        "meta_iteration_seconds": timings,
+    }
+    if not family.in_graph:
+        reference_tasks = tasks.numpy()[:4]
+        result["plain_loop_steps_per_second"] = _plain_loop_steps_per_second(
+            family, learner.policy, reference_tasks, 2
+        )
+    return result
+
+
+def print_speed(results: list[dict]) -> None:
+    for result in results:
+        print(
+            f"\n{result['family']}: {result['tasks']} tasks x {result['rollouts_per_task']} "
+            f"rollouts, {_processor()}"
+        )
+        print(f"  tfmeta batched rollouts: {result['batched_steps_per_second']:10.0f} env steps/s")
+        if "plain_loop_steps_per_second" in result:
+            print(
+                f"  plain Gymnasium loop:    {result['plain_loop_steps_per_second']:10.0f} "
+                "env steps/s (one environment at a time, same policy)"
+            )
+        total = sum(result["meta_iteration_seconds"].values())
+        print(f"  one meta-iteration: {total:.1f} s")
+        for part, seconds in result["meta_iteration_seconds"].items():
+            print(f"    {part:28} {seconds:8.2f} s  ({100 * seconds / total:4.1f}%)")
+
+
+def main(argv):
+    del argv
+    logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines would bury the progress
+    unknown = [name for name in FLAGS.families if name not in RECIPES]
+    if unknown:
+        raise app.UsageError(f"unknown families {unknown}; choose from {sorted(RECIPES)}")
+    if FLAGS.speed:
+        results = [measure_speed(name) for name in FLAGS.families]
+        print_speed(results)
+    else:
+        results = [run_family(name) for name in FLAGS.families]
+        print_returns(results)
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    app.run(main)
