@@ -1,8 +1,8 @@
 """Meta-RL: MAML-TRPO on the task families of Finn et al. 2017 (section 5.3), resumable.
 
 For each family it meta-trains a `tfmeta.rl.PolicyMAML` with the paper's
-settings (2x100 ReLU Gaussian policy, TRPO with KL 0.01, linear feature
-baseline) in `--run_dir/<family>/`, then reports the mean return over 40
+settings (`tfmeta.rl.recipes`: 2x100 ReLU Gaussian policy, TRPO with KL 0.01,
+linear feature baseline) in `--run_dir/<family>/`, then reports the mean return over 40
 held-out tasks after 0, 1, 2 and 3 adaptation steps (95% CI), evaluated as
 the paper's test scripts do (2D navigation: 40 trajectories per step, step
 sizes 0.5 then 0.25; HalfCheetah: 20 trajectories, 0.1 then 0.05), next to
@@ -28,22 +28,22 @@ Prints tables, and as its last line one JSON object with the figures.
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 import time
 
-import keras
 import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 
 from tfmeta import adaptation, evaluation, rl
-from tfmeta.rl import figures, training
+from tfmeta.rl import figures, recipes, training
 from tfmeta.rl.task_batched import TaskBatchedModel
 
 flags.DEFINE_list("families", ["navigation_2d"], f"Task families: {rl.families.names()}.")
-flags.DEFINE_string("run_dir", "meta_rl_runs", "Where runs are kept (one folder per family).")
+flags.DEFINE_string(
+    "run_dir", "tfmeta_runs/meta_rl", "Where runs are kept (one folder per family)."
+)
 flags.DEFINE_float("budget_minutes", None, "Training time per family, all parts together.")
 flags.DEFINE_integer("iterations", None, "Meta-iterations (default: the paper's).")
 flags.DEFINE_integer("eval_tasks", 40, "Held-out tasks.")
@@ -55,26 +55,6 @@ FLAGS = flags.FLAGS
 EVAL_SEED = 1_000_003  # held-out tasks: a stream the training tasks never use
 
 
-@dataclasses.dataclass(frozen=True)
-class Recipe:
-    """The settings of Finn et al. 2017 (their code, `maml_examples/`) for one family."""
-
-    inner_learning_rate: float
-    meta_batch_size: int
-    rollouts_per_task: int
-    iterations: int
-    eval_learning_rates: tuple[float, float, float]
-    eval_rollouts_per_task: int
-    iterations_per_epoch: int
-
-
-RECIPES = {
-    "navigation_2d": Recipe(0.5, 20, 20, 100, (0.5, 0.25, 0.25), 40, 10),
-    "halfcheetah_vel": Recipe(0.1, 40, 10, 475, (0.1, 0.05, 0.05), 20, 5),
-    "halfcheetah_dir": Recipe(0.1, 40, 10, 475, (0.1, 0.05, 0.05), 20, 5),
-    "ant_dir": Recipe(0.1, 40, 20, 475, (0.1, 0.05, 0.05), 20, 5),
-    "ant_vel": Recipe(0.1, 40, 20, 475, (0.1, 0.05, 0.05), 20, 5),
-}
 # Mean return over 40 test tasks after 0, 1, 2, 3 steps (None: not published).
 PAPER = {
     "navigation_2d": {
@@ -90,25 +70,6 @@ PAPER = {
     "halfcheetah_dir": {"MAML": [None, 293.2, None, None]},
     "ant_dir": {"MAML": [None, 499.1, None, None]},
 }
-
-
-def build_learner(name: str, recipe: Recipe) -> rl.PolicyMAML:
-    keras.utils.set_random_seed(FLAGS.seed)
-    family = rl.families.get(name)
-    policy = rl.gaussian_mlp_policy(
-        family.observation_dim, family.distribution.action_dim, activation="relu"
-    )
-    learner = rl.PolicyMAML(
-        policy,
-        family,
-        inner_learning_rate=recipe.inner_learning_rate,
-        rollouts_per_task=recipe.rollouts_per_task,
-        eval_inner_steps=3,
-        eval_inner_learning_rate=list(recipe.eval_learning_rates),
-        eval_rollouts_per_task=recipe.eval_rollouts_per_task,
-    )
-    learner.compile(optimizer=rl.TRPO(max_kl=0.01))
-    return learner
 
 
 def held_out_returns(learner: rl.PolicyMAML) -> tuple[list[dict], list]:
@@ -130,11 +91,11 @@ def _format(entry) -> str:
 
 
 def run_family(name: str) -> dict:
-    recipe = RECIPES[name]
+    recipe = recipes.get(name)
     directory = os.path.join(FLAGS.run_dir, name)
     metrics_path = os.path.join(directory, "metrics.json")
     previous = json.load(open(metrics_path)) if os.path.isfile(metrics_path) else {}
-    learner = build_learner(name, recipe)
+    learner = recipes.build_learner(name, seed=FLAGS.seed)
     if "random_init" in previous:
         random_init = previous["random_init"]
     else:  # the same protocol from the untrained policy
@@ -239,8 +200,8 @@ def _plain_loop_steps_per_second(family, policy, tasks: np.ndarray, rollouts: in
 
 def measure_speed(name: str) -> dict:
     """Sampling speed against a plain Gymnasium loop, and one meta-iteration by part."""
-    recipe = RECIPES[name]
-    learner = build_learner(name, recipe)
+    recipe = recipes.get(name)
+    learner = recipes.build_learner(name, seed=FLAGS.seed)
     family = learner.family
     tasks = family.sample_tasks(FLAGS.speed_tasks, seed=0)
     params = TaskBatchedModel.tile(adaptation.initial_weights(learner.policy)[0], len(tasks))
@@ -304,9 +265,9 @@ def print_speed(results: list[dict]) -> None:
 def main(argv):
     del argv
     logging.set_verbosity(logging.WARNING)  # TensorFlow's INFO lines would bury the progress
-    unknown = [name for name in FLAGS.families if name not in RECIPES]
+    unknown = [name for name in FLAGS.families if name not in recipes.RECIPES]
     if unknown:
-        raise app.UsageError(f"unknown families {unknown}; choose from {sorted(RECIPES)}")
+        raise app.UsageError(f"unknown families {unknown}; choose from {sorted(recipes.RECIPES)}")
     if FLAGS.speed:
         results = [measure_speed(name) for name in FLAGS.families]
         print_speed(results)

@@ -3,11 +3,12 @@
 Task families (`Navigation2D` in-graph; HalfCheetah and Ant on Gymnasium's
 MuJoCo environments with the `rl` extra), policies as Keras models, the
 `PolicyMAML` learner (vanilla policy-gradient inner steps through
-`tfmeta.adaptation`, TRPO or clipped-surrogate outer updates) and its
-building blocks.
+`tfmeta.adaptation`, TRPO or clipped-surrogate outer updates), the paper's
+settings per family (`recipes`), resumable training (`training.train`) and
+figures. The SavedModel exporter is `tfmeta.exporters.policy`.
 """
 
-from tfmeta.rl import families
+from tfmeta.rl import families, figures, recipes, training
 from tfmeta.rl.distributions import Categorical, DiagonalGaussian
 from tfmeta.rl.gaussian_head import GaussianHead
 from tfmeta.rl.linear_baseline import LinearFeatureBaseline

@@ -1,0 +1,20 @@
+import pytest
+
+from tfmeta import rl
+
+
+def test_the_navigation_recipe_builds_the_papers_learner():
+    learner = rl.recipes.build_learner("navigation_2d", rollouts_per_task=5)
+    assert isinstance(learner.optimizer, rl.TRPO) and learner.optimizer.max_kl == 0.01
+    assert learner.inner_learning_rate == 0.5 and learner.eval_learning_rates == [0.5, 0.25, 0.25]
+    assert learner.rollouts_per_task == 5  # overridden
+    assert [layer.units for layer in learner.policy.layers[:2]] == [100, 100]
+
+
+def test_every_family_has_a_recipe():
+    assert sorted(rl.recipes.RECIPES) == rl.families.names()
+
+
+def test_an_unknown_family_lists_the_known_ones():
+    with pytest.raises(ValueError, match=r"Unknown task family 'walker'.*navigation_2d"):
+        rl.recipes.get("walker")

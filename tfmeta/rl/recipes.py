@@ -1,0 +1,94 @@
+"""The settings of Finn et al. 2017 for each task family, and the learner they build.
+
+From the authors' code (`maml_examples/` of their MAML RL repository):
+2x100 ReLU Gaussian policies, TRPO with a KL bound of 0.01, and the
+evaluation of their test scripts: a first step of the training step size,
+later steps of half of it, on 40 (2D navigation) or 20 (MuJoCo)
+trajectories per step.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+
+from tfmeta.rl import families
+from tfmeta.rl.policies import gaussian_mlp_policy
+from tfmeta.rl.policy_maml import PolicyMAML
+from tfmeta.rl.trpo import TRPO
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """How a family is meta-trained and evaluated.
+
+    Attributes:
+        inner_learning_rate: the inner step size ("fast learning rate").
+        meta_batch_size: tasks per meta-iteration.
+        rollouts_per_task: trajectories per task and step ("fast batch size").
+        iterations: meta-iterations of the paper's runs.
+        eval_learning_rates: step sizes of evaluation steps 1, 2, 3.
+        eval_rollouts_per_task: trajectories per task and evaluation step.
+        iterations_per_epoch: meta-iterations between checkpoints.
+    """
+
+    inner_learning_rate: float
+    meta_batch_size: int
+    rollouts_per_task: int
+    iterations: int
+    eval_learning_rates: tuple[float, ...]
+    eval_rollouts_per_task: int
+    iterations_per_epoch: int
+
+
+_MUJOCO_EVAL = (0.1, 0.05, 0.05)
+RECIPES = {
+    "navigation_2d": Recipe(0.5, 20, 20, 100, (0.5, 0.25, 0.25), 40, 10),
+    "halfcheetah_vel": Recipe(0.1, 40, 10, 475, _MUJOCO_EVAL, 20, 5),
+    "halfcheetah_dir": Recipe(0.1, 40, 10, 475, _MUJOCO_EVAL, 20, 5),
+    "ant_dir": Recipe(0.1, 40, 20, 475, _MUJOCO_EVAL, 20, 5),
+    "ant_vel": Recipe(0.1, 40, 20, 475, _MUJOCO_EVAL, 20, 5),
+}
+
+
+def get(name: str) -> Recipe:
+    """The recipe of a family; a ValueError lists the known ones."""
+    if name not in RECIPES:
+        raise ValueError(f"Unknown task family '{name}'. Expected one of {sorted(RECIPES)}")
+    return RECIPES[name]
+
+
+def build_learner(name: str, seed: int = 0, **overrides) -> PolicyMAML:
+    """A compiled `PolicyMAML` (TRPO, KL 0.01) for family `name` with the paper's settings.
+
+    Args:
+        name: a family name (`tfmeta.rl.families.names()`).
+        seed: seeds the policy's initial weights.
+        **overrides: `PolicyMAML` arguments that replace the recipe's
+            (e.g. `inner_learning_rate=0.1`, `first_order=True`).
+
+    Example:
+
+    ```python
+    from tfmeta import rl
+    learner = rl.recipes.build_learner("navigation_2d")
+    ```
+    """
+    recipe = get(name)
+    keras.utils.set_random_seed(seed)
+    family = families.get(name)
+    policy = gaussian_mlp_policy(
+        family.observation_dim, family.distribution.action_dim, activation="relu"
+    )
+    options = dict(
+        inner_learning_rate=recipe.inner_learning_rate,
+        rollouts_per_task=recipe.rollouts_per_task,
+        eval_inner_steps=len(recipe.eval_learning_rates),
+        eval_inner_learning_rate=list(recipe.eval_learning_rates),
+        eval_rollouts_per_task=recipe.eval_rollouts_per_task,
+    )
+    options.update(overrides)
+    learner = PolicyMAML(policy, family, **options)
+    learner.compile(optimizer=TRPO(max_kl=0.01))
+    return learner
