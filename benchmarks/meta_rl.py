@@ -122,12 +122,10 @@ def run_family(name: str) -> dict:
             figures.plot_navigation_adaptation(
                 samplings, goals, os.path.join(directory, "adaptation.png")
             )
-    rows = run["history"]
-    if rows:
+    if run["history"]:
         figures.plot_learning_curve(
-            [(int(row["epoch"]) + 1) * recipe.iterations_per_epoch for row in rows],
-            [float(row["return_before"]) for row in rows],
-            [float(row["return_after"]) for row in rows],
+            run["history"],
+            min(recipe.iterations_per_epoch, FLAGS.iterations or recipe.iterations),
             os.path.join(directory, "learning_curve.png"),
             title=name,
         )

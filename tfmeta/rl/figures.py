@@ -22,18 +22,18 @@ def _pyplot():
 
 
 def plot_learning_curve(
-    iterations: Sequence[int],
-    return_before: Sequence[float],
-    return_after: Sequence[float],
+    history: Sequence[dict],
+    iterations_per_epoch: int,
     path: str | os.PathLike,
     title: str = "",
 ) -> str:
     """Mean return on the training tasks before and after adaptation, against meta-iteration.
 
     Args:
-        iterations: the meta-iteration of each point (e.g. each epoch end).
-        return_before, return_after: the mean returns at those points
-            (`history.csv`'s `return_before` / `return_after`).
+        history: the rows of a run's `history.csv` (one per epoch, with
+            `epoch`, `return_before` and `return_after`), e.g.
+            `tfmeta.rl.training.train(...)["history"]`.
+        iterations_per_epoch: meta-iterations per epoch of that run.
         path: where to write the PNG.
         title: the figure's title.
 
@@ -41,9 +41,13 @@ def plot_learning_curve(
         `path`, as a string.
     """
     plt = _pyplot()
+    iterations = [(int(row["epoch"]) + 1) * iterations_per_epoch for row in history]
     figure, axes = plt.subplots(figsize=(6, 4))
-    axes.plot(iterations, return_before, label="before adaptation")
-    axes.plot(iterations, return_after, label="after adaptation")
+    for key, label in (
+        ("return_before", "before adaptation"),
+        ("return_after", "after adaptation"),
+    ):
+        axes.plot(iterations, [float(row[key]) for row in history], label=label)
     axes.set_xlabel("meta-iteration")
     axes.set_ylabel("mean return (training tasks)")
     axes.set_title(title)
