@@ -97,3 +97,11 @@ def test_stale_temporaries_of_dead_writers_are_removed_and_live_ones_kept(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         [mine.name, other_host.name, "unrelated.tmp"]
     )
+
+
+def test_temporaries_with_a_suffix_are_recognised(tmp_path):
+    keras_file = temporary_path(tmp_path / "learner.keras", suffix=".keras")
+    assert keras_file.name.endswith(".tmp.keras")
+    stale = keras_file.with_name(keras_file.name.replace(f"_{os.getpid()}.", f"_{_dead_pid()}."))
+    stale.write_bytes(b"partial zip")
+    assert remove_stale_temporaries(tmp_path) == [stale]

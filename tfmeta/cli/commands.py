@@ -34,6 +34,7 @@ import zipfile
 import keras
 
 from tfmeta import checkpointing, distribute
+from tfmeta.data import temporary_files
 from tfmeta.cli import divergence, learners, reporting, run_directory, tasks
 from tfmeta.cli import options as options_lib
 from tfmeta.cli.options import RunOptions
@@ -42,7 +43,7 @@ from tfmeta.cli.options import RunOptions
 def _save_learner(learner: keras.Model, path: pathlib.Path) -> None:
     """Writes `learner.keras` through a temporary file: a failed save keeps the previous one."""
     checkpointing.check_finite(learner.variables, f"learner to {path}")
-    temporary = path.with_name(f".{path.stem}.tmp.keras")
+    temporary = temporary_files.temporary_path(path, suffix=".keras")  # Keras wants .keras
     try:
         learner.save(temporary)
         os.replace(temporary, path)
@@ -135,6 +136,7 @@ def _train(options: RunOptions, strategy) -> dict:
     with strategy.scope():
         learner = learners.build(options, source.input_shape, source.classification)
     run_directory.mark(output_dir)  # first: a killed run is still recognised as a run
+    temporary_files.remove_stale_temporaries(output_dir)
     reporting.write_atomically(
         options_lib.run_file(output_dir), options_lib.saved_options_text(options)
     )

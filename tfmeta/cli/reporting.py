@@ -6,7 +6,6 @@ import dataclasses
 import json
 import os
 import pathlib
-import tempfile
 from typing import Any
 
 import numpy as np
@@ -14,6 +13,7 @@ import numpy as np
 from tfmeta import evaluation
 from tfmeta.cli import figures
 from tfmeta.cli.options import RunOptions
+from tfmeta.data import temporary_files
 from tfmeta.learners import MetaLearner
 
 METRICS_FILE = "metrics.json"
@@ -39,18 +39,18 @@ Written by `tfmeta train`; `tfmeta evaluate` and `tfmeta export` read it.
 
 
 def write_atomically(path: pathlib.Path, text: str) -> None:
-    """Writes `text` to `path` through a temporary file and a rename; a failure keeps `path`."""
+    """Writes `text` to `path` through a temporary file and a rename; a failure keeps `path`.
+
+    A kill can leave the temporary (`tfmeta.data.temporary_files`); `train`
+    removes such leftovers when it starts.
+    """
+    temporary = temporary_files.temporary_path(path)
     try:
-        with tempfile.NamedTemporaryFile(
-            "w", dir=path.parent, delete=False, suffix=".tmp"
-        ) as handle:
-            try:
-                handle.write(text)
-                handle.close()
-                os.replace(handle.name, path)
-            finally:
-                if os.path.exists(handle.name):
-                    os.remove(handle.name)
+        try:
+            temporary.write_text(text)
+            os.replace(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
     except OSError as error:  # name the file, not its temporary
         raise OSError(error.errno, error.strerror or str(error), str(path)) from error
 

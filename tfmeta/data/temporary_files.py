@@ -17,16 +17,22 @@ import uuid
 from pathlib import Path
 
 _HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
-# `.<name>.<host>_<pid>.<32 hex>.tmp`; names written before the host was added lack `<host>_`.
+# `.<name>.<host>_<pid>.<32 hex>.tmp[<suffix>]`; names written before the host was added lack
+# `<host>_`.
 _TEMPORARY = re.compile(
-    r"\.(?P<name>.+)\.(?:(?P<host>[A-Za-z0-9-]*)_)?(?P<pid>\d+)\.[0-9a-f]{32}\.tmp"
+    r"\.(?P<name>.+)\.(?:(?P<host>[A-Za-z0-9-]*)_)?(?P<pid>\d+)\.[0-9a-f]{32}\.tmp(\.\w+)?"
 )
 
 
-def temporary_path(final: str | os.PathLike) -> Path:
-    """A unique temporary name beside `final`, recognised by `remove_stale_temporaries`."""
+def temporary_path(final: str | os.PathLike, suffix: str = "") -> Path:
+    """A unique temporary name beside `final`, recognised by `remove_stale_temporaries`.
+
+    Args:
+        final: the path the temporary is renamed to when complete.
+        suffix: appended, for writers that insist on one (Keras: `".keras"`).
+    """
     final = Path(final)
-    return final.parent / f".{final.name}.{_HOST}_{os.getpid()}.{uuid.uuid4().hex}.tmp"
+    return final.parent / f".{final.name}.{_HOST}_{os.getpid()}.{uuid.uuid4().hex}.tmp{suffix}"
 
 
 def _is_running(pid: int) -> bool:
