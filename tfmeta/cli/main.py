@@ -130,6 +130,24 @@ def resolve_options(command: str, explicit: dict) -> options.RunOptions:
     return run_options
 
 
+def _run_meta_rl(command: str) -> None:
+    """`tfmeta train --algorithm=maml_trpo|maml_ppo --env=NAME` (see `tfmeta.cli.rl_train`)."""
+    if command != "train" or FLAGS.algorithm not in options.RL_ALGORITHMS:
+        given = f"`tfmeta {command} --algorithm={FLAGS.algorithm}" + (
+            f" --env={FLAGS.env}`" if FLAGS.env else "`"
+        )
+        _fail(
+            "meta-RL runs are `tfmeta train --algorithm=maml_trpo|maml_ppo --env=NAME`, which "
+            f"also evaluates and exports; received {given}"
+        )
+    from tfmeta.cli import rl_train
+
+    try:
+        rl_train.train(FLAGS)
+    except Exception as error:
+        _fail_on_user_error(error)
+
+
 def _main(argv: list[str]) -> None:
     if len(argv) != 2 or argv[1] not in COMMAND_NAMES:
         received = " ".join(argv[1:]) or "nothing"
@@ -138,6 +156,9 @@ def _main(argv: list[str]) -> None:
     if not FLAGS["verbosity"].present:  # TensorFlow's and Keras's notes would bury the output
         logging.set_verbosity(logging.ERROR)
         warnings.simplefilter("ignore")
+    if FLAGS.algorithm in options.RL_ALGORITHMS or FLAGS["env"].present:
+        _run_meta_rl(command)
+        return
     try:
         run_options = resolve_options(command, options.explicit_flags(FLAGS))
     except Exception as error:

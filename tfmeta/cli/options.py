@@ -23,6 +23,7 @@ from absl import flags
 from tfmeta.cli import configs
 
 ALGORITHMS = ("maml", "fomaml", "metasgd", "anil", "reptile", "protonet", "finetune")
+RL_ALGORITHMS = ("maml_trpo", "maml_ppo")  # meta-RL with --env: see tfmeta.cli.rl_train
 CLASSIFICATION_ONLY = ("protonet", "finetune")
 EXPORT_FORMATS = ("saved_model", "tflite")
 OMNIGLOT_PROTOCOLS = ("vinyals", "lake")
@@ -57,7 +58,13 @@ flags.DEFINE_enum(
     sorted(configs.CONFIGS),
     "A named configuration (see tfmeta.cli.configs); other flags override its values.",
 )
-flags.DEFINE_enum("algorithm", "maml", ALGORITHMS, "Meta-learning algorithm.")
+flags.DEFINE_enum("algorithm", "maml", ALGORITHMS + RL_ALGORITHMS, "Meta-learning algorithm.")
+flags.DEFINE_string(
+    "env",
+    None,
+    "Meta-RL task family for --algorithm=maml_trpo or maml_ppo: navigation_2d, "
+    "halfcheetah_vel, halfcheetah_dir, ant_dir, ant_vel (the last four need tfmeta[rl]).",
+)
 flags.DEFINE_string(
     "dataset",
     "sinusoid",

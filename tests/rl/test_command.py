@@ -1,0 +1,65 @@
+"""`tfmeta train --algorithm=maml_trpo --env=...` as a user runs it (a subprocess)."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+TINY = ["--env=navigation_2d", "--iterations=2", "--meta_batch_size=2"]
+
+
+def _tfmeta(*args, cwd):
+    return subprocess.run(
+        [sys.executable, "-m", "tfmeta.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=cwd,
+    )
+
+
+@pytest.mark.slow  # a subprocess: TensorFlow's import alone takes seconds
+def test_a_missing_env_is_one_error_line(tmp_path):
+    result = _tfmeta("train", "--algorithm=maml_trpo", cwd=tmp_path)
+    assert result.returncode == 2
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith("tfmeta: error: --algorithm=maml_trpo needs --env: one of ['ant_dir'")
+    )
+
+
+@pytest.mark.slow
+def test_train_writes_an_evaluated_exported_run_and_continues_it(tmp_path):
+    run_dir = tmp_path / "run"
+    result = _tfmeta(
+        "train", "--algorithm=maml_trpo", *TINY, f"--output_dir={run_dir}", cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    for name in (
+        "metrics.json",
+        "history.csv",
+        "learning_curve.png",
+        "adaptation.png",
+        "checkpoints/checkpoint",
+        "export/navigation_2d/1/saved_model.pb",
+    ):
+        assert (run_dir / name).is_file(), name
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["meta_iterations"] == 2
+    assert [entry["steps"] for entry in metrics["returns_after_steps"]] == [0, 1, 2, 3]
+    assert all(entry["tasks"] == 40 for entry in metrics["returns_after_steps"])
+
+    longer = _tfmeta(
+        "train",
+        "--algorithm=maml_trpo",
+        "--env=navigation_2d",
+        "--iterations=4",
+        "--meta_batch_size=2",
+        f"--output_dir={run_dir}",
+        cwd=tmp_path,
+    )
+    assert longer.returncode == 0, longer.stderr[-3000:]
+    assert "continued" in longer.stdout and "from meta-iteration 2" in longer.stdout
+    assert json.loads((run_dir / "metrics.json").read_text())["meta_iterations"] == 4
