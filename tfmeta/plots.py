@@ -6,7 +6,7 @@ import os
 import numpy as np
 import tensorflow as tf
 
-from tfmeta import adaptation
+from tfmeta import adaptation, query_statistics
 from tfmeta.data import sinusoid
 from tfmeta.learners.gradient_learner import GradientLearner
 
@@ -36,16 +36,18 @@ def evaluation_trajectory(
     params, state = adaptation.initial_weights(learner.model)
     trajectory = [(params, state)]
     for step_rates in learner.inner_learning_rates(training=False):
-        params, state = adaptation.gradient_step(
-            learner.model,
-            learner.task_loss,
-            params,
-            state,
-            support_x,
-            support_y,
-            learning_rates=step_rates,
-            adapted=learner.adapted_indices,
-        )
+        with query_statistics.support_passes(learner.model, training=False):
+            params, state = adaptation.gradient_step(
+                learner.model,
+                learner.task_loss,
+                params,
+                state,
+                support_x,
+                support_y,
+                learning_rates=step_rates,
+                adapted=learner.adapted_indices,
+                training=False,
+            )
         trajectory.append((params, state))
     return trajectory
 
@@ -87,8 +89,9 @@ def plot_sinusoid_adaptation(
         trajectory = evaluation_trajectory(learner, support_x, support_y)
         for step in drawn_steps:
             params, state = trajectory[step]
-            prediction, _ = adaptation.forward(
-                learner.model, params, state, x, training=learner.transductive
+            prediction, _ = query_statistics.predict_queries(
+                learner.model, params, state, support_x, x,
+                mode=learner.query_statistics, training=False,
             )
             label = "meta-learned init" if step == 0 else f"after {step} step(s)"
             axis.plot(x, np.asarray(prediction), linestyle="--", label=label)

@@ -351,9 +351,9 @@ def test_each_inner_step_keeps_its_own_batchnorm_statistics():
     np.testing.assert_array_equal(step2_mean, initial[4])  # only evaluation runs a third step
 
 
-def test_non_transductive_query_uses_the_last_step_statistics():
+def test_moving_statistics_query_uses_the_last_step_statistics():
     batch = sinusoid_batch(tasks=1, dtype=tf.float32)
-    learner = compiled_maml(bn_model(), inner_learning_rate=0.1, inner_steps=2, transductive=False,
+    learner = compiled_maml(bn_model(), inner_learning_rate=0.1, inner_steps=2, query_statistics="moving",
                             per_step_batch_norm_statistics=True)
     model_mean, last_step_mean = learner.state_variables[0], learner.state_variables[2]
     baseline = learner.predict_on_batch(batch)
@@ -371,7 +371,7 @@ def test_non_transductive_query_uses_the_last_step_statistics():
 def test_saved_and_reloaded_maml_plus_plus_keeps_rates_and_step_statistics(tmp_path):
     learner = tfmeta.MAML(bn_model(), inner_learning_rate=0.05, inner_steps=2, multi_step_loss=True,
                           multi_step_loss_iterations=7, per_step_batch_norm_statistics=True,
-                          learned_inner_learning_rates="per_layer_per_step", transductive=False)
+                          learned_inner_learning_rates="per_layer_per_step", query_statistics="moving")
     learner.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
     batch = sinusoid_batch(tasks=4, dtype=tf.float32)
     learner.train_on_batch(batch)

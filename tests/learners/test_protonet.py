@@ -70,7 +70,7 @@ def test_saved_and_reloaded_protonet_gives_identical_outputs(tmp_path, omniglot_
     learner.save(path)
     restored = keras.saving.load_model(path)
     assert isinstance(restored, tfmeta.ProtoNet) and restored.ways == 5
-    assert not restored.transductive
+    assert restored.query_statistics == "moving"
     np.testing.assert_array_equal(learner.predict_on_batch(batch), restored.predict_on_batch(batch))
 
 

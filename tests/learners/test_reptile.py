@@ -67,7 +67,7 @@ def test_saved_and_reloaded_reptile_gives_identical_outputs(tmp_path, omniglot_l
     keras.utils.set_random_seed(0)
     net = tfmeta.models.conv4(num_classes=5, filters=4)
     learner = tfmeta.Reptile(net, inner_learning_rate=0.1, inner_steps=2, eval_inner_steps=3,
-                             transductive=False)
+                             query_statistics="moving")
     learner.compile(optimizer=keras.optimizers.SGD(1.0),
                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     batch = omniglot_like_batch()
@@ -76,7 +76,7 @@ def test_saved_and_reloaded_reptile_gives_identical_outputs(tmp_path, omniglot_l
     learner.save(path)
     restored = keras.saving.load_model(path)
     assert isinstance(restored, tfmeta.Reptile)
-    assert (restored.inner_steps, restored.eval_inner_steps, restored.transductive) == (2, 3, False)
+    assert (restored.inner_steps, restored.eval_inner_steps, restored.query_statistics) == (2, 3, "moving")
     np.testing.assert_array_equal(learner.predict_on_batch(batch), restored.predict_on_batch(batch))
 
 

@@ -87,7 +87,7 @@ def _omniglot(ways: int, shots: int, algorithm: str) -> dict[str, Any]:
             inner_steps=5,
             eval_inner_steps=50,
             meta_learning_rate=1.0,
-            transductive=False,
+            query_statistics="moving",
             iterations=100000,
             steps_per_epoch=1000,
         )

@@ -43,7 +43,10 @@ def build(
     """
     keras.utils.set_random_seed(options.seed)
     net = _network(options, input_shape, classification)
-    common = {} if options.transductive is None else {"transductive": options.transductive}
+    common = (
+        {} if options.query_statistics is None
+        else {"query_statistics": options.query_statistics}
+    )
     if options.algorithm == "protonet":
         learner = learners.ProtoNet(net, **common)
     elif options.algorithm == "finetune":

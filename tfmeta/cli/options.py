@@ -121,10 +121,12 @@ flags.DEFINE_float(
     "Outer learning rate (Adam); reptile: the SGD step size epsilon, decayed linearly to 0; "
     "finetune: the pretraining Adam learning rate.",
 )
-flags.DEFINE_boolean(
-    "transductive",
+flags.DEFINE_enum(
+    "query_statistics",
     None,
-    "Predict queries with the task's own BatchNorm statistics (default: the learner's).",
+    ["support", "transductive", "moving"],
+    "BatchNorm statistics for queries: the support set's (each query predicted independently), "
+    "the query batch's (papers' convention) or moving ones (default: the learner's).",
 )
 flags.DEFINE_integer("filters", 64, "Conv-4 filters per layer (image datasets).")
 flags.DEFINE_boolean(
@@ -192,7 +194,7 @@ class RunOptions:
     eval_inner_learning_rate: float | None = None
     eval_inner_steps: int = 10
     meta_learning_rate: float = 1e-3
-    transductive: bool | None = None
+    query_statistics: str | None = None
     filters: int = 64
     max_pool: bool = False
     iterations: int = 10000

@@ -12,13 +12,13 @@ predicts (`adapt_and_predict`) and which variables are meta-learned.
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any, Mapping
 
 import keras
 import tensorflow as tf
 
 from tfmeta import adaptation, fused_batch_norm
+from tfmeta import query_statistics as query_statistics_lib
 from tfmeta.data import episode as episode_lib
 
 _PRE_ADAPTATION_LOSS = "pre_adaptation_loss"
@@ -134,11 +134,12 @@ class MetaLearner(keras.Model):
 
     Args:
         model: a built `keras.Model` mapping a batch of inputs to predictions.
-        transductive: when True (the convention of Finn et al. 2017 and
-            learn2learn), query predictions run the model in training mode, so
-            BatchNorm normalises with the statistics of the task's own batch,
-            also in evaluation. When False, evaluation predicts the query in
-            inference mode (moving statistics, no Dropout).
+        query_statistics: which statistics BatchNorm normalises query inputs
+            with (`tfmeta.query_statistics`): `"support"` (the support set's,
+            so each query's prediction is independent of the other queries),
+            `"transductive"` (the query batch's own, the convention of Finn et
+            al. 2017 and learn2learn) or `"moving"` (moving statistics).
+            Dropout is off in evaluation and prediction in every mode.
         parallel_tasks: tasks of a meta-batch adapted concurrently (the
             `parallel_iterations` of the `tf.map_fn` over tasks). Peak memory
             grows with it; 1 adapts one task at a time.
@@ -148,14 +149,14 @@ class MetaLearner(keras.Model):
     def __init__(
         self,
         model: keras.Model,
-        transductive: bool = True,
+        query_statistics: str = query_statistics_lib.SUPPORT,
         parallel_tasks: int = DEFAULT_PARALLEL_TASKS,
         **kwargs,
     ):
         super().__init__(**kwargs)
         adaptation.check_built(model)
         self.model = model
-        self.transductive = bool(transductive)
+        self.query_statistics = query_statistics_lib.check_mode(query_statistics)
         if isinstance(parallel_tasks, bool) or not isinstance(parallel_tasks, int) or parallel_tasks < 1:
             raise ValueError(
                 f"Expected `parallel_tasks` to be an integer >= 1. Received: parallel_tasks={parallel_tasks!r}"
@@ -212,9 +213,15 @@ class MetaLearner(keras.Model):
         then reports no `pre_adaptation_loss`.
         """
         params, _ = adaptation.initial_weights(self.model)
-        query_x = task[episode_lib.QUERY_X]
-        state = self.model_state(state)
-        outputs, _ = adaptation.forward(self.model, params, state, query_x, self.transductive)
+        outputs, _ = query_statistics_lib.predict_queries(
+            self.model,
+            params,
+            self.model_state(state),
+            task[episode_lib.SUPPORT_X],
+            task[episode_lib.QUERY_X],
+            mode=self.query_statistics,
+            training=False,
+        )
         return outputs
 
     def model_state(self, state: adaptation.Weights) -> adaptation.Weights:
@@ -326,9 +333,10 @@ class MetaLearner(keras.Model):
             [tf.TensorSpec(s.shape, s.dtype) for s in state],
         )
         task_indices = _task_indices(tf.shape(episodes[episode_lib.SUPPORT_X])[0])
-        losses, predictions, grads, states = self._map_tasks(
-            task_gradients, episodes, task_indices, signature
-        )
+        with self._batch_norm_kernel(training=True):
+            losses, predictions, grads, states = self._map_tasks(
+                task_gradients, episodes, task_indices, signature
+            )
         grads = [tf.reduce_mean(g, axis=0) for g in grads]
         return (
             tf.reduce_mean(losses),
@@ -356,8 +364,7 @@ class MetaLearner(keras.Model):
 
     def train_step(self, data):
         episodes = _episodes_of(data, self)
-        with self._batch_norm_kernel(training=True):
-            loss, grads, predictions, state = self.compute_meta_gradients(episodes)
+        loss, grads, predictions, state = self.compute_meta_gradients(episodes)
         # Under tf.distribute each replica adapts its share of the tasks and the
         # optimizer sums the replicas' gradients: divide by the replica count so
         # the update uses the mean over the global meta-batch.
@@ -438,10 +445,16 @@ class MetaLearner(keras.Model):
         return not training
 
     def _batch_norm_kernel(self, training: bool):
-        """The fused BatchNorm kernel for the model's layers where it is exact, else nothing."""
+        """How the model's BatchNorm layers compute while a step is traced.
+
+        TF's fused kernel where it is exact; otherwise (meta-training with
+        second-order meta-gradients) `query_statistics.batch_statistics`,
+        whose batch statistics have exact second derivatives, unlike those
+        of Keras's BatchNorm.
+        """
         if self._fused_batch_norm_is_exact(training):
             return fused_batch_norm.fused_batch_norm(self.model)
-        return contextlib.nullcontext()
+        return query_statistics_lib.batch_statistics(self.model)
 
     def _map_tasks(self, fn, episodes, task_indices, signature):
         """`fn((task, task_index))` for every task of the meta-batch, stacked."""
@@ -472,7 +485,7 @@ class MetaLearner(keras.Model):
         config = super().get_config()
         config.update(
             model=keras.saving.serialize_keras_object(self.model),
-            transductive=self.transductive,
+            query_statistics=self.query_statistics,
             parallel_tasks=self.parallel_tasks,
         )
         return config
@@ -480,6 +493,11 @@ class MetaLearner(keras.Model):
     @classmethod
     def from_config(cls, config: dict, custom_objects=None):
         config = dict(config)
+        if "transductive" in config:  # saved before `query_statistics` replaced the flag
+            transductive = config.pop("transductive")
+            config["query_statistics"] = (
+                query_statistics_lib.TRANSDUCTIVE if transductive else query_statistics_lib.MOVING
+            )
         config["model"] = keras.saving.deserialize_keras_object(
             config["model"], custom_objects=custom_objects
         )

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import keras
 import tensorflow as tf
 
 from tfmeta import adaptation
+from tfmeta import query_statistics as query_statistics_lib
 from tfmeta.data import episode as episode_lib
 from tfmeta.learners import base
 
@@ -42,9 +44,11 @@ class FineTune(base.MetaLearner):
         fine_tune_body: adapt the body's weights too, not only the head's.
         head_initializer: initializer of the new head's kernel (the bias
             starts at zero).
-        transductive: run the body in training mode in evaluation (batch
-            statistics of the episode). Default False: inference mode, the
-            moving statistics of pretraining.
+        query_statistics: which statistics the body's BatchNorm layers use
+            (`tfmeta.query_statistics`). Default `"moving"`: inference mode,
+            the moving statistics of pretraining; `"support"`: the support
+            set's statistics for support and queries; `"transductive"`: the
+            statistics of support and queries together.
         **kwargs: forwarded to `keras.Model`.
 
     Example:
@@ -71,10 +75,10 @@ class FineTune(base.MetaLearner):
         eval_inner_steps: int = 100,
         fine_tune_body: bool = False,
         head_initializer: str | keras.initializers.Initializer = "zeros",
-        transductive: bool = False,
+        query_statistics: str = query_statistics_lib.MOVING,
         **kwargs,
     ):
-        super().__init__(model, transductive=transductive, **kwargs)
+        super().__init__(model, query_statistics=query_statistics, **kwargs)
         if isinstance(ways, bool) or not isinstance(ways, int) or ways < 1:
             raise ValueError(f"Expected `ways` to be an integer >= 1. Received: ways={ways!r}")
         self.ways = ways
@@ -145,36 +149,45 @@ class FineTune(base.MetaLearner):
         )
 
     def adapt_and_predict(self, task, state, training):
-        support_y = task[episode_lib.SUPPORT_Y]
+        del training  # FineTune adapts the same way in every call (it is never meta-trained)
+        support_x, query_x = task[episode_lib.SUPPORT_X], task[episode_lib.QUERY_X]
         model_state = self.model_state(state)
         if self.fine_tune_body:
-            network, inputs, network_state = self.episode_model, task, model_state
+            network, network_state = self.episode_model, model_state
         else:
             body_params, _ = adaptation.initial_weights(self.model)
-            inputs = {}
-            for key in (episode_lib.SUPPORT_X, episode_lib.QUERY_X):
-                features, _ = adaptation.forward(
-                    self.model, body_params, model_state, task[key], self.transductive
-                )
-                inputs[key] = tf.reshape(features, [tf.shape(features)[0], -1])
+            support_x, query_x, _ = query_statistics_lib.episode_forward(
+                self.model, body_params, model_state, support_x, query_x,
+                mode=self.query_statistics, training=False,
+            )
+            support_x, query_x = _flatten(support_x), _flatten(query_x)
             network, network_state = self.head, []
         params, _ = adaptation.initial_weights(network)
-        params, network_state = adaptation.adapt(
-            network,
-            self.task_loss,
-            params,
-            network_state,
-            inputs[episode_lib.SUPPORT_X],
-            support_y,
-            learning_rates=adaptation.constant_learning_rates(
-                self.eval_inner_learning_rate, self.eval_inner_steps, len(params)
-            ),
-            training=self.transductive,
-        )
-        predictions, _ = adaptation.forward(
-            network, params, network_state, inputs[episode_lib.QUERY_X], self.transductive
+        with self._support_passes(network):
+            params, network_state = adaptation.adapt(
+                network,
+                self.task_loss,
+                params,
+                network_state,
+                support_x,
+                task[episode_lib.SUPPORT_Y],
+                learning_rates=adaptation.constant_learning_rates(
+                    self.eval_inner_learning_rate, self.eval_inner_steps, len(params)
+                ),
+                training=False,
+            )
+        predictions, _ = query_statistics_lib.predict_queries(
+            network, params, network_state, support_x, query_x,
+            mode=self.query_statistics, training=False,
         )
         return predictions, state
+
+    def _support_passes(self, network: keras.Model):
+        """Fine-tuning passes: the pretrained moving statistics in `"moving"` mode, else the
+        support batch's statistics; Dropout off."""
+        if self.query_statistics == query_statistics_lib.MOVING:
+            return contextlib.nullcontext()
+        return query_statistics_lib.support_passes(network, training=False)
 
     def predict_without_adaptation(self, task, state):
         return None
@@ -194,3 +207,7 @@ class FineTune(base.MetaLearner):
             head_initializer=keras.initializers.serialize(self.head_initializer),
         )
         return config
+
+
+def _flatten(features: tf.Tensor) -> tf.Tensor:
+    return tf.reshape(features, [tf.shape(features)[0], -1])

@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 
 from tfmeta import adaptation
+from tfmeta import query_statistics as query_statistics_lib
 from tfmeta.data import episode as episode_lib
 from tfmeta.learners import base
 
@@ -29,7 +30,7 @@ class GradientLearner(base.MetaLearner):
             (default: `inner_learning_rate`).
         eval_inner_steps: inner steps in evaluation and prediction (default:
             `inner_steps`).
-        transductive: see `MetaLearner`.
+        query_statistics: see `MetaLearner` (default `"support"`).
         **kwargs: forwarded to `keras.Model`.
     """
 
@@ -42,10 +43,10 @@ class GradientLearner(base.MetaLearner):
         inner_steps: int = 1,
         eval_inner_learning_rate: float | None = None,
         eval_inner_steps: int | None = None,
-        transductive: bool = True,
+        query_statistics: str = query_statistics_lib.SUPPORT,
         **kwargs,
     ):
-        super().__init__(model, transductive=transductive, **kwargs)
+        super().__init__(model, query_statistics=query_statistics, **kwargs)
         self.inner_learning_rate = base.check_learning_rate(
             "inner_learning_rate", inner_learning_rate
         )
@@ -99,29 +100,31 @@ class GradientLearner(base.MetaLearner):
             the wrapped model's variable lists; the model itself is unchanged.
         """
         params, initial_state = adaptation.initial_weights(self.model)
-        return adaptation.adapt(
-            self.model,
-            self.task_loss,
-            params,
-            initial_state if state is None else state,
-            support_x,
-            support_y,
-            learning_rates=self.inner_learning_rates(training),
-            first_order=self.first_order,
-            adapted=self.adapted_indices,
-            training=True,
-        )
+        with query_statistics_lib.support_passes(self.model, training):
+            return adaptation.adapt(
+                self.model,
+                self.task_loss,
+                params,
+                initial_state if state is None else state,
+                support_x,
+                support_y,
+                learning_rates=self.inner_learning_rates(training),
+                first_order=self.first_order,
+                adapted=self.adapted_indices,
+                training=training,
+            )
 
     def adapt_and_predict(self, task, state, training):
-        params, state = self.adapt(
-            task[episode_lib.SUPPORT_X], task[episode_lib.SUPPORT_Y], state, training
-        )
-        return adaptation.forward(
+        support_x = task[episode_lib.SUPPORT_X]
+        params, state = self.adapt(support_x, task[episode_lib.SUPPORT_Y], state, training)
+        return query_statistics_lib.predict_queries(
             self.model,
             params,
             state,
+            support_x,
             task[episode_lib.QUERY_X],
-            training=training or self.transductive,
+            mode=self.query_statistics,
+            training=training,
         )
 
     def get_config(self) -> dict:

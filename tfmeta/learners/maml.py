@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 
 from tfmeta import adaptation
+from tfmeta import query_statistics as query_statistics_lib
 from tfmeta.data import episode as episode_lib
 from tfmeta.learners import base
 from tfmeta.learners.gradient_learner import GradientLearner
@@ -54,7 +55,7 @@ class MAML(GradientLearner):
       (Dropout) stays shared. BatchNorm's scale and offset are not copied
       per step (they adapt in the inner loop anyway). The copies are used
       where BatchNorm runs in inference mode, i.e. for the query with
-      `transductive=False`; inner-loop passes normalise with batch
+      `query_statistics="moving"`; inner-loop passes normalise with batch
       statistics.
 
     Args:
@@ -68,7 +69,8 @@ class MAML(GradientLearner):
         eval_inner_steps: inner steps in evaluation and prediction (default:
             `inner_steps`).
         first_order: drop second-order terms (FOMAML).
-        transductive: see `MetaLearner`.
+        query_statistics: see `MetaLearner` (default `"support"`: each
+            query is normalised with the support set's statistics).
         multi_step_loss: MAML++ multi-step loss (see above).
         multi_step_loss_iterations: optimizer iterations over which the
             multi-step loss anneals to the final-step loss.
@@ -110,7 +112,7 @@ class MAML(GradientLearner):
         eval_inner_learning_rate: float | None = None,
         eval_inner_steps: int | None = None,
         first_order: bool = False,
-        transductive: bool = True,
+        query_statistics: str = query_statistics_lib.SUPPORT,
         multi_step_loss: bool = False,
         multi_step_loss_iterations: int = 5000,
         learned_inner_learning_rates: str | None = None,
@@ -124,7 +126,7 @@ class MAML(GradientLearner):
             inner_steps=inner_steps,
             eval_inner_learning_rate=eval_inner_learning_rate,
             eval_inner_steps=eval_inner_steps,
-            transductive=transductive,
+            query_statistics=query_statistics,
             **kwargs,
         )
         self.first_order = bool(first_order)
@@ -271,19 +273,20 @@ class MAML(GradientLearner):
         for step, step_rates in enumerate(self.inner_learning_rates(training)):
             copy = min(step, len(statistics) - 1)
             model_state = _with_statistics(model_state, indices, statistics[copy])
-            params, model_state = adaptation.gradient_step(
-                self.model,
-                self.task_loss,
-                params,
-                model_state,
-                support_x,
-                support_y,
-                learning_rates=step_rates,
-                first_order=self.first_order,
-                adapted=self.adapted_indices,
-                training=True,
-                recompute=self.recompute_inner_steps and training,
-            )
+            with query_statistics_lib.support_passes(self.model, training):
+                params, model_state = adaptation.gradient_step(
+                    self.model,
+                    self.task_loss,
+                    params,
+                    model_state,
+                    support_x,
+                    support_y,
+                    learning_rates=step_rates,
+                    first_order=self.first_order,
+                    adapted=self.adapted_indices,
+                    training=training,
+                    recompute=self.recompute_inner_steps and training,
+                )
             statistics[copy] = [model_state[i] for i in indices]
             trajectory.append((params, model_state))
         return params, model_state, statistics, trajectory
@@ -323,16 +326,21 @@ class MAML(GradientLearner):
         params, model_state, statistics, trajectory = self._inner_loop(
             task[episode_lib.SUPPORT_X], task[episode_lib.SUPPORT_Y], state, training
         )
-        predictions, model_state = adaptation.forward(
-            self.model,
-            params,
-            model_state,
-            task[episode_lib.QUERY_X],
-            training=training or self.transductive,
-        )
+        predictions, model_state = self._predict_queries(params, model_state, task, training)
         last_copy = min(max(len(trajectory) - 1, 0), len(statistics) - 1)
         statistics[last_copy] = [model_state[i] for i in self._statistics_indices]
         return predictions, self._join_state(model_state, statistics), trajectory
+
+    def _predict_queries(self, params, model_state, task, training):
+        return query_statistics_lib.predict_queries(
+            self.model,
+            params,
+            model_state,
+            task[episode_lib.SUPPORT_X],
+            task[episode_lib.QUERY_X],
+            mode=self.query_statistics,
+            training=training,
+        )
 
     def adapt_and_predict(self, task, state, training):
         predictions, state, _ = self._adapt_and_predict(task, state, training)
@@ -347,14 +355,14 @@ class MAML(GradientLearner):
         """The query loss (multi-step when enabled) and its gradients w.r.t. `meta_variables`."""
         if not self.multi_step_loss:
             return super().task_meta_gradients(task, state)
-        query_x, query_y = task[episode_lib.QUERY_X], task[episode_lib.QUERY_Y]
+        query_y = task[episode_lib.QUERY_Y]
         with tf.GradientTape() as tape:
             predictions, state, trajectory = self._adapt_and_predict(task, state, training=True)
             final_loss = self.task_loss(query_y, predictions)
             weights = self.multi_step_loss_weights(final_loss.dtype)
             loss = weights[-1] * final_loss
             for step, (params, step_state) in enumerate(trajectory[:-1]):
-                outputs, _ = adaptation.forward(self.model, params, step_state, query_x, True)
+                outputs, _ = self._predict_queries(params, step_state, task, training=True)
                 loss += weights[step] * self.task_loss(query_y, outputs)
         grads = tape.gradient(
             loss, self.meta_variables, unconnected_gradients=tf.UnconnectedGradients.ZERO

@@ -28,7 +28,7 @@ class MetaSGD(maml.MAML):
             paper draws it from `U[0.005, 0.1]`; a constant start is common).
         inner_steps: inner steps in meta-training (the paper: 1).
         eval_inner_steps: inner steps in evaluation (default: `inner_steps`).
-        **kwargs: the other `MAML` arguments (`first_order`, `transductive`,
+        **kwargs: the other `MAML` arguments (`first_order`, `query_statistics`,
             `multi_step_loss`, ...) and `keras.Model` arguments.
 
     Example:

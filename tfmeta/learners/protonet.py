@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 
 from tfmeta import adaptation
+from tfmeta import query_statistics as query_statistics_lib
 from tfmeta.data import episode as episode_lib
 from tfmeta.learners import base
 
@@ -20,8 +21,9 @@ class ProtoNet(base.MetaLearner):
     Meta-training minimises the compiled loss (use
     `SparseCategoricalCrossentropy(from_logits=True)`) of the query logits
     over the embedding's weights. There is no inner loop; support and query
-    are embedded in one batch (so BatchNorm in training mode sees both, as
-    in the authors' code), and there is no pre-adaptation loss.
+    are embedded in one batch (so BatchNorm in meta-training normalises with
+    the statistics of both, as in the authors' code), and there is no
+    pre-adaptation loss.
 
     Support labels must be the class ids `0..N-1` (as `tfmeta.data` episodes
     are). Predictions have shape `[Q, N]`.
@@ -33,9 +35,11 @@ class ProtoNet(base.MetaLearner):
         ways: the number of classes N of every episode; None infers it per
             episode as `max(support_y) + 1` (then meta-training with more
             ways than evaluation, as Snell et al. do, needs nothing else).
-        transductive: query predictions in evaluation run the embedding in
-            training mode (batch statistics of the episode). Default False:
-            inference mode with the moving statistics, as in the paper.
+        query_statistics: which statistics BatchNorm normalises the episode
+            with (`tfmeta.query_statistics`). Default `"moving"`: evaluation
+            in inference mode, as in the paper; `"support"`: the support set's
+            statistics, in meta-training too; `"transductive"`: evaluation
+            with the statistics of support and queries together.
         **kwargs: forwarded to `keras.Model`.
 
     Example:
@@ -57,9 +61,13 @@ class ProtoNet(base.MetaLearner):
     """
 
     def __init__(
-        self, model: keras.Model, ways: int | None = None, transductive: bool = False, **kwargs
+        self,
+        model: keras.Model,
+        ways: int | None = None,
+        query_statistics: str = query_statistics_lib.MOVING,
+        **kwargs,
     ):
-        super().__init__(model, transductive=transductive, **kwargs)
+        super().__init__(model, query_statistics=query_statistics, **kwargs)
         if ways is not None and (isinstance(ways, bool) or not isinstance(ways, int) or ways < 1):
             raise ValueError(
                 f"Expected `ways` to be None or an integer >= 1. Received: ways={ways!r}"
@@ -67,16 +75,18 @@ class ProtoNet(base.MetaLearner):
         self.ways = ways
 
     def adapt_and_predict(self, task, state, training):
-        support_x, support_y = task[episode_lib.SUPPORT_X], task[episode_lib.SUPPORT_Y]
-        num_support = tf.shape(support_x)[0]
         params, _ = adaptation.initial_weights(self.model)
-        inputs = tf.concat([support_x, task[episode_lib.QUERY_X]], axis=0)
-        embeddings, model_state = adaptation.forward(
-            self.model, params, self.model_state(state), inputs, training or self.transductive
+        support, queries, model_state = query_statistics_lib.episode_forward(
+            self.model,
+            params,
+            self.model_state(state),
+            task[episode_lib.SUPPORT_X],
+            task[episode_lib.QUERY_X],
+            mode=self.query_statistics,
+            training=training,
         )
-        embeddings = tf.reshape(embeddings, [tf.shape(embeddings)[0], -1])
-        prototypes = self.prototypes(embeddings[:num_support], support_y)
-        return _squared_distance_logits(embeddings[num_support:], prototypes), model_state
+        prototypes = self.prototypes(_flatten(support), task[episode_lib.SUPPORT_Y])
+        return _squared_distance_logits(_flatten(queries), prototypes), model_state
 
     def prototypes(self, support_embeddings: tf.Tensor, support_y: tf.Tensor) -> tf.Tensor:
         """The mean embedding of each class: `[N, D]` from `[S, D]` embeddings and labels."""
@@ -102,6 +112,10 @@ class ProtoNet(base.MetaLearner):
         config = super().get_config()
         config.update(ways=self.ways)
         return config
+
+
+def _flatten(embeddings: tf.Tensor) -> tf.Tensor:
+    return tf.reshape(embeddings, [tf.shape(embeddings)[0], -1])
 
 
 def _squared_distance_logits(queries: tf.Tensor, prototypes: tf.Tensor) -> tf.Tensor:

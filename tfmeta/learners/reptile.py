@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 
 from tfmeta import adaptation
+from tfmeta import query_statistics as query_statistics_lib
 from tfmeta.data import episode as episode_lib
 from tfmeta.learners.gradient_learner import GradientLearner
 
@@ -38,7 +39,7 @@ class Reptile(GradientLearner):
             `inner_learning_rate`).
         eval_inner_steps: inner steps in evaluation (default: `inner_steps`;
             the paper uses more at test time, e.g. 50).
-        transductive: see `MetaLearner` (the paper's headline numbers are
+        query_statistics: see `MetaLearner` (the paper's headline numbers are
             not transductive).
         **kwargs: forwarded to `keras.Model`.
 
@@ -47,8 +48,7 @@ class Reptile(GradientLearner):
     ```python
     import keras, tfmeta
     net = tfmeta.models.conv4((28, 28, 1), num_classes=5)
-    reptile = tfmeta.Reptile(net, inner_learning_rate=0.1, inner_steps=5, eval_inner_steps=50,
-                             transductive=False)
+    reptile = tfmeta.Reptile(net, inner_learning_rate=0.1, inner_steps=5, eval_inner_steps=50)
     iterations = 100_000
     epsilon = keras.optimizers.schedules.PolynomialDecay(1.0, iterations, end_learning_rate=0.0)
     reptile.compile(optimizer=keras.optimizers.SGD(epsilon),
@@ -67,7 +67,7 @@ class Reptile(GradientLearner):
         inner_steps: int = 5,
         eval_inner_learning_rate: float | None = None,
         eval_inner_steps: int | None = None,
-        transductive: bool = True,
+        query_statistics: str = query_statistics_lib.SUPPORT,
         **kwargs,
     ):
         super().__init__(
@@ -76,7 +76,7 @@ class Reptile(GradientLearner):
             inner_steps=inner_steps,
             eval_inner_learning_rate=eval_inner_learning_rate,
             eval_inner_steps=eval_inner_steps,
-            transductive=transductive,
+            query_statistics=query_statistics,
             **kwargs,
         )
 
@@ -87,11 +87,16 @@ class Reptile(GradientLearner):
     def task_meta_gradients(self, task, state):
         """The pseudo-gradient `theta - phi` of one task, with the query loss after adaptation."""
         theta, _ = adaptation.initial_weights(self.model)
-        phi, state = self.adapt(
-            task[episode_lib.SUPPORT_X], task[episode_lib.SUPPORT_Y], state, training=True
-        )
-        predictions, state = adaptation.forward(
-            self.model, phi, state, task[episode_lib.QUERY_X], training=True
+        support_x = task[episode_lib.SUPPORT_X]
+        phi, state = self.adapt(support_x, task[episode_lib.SUPPORT_Y], state, training=True)
+        predictions, state = query_statistics_lib.predict_queries(
+            self.model,
+            phi,
+            state,
+            support_x,
+            task[episode_lib.QUERY_X],
+            mode=self.query_statistics,
+            training=True,
         )
         loss = self.task_loss(task[episode_lib.QUERY_Y], predictions)
         pseudo_gradients = [tf.stop_gradient(t - p) for t, p in zip(theta, phi)]
