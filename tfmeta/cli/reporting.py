@@ -24,6 +24,8 @@ RUN_README = """\
 
 Written by `tfmeta train`; `tfmeta evaluate` and `tfmeta export` read it.
 
+- `.tfmeta_run`: marks this directory as a run, so `tfmeta train` may write into it
+  (it refuses any other directory that is not empty).
 - `options.json`: the options of the run. Running `tfmeta train` again with the same
   options continues it from the last complete checkpoint.
 - `checkpoints/`: `ckpt-<meta-update>` (learner weights, optimizer state, step counter),
