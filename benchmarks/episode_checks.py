@@ -75,7 +75,9 @@ def main(argv):
 
     keras.utils.set_random_seed(0)
     maml = tfmeta.MAML(tfmeta.models.conv4((28, 28, 1), WAYS), inner_learning_rate=0.4)
-    maml.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    maml.compile(
+        optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    )
     step = _median_seconds(lambda: maml.train_on_batch(batch), FLAGS.steps)
 
     checks_ms = 1000 * (with_checks - without)

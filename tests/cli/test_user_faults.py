@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import resource
 import signal
 import subprocess
@@ -313,3 +314,57 @@ def test_a_full_disk_while_training_exits_2_and_keeps_every_earlier_file(
     _check_one_line(result.returncode, result.stdout, result.stderr, message, {"run": run})
     assert snapshot(*(run / name for name in kept_files)) == kept
     assert not [p.name for p in run.rglob("*") if "tmp" in p.name or "_temp" in p.name]
+
+
+@pytest.fixture
+def read_only(tmp_path):
+    """Makes a populated directory read-only: a read-only tmpfs for root (who ignores modes)."""
+    made = []
+
+    def make(populate) -> Path:
+        directory = tmp_path / f"read_only{len(made)}"
+        directory.mkdir()
+        if os.geteuid() != 0:
+            populate(directory)
+            for path in [directory, *directory.rglob("*")]:
+                path.chmod(path.stat().st_mode & ~0o222)
+        else:
+            mounted = subprocess.run(
+                ["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(directory)],
+                capture_output=True,
+            )
+            if mounted.returncode:
+                pytest.skip("root without permission to mount a read-only file system")
+            populate(directory)
+            subprocess.run(["mount", "-o", "remount,ro", str(directory)], check=True)
+        made.append(directory)
+        return directory
+
+    yield make
+    for directory in made:
+        if os.geteuid() == 0:
+            subprocess.run(["umount", str(directory)], check=True)
+        else:
+            for path in [directory, *directory.rglob("*")]:
+                path.chmod(path.stat().st_mode | 0o200)
+
+
+def test_read_only_destinations_are_refused_before_any_work(run_tfmeta, read_only, places):
+    ro_parent = read_only(lambda directory: None)
+    result = run_tfmeta("train", f"--output_dir={ro_parent}/run")
+    _check_one_line(result.returncode, result.stdout, result.stderr,
+                    f"--output_dir={ro_parent}/run: cannot write in {ro_parent}", {})
+
+    def copy_run(directory):
+        subprocess.run(["cp", "-a", f"{places['bad_metrics']}/.", str(directory)], check=True)
+        (directory / "metrics.json").write_text("{}")
+
+    ro_run = read_only(copy_run)
+    before = snapshot(ro_run)
+    result = run_tfmeta("evaluate", f"--output_dir={ro_run}")
+    _check_one_line(result.returncode, result.stdout, result.stderr,
+                    f"--output_dir={ro_run}: cannot write in {ro_run} (read-only", {})
+    result = run_tfmeta("export", f"--output_dir={ro_run}")
+    _check_one_line(result.returncode, result.stdout, result.stderr,
+                    f"--export_dir={ro_run}/export: cannot write in {ro_run}", {})
+    assert snapshot(ro_run) == before
