@@ -368,3 +368,18 @@ def test_read_only_destinations_are_refused_before_any_work(run_tfmeta, read_onl
     _check_one_line(result.returncode, result.stdout, result.stderr,
                     f"--export_dir={ro_run}/export: cannot write in {ro_run}", {})
     assert snapshot(ro_run) == before
+
+
+@pytest.mark.slow
+def test_a_full_disk_during_export_exits_2_and_leaves_no_partial_version(
+    finished_run, command_env, tmp_path
+):
+    base = tmp_path / "models"
+    result = subprocess.run(
+        [sys.executable, "-m", "tfmeta.cli.main", "export", f"--output_dir={finished_run}",
+         f"--export_dir={base}"],
+        capture_output=True, text=True, env=command_env, timeout=300,
+        preexec_fn=_limited_file_size(20_000),
+    )
+    _check_one_line(result.returncode, result.stdout, result.stderr, "File too large", {})
+    assert not base.exists() or list(base.iterdir()) == []

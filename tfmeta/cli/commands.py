@@ -135,6 +135,7 @@ def _train(options: RunOptions, strategy) -> dict:
     source = tasks.build(options)
     with strategy.scope():
         learner = learners.build(options, source.input_shape, source.classification)
+    run_directory.check_train_directory(str(output_dir))  # also for callers other than main
     run_directory.mark(output_dir)  # first: a killed run is still recognised as a run
     temporary_files.remove_stale_temporaries(output_dir)
     reporting.write_atomically(
