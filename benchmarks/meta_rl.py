@@ -74,7 +74,7 @@ PAPER = {
 
 def held_out_returns(learner: rl.PolicyMAML) -> tuple[list[dict], list]:
     """Mean return with 95% CI over the held-out tasks after 0..3 steps, and the rollouts."""
-    tasks = learner.family.sample_tasks(FLAGS.eval_tasks, seed=EVAL_SEED)
+    tasks = learner.family.sample_tasks(FLAGS.eval_tasks, seed=EVAL_SEED, split="test")
     samplings = learner.adaptation_rollouts(tasks, seed=EVAL_SEED + 1)
     returns = np.stack([np.mean(r.returns(), axis=1) for r in samplings], axis=1)
     return [
@@ -118,7 +118,7 @@ def run_family(name: str) -> dict:
         maml, samplings = held_out_returns(learner)
         print(f"  evaluated in {time.perf_counter() - start:.0f} s", flush=True)
         if name == "navigation_2d":
-            goals = learner.family.sample_tasks(FLAGS.eval_tasks, seed=EVAL_SEED).numpy()
+            goals = learner.family.sample_tasks(FLAGS.eval_tasks, seed=EVAL_SEED, split="test").numpy()
             figures.plot_navigation_adaptation(
                 samplings, goals, os.path.join(directory, "adaptation.png")
             )

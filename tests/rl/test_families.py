@@ -11,6 +11,7 @@ def test_names_list_every_family():
         "ant_vel",
         "halfcheetah_dir",
         "halfcheetah_vel",
+        "ml1",
         "navigation_2d",
     ]
 
@@ -31,3 +32,14 @@ def test_mujoco_families_without_gymnasium_name_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "gymnasium", None)
     with pytest.raises(ImportError, match=r"pip install 'tfmeta\[rl\]'"):
         rl.families.get("halfcheetah_vel")
+
+
+def test_meta_world_without_metaworld_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "metaworld", None)
+    with pytest.raises(ImportError, match=r"pip install 'tfmeta\[metaworld\]'"):
+        rl.families.get("ml1")
+
+
+def test_a_task_split_other_than_train_or_test_is_rejected():
+    with pytest.raises(ValueError, match=r"Expected `split` in \['train', 'test'\]"):
+        rl.Navigation2D().sample_tasks(3, seed=0, split="validation")

@@ -150,3 +150,14 @@ def test_a_failure_mid_training_keeps_the_last_checkpoint(tmp_path):
 def test_a_policy_for_another_action_space_is_rejected():
     with pytest.raises(ValueError, match=r"12 outputs.*halfcheetah_vel.*Received.*4 outputs"):
         rl.PolicyMAML(rl.gaussian_mlp_policy(17, 2, hidden_units=(4,)), "halfcheetah_vel")
+
+
+def test_a_capped_family_runs_its_trajectories_in_waves_over_few_environments():
+    family = HalfCheetahVelocity(horizon=4, max_environments=2)
+    tasks = family.sample_tasks(2, seed=0)
+    first = family.rollouts(noisy_policy, tasks, 3, seed=1)  # 6 trajectories, 3 waves
+    assert len(family._envs) == 2
+    np.testing.assert_array_equal(first.observations, family.rollouts(noisy_policy, tasks, 3, 1)[0])
+    assert first.observations.shape == (2, 3, 4, 17) and np.all(first.mask.numpy() == 1.0)
+    starts = first.observations.numpy()[:, :, 0].reshape(6, -1)
+    assert len({row.tobytes() for row in starts}) == 6  # every trajectory reset with its own seed

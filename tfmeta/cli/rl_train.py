@@ -79,7 +79,7 @@ def train(flag_values: flags.FlagValues) -> dict:
         print(
             f"tfmeta: continued {output_dir} from meta-iteration {run['resumed_from']}", flush=True
         )
-    tasks = learner.family.sample_tasks(EVAL_TASKS, seed=EVAL_SEED)
+    tasks = learner.family.sample_tasks(EVAL_TASKS, seed=EVAL_SEED, split="test")
     samplings = learner.adaptation_rollouts(tasks, seed=EVAL_SEED + 1)
     returns = np.stack([np.mean(r.returns(), axis=1) for r in samplings], axis=1)
     metrics = {

@@ -1,28 +1,31 @@
-"""Task families by name: `get("navigation_2d")`, `get({"name": "halfcheetah_vel", ...})`."""
+"""Task families by name: `get("navigation_2d")`, `get({"name": "ml1", "env_name": "push-v3"})`."""
 
 from __future__ import annotations
 
+import importlib
 from typing import Callable
 
 from tfmeta.rl.navigation import Navigation2D
 from tfmeta.rl.task_family import TaskFamily
 
 
-def _mujoco(class_name: str) -> Callable[..., TaskFamily]:
-    def build(**kwargs) -> TaskFamily:
-        from tfmeta.rl import mujoco_families
+def _lazy(module_name: str, class_name: str) -> Callable[..., TaskFamily]:
+    """A builder that imports the family's module (and its simulator) only when called."""
 
-        return getattr(mujoco_families, class_name)(**kwargs)
+    def build(**kwargs) -> TaskFamily:
+        module = importlib.import_module(f"tfmeta.rl.{module_name}")
+        return getattr(module, class_name)(**kwargs)
 
     return build
 
 
 _BUILDERS: dict[str, Callable[..., TaskFamily]] = {
     "navigation_2d": Navigation2D,
-    "halfcheetah_vel": _mujoco("HalfCheetahVelocity"),
-    "halfcheetah_dir": _mujoco("HalfCheetahDirection"),
-    "ant_dir": _mujoco("AntDirection"),
-    "ant_vel": _mujoco("AntVelocity"),
+    "halfcheetah_vel": _lazy("mujoco_families", "HalfCheetahVelocity"),
+    "halfcheetah_dir": _lazy("mujoco_families", "HalfCheetahDirection"),
+    "ant_dir": _lazy("mujoco_families", "AntDirection"),
+    "ant_vel": _lazy("mujoco_families", "AntVelocity"),
+    "ml1": _lazy("meta_world", "MetaWorldML1"),
 }
 
 

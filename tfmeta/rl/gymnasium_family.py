@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from tfmeta.rl.distributions import DiagonalGaussian
 from tfmeta.rl.rollouts import Rollouts
-from tfmeta.rl.task_family import ActFn, TaskFamily, as_seed
+from tfmeta.rl.task_family import ActFn, TaskFamily, as_seed, fold_seed
 
 
 class RolloutError(RuntimeError):
@@ -65,18 +65,34 @@ class GymnasiumTaskFamily(TaskFamily):
     (`RolloutError`). Each environment is reset with its own seed, derived
     from the rollout seed, so rollouts are reproducible.
 
+    Environments that are costly to hold (Meta-World's) are capped by
+    `max_environments`: the trajectories then run in waves of at most that
+    many environments, reused from wave to wave.
+
     Subclasses set `name`, `env_id`, `task_dim`, and implement
-    `sample_tasks` and `reward(task, info, action)`; `env_kwargs` are passed
+    `_draw_tasks` and `reward(task, info, action)`; `env_kwargs` are passed
     to `gymnasium.make` (cost weights).
 
     Args:
         horizon: steps per trajectory (Gymnasium's `TimeLimit`).
+        max_environments: the most environments held at once (None: one
+            per trajectory of a call).
     """
 
     env_id: str
     env_kwargs: dict = {}
 
-    def __init__(self, horizon: int = 200):
+    def __init__(self, horizon: int = 200, max_environments: int | None = None):
+        if max_environments is not None and (
+            isinstance(max_environments, bool)
+            or not isinstance(max_environments, int)
+            or max_environments < 1
+        ):
+            raise ValueError(
+                "Expected `max_environments` to be None or an integer >= 1. "
+                f"Received: max_environments={max_environments!r}"
+            )
+        self.max_environments = max_environments
         if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
             raise ValueError(
                 f"Expected `horizon` to be an integer >= 1. Received: horizon={horizon!r}"
@@ -136,39 +152,61 @@ class GymnasiumTaskFamily(TaskFamily):
         self, act: ActFn, tasks: tf.Tensor, rollouts_per_task: int, seed: int | tf.Tensor
     ) -> Rollouts:
         task_values = self.check_tasks(tasks).numpy()
+        count = len(task_values) * rollouts_per_task
         action_seed, reset_seed = tf.unstack(
             tf.random.experimental.stateless_split(as_seed(seed), 2)
         )
-        step_seeds = tf.random.experimental.stateless_split(action_seed, self.horizon)
         reset_seeds = np.random.SeedSequence(
             reset_seed.numpy().view(np.uint64).tolist()
-        ).generate_state(len(task_values) * rollouts_per_task)
-        count = len(task_values) * rollouts_per_task
-        envs = self._environments(count)
+        ).generate_state(count)
         env_tasks = np.repeat(task_values, rollouts_per_task, axis=0)
         shape = (count, self.horizon)
-        observations = np.zeros(shape + (self.observation_dim,), np.float32)
-        actions = np.zeros(shape + (self.distribution.action_dim,), np.float32)
-        rewards = np.zeros(shape, np.float32)
-        mask = np.zeros(shape, np.float32)
-        current = np.zeros((count, self.observation_dim), np.float32)
-        for index, env in enumerate(envs):
+        arrays = Rollouts(
+            observations=np.zeros(shape + (self.observation_dim,), np.float32),
+            actions=np.zeros(shape + (self.distribution.action_dim,), np.float32),
+            rewards=np.zeros(shape, np.float32),
+            mask=np.zeros(shape, np.float32),
+        )
+        width = count if self.max_environments is None else self.max_environments
+        for wave, start in enumerate(range(0, count, width)):
+            members = np.arange(start, min(start + width, count))
+            step_seeds = tf.random.experimental.stateless_split(
+                fold_seed(action_seed, wave), self.horizon
+            )
+            self._run_wave(
+                act, members, env_tasks, reset_seeds, step_seeds, arrays, rollouts_per_task
+            )
+        split = (len(task_values), rollouts_per_task)
+        return Rollouts(*(tf.constant(a.reshape(split + a.shape[1:])) for a in arrays))
+
+    def _run_wave(self, act, members, env_tasks, reset_seeds, step_seeds, arrays, per_task):
+        """Steps the trajectories `members` (indices into `env_tasks`) to the end, in lockstep.
+
+        The policy is evaluated for every trajectory of the call (its input
+        keeps the `[tasks, rollouts, features]` layout); only the members'
+        environments step and only their rows of `arrays` are written.
+        """
+        envs = self._environments(len(members))
+        current = np.zeros((len(env_tasks), self.observation_dim), np.float32)
+        for env, index in zip(envs, members):
             env.set_task(env_tasks[index])
             try:
                 current[index], _ = env.reset(seed=int(reset_seeds[index]))
             except Exception as error:  # an environment's own failure, reported with its task
                 self._fail("The environment raised on reset", env_tasks[index], index, error)
-        alive = np.ones(count, bool)
+        env_of = dict(zip(members.tolist(), envs))
+        alive = np.zeros(len(env_tasks), bool)
+        alive[members] = True
         for t in range(self.horizon):
-            observations[:, t] = current
-            mask[:, t] = alive
+            arrays.observations[members, t] = current[members]
+            arrays.mask[members, t] = alive[members]
             step_actions = np.asarray(
-                act(current.reshape(len(task_values), rollouts_per_task, -1), step_seeds[t])
-            ).reshape(count, -1)
-            actions[:, t] = step_actions
+                act(current.reshape(-1, per_task, self.observation_dim), step_seeds[t])
+            ).reshape(len(env_tasks), -1)
+            arrays.actions[members, t] = step_actions[members]
             for index in np.flatnonzero(alive):
                 try:
-                    observation, reward, terminated, truncated, _ = envs[index].step(
+                    observation, reward, terminated, truncated, _ = env_of[index].step(
                         step_actions[index]
                     )
                 except Exception as error:
@@ -182,17 +220,14 @@ class GymnasiumTaskFamily(TaskFamily):
                         index,
                     )
                 current[index] = observation
-                rewards[index, t] = reward
+                arrays.rewards[index, t] = reward
                 alive[index] = not (terminated or truncated)
             if not alive.any():
                 break
-        split = (len(task_values), rollouts_per_task)
-        return Rollouts(
-            observations=tf.constant(observations.reshape(split + observations.shape[1:])),
-            actions=tf.constant(actions.reshape(split + actions.shape[1:])),
-            rewards=tf.constant(rewards.reshape(split + rewards.shape[1:])),
-            mask=tf.constant(mask.reshape(split + mask.shape[1:])),
-        )
 
     def get_config(self) -> dict:
-        return {"name": self.name, "horizon": self.horizon}
+        return {
+            "name": self.name,
+            "horizon": self.horizon,
+            "max_environments": self.max_environments,
+        }

@@ -18,12 +18,11 @@ import numpy as np
 import tensorflow as tf
 
 from tfmeta.rl.gymnasium_family import GymnasiumTaskFamily
-from tfmeta.rl.task_family import as_seed
 
 
 def _random_directions(num_tasks: int, seed) -> tf.Tensor:
     """`[num_tasks, 1]` of +1 (forward) or -1 (backward), each with probability 1/2."""
-    coin = tf.random.stateless_uniform([num_tasks, 1], as_seed(seed))
+    coin = tf.random.stateless_uniform([num_tasks, 1], seed)
     return tf.where(coin < 0.5, -1.0, 1.0)
 
 
@@ -46,8 +45,8 @@ class HalfCheetahVelocity(GymnasiumTaskFamily):
     env_kwargs = {"ctrl_cost_weight": 0.05}
     task_dim = 1
 
-    def sample_tasks(self, num_tasks: int, seed) -> tf.Tensor:
-        return tf.random.stateless_uniform([num_tasks, 1], as_seed(seed), minval=0.0, maxval=2.0)
+    def _draw_tasks(self, num_tasks: int, seed: tf.Tensor, split: str) -> tf.Tensor:
+        return tf.random.stateless_uniform([num_tasks, 1], seed, minval=0.0, maxval=2.0)
 
     def reward(self, task: np.ndarray, info: dict, action: np.ndarray) -> float:
         return -abs(info["x_velocity"] - task[0]) + info["reward_ctrl"]
@@ -64,7 +63,7 @@ class HalfCheetahDirection(GymnasiumTaskFamily):
     env_kwargs = {"ctrl_cost_weight": 0.05}
     task_dim = 1
 
-    def sample_tasks(self, num_tasks: int, seed) -> tf.Tensor:
+    def _draw_tasks(self, num_tasks: int, seed: tf.Tensor, split: str) -> tf.Tensor:
         return _random_directions(num_tasks, seed)
 
     def reward(self, task: np.ndarray, info: dict, action: np.ndarray) -> float:
@@ -84,7 +83,7 @@ class AntDirection(GymnasiumTaskFamily):
     env_kwargs = {"ctrl_cost_weight": 0.005, "contact_cost_weight": 5e-4, "healthy_reward": 0.05}
     task_dim = 1
 
-    def sample_tasks(self, num_tasks: int, seed) -> tf.Tensor:
+    def _draw_tasks(self, num_tasks: int, seed: tf.Tensor, split: str) -> tf.Tensor:
         return _random_directions(num_tasks, seed)
 
     def reward(self, task: np.ndarray, info: dict, action: np.ndarray) -> float:
@@ -108,8 +107,8 @@ class AntVelocity(GymnasiumTaskFamily):
     env_kwargs = AntDirection.env_kwargs
     task_dim = 1
 
-    def sample_tasks(self, num_tasks: int, seed) -> tf.Tensor:
-        return tf.random.stateless_uniform([num_tasks, 1], as_seed(seed), minval=0.0, maxval=3.0)
+    def _draw_tasks(self, num_tasks: int, seed: tf.Tensor, split: str) -> tf.Tensor:
+        return tf.random.stateless_uniform([num_tasks, 1], seed, minval=0.0, maxval=3.0)
 
     def reward(self, task: np.ndarray, info: dict, action: np.ndarray) -> float:
         return (

@@ -65,9 +65,9 @@ class Navigation2D(TaskFamily):
         self.goal_tolerance = float(goal_tolerance)
         self.distribution = DiagonalGaussian(2)
 
-    def sample_tasks(self, num_tasks: int, seed: int | tf.Tensor) -> tf.Tensor:
+    def _draw_tasks(self, num_tasks: int, seed: tf.Tensor, split: str) -> tf.Tensor:
         return tf.random.stateless_uniform(
-            [num_tasks, 2], as_seed(seed), minval=-self.goal_range, maxval=self.goal_range
+            [num_tasks, 2], seed, minval=-self.goal_range, maxval=self.goal_range
         )
 
     def rollouts(

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from tfmeta.rl.rollouts import Rollouts
 
+SPLITS = ("train", "test")
 # act(observations [tasks, rollouts, observation_dim], seed [2]) -> actions [tasks, rollouts, ...]
 ActFn = Callable[[tf.Tensor, tf.Tensor], tf.Tensor]
 
@@ -43,7 +44,7 @@ class TaskFamily:
 
     Subclasses set `name`, `task_dim`, `observation_dim`, `distribution` (a
     `tfmeta.rl.distributions` object for the action space), `horizon` and
-    `in_graph`, and implement `sample_tasks` and `rollouts`.
+    `in_graph`, and implement `_draw_tasks` and `rollouts`.
     """
 
     name: str = "task_family"
@@ -52,8 +53,26 @@ class TaskFamily:
     horizon: int
     in_graph: bool = False
 
-    def sample_tasks(self, num_tasks: int, seed: int | tf.Tensor) -> tf.Tensor:
-        """`[num_tasks, task_dim]` float32 tasks; the same seed gives the same tasks."""
+    def sample_tasks(
+        self, num_tasks: int, seed: int | tf.Tensor, split: str = "train"
+    ) -> tf.Tensor:
+        """`[num_tasks, task_dim]` float32 tasks; the same seed gives the same tasks.
+
+        Args:
+            num_tasks: how many.
+            seed: an integer or a `[2]` seed tensor.
+            split: `"train"` or `"test"`. Families with a finite set of
+                task variations (Meta-World) hold separate test variations;
+                families of continuous tasks draw both splits from one
+                distribution, where disjoint seeds keep held-out tasks
+                apart.
+        """
+        if split not in SPLITS:
+            raise ValueError(f"Expected `split` in {list(SPLITS)}. Received: split={split!r}")
+        return self._draw_tasks(num_tasks, as_seed(seed), split)
+
+    def _draw_tasks(self, num_tasks: int, seed: tf.Tensor, split: str) -> tf.Tensor:
+        """`sample_tasks` after its checks: subclasses draw here."""
         raise NotImplementedError
 
     def rollouts(
