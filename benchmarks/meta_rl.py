@@ -47,12 +47,23 @@ flags.DEFINE_string(
 flags.DEFINE_float("budget_minutes", None, "Training time per family, all parts together.")
 flags.DEFINE_integer("iterations", None, "Meta-iterations (default: the paper's).")
 flags.DEFINE_integer("eval_tasks", 40, "Held-out tasks.")
+flags.DEFINE_list(
+    "eval_learning_rates", None, "Step sizes of evaluation steps 1, 2, 3 (default: the recipe's)."
+)
+flags.DEFINE_enum(
+    "eval_split",
+    "test",
+    ["test", "train"],
+    "Evaluate on held-out test tasks, or on other training tasks (to choose evaluation settings "
+    "without looking at the test tasks).",
+)
 flags.DEFINE_integer("seed", 0, "Seed of weights and training tasks.")
 flags.DEFINE_bool("speed", False, "Measure sampling speed and one meta-iteration instead.")
 flags.DEFINE_integer("speed_tasks", 40, "--speed: tasks of the measured meta-iteration.")
 FLAGS = flags.FLAGS
 
 EVAL_SEED = 1_000_003  # held-out tasks: a stream the training tasks never use
+VALIDATION_SEED = 7  # --eval_split=train: tasks of the training distribution, not the test ones
 
 
 # Mean return over 40 test tasks after 0, 1, 2, 3 steps (None: not published).
@@ -72,10 +83,15 @@ PAPER = {
 }
 
 
+def evaluation_tasks(family: rl.TaskFamily) -> tf.Tensor:
+    """The held-out test tasks, or with `--eval_split=train` other training tasks."""
+    seed = EVAL_SEED if FLAGS.eval_split == "test" else VALIDATION_SEED
+    return family.sample_tasks(FLAGS.eval_tasks, seed=seed, split=FLAGS.eval_split)
+
+
 def held_out_returns(learner: rl.PolicyMAML) -> tuple[list[dict], list]:
-    """Mean return with 95% CI over the held-out tasks after 0..3 steps, and the rollouts."""
-    tasks = learner.family.sample_tasks(FLAGS.eval_tasks, seed=EVAL_SEED, split="test")
-    samplings = learner.adaptation_rollouts(tasks, seed=EVAL_SEED + 1)
+    """Mean return with 95% CI over the evaluation tasks after 0..3 steps, and the rollouts."""
+    samplings = learner.adaptation_rollouts(evaluation_tasks(learner.family), seed=EVAL_SEED + 1)
     returns = np.stack([np.mean(r.returns(), axis=1) for r in samplings], axis=1)
     return [
         evaluation.mean_and_ci95(returns[:, step]) for step in range(returns.shape[1])
@@ -93,13 +109,15 @@ def _format(entry) -> str:
 def run_family(name: str) -> dict:
     recipe = recipes.get(name)
     directory = os.path.join(FLAGS.run_dir, name)
-    metrics_path = os.path.join(directory, "metrics.json")
-    previous = json.load(open(metrics_path)) if os.path.isfile(metrics_path) else {}
-    learner = recipes.build_learner(name, seed=FLAGS.seed)
-    if "random_init" in previous:
-        random_init = previous["random_init"]
-    else:  # the same protocol from the untrained policy
-        random_init, _ = held_out_returns(learner)
+    # Test-task results in metrics.json; --eval_split=train results apart, in validation.json.
+    metrics_path = os.path.join(
+        directory, "metrics.json" if FLAGS.eval_split == "test" else "validation.json"
+    )
+    overrides = {}
+    if FLAGS.eval_learning_rates:
+        overrides["eval_inner_learning_rate"] = [float(x) for x in FLAGS.eval_learning_rates]
+    learner = recipes.build_learner(name, seed=FLAGS.seed, **overrides)
+    random_init, _ = held_out_returns(learner)  # the same protocol from the untrained policy
     budget = None if FLAGS.budget_minutes is None else 60 * FLAGS.budget_minutes
     run = training.train(
         learner,
@@ -111,17 +129,14 @@ def run_family(name: str) -> dict:
         budget_seconds=budget,
         verbose=2,
     )
-    if previous.get("meta_iterations") == run["meta_iterations"]:
-        maml = previous["maml"]  # this checkpoint was evaluated already
-    else:
-        start = time.perf_counter()
-        maml, samplings = held_out_returns(learner)
-        print(f"  evaluated in {time.perf_counter() - start:.0f} s", flush=True)
-        if name == "navigation_2d":
-            goals = learner.family.sample_tasks(FLAGS.eval_tasks, seed=EVAL_SEED, split="test").numpy()
-            figures.plot_navigation_adaptation(
-                samplings, goals, os.path.join(directory, "adaptation.png")
-            )
+    start = time.perf_counter()
+    maml, samplings = held_out_returns(learner)
+    print(f"  evaluated in {time.perf_counter() - start:.0f} s", flush=True)
+    if name == "navigation_2d":
+        goals = evaluation_tasks(learner.family).numpy()
+        figures.plot_navigation_adaptation(
+            samplings, goals, os.path.join(directory, "adaptation.png")
+        )
     if run["history"]:
         figures.plot_learning_curve(
             run["history"],
@@ -133,6 +148,8 @@ def run_family(name: str) -> dict:
         "family": name,
         "meta_iterations": run["meta_iterations"],
         "train_minutes": run["train_seconds"] / 60,
+        "eval_split": FLAGS.eval_split,
+        "eval_learning_rates": learner.eval_learning_rates,
         "maml": maml,
         "random_init": random_init,
         "paper": PAPER.get(name, {}),
@@ -154,9 +171,8 @@ def _processor() -> str:
 
 
 def print_returns(results: list[dict]) -> None:
-    print(
-        f"\nMean return over {FLAGS.eval_tasks} held-out tasks (95% CI), after N adaptation steps"
-    )
+    which = "held-out test" if FLAGS.eval_split == "test" else "other training"
+    print(f"\nMean return over {FLAGS.eval_tasks} {which} tasks (95% CI), after N adaptation steps")
     print(f"{'family':16} {'source':28} {'0':>16} {'1':>16} {'2':>16} {'3':>16}")
     for result in results:
         label = f"tfmeta MAML ({result['meta_iterations']} it, {result['train_minutes']:.0f} min)"
