@@ -1,17 +1,25 @@
-"""Exported model sizes and the latency of adapting to one episode, SavedModel vs LiteRT.
+"""Serving and on-device latency of each adaptation option, next to the accuracy it keeps.
 
-For each model (Conv-4 with Omniglot shapes, and an MLP over flattened
-Omniglot images), exports a MAML learner as a SavedModel (TF Serving layout)
-and as a TFLite model, then times `adapt_and_predict` on one N-way K-shot
-episode: the SavedModel signature reloaded with `tf.saved_model.load`, and
-the LiteRT interpreter's signature runner. Reports the median over repeats
-(after warm-up calls), the sizes on disk, the export times and the largest
-difference between the two runtimes' outputs. Weights are freshly
-initialized: latency and size do not depend on training.
+One meta-learned model (a learner saved by `benchmarks/omniglot.py` or `tfmeta train`, or a
+freshly initialised Conv-4 when none is given) is adapted in several ways, each exported as a
+SavedModel and as a TFLite model:
 
-Prints a table, then, as its last line, one JSON object with the same figures.
+- `all weights, E steps`: the learner's own evaluation inner loop (MAML: every weight);
+- `all weights, 1 step`: the same, one step;
+- `head only, E steps` / `head only, 1 step`: only the final Dense layer adapts (ANIL's inner loop
+  on the MAML-trained model; the body runs once per call);
+- `prototypes on the body`: no inner loop, class means of the body's features (ProtoNet's head on
+  the meta-learned body).
 
-    python benchmarks/export.py --repeats=50 --threads=1
+For each option: the latency of LiteRT's `adapt_and_predict` with one query per call (median and
+p90, with 1 thread and with LiteRT's default threads), of `train_step` and of `infer`, and of the
+SavedModel's `adapt_and_predict` in TensorFlow, next to the 5 ms goal; with `--data`, the accuracy
+the option keeps on `--episodes` Omniglot test episodes (5-way 1-shot, 15 queries per class), run
+through the LiteRT model itself. Prints a table, then, as its last line, one JSON object with the
+same figures.
+
+    python benchmarks/export.py --learner=RUN/learner.keras \\
+        --data=../shared/data/omniglot/omniglot.tar.gz --episodes=600
 """
 
 from __future__ import annotations
@@ -27,124 +35,165 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
+import machine
 import tfmeta
-from tfmeta.exporters import export_saved_model, export_tflite, tflite
+from tfmeta import evaluation
+from tfmeta.exporters import OnDeviceModel, export_saved_model, export_tflite
 
 FLAGS = flags.FLAGS
+flags.DEFINE_string("learner", None, "A saved learner (.keras); default: a fresh Conv-4 MAML.")
+flags.DEFINE_string("data", None, "Omniglot .tar.gz or ImageFolder, for accuracy (optional).")
+flags.DEFINE_integer("episodes", 600, "Test episodes for accuracy.")
 flags.DEFINE_integer("ways", 5, "Classes per episode.")
 flags.DEFINE_integer("shots", 1, "Support examples per class.")
-flags.DEFINE_integer("queries", 5, "Query examples in the episode.")
-flags.DEFINE_integer("inner_steps", 3, "Evaluation inner steps (Finn et al.: 3 on Omniglot).")
-flags.DEFINE_float("inner_learning_rate", 0.4, "Inner learning rate.")
-flags.DEFINE_integer("repeats", 30, "Timed calls per measurement (the median is reported).")
-flags.DEFINE_integer("warmup", 3, "Untimed calls before timing.")
-flags.DEFINE_integer("threads", 1, "Threads for TensorFlow (intra-op) and for LiteRT.")
-flags.DEFINE_list("models", ["conv4", "mlp"], "Models to benchmark: conv4, mlp.")
+flags.DEFINE_integer("repeats", 50, "Timed calls per measurement.")
+flags.DEFINE_integer("warmup", 5, "Untimed calls before timing.")
+flags.DEFINE_list("options", ["all", "all_1", "head", "head_1", "prototypes"],
+                  "Adaptation options to measure (see the module docstring).")
+flags.DEFINE_float("goal_ms", 5.0, "The on-device latency goal.")
+
+EVAL_QUERIES = 15
+LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
-def build_learner(name: str) -> tfmeta.MAML:
-    """A compiled MAML learner over Conv-4 (Omniglot) or an MLP over flattened Omniglot."""
+def load_learner() -> tfmeta.MAML:
+    if FLAGS.learner:
+        return keras.saving.load_model(FLAGS.learner)
     keras.utils.set_random_seed(0)
-    if name == "conv4":
-        net = tfmeta.models.conv4((28, 28, 1), num_classes=FLAGS.ways)
-    elif name == "mlp":  # Finn et al.'s non-convolutional Omniglot network, without BatchNorm
-        net = tfmeta.models.mlp(28 * 28, (256, 128, 64, 64), FLAGS.ways)
-    else:
-        raise ValueError(f"Expected a model in ['conv4', 'mlp']. Received: {name!r}")
-    learner = tfmeta.MAML(net, inner_learning_rate=FLAGS.inner_learning_rate,
-                          eval_inner_steps=FLAGS.inner_steps)
-    learner.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    learner = tfmeta.MAML(tfmeta.models.conv4((28, 28, 1), FLAGS.ways), inner_learning_rate=0.4,
+                          eval_inner_steps=3)
+    learner.compile(loss=LOSS)
     return learner
 
 
-def median_ms(call) -> float:
+def options(learner: tfmeta.MAML) -> dict[str, tfmeta.MetaLearner]:
+    """The adaptation options over the learner's meta-learned weights (shared, not copied)."""
+    steps, rate = learner.eval_inner_steps, learner.eval_inner_learning_rate
+    model, mode = learner.model, learner.query_statistics
+    head = model.layers[-1].name
+    body = keras.Model(model.inputs, model.layers[-2].output, name="body")
+    built = {
+        "all": (f"all weights, {steps} steps", learner),
+        "all_1": ("all weights, 1 step",
+                  tfmeta.MAML(model, inner_learning_rate=rate, eval_inner_steps=1,
+                              query_statistics=mode)),
+        "head": (f"head only, {steps} steps",
+                 tfmeta.ANIL(model, head_layers=[head], inner_learning_rate=rate,
+                             eval_inner_steps=steps, query_statistics=mode)),
+        "head_1": ("head only, 1 step",
+                   tfmeta.ANIL(model, head_layers=[head], inner_learning_rate=rate,
+                               eval_inner_steps=1, query_statistics=mode)),
+        "prototypes": ("prototypes on the body",
+                       tfmeta.ProtoNet(body, ways=FLAGS.ways, query_statistics=mode)),
+    }
+    chosen = {}
+    for key in FLAGS.options:
+        if key not in built:
+            raise ValueError(f"Unknown option {key!r}. Expected some of {sorted(built)}")
+        name, option = built[key]
+        if not option.compiled:
+            option.compile(loss=LOSS)
+        chosen[name] = option
+    return chosen
+
+
+def timed_ms(call) -> dict[str, float]:
     for _ in range(FLAGS.warmup):
         call()
     times = []
     for _ in range(FLAGS.repeats):
         start = time.perf_counter()
         call()
-        times.append(time.perf_counter() - start)
-    return 1000.0 * statistics.median(times)
+        times.append(1000.0 * (time.perf_counter() - start))
+    return {"median": statistics.median(times), "p90": float(np.percentile(times, 90))}
 
 
-def directory_bytes(path: str) -> int:
-    return sum(os.path.getsize(os.path.join(root, name))
-               for root, _, names in os.walk(path) for name in names)
+def test_episodes(sources) -> list[dict[str, np.ndarray]]:
+    dataset = sources["test"].episodes(FLAGS.ways, FLAGS.shots, EVAL_QUERIES, meta_batch_size=1,
+                                       num_episodes=FLAGS.episodes, seed=1)
+    return [{key: value[0].numpy() for key, value in batch.items()} for batch in dataset]
 
 
-def benchmark(name: str, directory: str) -> dict:
-    learner = build_learner(name)
-    input_shape = tuple(learner.model.inputs[0].shape[1:])
-    rng = np.random.default_rng(0)
+def measure(name: str, option: tfmeta.MetaLearner, episodes, directory: str) -> dict:
+    example = episodes[0] if episodes else None
+    input_shape = tuple(option.model.inputs[0].shape[1:])
     support = FLAGS.ways * FLAGS.shots
-    episode = {
-        "support_x": rng.standard_normal((support, *input_shape)).astype(np.float32),
+    rng = np.random.default_rng(0)
+    episode = example or {
+        "support_x": rng.uniform(0, 1, (support, *input_shape)).astype(np.float32),
         "support_y": np.tile(np.arange(FLAGS.ways, dtype=np.int32), FLAGS.shots),
-        "query_x": rng.standard_normal((FLAGS.queries, *input_shape)).astype(np.float32),
+        "query_x": rng.uniform(0, 1, (EVAL_QUERIES * FLAGS.ways, *input_shape)).astype(np.float32),
     }
+    single = dict(episode, query_x=episode["query_x"][:1])
+    slug = name.replace(" ", "_").replace(",", "")
+    row = {"option": name}
 
-    start = time.perf_counter()
-    version = export_saved_model(learner, os.path.join(directory, name), ways=FLAGS.ways,
-                                 shots=FLAGS.shots)
-    saved_model_export_s = time.perf_counter() - start
-    tflite_path = os.path.join(directory, f"{name}.tflite")
-    start = time.perf_counter()
-    export_tflite(learner, tflite_path, ways=FLAGS.ways, shots=FLAGS.shots,
-                  query_size=FLAGS.queries)
-    tflite_export_s = time.perf_counter() - start
-
+    version = export_saved_model(option, os.path.join(directory, slug), ways=FLAGS.ways,
+                                 shots=FLAGS.shots, warmup=False)
     adapt = tf.saved_model.load(version).signatures["adapt_and_predict"]
-    tensors = {key: tf.constant(value) for key, value in episode.items()}
-    saved_model_ms = median_ms(lambda: adapt(**tensors)["outputs"].numpy())
-    saved_model_outputs = adapt(**tensors)["outputs"].numpy()
+    tensors = {key: tf.constant(single[key]) for key in ("support_x", "support_y", "query_x")}
+    row["saved_model_adapt_and_predict_ms"] = timed_ms(lambda: adapt(**tensors)["outputs"].numpy())
 
-    with open(tflite_path, "rb") as file:
-        content = file.read()
-    runner = tflite.interpreter(content, num_threads=FLAGS.threads).get_signature_runner(
-        "adapt_and_predict")
-    litert_ms = median_ms(lambda: runner(**episode))
-    litert_outputs = runner(**episode)["outputs"]
+    models = {}
+    for query_size in (1, len(episode["query_x"])):
+        path = os.path.join(directory, f"{slug}_{query_size}.tflite")
+        verification = dict(episode, query_x=episode["query_x"][:query_size])
+        export_tflite(option, path, ways=FLAGS.ways, shots=FLAGS.shots, query_size=query_size,
+                      verification_episode=verification)
+        models[query_size] = path
+    row["tflite_bytes"] = os.path.getsize(models[1])
+    for threads, label in ((1, "1_thread"), (None, "default_threads")):
+        model = OnDeviceModel(models[1], num_threads=threads)
+        row[f"litert_adapt_and_predict_ms_{label}"] = timed_ms(
+            lambda: model.adapt_and_predict(single["support_x"], single["support_y"],
+                                            single["query_x"]))
+    model = OnDeviceModel(models[1], num_threads=1)
+    row["litert_train_step_ms_1_thread"] = timed_ms(
+        lambda: model.train_step(single["support_x"], single["support_y"]))
+    row["litert_infer_ms_1_thread"] = timed_ms(lambda: model.infer(single["query_x"]))
+    if episodes:
+        batched = OnDeviceModel(models[len(episode["query_x"])], num_threads=1)
+        accuracies = [evaluation.accuracy(task["query_y"], batched.adapt_and_predict(
+            task["support_x"], task["support_y"], task["query_x"])) for task in episodes]
+        row["accuracy"] = evaluation.mean_and_ci95(accuracies)
+    return row
 
-    return {
-        "model": name,
-        "parameters": int(sum(np.prod(v.shape) for v in learner.model.trainable_variables)),
-        "saved_model_bytes": directory_bytes(version),
-        "tflite_bytes": len(content),
-        "saved_model_export_s": round(saved_model_export_s, 2),
-        "tflite_export_s": round(tflite_export_s, 2),
-        "saved_model_adapt_predict_ms": round(saved_model_ms, 2),
-        "litert_adapt_predict_ms": round(litert_ms, 2),
-        "max_abs_diff_litert_vs_saved_model": float(
-            np.max(np.abs(litert_outputs - saved_model_outputs))),
-        "max_abs_output": float(np.max(np.abs(saved_model_outputs))),
-    }
 
-
-def main(argv: list[str]) -> None:
+def main(argv):
     del argv
-    tf.config.threading.set_intra_op_parallelism_threads(FLAGS.threads)
-    tf.config.threading.set_inter_op_parallelism_threads(1)
+    learner = load_learner()
+    episodes = []
+    if FLAGS.data:
+        episodes = test_episodes(tfmeta.data.omniglot(FLAGS.data, protocol="vinyals"))
     with tempfile.TemporaryDirectory() as directory:
-        rows = [benchmark(name, directory) for name in FLAGS.models]
-    setup = (f"MAML {FLAGS.ways}-way {FLAGS.shots}-shot, {FLAGS.queries} queries, "
-             f"{FLAGS.inner_steps} inner steps, median of {FLAGS.repeats}, "
-             f"{FLAGS.threads} thread(s)")
-    print(setup)
-    header = ("model", "params", "SavedModel", ".tflite", "export SM/TFL s",
-              "SavedModel ms", "LiteRT ms", "max |diff| (max |logit|)")
+        rows = [measure(name, option, episodes, directory)
+                for name, option in options(learner).items()]
+    print(f"{FLAGS.ways}-way {FLAGS.shots}-shot Conv-4, query_statistics="
+          f"{learner.query_statistics}, one query per call; median (p90) ms over "
+          f"{FLAGS.repeats} calls; goal {FLAGS.goal_ms} ms; {machine.describe()}")
+    header = ["option", "LiteRT adapt+predict 1 thread", "LiteRT default threads",
+              "train_step", "infer", "SavedModel (TF)", "accuracy % (95% CI)"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
+
+    def cell(timing):
+        return f"{timing['median']:.2f} ({timing['p90']:.2f})"
+
     for row in rows:
-        print(f"| {row['model']} | {row['parameters']:,} | {row['saved_model_bytes']:,} B | "
-              f"{row['tflite_bytes']:,} B | {row['saved_model_export_s']} / "
-              f"{row['tflite_export_s']} | {row['saved_model_adapt_predict_ms']:.2f} | "
-              f"{row['litert_adapt_predict_ms']:.2f} | "
-              f"{row['max_abs_diff_litert_vs_saved_model']:.1e} ({row['max_abs_output']:.3g}) |")
+        accuracy = row.get("accuracy")
+        accuracy = "-" if accuracy is None else \
+            f"{100 * accuracy['mean']:.2f} +/- {100 * accuracy['ci95']:.2f}"
+        print(f"| {row['option']} | {cell(row['litert_adapt_and_predict_ms_1_thread'])} | "
+              f"{cell(row['litert_adapt_and_predict_ms_default_threads'])} | "
+              f"{cell(row['litert_train_step_ms_1_thread'])} | "
+              f"{cell(row['litert_infer_ms_1_thread'])} | "
+              f"{cell(row['saved_model_adapt_and_predict_ms'])} | {accuracy} |")
     print(json.dumps({
-        "setup": {"ways": FLAGS.ways, "shots": FLAGS.shots, "queries": FLAGS.queries,
-                  "inner_steps": FLAGS.inner_steps, "repeats": FLAGS.repeats,
-                  "threads": FLAGS.threads},
+        "benchmark": "export",
+        "processor": machine.processor(),
+        "setup": {"learner": FLAGS.learner, "ways": FLAGS.ways, "shots": FLAGS.shots,
+                  "query_statistics": learner.query_statistics, "repeats": FLAGS.repeats,
+                  "episodes": len(episodes), "goal_ms": FLAGS.goal_ms},
         "results": rows,
     }))
 

@@ -57,6 +57,10 @@ flags.DEFINE_integer("eval_episodes", 600, "Test episodes per setting.")
 flags.DEFINE_integer("seed", 0, "Seed of weights and episodes.")
 flags.DEFINE_float("curve_minutes", None, "Evaluate every so many training minutes (curve).")
 flags.DEFINE_integer("curve_episodes", 200, "Test episodes per point of the curve.")
+flags.DEFINE_enum("query_statistics", None, ["support", "transductive", "moving"],
+                  "BatchNorm statistics for queries (default: each learner's own).")
+flags.DEFINE_bool("single_queries", False,
+                  "Also score every test query sent alone (its own episode with the same support).")
 FLAGS = flags.FLAGS
 
 EVAL_QUERIES = 15
@@ -128,7 +132,7 @@ RECIPES = {
             inner_learning_rate=0.1,
             inner_steps=5 if ways <= 5 else 10,
             eval_inner_steps=50,
-            transductive=False,
+            query_statistics="moving",
         ),
         optimizer=lambda iterations: keras.optimizers.SGD(
             keras.optimizers.schedules.PolynomialDecay(1.0, iterations, end_learning_rate=0.0)
@@ -150,6 +154,14 @@ RECIPES = {
     ),
 }
 FINETUNE_PRETRAINING = dict(iterations=20_000, batch_size=64)  # Adam 1e-3, all 4400 classes
+
+
+def _with_query_statistics(learner: tfmeta.MetaLearner) -> tfmeta.MetaLearner:
+    """The recipe's learner, rebuilt with `--query_statistics` when given."""
+    if FLAGS.query_statistics is None:
+        return learner
+    config = dict(learner.get_config(), query_statistics=FLAGS.query_statistics)
+    return type(learner).from_config(config)
 
 
 def _compile(learner: tfmeta.MetaLearner, optimizer) -> None:
@@ -207,6 +219,8 @@ class _TimeBudget(keras.callbacks.Callback):
 def _run_dir(name: str) -> str | None:
     if FLAGS.checkpoint_dir is None:
         return None
+    if FLAGS.query_statistics is not None:
+        name = f"{name}-{FLAGS.query_statistics}"
     path = os.path.join(FLAGS.checkpoint_dir, name)
     os.makedirs(path, exist_ok=True)
     return path
@@ -281,6 +295,35 @@ def _evaluate(learner: tfmeta.MetaLearner, test, ways: int, shots: int,
     return evaluation.evaluate_episodes(learner, episodes, num_episodes)
 
 
+def _evaluate_single_queries(learner: tfmeta.MetaLearner, test, ways: int, shots: int) -> dict:
+    """Accuracy on the same test episodes with every query predicted alone.
+
+    Each episode becomes `ways * 15` episodes with its support set and one of
+    its queries, so nothing a query is predicted with comes from the others.
+    """
+    batch = 20 if ways <= 5 else 10
+    num_episodes = FLAGS.eval_episodes
+    episodes = test.episodes(
+        ways, shots, EVAL_QUERIES, meta_batch_size=batch,
+        num_episodes=-(-num_episodes // batch) * batch, seed=FLAGS.seed + 1,
+    ).unbatch().take(num_episodes)
+    correct = []
+    for episode in episodes.batch(batch):
+        queries = episode["query_x"].shape[1]
+        alone = {
+            "support_x": tf.repeat(episode["support_x"], queries, axis=0),
+            "support_y": tf.repeat(episode["support_y"], queries, axis=0),
+            "query_x": tf.reshape(episode["query_x"], [-1, 1, *episode["query_x"].shape[2:]]),
+            "query_y": tf.reshape(episode["query_y"], [-1, 1]),
+        }
+        logits = learner.predict_on_batch(alone)
+        hits = np.argmax(logits[:, 0], axis=-1) == alone["query_y"].numpy()[:, 0]
+        correct.append(hits.reshape(-1, queries).mean(axis=1))
+    accuracies = np.concatenate(correct)
+    return {"accuracy": float(accuracies.mean()),
+            "ci95": float(1.96 * accuracies.std() / np.sqrt(len(accuracies)))}
+
+
 def run_meta_learner(name: str, setting: str, sources) -> dict:
     recipe, (ways, shots) = RECIPES[name], _parse(setting)
     directory = _run_dir(f"{name}-{setting}")
@@ -289,7 +332,7 @@ def run_meta_learner(name: str, setting: str, sources) -> dict:
     if "result" in record and _finished(record, iterations):
         return record
     keras.utils.set_random_seed(FLAGS.seed)
-    learner = recipe.build(ways, shots)
+    learner = _with_query_statistics(recipe.build(ways, shots))
     _compile(learner, recipe.optimizer(iterations))
     train_ways, train_shots = recipe.train_ways(ways), recipe.train_shots(shots)
     queries = recipe.train_queries or FLAGS.train_queries
@@ -308,6 +351,12 @@ def run_meta_learner(name: str, setting: str, sources) -> dict:
 
     record = _train(fit, directory, iterations, evaluate)
     record["result"] = _evaluate(learner, sources["test"], ways, shots)
+    record["query_statistics"] = learner.query_statistics
+    if FLAGS.single_queries:
+        record["single_query_result"] = _evaluate_single_queries(
+            learner, sources["test"], ways, shots)
+    if directory is not None:  # for benchmarks/export.py and `keras.saving.load_model`
+        learner.save(os.path.join(directory, "learner.keras"))
     _write_record(directory, record)
     return record
 
@@ -380,6 +429,8 @@ def main(argv):
             records = {s: run_meta_learner(name, s, sources) for s in FLAGS.settings}
         for setting, record in records.items():
             rows.append(dict(learner=name, setting=setting, **record["result"],
+                             query_statistics=record.get("query_statistics"),
+                             single_query=record.get("single_query_result"),
                              iterations=record["iterations"],
                              train_seconds=record["train_seconds"],
                              curve=record.get("curve", []),
@@ -388,12 +439,16 @@ def main(argv):
     print(f"Omniglot (Vinyals split, rotations), {FLAGS.eval_episodes} test episodes, "
           f"{EVAL_QUERIES} queries per class; conv4 with {FLAGS.filters} filters"
           f"{', first order' if FLAGS.first_order else ''}")
-    print(f"{'learner':<10}{'setting':<8}{'accuracy % (95% CI)':>22}{'published':>11}"
-          f"{'iterations':>12}{'train min':>11}")
+    print(f"{'learner':<10}{'setting':<8}{'queries':<14}{'accuracy % (95% CI)':>22}"
+          f"{'alone (95% CI)':>20}{'published':>11}{'iterations':>12}{'train min':>11}")
     for row in rows:
         published = "-" if row["published"] is None else f"{row['published']:.2f}"
         accuracy = f"{100 * row['accuracy']:.2f} +/- {100 * row['ci95']:.2f}"
-        print(f"{row['learner']:<10}{row['setting']:<8}{accuracy:>22}{published:>11}"
+        single = row["single_query"]
+        alone = "-" if single is None else \
+            f"{100 * single['accuracy']:.2f} +/- {100 * single['ci95']:.2f}"
+        print(f"{row['learner']:<10}{row['setting']:<8}{str(row['query_statistics']):<14}"
+              f"{accuracy:>22}{alone:>20}{published:>11}"
               f"{row['iterations']:>12}{row['train_seconds'] / 60:>11.1f}")
     for row in rows:
         if row["curve"]:

@@ -6,7 +6,8 @@
   and metadata.
 - `export_adapted`: a model adapted to one task, as a plain predictor.
 - `export_tflite`: a `.tflite` model that adapts on the device with stock
-  LiteRT (builtin ops only, no Flex).
+  LiteRT (builtin ops only, no Flex); `OnDeviceModel` runs one with every
+  call checked against its metadata.
 - `export`: one entry point for the `tfmeta export` command.
 """
 
@@ -14,6 +15,7 @@ from tfmeta.exporters.adapted import export_adapted
 from tfmeta.exporters.export_command import FORMATS, export
 from tfmeta.exporters.layer_program import SUPPORTED_LAYERS, UnsupportedModelError
 from tfmeta.exporters.metadata import read as read_metadata
+from tfmeta.exporters.on_device import OnDeviceModel
 from tfmeta.exporters.saved_model import export_saved_model
 from tfmeta.exporters.serving_layout import versions
 from tfmeta.exporters.tflite import export_tflite
@@ -21,6 +23,7 @@ from tfmeta.exporters.tflite_ops import custom_operators, operator_counts
 
 __all__ = [
     "FORMATS",
+    "OnDeviceModel",
     "SUPPORTED_LAYERS",
     "UnsupportedModelError",
     "custom_operators",

@@ -7,20 +7,27 @@ The TFLite model re-expresses adaptation with builtin ops, so it reads:
 - for gradient learners (MAML, Meta-SGD, ANIL, Reptile: `GradientLearner`s)
   a `GradientPlan`: the learning rates of every evaluation step (scalars,
   per-step scalars for MAML++'s LSLR, per-parameter arrays for Meta-SGD),
-  which weights adapt (all, or the head for ANIL), the transductive flag
+  which weights adapt (all, or the head for ANIL), the query statistics
   and the task loss;
-- for Prototypical Networks, only the transductive flag (prototypes are the
+- for Prototypical Networks, only the query statistics (prototypes are the
   class means of the support embeddings).
+
+`served_query_statistics` decides how an export normalises queries: the
+learner's own mode, unless that makes a query's prediction depend on the
+other queries of a request (transductive BatchNorm), which an export refuses
+unless asked for by name.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from typing import Any
+from typing import Any, Iterator
 
 import keras
 import numpy as np
 
+from tfmeta import query_statistics
 from tfmeta.learners.base import MetaLearner
 from tfmeta.learners.gradient_learner import GradientLearner
 from tfmeta.learners.protonet import ProtoNet
@@ -42,14 +49,14 @@ class GradientPlan:
             array shaped like the weight.
         adapted: indices into `model.trainable_variables` of the weights that
             adapt.
-        transductive: whether queries are predicted in training mode
-            (BatchNorm with the query batch's statistics).
+        query_statistics: how BatchNorm normalises queries (one of
+            `tfmeta.query_statistics.MODES`).
         loss: `CROSS_ENTROPY` or `MEAN_SQUARED_ERROR`.
     """
 
     learning_rates: tuple[tuple[Any, ...], ...]
     adapted: tuple[int, ...]
-    transductive: bool
+    query_statistics: str
     loss: str
 
     @property
@@ -73,6 +80,47 @@ def check_learner(learner: Any) -> MetaLearner:
         )
     learner.task_loss  # noqa: B018 - raises a clear error when the learner is not compiled
     return learner
+
+
+def served_query_statistics(learner: MetaLearner, requested: str | None) -> str:
+    """The query statistics an export of `learner` uses.
+
+    Args:
+        requested: None for the learner's own mode; a mode of
+            `tfmeta.query_statistics.MODES` to export in that mode instead.
+
+    Raises:
+        ValueError: when `requested` is None and the learner's own mode makes
+            a query's prediction depend on the other queries of a request
+            (transductive BatchNorm): the message names both ways out.
+    """
+    if requested is not None:
+        return query_statistics.check_mode(requested)
+    mode = learner.query_statistics
+    if query_statistics.depends_on_query_batch(learner.model, mode):
+        raise ValueError(
+            "Expected a learner whose prediction for one query does not depend on the other "
+            f"queries of a request. Received: {type(learner).__name__} with "
+            f"query_statistics='{mode}', whose BatchNorm layers normalise each request with "
+            "its own batch statistics (a query sent alone is then predicted from itself "
+            "only, far below the learner's accuracy). Retrain with "
+            "query_statistics='support' (the default) to export it as trained; or pass "
+            "query_statistics='support' to the exporter to serve this learner that way "
+            "without retraining (some accuracy lost); or query_statistics='transductive' to "
+            "export it as it is, for clients that always send whole query batches."
+        )
+    return mode
+
+
+@contextlib.contextmanager
+def serving_mode(learner: MetaLearner, mode: str) -> Iterator[MetaLearner]:
+    """While active (around the tracing of an export), `learner` predicts queries in `mode`."""
+    own = learner.query_statistics
+    learner.query_statistics = mode
+    try:
+        yield learner
+    finally:
+        learner.query_statistics = own
 
 
 def predicts_with_model(learner: MetaLearner) -> bool:
@@ -143,7 +191,7 @@ def gradient_plan(learner: MetaLearner) -> GradientPlan:
     return GradientPlan(
         learning_rates=rates,
         adapted=adapted,
-        transductive=bool(learner.transductive),
+        query_statistics=learner.query_statistics,
         loss=loss_kind(learner),
     )
 
@@ -152,7 +200,10 @@ def describe(learner: MetaLearner) -> dict[str, Any]:
     """The learner's algorithm and evaluation inner loop, JSON-ready, for export metadata."""
     description: dict[str, Any] = {
         "algorithm": type(learner).__name__,
-        "transductive": bool(learner.transductive),
+        "query_statistics": learner.query_statistics,
+        "query_independent": not query_statistics.depends_on_query_batch(
+            learner.model, learner.query_statistics
+        ),
     }
     if predicts_with_model(learner):
         rates = learner.inner_learning_rates(training=False)

@@ -7,14 +7,23 @@ Networks), like the learner predicts that task's queries; `metadata() -> json`
 describes it. Served from the same atomic TF Serving layout as
 `export_saved_model`.
 
-Queries are predicted in the mode the learner uses for queries: with
-`transductive=True`, BatchNorm normalizes each request with its own batch
-statistics. A transductive ProtoNet embeds support and queries in one batch;
-here the support set is embedded alone, at export.
+Queries are normalised as the learner normalises them
+(`tfmeta.query_statistics`). With `"support"`, the support set's BatchNorm
+statistics are computed at export and stored in place of the moving ones, so
+each request is predicted in inference mode exactly as the learner predicts
+it, whatever else the request holds. A transductive learner is refused
+unless the export names a mode (then, with `"transductive"`, each request is
+normalised with its own statistics, and ProtoNet's support set is embedded
+alone, at export).
+
+With `preprocessing`, `serving_default` takes encoded images
+(`predict_images`); `predict_pixels` takes uint8 pixels of any size and
+`predict` preprocessed float32 inputs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from typing import Any, Callable
@@ -22,10 +31,17 @@ from typing import Any, Callable
 import numpy as np
 import tensorflow as tf
 
-from tfmeta.exporters import adaptation_plan, metadata, request_checks, saved_model
-from tfmeta.exporters import serving_layout
+from tfmeta import adaptation, query_statistics
+from tfmeta.data.preprocessing import ImagePreprocessing
+from tfmeta.exporters import adaptation_plan, image_inputs, metadata, request_checks
+from tfmeta.exporters import saved_model, serving_layout
 from tfmeta.exporters.task_format import TaskFormat, task_format
 from tfmeta.learners.base import MetaLearner
+
+
+PREDICT = "predict"
+PREDICT_IMAGES = "predict_images"
+PREDICT_PIXELS = "predict_pixels"
 
 
 def _flatten(x: tf.Tensor) -> tf.Tensor:
@@ -35,7 +51,7 @@ def _flatten(x: tf.Tensor) -> tf.Tensor:
 def adapted_predictor(
     learner: MetaLearner, support_x: tf.Tensor, support_y: tf.Tensor
 ) -> tuple[list[tf.Variable], Callable[[tf.Tensor], tf.Tensor]]:
-    """Adapts `learner` to one support set.
+    """Adapts `learner` to one support set, in its `query_statistics` mode.
 
     Returns:
         `(variables, predict)`: the adapted state as `tf.Variable`s and
@@ -44,34 +60,52 @@ def adapted_predictor(
     Raises:
         ValueError: for learners whose adapted state has no export (FineTune).
     """
-    model = learner.model
+    model, mode = learner.model, learner.query_statistics
     if adaptation_plan.predicts_with_model(learner):
         params, state = learner.adapt(support_x, support_y)
+        if mode == query_statistics.SUPPORT:
+            state = query_statistics.support_statistics_state(model, params, state, support_x)
         params = [tf.Variable(p, name=f"adapted_{i}") for i, p in enumerate(params)]
         state = [tf.Variable(s, name=f"state_{i}") for i, s in enumerate(state)]
 
         def predict(inputs):
-            outputs, _ = model.stateless_call(
-                [p.read_value() for p in params], [s.read_value() for s in state], inputs,
-                training=learner.transductive,
-            )
+            with _request_statistics(model, mode):
+                outputs, _ = model.stateless_call(
+                    [p.read_value() for p in params], [s.read_value() for s in state], inputs,
+                    training=False,
+                )
             return outputs
 
         return params + state, predict
     if adaptation_plan.is_metric_learner(learner):
-        embeddings = _flatten(model(support_x, training=learner.transductive))
-        prototypes = tf.Variable(learner.prototypes(embeddings, support_y), name="prototypes")
+        params, state = adaptation.initial_weights(model)
+        if mode == query_statistics.SUPPORT:
+            state = query_statistics.support_statistics_state(model, params, state, support_x)
+        with _request_statistics(model, mode):
+            embeddings, _ = model.stateless_call(params, state, support_x, training=False)
+        prototypes = tf.Variable(learner.prototypes(_flatten(embeddings), support_y),
+                                 name="prototypes")
+        state = [tf.Variable(s, name=f"state_{i}") for i, s in enumerate(state)]
 
         def predict(inputs):
-            queries = _flatten(model(inputs, training=learner.transductive))
-            differences = queries[:, tf.newaxis, :] - prototypes[tf.newaxis, :, :]
+            with _request_statistics(model, mode):
+                queries, _ = model.stateless_call(
+                    params, [s.read_value() for s in state], inputs, training=False)
+            differences = _flatten(queries)[:, tf.newaxis, :] - prototypes[tf.newaxis, :, :]
             return -tf.reduce_sum(tf.square(differences), axis=-1)
 
-        return [prototypes], predict
+        return [prototypes] + state, predict
     raise ValueError(
         "Expected a learner whose adaptation to one task can be exported: a GradientLearner "
         f"(MAML, MetaSGD, ANIL, Reptile) or ProtoNet. Received: {type(learner).__name__}"
     )
+
+
+def _request_statistics(model, mode: str):
+    """Transductive: BatchNorm with each call's own statistics; otherwise inference mode."""
+    if mode == query_statistics.TRANSDUCTIVE:
+        return query_statistics.batch_statistics(model)
+    return contextlib.nullcontext()
 
 
 def _task_of(learner: MetaLearner, support_x: np.ndarray, support_y: np.ndarray) -> TaskFormat:
@@ -93,6 +127,8 @@ def write_adapted(
     support_x: Any,
     support_y: Any,
     directory: str | os.PathLike,
+    preprocessing: ImagePreprocessing | None = None,
+    query_statistics_mode: str | None = None,
     warmup_model_name: str | None = "tfmeta",
 ) -> dict[str, Any]:
     """Writes the adapted predictor into `directory` (no versioning); returns its metadata."""
@@ -105,45 +141,97 @@ def write_adapted(
             f"Expected `support_x` of shape {(task.support_size, *task.input_shape)}. "
             f"Received: support_x.shape={support_x.shape}"
         )
-    variables, predict = adapted_predictor(
-        learner, tf.constant(support_x), tf.constant(support_y.astype(task.target_dtype.name))
-    )
-    inputs = [-1, *task.input_shape]
-    info = metadata.export_metadata(learner, task, fmt="saved_model_adapted", extra={
-        "signatures": {
-            saved_model.SERVING_DEFAULT: {
-                "inputs": {"inputs": saved_model.describe_input(inputs, tf.float32)},
-                "outputs": ["outputs"],
-            },
-            saved_model.METADATA: {"inputs": {}, "outputs": ["json"]},
-        },
-    })
-    metadata_json = json.dumps(info)
+    if preprocessing is not None:
+        preprocessing = image_inputs.check_preprocessing(preprocessing, task)
+    mode = adaptation_plan.served_query_statistics(learner, query_statistics_mode)
+    with adaptation_plan.serving_mode(learner, mode):
+        variables, predict = adapted_predictor(
+            learner, tf.constant(support_x), tf.constant(support_y.astype(task.target_dtype.name))
+        )
+        info = metadata.export_metadata(learner, task, fmt="saved_model_adapted", extra={
+            "signatures": _describe(task, preprocessing),
+            "preprocessing": None if preprocessing is None else preprocessing.to_json(),
+        })
+    signatures = _signatures(task, predict, json.dumps(info), preprocessing)
+    directory = os.fspath(directory)
+    saved_model.save(directory, signatures, variables)
+    example = task.example_episode(saved_model.WARMUP_QUERIES)["query_x"]
+    requests = {PREDICT: {"inputs": example}, saved_model.METADATA: {}}
+    if preprocessing is not None:
+        pixels = image_inputs.example_images(saved_model.WARMUP_QUERIES, preprocessing)
+        requests[PREDICT_IMAGES] = {"images": image_inputs.encode_png(pixels)}
+        requests[saved_model.SERVING_DEFAULT] = requests[PREDICT_IMAGES]
+        requests[PREDICT_PIXELS] = {"pixels": pixels}
+    else:
+        requests[saved_model.SERVING_DEFAULT] = requests[PREDICT]
+    saved_model.write_assets_extra(directory, info, requests, warmup_model_name)
+    return info
 
-    @tf.function(input_signature=[
-        saved_model.open_spec(1 + len(task.input_shape), tf.float32, "inputs")
-    ])
-    def serving_default(inputs):
-        inputs = request_checks.checked_inputs(inputs, "inputs", None, task.input_shape)
-        return {"outputs": predict(inputs)}
+
+def _signatures(task: TaskFormat, predict, metadata_json: str,
+                preprocessing: ImagePreprocessing | None) -> dict[str, Any]:
+    rank = 1 + len(task.input_shape)
+
+    def outputs_of(inputs):
+        outputs = predict(inputs)
+        result = {"outputs": outputs}
+        if task.classification:
+            result["classes"] = tf.argmax(outputs, axis=-1, output_type=tf.int32)
+        return result
+
+    def predict_floats(inputs):
+        return outputs_of(request_checks.checked_inputs(inputs, "inputs", None, task.input_shape))
+
+    float_spec = [saved_model.open_spec(rank, tf.float32, "inputs")]
+    signatures = {PREDICT: tf.function(predict_floats, input_signature=float_spec)}
 
     @tf.function(input_signature=[])
     def metadata_fn():
         return {"json": tf.constant(metadata_json)}
 
-    directory = os.fspath(directory)
-    saved_model.save(
-        directory,
-        {saved_model.SERVING_DEFAULT: serving_default, saved_model.METADATA: metadata_fn},
-        variables,
-    )
-    example = task.example_episode(saved_model.WARMUP_QUERIES)["query_x"]
-    saved_model.write_assets_extra(
-        directory, info,
-        {saved_model.SERVING_DEFAULT: {"inputs": example}, saved_model.METADATA: {}},
-        warmup_model_name,
-    )
-    return info
+    signatures[saved_model.METADATA] = metadata_fn
+    if preprocessing is None:
+        signatures[saved_model.SERVING_DEFAULT] = tf.function(predict_floats,
+                                                              input_signature=float_spec)
+        return signatures
+
+    def predict_images(images):
+        return outputs_of(image_inputs.from_encoded(images, preprocessing, "images", None))
+
+    images_spec = [saved_model.open_spec(1, tf.string, "images")]
+    signatures[PREDICT_IMAGES] = tf.function(predict_images, input_signature=images_spec)
+    signatures[saved_model.SERVING_DEFAULT] = tf.function(predict_images,
+                                                          input_signature=images_spec)
+
+    @tf.function(input_signature=[saved_model.open_spec(4, tf.uint8, "pixels")])
+    def predict_pixels(pixels):
+        return outputs_of(image_inputs.from_pixels(pixels, preprocessing, "pixels", None))
+
+    signatures[PREDICT_PIXELS] = predict_pixels
+    return signatures
+
+
+def _describe(task: TaskFormat, preprocessing: ImagePreprocessing | None) -> dict[str, Any]:
+    outputs = ["outputs", "classes"] if task.classification else ["outputs"]
+    floats = {"inputs": {"inputs": saved_model.describe_input([-1, *task.input_shape],
+                                                              tf.float32)},
+              "outputs": outputs, "what": "predicts preprocessed float32 inputs"}
+    described = {PREDICT: floats,
+                 saved_model.METADATA: {"inputs": {}, "outputs": ["json"],
+                                        "what": "this metadata"}}
+    if preprocessing is None:
+        described[saved_model.SERVING_DEFAULT] = dict(floats, what="= predict")
+        return described
+    described[PREDICT_IMAGES] = {
+        "inputs": {"images": saved_model.describe_input([-1], tf.string)}, "outputs": outputs,
+        "what": "predicts encoded images, preprocessed in the graph as in training"}
+    described[PREDICT_PIXELS] = {
+        "inputs": {"pixels": saved_model.describe_input([-1, -1, -1, -1], tf.uint8)},
+        "outputs": outputs,
+        "what": "predicts uint8 pixels of any size, preprocessed in the graph as in training"}
+    described[saved_model.SERVING_DEFAULT] = dict(described[PREDICT_IMAGES],
+                                                  what="= predict_images")
+    return described
 
 
 def export_adapted(
@@ -153,6 +241,8 @@ def export_adapted(
     base_dir: str | os.PathLike,
     version: int | None = None,
     *,
+    preprocessing: ImagePreprocessing | None = None,
+    query_statistics: str | None = None,
     overwrite: bool = False,
     warmup: bool = True,
 ) -> str:
@@ -161,11 +251,15 @@ def export_adapted(
     Args:
         learner: a compiled `GradientLearner` (MAML, MetaSGD, ANIL, Reptile)
             or `ProtoNet`.
-        support_x: `[S, *input_shape]` support inputs of the task.
+        support_x: `[S, *input_shape]` support inputs of the task (float32,
+            preprocessed as in training).
         support_y: `[S]` int class ids `0..N-1` (each `S / N` times), or
             `[S, *output_shape]` float targets for regression.
         base_dir: the model base directory TF Serving watches.
         version: the version number (>= 1); default: the next free one.
+        preprocessing: the training images' `tfmeta.data.ImagePreprocessing`:
+            adds `predict_images` (the `serving_default`) and `predict_pixels`.
+        query_statistics: see `export_saved_model`.
         overwrite: replace an existing version (otherwise FileExistsError).
         warmup: write `assets.extra/tf_serving_warmup_requests`.
 
@@ -180,8 +274,12 @@ def export_adapted(
     """
     base_dir = os.fspath(base_dir)
     model_name = os.path.basename(os.path.normpath(base_dir)) if warmup else None
+    # Refuse before anything is written, the base directory included.
+    adaptation_plan.served_query_statistics(adaptation_plan.check_learner(learner),
+                                            query_statistics)
 
     def write(directory: str) -> None:
-        write_adapted(learner, support_x, support_y, directory, warmup_model_name=model_name)
+        write_adapted(learner, support_x, support_y, directory, preprocessing=preprocessing,
+                      query_statistics_mode=query_statistics, warmup_model_name=model_name)
 
     return serving_layout.write_version(base_dir, write, version=version, overwrite=overwrite)

@@ -188,6 +188,17 @@ def conv2d(
 
 
 # ------------------------------------------------------ normalization, pooling
+def moments(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """Mean and (biased) variance over all axes but the last, summed axis by axis."""
+    shape = _static_shape(x, "moments")
+    count = 1
+    for size in shape[:-1]:
+        count *= size
+    mean = _sum_all_but_last(x) * (1.0 / count)
+    centered = x - mean
+    return mean, _sum_all_but_last(centered * centered) * (1.0 / count)
+
+
 def batch_norm_train(
     x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: float
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:

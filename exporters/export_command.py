@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from tfmeta.data.preprocessing import ImagePreprocessing
 from tfmeta.exporters.saved_model import export_saved_model
 from tfmeta.exporters.tflite import export_tflite
 from tfmeta.learners.base import MetaLearner
@@ -21,6 +22,7 @@ def export(
     shots: int,
     version: int | None = None,
     query_size: int = 1,
+    preprocessing: ImagePreprocessing | None = None,
     overwrite: bool = False,
 ) -> str:
     """Exports a learner in one format; returns what was written.
@@ -36,6 +38,8 @@ def export(
         version: `saved_model` only: the version number (default: the next
             free one).
         query_size: `tflite` only: queries per call (static).
+        preprocessing: the training images' preprocessing: in the graph of
+            the SavedModel's image signatures, in the TFLite metadata.
         overwrite: replace an existing version or file.
 
     Returns:
@@ -52,7 +56,8 @@ def export(
     destination = os.fspath(destination)
     if format == "saved_model":
         return export_saved_model(
-            learner, destination, version, ways=ways, shots=shots, overwrite=overwrite
+            learner, destination, version, ways=ways, shots=shots, preprocessing=preprocessing,
+            overwrite=overwrite,
         )
     if version is not None:
         raise ValueError(
@@ -63,6 +68,7 @@ def export(
         destination, TFLITE_FILENAME
     )
     export_tflite(
-        learner, path, ways=ways, shots=shots, query_size=query_size, overwrite=overwrite
+        learner, path, ways=ways, shots=shots, query_size=query_size,
+        preprocessing=preprocessing, overwrite=overwrite,
     )
     return path

@@ -11,6 +11,7 @@ on the model.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable
 
 import keras
@@ -78,13 +79,30 @@ class _WeightIndex:
         return self._non_trainable.get(id(variable))
 
 
+@dataclasses.dataclass(frozen=True)
+class Statistics:
+    """How BatchNorm layers normalise in one call (see `tfmeta.query_statistics`).
+
+    Attributes:
+        batch: use batch statistics whatever `training` says.
+        rows: take them from the first `rows` rows only (the support set).
+        replace_moving: store them as the moving statistics (momentum 0).
+    """
+
+    batch: bool = False
+    rows: int | None = None
+    replace_moving: bool = False
+
+
 class _Step:
-    """One layer: `apply(params, state, x, training, updates) -> x`.
+    """One layer: `apply(params, state, x, training, updates, statistics) -> x`.
 
     `updates` collects new non-trainable values by state index (BatchNorm statistics).
     """
 
-    def apply(self, params, state, x, training, updates):
+    param_indices: frozenset = frozenset()  # the trainable weights the layer reads
+
+    def apply(self, params, state, x, training, updates, statistics):
         raise NotImplementedError
 
 
@@ -97,7 +115,7 @@ class _Dense(_Step):
         self.units = layer.units
         self.activation = _activation(layer, layer.activation)
 
-    def apply(self, params, state, x, training, updates):
+    def apply(self, params, state, x, training, updates, statistics):
         leading = x.shape[:-1]
         x2d = tf.reshape(x, [-1, x.shape[-1]]) if x.shape.rank != 2 else x
         bias = self.bias(params, state) if self.bias else tf.zeros([self.units], x.dtype)
@@ -124,7 +142,7 @@ class _Conv2D(_Step):
         self.padding = layer.padding.upper()
         self.activation = _activation(layer, layer.activation)
 
-    def apply(self, params, state, x, training, updates):
+    def apply(self, params, state, x, training, updates, statistics):
         bias = self.bias(params, state) if self.bias else tf.zeros([self.filters], x.dtype)
         y = builtin_grads.conv2d(x, self.kernel(params, state), bias, self.strides, self.padding)
         return self.activation(y)
@@ -144,28 +162,32 @@ class _BatchNormalization(_Step):
         self.momentum = layer.momentum
         self.epsilon = layer.epsilon
 
-    def apply(self, params, state, x, training, updates):
+    def apply(self, params, state, x, training, updates, statistics):
         channels = x.shape[-1]
         gamma = self.gamma(params, state) if self.gamma else tf.ones([channels], x.dtype)
         beta = self.beta(params, state) if self.beta else tf.zeros([channels], x.dtype)
         moving_mean = self.moving_mean(params, state)
         moving_variance = self.moving_variance(params, state)
-        if training and self.trainable:
+        if not self.trainable or not (training or statistics.batch):
+            scale = gamma * tf.math.rsqrt(moving_variance + self.epsilon)
+            return x * scale + (beta - moving_mean * scale)
+        if statistics.rows is None:
             y, mean, variance = builtin_grads.batch_norm_train(x, gamma, beta, self.epsilon)
-            updates[self.mean_index] = moving_mean * self.momentum + mean * (1.0 - self.momentum)
-            updates[self.variance_index] = (
-                moving_variance * self.momentum + variance * (1.0 - self.momentum)
-            )
-            return y
-        scale = gamma * tf.math.rsqrt(moving_variance + self.epsilon)
-        return x * scale + (beta - moving_mean * scale)
+        else:  # statistics of the support rows for every row; forward only
+            mean, variance = builtin_grads.moments(x[: statistics.rows])
+            scale = gamma * tf.math.rsqrt(variance + self.epsilon)
+            y = x * scale + (beta - mean * scale)
+        momentum = 0.0 if statistics.replace_moving else self.momentum
+        updates[self.mean_index] = moving_mean * momentum + mean * (1.0 - momentum)
+        updates[self.variance_index] = moving_variance * momentum + variance * (1.0 - momentum)
+        return y
 
 
 class _Activation(_Step):
     def __init__(self, layer, function):
         self.function = function
 
-    def apply(self, params, state, x, training, updates):
+    def apply(self, params, state, x, training, updates, statistics):
         return self.function(x)
 
 
@@ -174,7 +196,7 @@ class _GlobalAveragePooling2D(_Step):
         if layer.data_format != "channels_last" or layer.keepdims:
             raise _unsupported(layer, "expected data_format='channels_last' and keepdims=False")
 
-    def apply(self, params, state, x, training, updates):
+    def apply(self, params, state, x, training, updates, statistics):
         return builtin_grads.global_average_pool(x)
 
 
@@ -190,12 +212,12 @@ class _MaxPooling2D(_Step):
             )
         self.pool_size = tuple(layer.pool_size)
 
-    def apply(self, params, state, x, training, updates):
+    def apply(self, params, state, x, training, updates, statistics):
         return builtin_grads.max_pool(x, self.pool_size)
 
 
 class _Flatten(_Step):
-    def apply(self, params, state, x, training, updates):
+    def apply(self, params, state, x, training, updates, statistics):
         return tf.reshape(x, [x.shape[0], int(np.prod(x.shape[1:]))])
 
 
@@ -273,11 +295,15 @@ class LayerProgram:
     def __init__(self, model: keras.Model):
         self.model = model
         weights = _WeightIndex(model)
+        position = {id(v): i for i, v in enumerate(model.trainable_variables)}
         rank = len(model.inputs[0].shape)
         self.steps = []
         for layer in _chain(model):
             step = _step_for(layer, weights, rank)
             if step is not None:
+                step.param_indices = frozenset(
+                    position[id(v)] for v in layer.trainable_weights if id(v) in position
+                )
                 self.steps.append(step)
             if not isinstance(layer, keras.layers.InputLayer):
                 rank = len(layer.output.shape)
@@ -288,15 +314,35 @@ class LayerProgram:
             )
 
     def stateless_call(
-        self, trainable: list, non_trainable: list, inputs: tf.Tensor, training: bool = False
+        self,
+        trainable: list,
+        non_trainable: list,
+        inputs: tf.Tensor,
+        training: bool = False,
+        statistics: Statistics = Statistics(),
     ) -> tuple[tf.Tensor, list]:
         """The model's outputs on `inputs` with the given weights, and the updated state."""
+        return self.run(trainable, non_trainable, inputs, training, statistics)
+
+    def run(self, trainable: list, non_trainable: list, inputs: tf.Tensor, training: bool,
+            statistics: Statistics, start: int = 0, stop: int | None = None
+            ) -> tuple[tf.Tensor, list]:
+        """`stateless_call` over the layers `steps[start:stop]` only."""
         updates: dict[int, tf.Tensor] = {}
         x = inputs
-        for step in self.steps:
-            x = step.apply(trainable, non_trainable, x, training, updates)
+        for step in self.steps[start:stop]:
+            x = step.apply(trainable, non_trainable, x, training, updates, statistics)
         state = [updates.get(i, value) for i, value in enumerate(non_trainable)]
         return x, state
+
+    def first_step_reading(self, indices) -> int:
+        """The position of the first layer that reads any of the trainable weights `indices`."""
+        indices = set(indices)
+        return next(i for i, step in enumerate(self.steps) if step.param_indices & indices)
+
+    def segment(self, start: int, stop: int | None = None) -> "Segment":
+        """The layers `steps[start:stop]` as a model of their own (same weight lists)."""
+        return Segment(self, start, stop)
 
     def check_matches_model(self, batch_size: int, atol: float = 1e-4, seed: int = 0) -> None:
         """Compares the program with the Keras model on random inputs, in both modes.
@@ -325,3 +371,21 @@ class LayerProgram:
                         f"max abs difference {error:.3g} (training={training}); a layer may "
                         f"subclass a supported one with a different computation"
                     )
+
+
+class Segment:
+    """Consecutive layers of a `LayerProgram`, with the program's `stateless_call` interface.
+
+    Weights are still the whole model's lists, so the inner loop
+    (`tfmeta.adaptation`) runs on a segment (e.g. the head that adapts, fed
+    features the rest computed once) exactly as on the whole model.
+    """
+
+    def __init__(self, program: LayerProgram, start: int, stop: int | None):
+        self._program, self._start, self._stop = program, start, stop
+
+    def stateless_call(self, trainable: list, non_trainable: list, inputs: tf.Tensor,
+                       training: bool = False, statistics: Statistics = Statistics()
+                       ) -> tuple[tf.Tensor, list]:
+        return self._program.run(trainable, non_trainable, inputs, training, statistics,
+                                 self._start, self._stop)

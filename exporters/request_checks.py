@@ -29,9 +29,9 @@ def _unlinked(x: tf.Tensor) -> tf.Tensor:
     return tf.gather(x, tf.range(tf.shape(x)[0]))
 
 
-def _shape_checks(x: tf.Tensor, name: str, count: int | None, shape: Sequence[int],
+def _shape_checks(x: tf.Tensor, name: str, count: int | None, shape: Sequence[int] | None,
                   what: str) -> list:
-    checks = [
+    checks = [] if shape is None else [
         tf.debugging.assert_equal(
             tf.shape(x)[1:], tf.constant(list(shape), tf.int32),
             message=f"Expected `{name}` examples of shape {tuple(shape)}. Received another shape",
@@ -68,6 +68,16 @@ def checked_inputs(x: tf.Tensor, name: str, count: int | None, shape: Sequence[i
         ))
     with tf.control_dependencies(checks):
         return tf.reshape(_unlinked(x), [-1 if count is None else count, *shape])
+
+
+def checked_count(x: tf.Tensor, name: str, count: int | None, what: str = "") -> tf.Tensor:
+    """`x` after checking only its number of examples (images of any size, encoded bytes).
+
+    Args:
+        count: the required number of examples, or None for any number >= 1.
+    """
+    with tf.control_dependencies(_shape_checks(x, name, count, None, what)):
+        return _unlinked(x)
 
 
 def checked_labels(y: tf.Tensor, name: str, count: int, ways: int, what: str = "",

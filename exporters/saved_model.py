@@ -2,19 +2,36 @@
 
 Signatures (`S` = `ways * shots` support examples; queries in any number):
 
-- `serving_default(inputs[n, ...]) -> outputs`: the learner's Keras `call` in
-  inference mode (the meta-learned model without adaptation; embeddings for
-  metric learners).
-- `adapt_and_predict(support_x[S, ...], support_y[S], query_x[Q, ...]) -> outputs`:
-  the learner's own `adapt_and_predict` (its evaluation inner loop, steps and
-  learning rates baked in; prototypes then classification for Prototypical
-  Networks), then the query predictions, as `learner.predict` gives them.
+- `adapt_and_predict_images(support_images[S], support_y[S], query_images[Q])`:
+  encoded PNG/JPEG/GIF/BMP images (TF Serving REST: `{"b64": ...}`), run
+  through the training preprocessing in the graph (`image_inputs`), then the
+  learner's adaptation and query predictions. Exported when `preprocessing`
+  is given.
+- `adapt_and_predict_pixels(support_pixels[S, h, w, c], support_y[S],
+  query_pixels[Q, h', w', c'])`: uint8 pixels of any size with 1, 3 or 4
+  channels, preprocessed the same way. Exported with `preprocessing`.
+- `adapt_and_predict(support_x[S, ...], support_y[S], query_x[Q, ...])`: model
+  inputs the caller has preprocessed as in training (float32).
+- `serving_default`: `adapt_and_predict_images` when exported with
+  `preprocessing`, else `adapt_and_predict`, so a client that names no
+  signature gets task predictions.
+- `predict_unadapted(inputs[n, ...])`: the meta-learned model without
+  adaptation (gradient learners).
 - `embed(inputs[n, ...]) -> embeddings`: metric learners only.
 - `metadata() -> json`: the export metadata (also in `assets.extra/tfmeta.json`).
 
+Every adaptation signature runs the learner's own `adapt_and_predict` (its
+evaluation inner loop, prototypes for Prototypical Networks) and returns
+`outputs` (logits, or regression outputs) and, for classification, `classes`
+(the arg max). Queries are normalised with the support set's statistics (the
+default `query_statistics="support"`), so a query's prediction does not depend
+on the other queries of the request; a learner trained transductively is
+refused unless the export names a mode (`adaptation_plan.served_query_statistics`).
+
 Inputs are declared with their rank and unknown dimensions; in-graph asserts
 (`request_checks`) reject a wrong support size or example shape, class ids
-outside `0..ways-1` and NaN/Inf inputs with a clear `InvalidArgumentError`.
+outside `0..ways-1`, a support set missing a class, and NaN/Inf inputs with a
+clear `InvalidArgumentError` (HTTP 400 from TF Serving).
 """
 
 from __future__ import annotations
@@ -26,12 +43,17 @@ from typing import Any, Callable
 import numpy as np
 import tensorflow as tf
 
-from tfmeta.exporters import adaptation_plan, metadata, request_checks, serving_layout, warmup
+from tfmeta.data.preprocessing import ImagePreprocessing
+from tfmeta.exporters import adaptation_plan, image_inputs, metadata, request_checks
+from tfmeta.exporters import serving_layout, warmup
 from tfmeta.exporters.task_format import TaskFormat, task_format
 from tfmeta.learners.base import MetaLearner
 
 SERVING_DEFAULT = "serving_default"
 ADAPT_AND_PREDICT = "adapt_and_predict"
+ADAPT_AND_PREDICT_IMAGES = "adapt_and_predict_images"
+ADAPT_AND_PREDICT_PIXELS = "adapt_and_predict_pixels"
+PREDICT_UNADAPTED = "predict_unadapted"
 EMBED = "embed"
 METADATA = "metadata"
 WARMUP_QUERIES = 2
@@ -66,60 +88,101 @@ def save(directory: str, signatures: dict[str, Any], variables: list | None = No
     tf.saved_model.save(module, directory, signatures=concrete)
 
 
+def _support_description(task: TaskFormat) -> str:
+    if task.classification:
+        return f"{task.ways}-way {task.shots}-shot support set"
+    return f"{task.shots}-shot support set"
+
+
 def build_signatures(
-    learner: MetaLearner, task: TaskFormat, metadata_json: str
+    learner: MetaLearner,
+    task: TaskFormat,
+    metadata_json: str,
+    preprocessing: ImagePreprocessing | None = None,
 ) -> dict[str, Callable]:
     """The SavedModel's signature functions (see the module docstring)."""
     rank = 1 + len(task.input_shape)
-    what = (
-        f"{task.ways}-way {task.shots}-shot support set" if task.classification
-        else f"{task.shots}-shot support set"
-    )
+    target_rank = 1 + len(task.target_shape)
+    what = _support_description(task)
     metric = adaptation_plan.is_metric_learner(learner)
 
     def checked_queries(x, name):
         return request_checks.checked_inputs(x, name, None, task.input_shape)
 
-    @tf.function(input_signature=[open_spec(rank, tf.float32, "inputs")])
-    def serving_default(inputs):
-        return {"outputs": learner(checked_queries(inputs, "inputs"), training=False)}
-
-    target_rank = 1 + len(task.target_shape)
-
-    @tf.function(input_signature=[
-        open_spec(rank, tf.float32, "support_x"),
-        open_spec(target_rank, task.target_dtype, "support_y"),
-        open_spec(rank, tf.float32, "query_x"),
-    ])
-    def adapt_and_predict(support_x, support_y, query_x):
-        support_x = request_checks.checked_inputs(
-            support_x, "support_x", task.support_size, task.input_shape, what
-        )
+    def adapt(support_x, support_y, query_x):
+        """Adapts to checked model inputs; `support_y` is checked here."""
         if task.classification:
             support_y = request_checks.checked_labels(
-                support_y, "support_y", task.support_size, task.ways, what, every_class=metric
+                support_y, "support_y", task.support_size, task.ways, what, every_class=True
             )
         else:
             support_y = request_checks.checked_inputs(
                 support_y, "support_y", task.support_size, task.target_shape, what
             )
-        episode = {
-            "support_x": support_x,
-            "support_y": support_y,
-            "query_x": checked_queries(query_x, "query_x"),
-        }
+        episode = {"support_x": support_x, "support_y": support_y, "query_x": query_x}
         outputs, _ = learner.adapt_and_predict(episode, initial_state(learner), training=False)
-        return {"outputs": outputs}
+        result = {"outputs": outputs}
+        if task.classification:
+            result["classes"] = tf.argmax(outputs, axis=-1, output_type=tf.int32)
+        return result
+
+    label_spec = open_spec(target_rank, task.target_dtype, "support_y")
+
+    @tf.function(input_signature=[open_spec(rank, tf.float32, "support_x"), label_spec,
+                                  open_spec(rank, tf.float32, "query_x")])
+    def adapt_and_predict(support_x, support_y, query_x):
+        support_x = request_checks.checked_inputs(
+            support_x, "support_x", task.support_size, task.input_shape, what
+        )
+        return adapt(support_x, support_y, checked_queries(query_x, "query_x"))
 
     @tf.function(input_signature=[])
     def metadata_fn():
         return {"json": tf.constant(metadata_json)}
 
-    signatures = {
-        SERVING_DEFAULT: serving_default,
-        ADAPT_AND_PREDICT: adapt_and_predict,
-        METADATA: metadata_fn,
-    }
+    signatures = {ADAPT_AND_PREDICT: adapt_and_predict, METADATA: metadata_fn}
+    if preprocessing is not None:
+
+        def adapt_images(support_images, support_y, query_images):
+            return adapt(
+                image_inputs.from_encoded(support_images, preprocessing, "support_images",
+                                          task.support_size, what),
+                support_y,
+                image_inputs.from_encoded(query_images, preprocessing, "query_images", None),
+            )
+
+        images_spec = [open_spec(1, tf.string, "support_images"), label_spec,
+                       open_spec(1, tf.string, "query_images")]
+        signatures[ADAPT_AND_PREDICT_IMAGES] = tf.function(adapt_images,
+                                                           input_signature=images_spec)
+        signatures[SERVING_DEFAULT] = tf.function(adapt_images, input_signature=images_spec)
+
+        @tf.function(input_signature=[open_spec(4, tf.uint8, "support_pixels"), label_spec,
+                                      open_spec(4, tf.uint8, "query_pixels")])
+        def adapt_and_predict_pixels(support_pixels, support_y, query_pixels):
+            return adapt(
+                image_inputs.from_pixels(support_pixels, preprocessing, "support_pixels",
+                                         task.support_size, what),
+                support_y,
+                image_inputs.from_pixels(query_pixels, preprocessing, "query_pixels", None),
+            )
+
+        signatures[ADAPT_AND_PREDICT_PIXELS] = adapt_and_predict_pixels
+    else:
+
+        @tf.function(input_signature=[open_spec(rank, tf.float32, "support_x"), label_spec,
+                                      open_spec(rank, tf.float32, "query_x")])
+        def serving_default(support_x, support_y, query_x):
+            return adapt_and_predict(support_x, support_y, query_x)
+
+        signatures[SERVING_DEFAULT] = serving_default
+    if adaptation_plan.predicts_with_model(learner):
+
+        @tf.function(input_signature=[open_spec(rank, tf.float32, "inputs")])
+        def predict_unadapted(inputs):
+            return {"outputs": learner(checked_queries(inputs, "inputs"), training=False)}
+
+        signatures[PREDICT_UNADAPTED] = predict_unadapted
     if metric:
 
         @tf.function(input_signature=[open_spec(rank, tf.float32, "inputs")])
@@ -131,38 +194,78 @@ def build_signatures(
     return signatures
 
 
-def describe_signatures(learner: MetaLearner, task: TaskFormat) -> dict[str, Any]:
-    """The inputs each signature expects, with exact shapes (-1: any number of queries)."""
+def describe_signatures(
+    learner: MetaLearner, task: TaskFormat, preprocessing: ImagePreprocessing | None = None
+) -> dict[str, Any]:
+    """What each signature takes and returns (shapes exact; -1: any number, or any size)."""
     inputs = [-1, *task.input_shape]
     support = [task.support_size, *task.input_shape]
+    labels = describe_input([task.support_size, *task.target_shape], task.target_dtype)
+    outputs = ["outputs", "classes"] if task.classification else ["outputs"]
     described = {
-        SERVING_DEFAULT: {"inputs": {"inputs": describe_input(inputs, tf.float32)},
-                          "outputs": ["outputs"]},
         ADAPT_AND_PREDICT: {
-            "inputs": {
-                "support_x": describe_input(support, tf.float32),
-                "support_y": describe_input(
-                    [task.support_size, *task.target_shape], task.target_dtype
-                ),
-                "query_x": describe_input(inputs, tf.float32),
-            },
-            "outputs": ["outputs"],
+            "inputs": {"support_x": describe_input(support, tf.float32), "support_y": labels,
+                       "query_x": describe_input(inputs, tf.float32)},
+            "outputs": outputs,
+            "what": "adapts to preprocessed float32 inputs (as in training) and predicts",
         },
-        METADATA: {"inputs": {}, "outputs": ["json"]},
+        METADATA: {"inputs": {}, "outputs": ["json"], "what": "this metadata"},
     }
+    if preprocessing is not None:
+        described[ADAPT_AND_PREDICT_IMAGES] = {
+            "inputs": {"support_images": describe_input([task.support_size], tf.string),
+                       "support_y": labels,
+                       "query_images": describe_input([-1], tf.string)},
+            "outputs": outputs,
+            "what": "adapts to encoded PNG/JPEG/GIF/BMP images (REST: {\"b64\": ...}), "
+                    "preprocessed in the graph as in training, and predicts",
+        }
+        described[ADAPT_AND_PREDICT_PIXELS] = {
+            "inputs": {"support_pixels": describe_input([task.support_size, -1, -1, -1],
+                                                        tf.uint8),
+                       "support_y": labels,
+                       "query_pixels": describe_input([-1, -1, -1, -1], tf.uint8)},
+            "outputs": outputs,
+            "what": "adapts to uint8 pixels of any size (1, 3 or 4 channels), preprocessed "
+                    "in the graph as in training, and predicts",
+        }
+        described[SERVING_DEFAULT] = dict(described[ADAPT_AND_PREDICT_IMAGES],
+                                          what="= adapt_and_predict_images")
+    else:
+        described[SERVING_DEFAULT] = dict(described[ADAPT_AND_PREDICT],
+                                          what="= adapt_and_predict")
+    if adaptation_plan.predicts_with_model(learner):
+        described[PREDICT_UNADAPTED] = {
+            "inputs": {"inputs": describe_input(inputs, tf.float32)}, "outputs": ["outputs"],
+            "what": "the meta-learned model's outputs, without adaptation",
+        }
     if adaptation_plan.is_metric_learner(learner):
         described[EMBED] = {"inputs": {"inputs": describe_input(inputs, tf.float32)},
-                            "outputs": ["embeddings"]}
+                            "outputs": ["embeddings"], "what": "embeddings of the inputs"}
     return described
 
 
-def warmup_requests(signatures: dict[str, Any], task: TaskFormat) -> dict[str, dict]:
+def warmup_requests(
+    signatures: dict[str, Any], task: TaskFormat, preprocessing: ImagePreprocessing | None
+) -> dict[str, dict]:
     """A valid example request for every signature."""
     episode = task.example_episode(WARMUP_QUERIES)
     requests: dict[str, dict[str, np.ndarray]] = {}
+    if preprocessing is not None:
+        support = image_inputs.example_images(task.support_size, preprocessing, seed=0)
+        queries = image_inputs.example_images(WARMUP_QUERIES, preprocessing, seed=1)
+        images = {"support_images": image_inputs.encode_png(support),
+                  "support_y": episode["support_y"],
+                  "query_images": image_inputs.encode_png(queries)}
+        pixels = {"support_pixels": support, "support_y": episode["support_y"],
+                  "query_pixels": queries}
     for name in signatures:
-        if name == ADAPT_AND_PREDICT:
+        if name == ADAPT_AND_PREDICT or (name == SERVING_DEFAULT and preprocessing is None):
             requests[name] = episode
+        elif name in (ADAPT_AND_PREDICT_IMAGES, SERVING_DEFAULT):
+            requests[name] = images
+        elif name == ADAPT_AND_PREDICT_PIXELS:
+            requests[name] = pixels
         elif name == METADATA:
             requests[name] = {}
         else:
@@ -188,6 +291,8 @@ def write_saved_model(
     *,
     ways: int | None,
     shots: int,
+    preprocessing: ImagePreprocessing | None = None,
+    query_statistics: str | None = None,
     warmup_model_name: str | None = "tfmeta",
 ) -> dict[str, Any]:
     """Writes the SavedModel into `directory` (no versioning; see `export_saved_model`).
@@ -197,6 +302,8 @@ def write_saved_model(
         directory: an empty or new directory.
         ways: classes per task (None for regression).
         shots: support examples per class.
+        preprocessing: the training images' preprocessing, for the image signatures.
+        query_statistics: see `export_saved_model`.
         warmup_model_name: the model name in the warmup requests; None writes
             no warmup file.
 
@@ -205,14 +312,18 @@ def write_saved_model(
     """
     learner = adaptation_plan.check_learner(learner)
     task = task_format(learner, ways, shots)
-    info = metadata.export_metadata(
-        learner, task, fmt="saved_model",
-        extra={"signatures": describe_signatures(learner, task)},
-    )
-    signatures = build_signatures(learner, task, json.dumps(info))
-    directory = os.fspath(directory)
-    save(directory, signatures)
-    write_assets_extra(directory, info, warmup_requests(signatures, task), warmup_model_name)
+    if preprocessing is not None:
+        preprocessing = image_inputs.check_preprocessing(preprocessing, task)
+    mode = adaptation_plan.served_query_statistics(learner, query_statistics)
+    with adaptation_plan.serving_mode(learner, mode):
+        extra = {"signatures": describe_signatures(learner, task, preprocessing),
+                 "preprocessing": None if preprocessing is None else preprocessing.to_json()}
+        info = metadata.export_metadata(learner, task, fmt="saved_model", extra=extra)
+        signatures = build_signatures(learner, task, json.dumps(info), preprocessing)
+        directory = os.fspath(directory)
+        save(directory, signatures)
+    requests = warmup_requests(signatures, task, preprocessing)
+    write_assets_extra(directory, info, requests, warmup_model_name)
     return info
 
 
@@ -223,6 +334,8 @@ def export_saved_model(
     *,
     ways: int | None,
     shots: int,
+    preprocessing: ImagePreprocessing | None = None,
+    query_statistics: str | None = None,
     overwrite: bool = False,
     warmup: bool = True,
 ) -> str:
@@ -236,6 +349,14 @@ def export_saved_model(
         version: the version number (>= 1); default: the next free one.
         ways: classes per task; None for regression.
         shots: support examples per class (per task for regression).
+        preprocessing: the `tfmeta.data.ImagePreprocessing` the training
+            images went through (e.g. `tfmeta.data.omniglot_preprocessing()`):
+            adds the image-bytes and pixel signatures, and `serving_default`
+            takes encoded images. None exports float inputs only.
+        query_statistics: None (the learner's own mode; a transductive
+            learner with BatchNorm is refused, since each query's prediction
+            would depend on the rest of the request), or a mode of
+            `tfmeta.query_statistics.MODES` to export in that mode instead.
         overwrite: replace an existing version (otherwise FileExistsError).
         warmup: write `assets.extra/tf_serving_warmup_requests`.
 
@@ -245,15 +366,21 @@ def export_saved_model(
     Example:
 
     ```python
-    path = tfmeta.exporters.export_saved_model(maml, "models/omniglot", ways=5, shots=1)
+    path = tfmeta.exporters.export_saved_model(
+        maml, "models/omniglot", ways=5, shots=1,
+        preprocessing=tfmeta.data.omniglot_preprocessing())
     ```
     """
     base_dir = os.fspath(base_dir)
     model_name = os.path.basename(os.path.normpath(base_dir)) if warmup else None
+    # Refuse before anything is written, the base directory included.
+    adaptation_plan.served_query_statistics(adaptation_plan.check_learner(learner),
+                                            query_statistics)
 
     def write(directory: str) -> None:
         write_saved_model(
-            learner, directory, ways=ways, shots=shots, warmup_model_name=model_name
+            learner, directory, ways=ways, shots=shots, preprocessing=preprocessing,
+            query_statistics=query_statistics, warmup_model_name=model_name,
         )
 
     return serving_layout.write_version(base_dir, write, version=version, overwrite=overwrite)

@@ -14,7 +14,11 @@ examples, `Q` queries fixed at export, `P` floats of device state):
   set's prototypes; the loss is the support cross-entropy against them.
 - `infer(query_x[Q]) -> outputs`: predictions with the device state (the
   meta-learned weights, or empty prototypes, until `train_step` or
-  `set_weights`), in the mode the learner predicts queries.
+  `set_weights`), in the mode the learner predicts queries. With
+  `query_statistics="support"` (the default), `train_step` also stores the
+  support set's BatchNorm statistics under the new weights in the state's
+  BatchNorm entries, so `infer` normalises queries exactly as
+  `adapt_and_predict` does.
 - `get_weights() -> weights[P]`, `set_weights(weights[P]) -> weights`,
   `reset() -> weights`: read, replace (e.g. with a task's adapted state the
   app saved) or restore the initial device state, as one flat float32 vector
@@ -25,16 +29,25 @@ examples, `Q` queries fixed at export, `P` floats of device state):
 Gradient learners run the wrapped model through `LayerProgram` (supported
 layers: Dense, Conv2D, BatchNormalization, ReLU/activations, pooling,
 Flatten) with the `builtin_grads` backward passes; the inner loop is one
-`WHILE` loop. Every export is checked against the Keras model and, after
-conversion, through the LiteRT interpreter against the learner.
+`WHILE` loop. When only the last layers adapt (ANIL, or any learner whose
+`adapted_indices` leave a body out), the body runs once per call on support
+and queries and the loop runs over the head alone. Every export is checked
+against the Keras model and, after conversion, through the LiteRT
+interpreter against the learner.
 
-TFLite has no assert ops: a bad request (class ids outside `0..ways-1`, NaN
-inputs) is not rejected and gives NaN or meaningless outputs; the app must
-validate its inputs. Shapes are fixed by the signatures.
+TFLite has no assert ops. What the graph guards itself: an input of the
+wrong size (e.g. a `set_weights` vector one float short or long, which the
+interpreter would otherwise resize to) fails in the interpreter instead of
+being read partially; support labels out of range or missing a class give NaN
+outputs and leave the device state unchanged. `OnDeviceModel`
+(`tfmeta.exporters.on_device`) checks every call against the metadata and
+raises a clear error instead; apps on other platforms apply the same rules
+from the metadata.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
@@ -44,8 +57,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfmeta import adaptation
-from tfmeta.exporters import adaptation_plan, builtin_grads, layer_program, metadata
+from tfmeta import adaptation, query_statistics
+from tfmeta.data.preprocessing import ImagePreprocessing
+from tfmeta.exporters import adaptation_plan, builtin_grads, image_inputs, layer_program
+from tfmeta.exporters import metadata
+from tfmeta.exporters.layer_program import Statistics
 from tfmeta.exporters.task_format import TaskFormat, task_format
 from tfmeta.learners.base import MetaLearner
 
@@ -69,6 +85,27 @@ def _unflatten(flat: tf.Tensor, shapes: list[list[int]]) -> list[tf.Tensor]:
         tensors.append(tf.reshape(flat[offset : offset + size], shape))
         offset += size
     return tensors
+
+
+def _exact_size(x: tf.Tensor) -> tf.Tensor:
+    """`x`, failing in the interpreter unless it has exactly its declared number of elements.
+
+    LiteRT's signature runner resizes an input to whatever array it is given;
+    a RESHAPE to `[1, *shape]` (which the converter keeps) then fails instead
+    of the graph reading a resized input partially.
+    """
+    return tf.reshape(x, [1, *x.shape])[0]
+
+
+def _valid_labels(labels: tf.Tensor, ways: int) -> tf.Tensor:
+    """Whether the support labels are class ids `0..ways-1` with every class present."""
+    in_range = tf.reduce_all((labels >= 0) & (labels < ways))
+    present = tf.reduce_sum(tf.one_hot(labels, ways), axis=0)
+    return in_range & tf.reduce_all(present > 0)
+
+
+def _nan_unless(valid: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
+    return tf.where(valid, x, tf.fill(tf.shape(x), tf.constant(float("nan"), x.dtype)))
 
 
 def _layout(entries: list[tuple[str, list[int], bool]]) -> list[dict[str, Any]]:
@@ -97,6 +134,13 @@ class _DeviceModule(tf.Module):
         self.steps_taken = tf.Variable(0, name="steps_taken")  # train_steps since reset
         self.metadata_json = ""
 
+    def _checked_support(self, support_x, support_y):
+        """Size-checked support inputs and whether the labels are valid (True for regression)."""
+        support_x, support_y = _exact_size(support_x), _exact_size(support_y)
+        if not self._task.classification:
+            return support_x, support_y, tf.constant(True)
+        return support_x, support_y, _valid_labels(support_y, self._task.ways)
+
     def _assign(self, values: list) -> None:
         for variable, value in zip(self.device_state, values):
             variable.assign(value)
@@ -113,7 +157,7 @@ class _DeviceModule(tf.Module):
 
         @tf.function(input_signature=[tf.TensorSpec([size], tf.float32)])
         def set_weights(weights):
-            self._assign(_unflatten(weights, self._shapes))
+            self._assign(_unflatten(_exact_size(weights), self._shapes))
             self.steps_taken.assign(0)
             return {"weights": _flatten(self._read())}
 
@@ -163,6 +207,11 @@ class GradientDeviceModule(_DeviceModule):
         self._program.check_matches_model(max(task.support_size, query_size, 2))
         self._loss = _LOSSES[plan.loss]
         self._num_params = len(model.trainable_variables)
+        # Layers before the first adapted one run once per call (their batch
+        # statistics are the same in every step), except with moving
+        # statistics, which the inner loop's passes move step by step.
+        first_adapted = self._program.first_step_reading(plan.adapted)
+        self._split = first_adapted if plan.query_statistics != query_statistics.MOVING else 0
         self._layout_json = json.dumps(_layout(  # a string: tf.Module would wrap a list
             [(v.path, list(v.shape), True) for v in model.trainable_variables]
             + [(v.path, list(v.shape), False) for v in model.non_trainable_variables]
@@ -184,10 +233,10 @@ class GradientDeviceModule(_DeviceModule):
         index = tf.minimum(step, self._plan.steps - 1)
         return [tf.gather(tf.constant(r), index) for r in self._rates]
 
-    def _step(self, params, state, support_x, support_y, step):
-        """One inner step: `(support_loss, new_params, new_state)`."""
+    def _step(self, network, params, state, support, support_y, step):
+        """One inner step of `network` on `support`: `(support_loss, new_params, new_state)`."""
         loss, grads, state = adaptation.loss_and_gradients(
-            self._program, self._loss, params, state, support_x, support_y,
+            network, self._loss, params, state, support, support_y,
             wrt=self._plan.adapted, training=True,
         )
         params = list(params)
@@ -195,52 +244,104 @@ class GradientDeviceModule(_DeviceModule):
             params[i] = params[i] - rate * grad
         return loss, params, state
 
-    def _predict(self, params, state, query_x):
-        outputs, _ = self._program.stateless_call(
-            params, state, query_x, training=self._plan.transductive
-        )
+    def _features(self, params, state, support_x, query_x):
+        """What the adapted layers see: `(network, support_inputs, query_inputs)`.
+
+        Without a fixed body, the whole program and the raw inputs; with one,
+        the head and the body's outputs, normalised as the learner does
+        (support rows' statistics, or each batch's own).
+        """
+        if self._split == 0:
+            return self._program, support_x, query_x
+        body = self._program.segment(0, self._split)
+        if self._plan.query_statistics == query_statistics.SUPPORT:
+            features, _ = body.stateless_call(
+                params, state, tf.concat([support_x, query_x], 0),
+                statistics=Statistics(batch=True, rows=support_x.shape[0]),
+            )
+            return self._program.segment(self._split), features[: support_x.shape[0]], \
+                features[support_x.shape[0]:]
+        support, _ = body.stateless_call(params, state, support_x, statistics=Statistics(True))
+        queries, _ = body.stateless_call(params, state, query_x, statistics=Statistics(True))
+        return self._program.segment(self._split), support, queries
+
+    def _predict(self, network, params, state, support, queries):
+        """Query outputs of adapted weights, normalised as the learner predicts queries."""
+        mode = self._plan.query_statistics
+        if mode == query_statistics.SUPPORT:
+            outputs, _ = network.stateless_call(
+                params, state, tf.concat([support, queries], 0),
+                statistics=Statistics(batch=True, rows=support.shape[0]),
+            )
+            return outputs[support.shape[0]:]
+        batch = mode == query_statistics.TRANSDUCTIVE
+        outputs, _ = network.stateless_call(params, state, queries,
+                                            statistics=Statistics(batch=batch))
         return outputs
 
     def signatures(self) -> dict[str, Any]:
         task, q, s = self._task, self._query_size, self._task.support_size
         split = self._num_params
+        mode = self._plan.query_statistics
 
         @tf.function(input_signature=[task.inputs_spec(q)])
         def infer(query_x):
             values = self._read()
-            return {"outputs": self._predict(values[:split], values[split:], query_x)}
+            outputs, _ = self._program.stateless_call(
+                values[:split], values[split:], _exact_size(query_x),
+                statistics=Statistics(batch=mode == query_statistics.TRANSDUCTIVE),
+            )
+            return {"outputs": outputs}
 
         @tf.function(input_signature=[task.inputs_spec(s), task.targets_spec(s),
                                       task.inputs_spec(q)])
         def adapt_and_predict(support_x, support_y, query_x):
+            support_x, support_y, valid = self._checked_support(support_x, support_y)
+            initial = [tf.constant(v) for v in self._initial]
+            network, support, queries = self._features(
+                initial[:split], initial[split:], support_x, _exact_size(query_x))
+
             def body(step, params, state):
-                _, params, state = self._step(params, state, support_x, support_y, step)
+                _, params, state = self._step(network, params, state, support, support_y, step)
                 return step + 1, params, state
 
-            initial = [tf.constant(v) for v in self._initial]
             _, params, state = tf.while_loop(
                 lambda step, params, state: step < self._plan.steps,
                 body,
                 (tf.constant(0), initial[:split], initial[split:]),
             )
-            return {"outputs": self._predict(params, state, query_x)}
+            outputs = self._predict(network, params, state, support, queries)
+            return {"outputs": _nan_unless(valid, outputs)}
 
         @tf.function(input_signature=[task.inputs_spec(s), task.targets_spec(s)])
         def train_step(support_x, support_y):
+            support_x, support_y, valid = self._checked_support(support_x, support_y)
             values = self._read()
-            loss, params, state = self._step(
-                values[:split], values[split:], support_x, support_y, self.steps_taken.read_value()
+            params, state = values[:split], values[split:]
+            network, support, _ = self._features(params, state, support_x, support_x)
+            loss, new_params, new_state = self._step(
+                network, params, state, support, support_y, self.steps_taken.read_value()
             )
-            self._assign(params + state)
-            self.steps_taken.assign_add(1)
-            return {"loss": loss}
+            if self._split:  # the body's statistics are not threaded through the loop
+                new_state = state
+            if mode == query_statistics.SUPPORT:  # for `infer`: the support set's statistics
+                _, new_state = self._program.stateless_call(
+                    new_params, new_state, support_x,
+                    statistics=Statistics(batch=True, replace_moving=True),
+                )
+            self._assign([tf.where(valid, new, old)
+                          for new, old in zip(new_params + new_state, values)])
+            self.steps_taken.assign_add(tf.cast(valid, tf.int32))
+            return {"loss": _nan_unless(valid, loss)}
 
         return {"infer": infer, "adapt_and_predict": adapt_and_predict,
                 "train_step": train_step, **self._common_signatures()}
 
 
 class PrototypeDeviceModule(_DeviceModule):
-    """On-device Prototypical Networks: the device state is the `[ways, D]` prototypes.
+    """On-device Prototypical Networks: the device state is the `[ways, D]` prototypes, then
+    the embedding's BatchNorm statistics (the support set's, after `train_step`, in
+    `"support"` mode).
 
     The embedding network runs with its meta-learned weights as constants
     (through Keras; nothing is differentiated).
@@ -255,27 +356,44 @@ class PrototypeDeviceModule(_DeviceModule):
         def stateless_call(*args, **kwargs):  # a closure keeps the Keras model untracked
             return model.stateless_call(*args, **kwargs)
 
+        def statistics(rows=None, replace_moving=False):
+            return query_statistics.batch_statistics(model, rows, replace_moving)
+
         self._stateless_call = stateless_call
+        self._statistics = statistics
         self._params = [v.numpy() for v in model.trainable_variables]
-        self._state = [v.numpy() for v in model.non_trainable_variables]
-        self._transductive = bool(learner.transductive)
+        self._mode = learner.query_statistics
         spec = model.compute_output_spec(keras.KerasTensor([1, *task.input_shape]))
         self._dim = int(np.prod(spec.shape[1:]))
-        super().__init__([np.zeros([task.ways, self._dim], np.float32)], task, query_size)
+        self._state_layout = [(v.path, list(v.shape)) for v in model.non_trainable_variables]
+        super().__init__(
+            [np.zeros([task.ways, self._dim], np.float32)]
+            + [v.numpy() for v in model.non_trainable_variables],
+            task, query_size,
+        )
 
     def layout(self) -> list[dict[str, Any]]:
-        return _layout([("prototypes", [self._task.ways, self._dim], False)])
+        return _layout([("prototypes", [self._task.ways, self._dim], False)]
+                       + [(path, shape, False) for path, shape in self._state_layout])
 
-    def _embed(self, inputs: tf.Tensor, training: bool) -> tf.Tensor:
+    def _embed(self, inputs: tf.Tensor, state: list, context=None) -> tf.Tensor:
+        """Embeddings in inference mode, or under `context` (a `batch_statistics` switch)."""
         params = [tf.constant(v) for v in self._params]
-        state = [tf.constant(v) for v in self._state]
-        embeddings, _ = self._stateless_call(params, state, inputs, training=training)
+        with context or contextlib.nullcontext():
+            embeddings, _ = self._stateless_call(params, state, inputs, training=False)
         return tf.reshape(embeddings, [inputs.shape[0], self._dim])
+
+    def _support_state(self, support_x: tf.Tensor, state: list) -> list:
+        """`state` with the support set's statistics as BatchNorm's moving ones."""
+        params = [tf.constant(v) for v in self._params]
+        with self._statistics(replace_moving=True):
+            _, state = self._stateless_call(params, state, support_x, training=False)
+        return list(state)
 
     def _prototypes(self, embeddings: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
         one_hot = tf.one_hot(labels, self._task.ways, dtype=tf.float32)
         sums = tf.matmul(one_hot, embeddings, transpose_a=True)
-        return sums / tf.reduce_sum(one_hot, axis=0)[:, None]
+        return sums / tf.maximum(tf.reduce_sum(one_hot, axis=0)[:, None], 1.0)
 
     @staticmethod
     def _logits(queries: tf.Tensor, prototypes: tf.Tensor) -> tf.Tensor:
@@ -284,33 +402,50 @@ class PrototypeDeviceModule(_DeviceModule):
 
     def signatures(self) -> dict[str, Any]:
         task, q, s = self._task, self._query_size, self._task.support_size
+        initial_state = [tf.constant(v) for v in self._initial[1:]]
 
         @tf.function(input_signature=[task.inputs_spec(s), task.targets_spec(s),
                                       task.inputs_spec(q)])
         def adapt_and_predict(support_x, support_y, query_x):
-            embeddings = self._embed(tf.concat([support_x, query_x], 0), self._transductive)
+            support_x, support_y, valid = self._checked_support(support_x, support_y)
+            inputs = tf.concat([support_x, _exact_size(query_x)], 0)
+            context = None
+            if self._mode == query_statistics.SUPPORT:
+                context = self._statistics(rows=s)
+            elif self._mode == query_statistics.TRANSDUCTIVE:
+                context = self._statistics()
+            embeddings = self._embed(inputs, initial_state, context)
             prototypes = self._prototypes(embeddings[:s], support_y)
-            return {"outputs": self._logits(embeddings[s:], prototypes)}
+            return {"outputs": _nan_unless(valid, self._logits(embeddings[s:], prototypes))}
 
         @tf.function(input_signature=[task.inputs_spec(s), task.targets_spec(s)])
         def train_step(support_x, support_y):
-            embeddings = self._embed(support_x, self._transductive)
+            support_x, support_y, valid = self._checked_support(support_x, support_y)
+            state = initial_state
+            if self._mode == query_statistics.SUPPORT:
+                state = self._support_state(support_x, state)
+            context = self._statistics() if self._mode == query_statistics.TRANSDUCTIVE else None
+            embeddings = self._embed(support_x, state, context)
             prototypes = self._prototypes(embeddings, support_y)
-            self._assign([prototypes])
-            self.steps_taken.assign_add(1)
+            values = self._read()
+            self._assign([tf.where(valid, new, old)
+                          for new, old in zip([prototypes] + state, values)])
+            self.steps_taken.assign_add(tf.cast(valid, tf.int32))
             loss = builtin_grads.sparse_softmax_cross_entropy(
                 support_y, self._logits(embeddings, prototypes)
             )
-            return {"loss": loss}
+            return {"loss": _nan_unless(valid, loss)}
 
         @tf.function(input_signature=[task.inputs_spec(q)])
         def infer(query_x):
-            embeddings = self._embed(query_x, self._transductive)
-            return {"outputs": self._logits(embeddings, self.device_state[0].read_value())}
+            values = self._read()
+            context = self._statistics() if self._mode == query_statistics.TRANSDUCTIVE else None
+            embeddings = self._embed(_exact_size(query_x), values[1:], context)
+            return {"outputs": self._logits(embeddings, values[0])}
 
         @tf.function(input_signature=[task.inputs_spec(q)])
         def embed(inputs):
-            return {"embeddings": self._embed(inputs, False)}
+            return {"embeddings": self._embed(_exact_size(inputs), initial_state)}
 
         return {"infer": infer, "adapt_and_predict": adapt_and_predict,
                 "train_step": train_step, "embed": embed, **self._common_signatures()}
@@ -415,6 +550,8 @@ def export_tflite(
     ways: int | None,
     shots: int,
     query_size: int = 1,
+    preprocessing: ImagePreprocessing | None = None,
+    query_statistics: str | None = None,
     verify_with_litert: bool = True,
     verification_episode: dict[str, Any] | None = None,
     overwrite: bool = False,
@@ -429,6 +566,14 @@ def export_tflite(
         ways: classes per task (None for regression).
         shots: support examples per class (per task for regression).
         query_size: queries per `infer`/`adapt_and_predict` call (static).
+            With the default `query_statistics="support"` a query's prediction
+            does not depend on the others, so 1 serves single queries as well
+            as any batch does.
+        preprocessing: the training images' `tfmeta.data.ImagePreprocessing`,
+            stated in the metadata (the app must apply it: decoding and
+            Lanczos resizing have no TFLite builtin ops).
+        query_statistics: see `tfmeta.exporters.export_saved_model`: None
+            exports the learner's own mode and refuses a transductive one.
         verify_with_litert: run the converted model in the LiteRT interpreter
             on an episode and raise unless it matches the learner.
         verification_episode: that episode (`support_x`, `support_y`,
@@ -456,16 +601,21 @@ def export_tflite(
     if isinstance(query_size, bool) or not isinstance(query_size, int) or query_size < 1:
         raise ValueError(f"Expected `query_size` >= 1. Received: query_size={query_size!r}")
     task = task_format(learner, ways, shots)
-    module = device_module(learner, task, query_size)
-    info = metadata.export_metadata(
-        learner, task, fmt="tflite",
-        extra={"query_size": query_size, "signatures": list(module.SIGNATURES),
-               "weights_layout": module.layout()},
-    )
-    module.metadata_json = json.dumps(info)
-    content = convert(module)
-    if verify_with_litert:
-        verify(content, learner, task, query_size, verification_episode)
+    if preprocessing is not None:
+        preprocessing = image_inputs.check_preprocessing(preprocessing, task)
+    mode = adaptation_plan.served_query_statistics(learner, query_statistics)
+    with adaptation_plan.serving_mode(learner, mode):
+        module = device_module(learner, task, query_size)
+        info = metadata.export_metadata(
+            learner, task, fmt="tflite",
+            extra={"query_size": query_size, "signatures": list(module.SIGNATURES),
+                   "weights_layout": module.layout(),
+                   "preprocessing": None if preprocessing is None else preprocessing.to_json()},
+        )
+        module.metadata_json = json.dumps(info)
+        content = convert(module)
+        if verify_with_litert:
+            verify(content, learner, task, query_size, verification_episode)
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=directory, suffix=".partial", delete=False) as file:

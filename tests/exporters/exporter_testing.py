@@ -16,12 +16,12 @@ def compiled(learner, loss=CROSS_ENTROPY):
     return learner
 
 
-def conv4_maml(eval_inner_steps=5, transductive=True, seed=0):
+def conv4_maml(eval_inner_steps=5, query_statistics="support", seed=0):
     """Conv-4 (Omniglot layout: stride-2 convs, BatchNorm, ReLU, mean pool), fewer filters."""
     keras.utils.set_random_seed(seed)
     net = tfmeta.models.conv4((28, 28, 1), num_classes=WAYS, filters=16)
     return compiled(tfmeta.MAML(net, inner_learning_rate=0.1, eval_inner_steps=eval_inner_steps,
-                                transductive=transductive))
+                                query_statistics=query_statistics))
 
 
 def mlp_maml(eval_inner_steps=5, seed=0):

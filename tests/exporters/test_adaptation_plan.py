@@ -14,7 +14,7 @@ def test_maml_plan_has_one_scalar_rate_per_step_and_weight(conv4_learner):
     weights = len(conv4_learner.model.trainable_variables)
     assert plan.steps == 5 and plan.adapted == tuple(range(weights))
     assert plan.learning_rates[0] == (pytest.approx(0.1),) * weights
-    assert plan.transductive and plan.loss == adaptation_plan.CROSS_ENTROPY
+    assert plan.query_statistics == "support" and plan.loss == adaptation_plan.CROSS_ENTROPY
 
 
 def test_per_step_and_per_parameter_rates_are_stacked():

@@ -16,7 +16,8 @@ def test_metadata_describes_algorithm_task_and_inner_loop(conv4_learner):
     assert (info["ways"], info["shots"], info["support_size"]) == (5, 1, 5)
     assert info["input_shape"] == [28, 28, 1] and info["target_dtype"] == "int32"
     assert info["inner_steps"] == 5 and info["inner_learning_rate"] == pytest.approx(0.1)
-    assert info["transductive"] is True and info["tfmeta_version"] == tfmeta.__version__
+    assert info["query_statistics"] == "support" and info["query_independent"] is True
+    assert info["tfmeta_version"] == tfmeta.__version__
     assert info["x"] == 1
     json.dumps(info)
 

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 import exporter_testing as et
 import tfmeta
+from tfmeta import query_statistics
 from tfmeta.exporters import metadata, saved_model, warmup
 
 RELOAD = textwrap.dedent("""
@@ -25,8 +26,11 @@ RELOAD = textwrap.dedent("""
     results, directories = {}, json.loads(sys.argv[3])
     for name, directory in directories.items():
         model = tf.saved_model.load(directory)
-        results[name + "/serving_default"] = model.signatures["serving_default"](
+        results[name + "/predict_unadapted"] = model.signatures["predict_unadapted"](
             inputs=tf.constant(requests[name + "/query_x"]))["outputs"].numpy()
+        results[name + "/serving_default"] = model.signatures["serving_default"](
+            **{key: tf.constant(requests[name + "/" + key])
+               for key in ("support_x", "support_y", "query_x")})["outputs"].numpy()
         results[name + "/adapt_and_predict"] = model.signatures["adapt_and_predict"](
             **{key: tf.constant(requests[name + "/" + key])
                for key in ("support_x", "support_y", "query_x")})["outputs"].numpy()
@@ -63,11 +67,18 @@ def reloaded(exported, tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", ["mlp", "conv4"])
-def test_reloaded_serving_default_predicts_like_the_learner(exported, reloaded, name):
+def test_reloaded_predict_unadapted_predicts_like_the_learner(exported, reloaded, name):
     learners, _ = exported
     requests, results = reloaded
     expected = learners[name](requests[f"{name}/query_x"], training=False)
-    assert np.max(np.abs(results[f"{name}/serving_default"] - expected)) < 1e-5
+    assert np.max(np.abs(results[f"{name}/predict_unadapted"] - expected)) < 1e-5
+
+
+@pytest.mark.parametrize("name", ["mlp", "conv4"])
+def test_serving_default_without_preprocessing_adapts_like_adapt_and_predict(reloaded, name):
+    _, results = reloaded
+    np.testing.assert_array_equal(results[f"{name}/serving_default"],
+                                  results[f"{name}/adapt_and_predict"])
 
 
 @pytest.mark.parametrize("name", ["mlp", "conv4"])
@@ -79,7 +90,9 @@ def test_reloaded_adaptation_signature_matches_learner_predict(exported, reloade
     expected = et.learner_predict(learners[name], task)
     assert np.max(np.abs(results[f"{name}/adapt_and_predict"] - expected)) < 1e-5
     params, state = learners[name].adapt(task["support_x"], task["support_y"])
-    forward, _ = learners[name].model.stateless_call(params, state, task["query_x"], training=True)
+    forward, _ = query_statistics.predict_queries(
+        learners[name].model, params, state, task["support_x"], task["query_x"],
+        mode="support", training=False)
     assert np.max(np.abs(results[f"{name}/adapt_and_predict"] - forward)) < 1e-5
 
 
@@ -87,10 +100,10 @@ def test_warmup_requests_read_back_and_run_for_every_signature(exported, reloade
     _, paths = exported
     _, results = reloaded
     requests = warmup.read(paths["conv4"])
-    assert sorted(signature for signature, _ in requests) == [
-        "adapt_and_predict", "metadata", "serving_default"]
+    signatures = ["adapt_and_predict", "metadata", "predict_unadapted", "serving_default"]
+    assert sorted(signature for signature, _ in requests) == signatures
     ran = sorted(key.split("/")[-1] for key in results if key.startswith("conv4/warmup/"))
-    assert ran == ["adapt_and_predict", "metadata", "serving_default"]
+    assert ran == signatures
 
 
 def test_saved_model_cli_lists_every_signature(exported):
@@ -98,7 +111,7 @@ def test_saved_model_cli_lists_every_signature(exported):
     cli = os.path.join(os.path.dirname(sys.executable), "saved_model_cli")
     shown = subprocess.run([cli, "show", "--all", "--dir", paths["conv4"]], check=True,
                            capture_output=True, text=True).stdout
-    for signature in ("serving_default", "adapt_and_predict", "metadata"):
+    for signature in ("serving_default", "adapt_and_predict", "predict_unadapted", "metadata"):
         assert f"signature_def['{signature}']" in shown
     for name in ("support_x", "support_y", "query_x"):
         assert f"inputs['{name}']" in shown
@@ -121,6 +134,7 @@ BAD_REQUESTS = {
         {"support_x": np.zeros((4, 28, 28, 1))},
     "`support_x` examples of shape (28, 28, 1)": {"support_x": np.zeros((5, 28, 27, 1))},
     "`support_y` class ids in 0..4": {"support_y": np.array([0, 1, 2, 3, 5])},
+    "every class 0..4 in `support_y`": {"support_y": np.array([0, 1, 2, 3, 3])},
     "finite values in `support_x`": {"support_x": np.full((5, 28, 28, 1), np.nan)},
     "finite values in `query_x`": {"query_x": np.full((2, 28, 28, 1), np.inf)},
     "at least one example in `query_x`": {"query_x": np.zeros((0, 28, 28, 1))},
@@ -144,7 +158,7 @@ def test_bad_requests_to_the_mlp_fail_with_a_clear_error(exported):
     _, paths = exported
     loaded = tf.saved_model.load(paths["mlp"])
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"examples of shape \(20,\)"):
-        loaded.signatures["serving_default"](inputs=tf.zeros([3, 21]))
+        loaded.signatures["predict_unadapted"](inputs=tf.zeros([3, 21]))
     task = et.episode((20,))
     for key, value, message in [("support_x", np.zeros((6, 20), np.float32), "with 5 examples"),
                                 ("support_y", np.arange(4, dtype=np.int32), "with 5 examples"),

@@ -38,7 +38,8 @@ def runners(content):
 def with_steps(learner, steps):
     """The same meta-learned model, adapting with `steps` evaluation steps."""
     return et.compiled(tfmeta.MAML(learner.model, inner_learning_rate=learner.inner_learning_rate,
-                                   eval_inner_steps=steps, transductive=learner.transductive))
+                                   eval_inner_steps=steps,
+                                   query_statistics=learner.query_statistics))
 
 
 @pytest.mark.parametrize("name", ["mlp", "conv4"])
@@ -165,7 +166,9 @@ def test_protonet_computes_prototypes_on_the_device(tmp_path):
     assert np.max(np.abs(run["adapt_and_predict"](**task)["outputs"] - expected)) < ATOL
     run["train_step"](support_x=task["support_x"], support_y=task["support_y"])
     assert np.max(np.abs(run["infer"](query_x=task["query_x"])["outputs"] - expected)) < ATOL
-    assert run["get_weights"]()["weights"].shape == (et.WAYS * 8,)
+    assert info["weights_layout"][0] == {"name": "prototypes", "shape": [et.WAYS, 8], "offset": 0,
+                                         "size": et.WAYS * 8, "trainable": False}
+    assert run["get_weights"]()["weights"].shape == (sum(e["size"] for e in info["weights_layout"]),)
     embeddings = run["embed"](inputs=task["query_x"])["embeddings"]
     np.testing.assert_allclose(embeddings, learner.model(task["query_x"]), atol=1e-5)
 
@@ -219,7 +222,7 @@ def test_existing_file_is_not_overwritten_silently(tmp_path, mlp_learner):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", ["omniglot_64_filters", "mini_imagenet", "lslr",
-                                     "not_transductive"])
+                                     "transductive", "moving"])
 def test_full_size_conv4_variants_match_tensorflow(tmp_path, variant):
     keras.utils.set_random_seed(0)
     options = {}
@@ -233,12 +236,13 @@ def test_full_size_conv4_variants_match_tensorflow(tmp_path, variant):
     # Finn et al.'s inner learning rates: 0.4 on Omniglot, 0.01 on mini-ImageNet (0.1 makes this
     # untrained network's adaptation chaotic: 1e-6 input noise moves TensorFlow's own logits 0.3)
     rate = 0.01 if variant == "mini_imagenet" else 0.1
+    mode = variant if variant in ("transductive", "moving") else "support"
     learner = et.compiled(tfmeta.MAML(net, inner_learning_rate=rate, eval_inner_steps=3,
-                                      transductive=variant != "not_transductive", **options))
+                                      query_statistics=mode, **options))
     if variant == "lslr":
         for i, variable in enumerate(learner.inner_learning_rate_variables):
             variable.assign(np.array([0.05, 0.15, 0.1], np.float32) * (1 + i / 10))
-    content, _ = export(learner, tmp_path, variant)
+    content, _ = export(learner, tmp_path, variant, query_statistics=mode)
     run = runners(content)
     for seed in (6, 7, 8):  # max-pooling gradients jump at near-ties: try several episodes
         task = et.episode(net.inputs[0].shape[1:], seed=seed)

@@ -255,6 +255,7 @@ def export(options: RunOptions) -> str:
             shots=options.evaluation_shots,
             version=options.version,
             query_size=options.query_size,
+            preprocessing=tasks.image_preprocessing(options),
         )
     except exporters.UnsupportedModelError as error:
         raise ValueError(f"{error}; --format=saved_model exports models with any layer") from error

@@ -227,6 +227,16 @@ def _check_split(
         )
 
 
+def image_preprocessing(options: RunOptions) -> data.ImagePreprocessing | None:
+    """How `--dataset`'s images become model inputs (None for the sinusoid)."""
+    kind = options_lib.dataset_kind(options.dataset)
+    if kind == options_lib.SINUSOID:
+        return None
+    if kind == options_lib.OMNIGLOT:
+        return data.omniglot_preprocessing(options.image_size)
+    return data.ImagePreprocessing(options.image_size, channels=options.channels)
+
+
 def build(options: RunOptions) -> SinusoidSource | ImageSource:
     """The task source `--dataset` names.
 
@@ -245,7 +255,7 @@ def build(options: RunOptions) -> SinusoidSource | ImageSource:
             options.data_dir or "TFDS's omniglot builder",
         )
         return ImageSource(options, sources["train"], sources["test"])
-    preprocessing = data.ImagePreprocessing(options.image_size, channels=options.channels)
+    preprocessing = image_preprocessing(options)
     splits = (options.train_split, options.eval_split)
     if kind == options_lib.IMAGE_FOLDER:
         root = os.path.expanduser(options.dataset)

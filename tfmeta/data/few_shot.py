@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from tfmeta.data.class_images import ClassImages
 from tfmeta.data.episode import QUERY_X, QUERY_Y, SUPPORT_X, SUPPORT_Y, episode_spec
+from tfmeta.data.preprocessing import to_model_inputs
 
 SHORT_CLASS_POLICIES = ("raise", "skip")
 
@@ -268,7 +269,7 @@ class FewShotEpisodes:
             x = tf.gather(images, rows)  # [ways, shots + queries, H, W, C] uint8
             if rotate:
                 x = _rotate_per_class(x, tf.gather(turns, classes % num_rotations), maps)
-            x = tf.cast(x, tf.float32) / 255.0
+            x = to_model_inputs(x)
             labels = tf.range(ways, dtype=tf.int32)
             return {
                 SUPPORT_X: tf.reshape(x[:, :shots], [ways * shots, height, width, channels]),

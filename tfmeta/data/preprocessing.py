@@ -6,6 +6,7 @@ import dataclasses
 
 import tensorflow as tf
 
+INPUT_CHANNELS = (1, 3, 4)  # grayscale, RGB, RGBA
 RESIZE_METHODS = ("area", "bicubic", "bilinear", "lanczos3", "lanczos5", "mitchellcubic", "nearest")
 
 
@@ -111,3 +112,53 @@ class ImagePreprocessing:
             image = 1.0 - image
         image = tf.image.convert_image_dtype(image, tf.uint8, saturate=True)
         return tf.ensure_shape(image, self.image_shape)
+
+    def decode(self, encoded: tf.Tensor) -> tf.Tensor:
+        """Decodes one PNG, JPEG, GIF or BMP image (a scalar string) and preprocesses it.
+
+        Decoding goes straight to `channels`, as `tfmeta.data` reads image
+        files for training, so an exported model that decodes a client's
+        bytes with this sees exactly the training pixels.
+        """
+        image = tf.io.decode_image(encoded, channels=self.channels, expand_animations=False)
+        image.set_shape([None, None, self.channels])
+        return self(image)
+
+    def from_pixels(self, pixels: tf.Tensor) -> tf.Tensor:
+        """Preprocesses one `[height, width, channels]` uint8 image of any size and channel count.
+
+        Unlike `__call__`, the channel count (1, 3 or 4) may be unknown until
+        the graph runs, as in a serving signature that takes raw pixels.
+        """
+        channels = tf.shape(pixels)[-1]
+        check = tf.debugging.assert_equal(
+            tf.reduce_any(tf.equal(channels, INPUT_CHANNELS)), True,
+            message=f"Expected images with {', '.join(map(str, INPUT_CHANNELS))} channels. "
+                    "Received another channel count",
+        )
+        with tf.control_dependencies([check]):
+            pixels = tf.identity(pixels)
+        branches = [
+            lambda count=count: self(tf.ensure_shape(pixels, [None, None, count]))
+            for count in INPUT_CHANNELS
+        ]
+        index = tf.argmax(tf.cast(tf.equal(channels, INPUT_CHANNELS), tf.int32))
+        return tf.ensure_shape(tf.switch_case(tf.cast(index, tf.int32), branches),
+                               self.image_shape)
+
+    def to_json(self) -> dict:
+        """The settings, for export metadata (how a client's images become model inputs)."""
+        return {
+            "decode": "tf.io.decode_image, straight to `channels`",
+            "channels": self.channels,
+            "image_size": list(self.image_size),
+            "resize_method": self.resize_method,
+            "antialias": True,
+            "invert": self.invert,
+            "scale": "uint8 / 255 -> float32 in [0, 1]",
+        }
+
+
+def to_model_inputs(images: tf.Tensor) -> tf.Tensor:
+    """Preprocessed uint8 images as the float32 model inputs in `[0, 1]` that episodes carry."""
+    return tf.cast(images, tf.float32) / 255.0
