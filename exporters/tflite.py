@@ -318,15 +318,19 @@ class GradientDeviceModule(_DeviceModule):
             support_x, support_y, valid = self._checked_support(support_x, support_y)
             values = self._read()
             params, state = values[:split], values[split:]
-            network, support, _ = self._features(params, state, support_x, support_x)
+            bake = mode == query_statistics.SUPPORT  # for `infer`: the support statistics
+            network, support = self._program, support_x
+            if self._split:  # the body's output is the same in every step: run it once
+                support, state = self._program.segment(0, self._split).stateless_call(
+                    params, state, support_x,
+                    statistics=Statistics(batch=True, replace_moving=bake))
+                network = self._program.segment(self._split)
             loss, new_params, new_state = self._step(
                 network, params, state, support, support_y, self.steps_taken.read_value()
             )
-            if self._split:  # the body's statistics are not threaded through the loop
-                new_state = state
-            if mode == query_statistics.SUPPORT:  # for `infer`: the support set's statistics
-                _, new_state = self._program.stateless_call(
-                    new_params, new_state, support_x,
+            if bake:
+                _, new_state = network.stateless_call(
+                    new_params, new_state, support,
                     statistics=Statistics(batch=True, replace_moving=True),
                 )
             self._assign([tf.where(valid, new, old)

@@ -114,15 +114,34 @@ def test_metadata_signature_describes_the_export(exported):
     assert received["input_shape"] == [20]
 
 
-def test_invalid_requests_are_not_rejected_on_the_device(exported):
-    """Documented behaviour: TFLite has no asserts, so the app must validate its inputs."""
+def test_invalid_requests_give_nan_on_the_device(exported):
+    """TFLite has no asserts: NaN inputs and invalid labels give NaN outputs, not a result."""
     _, content, _ = exported["mlp"]
     task = et.episode((20,))
     run = runners(content)
     nan_support = dict(task, support_x=np.full_like(task["support_x"], np.nan))
     assert np.isnan(run["adapt_and_predict"](**nan_support)["outputs"]).all()
-    out_of_range = dict(task, support_y=task["support_y"] + 7)  # no error: a meaningless result
-    assert run["adapt_and_predict"](**out_of_range)["outputs"].shape == (et.QUERIES, et.WAYS)
+    out_of_range = dict(task, support_y=task["support_y"] + 7)
+    assert np.isnan(run["adapt_and_predict"](**out_of_range)["outputs"]).all()
+
+
+def test_head_only_adaptation_of_a_conv4_matches_the_learner_on_the_device(tmp_path):
+    keras.utils.set_random_seed(0)
+    net = tfmeta.models.conv4((28, 28, 1), num_classes=et.WAYS, filters=8)
+    learner = et.compiled(tfmeta.ANIL(net, inner_learning_rate=0.3, eval_inner_steps=3))
+    content, info = export(learner, tmp_path, "anil_conv4")
+    task = et.episode((28, 28, 1), seed=2)
+    expected = et.learner_predict(learner, task)
+    run = runners(content)
+    assert np.max(np.abs(run["adapt_and_predict"](**task)["outputs"] - expected)) < ATOL
+    before = run["get_weights"]()["weights"]
+    for _ in range(3):
+        run["train_step"](support_x=task["support_x"], support_y=task["support_y"])
+    after = run["get_weights"]()["weights"]
+    head = [entry for entry in info["weights_layout"] if entry["name"].startswith("head/")]
+    body_end = head[0]["offset"]
+    np.testing.assert_array_equal(after[:body_end], before[:body_end])
+    assert np.max(np.abs(run["infer"](query_x=task["query_x"])["outputs"] - expected)) < ATOL
 
 
 @pytest.mark.parametrize("kind", ["meta_sgd", "anil", "reptile"])
