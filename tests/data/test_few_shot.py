@@ -165,7 +165,15 @@ def test_more_ways_than_classes_is_an_error(toy_class_images):
         (dict(ways=5, shots=0, queries=1), r"Expected shots >= 1\. Received: shots=0"),
         (dict(ways=0, shots=1, queries=1), r"Expected ways >= 1\. Received: ways=0"),
         (dict(ways=5, shots=1, queries=0), r"Expected queries >= 1\. Received: queries=0"),
-        (dict(ways=5, shots=1.5, queries=1), r"Expected shots >= 1\. Received: shots=1\.5"),
+        (
+            dict(ways=5, shots=1.5, queries=1),
+            r"Expected shots to be one integer >= 1\. Received: shots=1\.5 of type float$",
+        ),
+        (
+            dict(ways=[3, 5], shots=1, queries=1),
+            r"Expected ways to be one integer >= 1\. Received: ways=\[3, 5\] of type list: "
+            r"every episode of a dataset has the same shape.*sample_from_datasets",
+        ),
         (dict(ways=5, shots=1, queries=1, meta_batch_size=0), r"Received: meta_batch_size=0"),
         (
             dict(ways=5, shots=1, queries=1, meta_batch_size=4, num_episodes=10),
@@ -192,3 +200,13 @@ def test_source_wraps_a_plain_tf_data_dataset():
     assert source.num_classes == 4 and source.image_shape == (4, 4, 1)
     episode = first(source.episodes(4, 2, 3, seed=0))
     assert episode["support_x"].shape == (8, 4, 4, 1)
+
+
+def test_episodes_of_several_way_counts_mix_for_a_learner_that_takes_any(toy_class_images):
+    """The path the `ways=[3, 5]` error names: one dataset per way count, sampled together."""
+    source = tfmeta.data.FewShotEpisodes(toy_class_images(num_classes=12))
+    mixed = tf.data.Dataset.sample_from_datasets(
+        [source.episodes(ways, 1, 1, meta_batch_size=2, seed=ways) for ways in (3, 5)], seed=0
+    )
+    sizes = {batch["support_y"].shape[1] for batch in mixed.take(12)}
+    assert sizes == {3, 5}

@@ -9,6 +9,7 @@ from typing import Iterable, Sequence
 import numpy as np
 import tensorflow as tf
 
+from tfmeta.data import pixels
 from tfmeta.data.preprocessing import ImagePreprocessing
 from tfmeta.data.temporary_files import temporary_path
 
@@ -244,11 +245,53 @@ class ClassImages:
     # ---- Building from data -------------------------------------------------------------
 
     @classmethod
+    def from_arrays(
+        cls,
+        images: np.ndarray,
+        labels: np.ndarray | Sequence,
+        *,
+        preprocessing: ImagePreprocessing | None = None,
+        scale: float | None = None,
+        class_names: Sequence[str] | None = None,
+    ) -> "ClassImages":
+        """Groups in-memory images by their labels (see `from_dataset` for the arguments).
+
+        Args:
+            images: `[num_examples, height, width]` or `[num_examples, height,
+                width, channels]` pixels, by the contract of
+                `tfmeta.data.pixels` (uint8; other integers in 0..255; floats
+                in `[0, 1]` after `scale`).
+            labels: `[num_examples]` integer ids or strings.
+
+        Raises:
+            ValueError: if images and labels differ in length, or as `from_dataset`.
+
+        Example:
+
+        >>> images = np.random.default_rng(0).random([12, 8, 8, 1]) * 255  # floats in 0..255
+        >>> data = tfmeta.data.ClassImages.from_arrays(images, np.arange(12) % 3, scale=1 / 255)
+        >>> data.num_classes, data.image_shape
+        (3, (8, 8, 1))
+        """
+        images, labels = np.asarray(images), np.asarray(labels)
+        if images.ndim not in (3, 4) or labels.ndim != 1 or len(images) != len(labels):
+            raise ValueError(
+                "Expected images [num_examples, height, width(, channels)] and labels "
+                "[num_examples] of the same length. Received: "
+                f"images.shape={images.shape}, labels.shape={labels.shape}"
+            )
+        dataset = tf.data.Dataset.from_tensor_slices((images, labels))
+        return cls.from_dataset(
+            dataset, preprocessing=preprocessing, scale=scale, class_names=class_names
+        )
+
+    @classmethod
     def from_dataset(
         cls,
         dataset: tf.data.Dataset,
         *,
         preprocessing: ImagePreprocessing | None = None,
+        scale: float | None = None,
         class_names: Sequence[str] | None = None,
         image_key: str = "image",
         label_key: str = "label",
@@ -256,13 +299,20 @@ class ClassImages:
     ) -> "ClassImages":
         """Reads a whole dataset of labelled images into memory, grouped by class.
 
+        Pixels must keep the contract of `tfmeta.data.pixels`: uint8 (or
+        uint16) images use their dtype's range, other integer images 0..255,
+        floating-point images `[0, 1]` after `scale`. Images outside it are
+        refused with a ValueError naming the first one, never clipped.
+
         Args:
             dataset: a `tf.data.Dataset` of `(image, label)` pairs, or of dicts
                 holding `image_key` and `label_key` (TFDS's layout). Labels are
                 integer ids or strings.
             preprocessing: applied to every image; `None` keeps images as
-                they are (they must then share one shape; floats are taken
-                to lie in `[0, 1]`).
+                they are (they must then share one shape).
+            scale: a factor for floating-point pixels, e.g. `1 / 255` for
+                floats in 0..255 (as `keras.layers.Rescaling`); not for
+                integer images.
             class_names: the name of each integer label id (for example
                 `ClassLabel.names`); by default the id itself, zero-padded so
                 that names sort like ids. Ignored for string labels.
@@ -274,8 +324,15 @@ class ClassImages:
             A `ClassImages` with the classes sorted by name.
 
         Raises:
-            ValueError: if the elements hold no image or label, or the
-                dataset is empty.
+            ValueError: if the elements hold no image or label, pixels break
+                the contract, or the dataset is empty.
+
+        Example:
+
+        >>> pairs = tf.data.Dataset.from_tensor_slices(
+        ...     (np.zeros([6, 8, 8, 3], np.uint8), ["cat", "dog", "cat", "dog", "cat", "dog"]))
+        >>> tfmeta.data.ClassImages.from_dataset(pairs).class_names
+        ['cat', 'dog']
         """
         spec = dataset.element_spec
         if isinstance(spec, dict):
@@ -305,28 +362,26 @@ class ClassImages:
             raise ValueError(
                 f"Expected scalar integer or string labels. Received: label spec {label_spec}"
             )
+        scale = pixels.check_scale(scale, image_spec.dtype)
 
-        if preprocessing is not None:
-            transform = preprocessing
-        else:
-
-            def transform(image):
+        def transform(image, label):
+            low, high = tf.reduce_min(image), tf.reduce_max(image)
+            image = pixels.to_unit_float(image, scale)
+            if preprocessing is not None:
+                image = preprocessing(image)
+            else:
                 image = tf.image.convert_image_dtype(image, tf.uint8, saturate=True)
-                return image[..., tf.newaxis] if image.shape.rank == 2 else image
+                image = image[..., tf.newaxis] if image.shape.rank == 2 else image
+            return image, label, tf.cast(low, tf.float64), tf.cast(high, tf.float64)
 
-        dataset = dataset.map(
-            lambda image, label: (transform(image), label), num_parallel_calls=tf.data.AUTOTUNE
-        )
-        image_batches, label_batches = [], []
-        for images, labels in dataset.batch(batch_size).prefetch(2).as_numpy_iterator():
-            image_batches.append(images)
-            label_batches.append(labels)
-        if not image_batches:
+        dataset = dataset.map(transform, num_parallel_calls=tf.data.AUTOTUNE)
+        batches = list(dataset.batch(batch_size).prefetch(2).as_numpy_iterator())
+        if not batches:
             raise ValueError(
                 "Expected a dataset with at least one example. Received: an empty dataset"
             )
-        images = np.concatenate(image_batches)
-        labels = np.concatenate(label_batches)
+        images, labels, lows, highs = (np.concatenate(parts) for parts in zip(*batches))
+        pixels.check_ranges(lows, highs, image_spec.dtype, scale)
         return cls._grouped(images, labels, class_names)
 
     @classmethod

@@ -55,6 +55,22 @@ class FewShotEpisodes:
     # ---- Constructors from data sources ----------------------------------------------------
 
     @classmethod
+    def from_arrays(
+        cls, images: np.ndarray, labels: np.ndarray, name: str | None = None, **kwargs: Any
+    ) -> "FewShotEpisodes":
+        """Episodes over in-memory images and labels; see `ClassImages.from_arrays`.
+
+        Example:
+
+        >>> images = np.random.default_rng(0).integers(0, 256, [60, 8, 8, 1], np.uint8)
+        >>> source = tfmeta.data.FewShotEpisodes.from_arrays(images, np.arange(60) % 6)
+        >>> batch = next(iter(source.episodes(ways=3, shots=1, queries=2, meta_batch_size=4)))
+        >>> batch["support_x"].shape
+        TensorShape([4, 3, 8, 8, 1])
+        """
+        return cls(ClassImages.from_arrays(images, labels, **kwargs), name=name)
+
+    @classmethod
     def from_dataset(
         cls, dataset: tf.data.Dataset, name: str | None = None, **kwargs: Any
     ) -> "FewShotEpisodes":
@@ -297,5 +313,17 @@ def _rotate_per_class(x: tf.Tensor, quarter_turns: tf.Tensor, maps: tf.Tensor) -
 
 
 def _check_count(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        hint = (
+            ": every episode of a dataset has the same shape, so make one dataset per value "
+            "(and combine them with tf.data.Dataset.sample_from_datasets, for a learner that "
+            "takes any way count such as ProtoNet(ways=None))"
+            if isinstance(value, (list, tuple, range, np.ndarray))
+            else ""
+        )
+        raise ValueError(
+            f"Expected {name} to be one integer >= 1. Received: {name}={value!r} of type "
+            f"{type(value).__name__}{hint}"
+        )
+    if value < 1:
         raise ValueError(f"Expected {name} >= 1. Received: {name}={value!r}")

@@ -6,6 +6,8 @@ import dataclasses
 
 import tensorflow as tf
 
+from tfmeta.data import pixels as pixels_lib
+
 INPUT_CHANNELS = (1, 3, 4)  # grayscale, RGB, RGBA
 RESIZE_METHODS = ("area", "bicubic", "bilinear", "lanczos3", "lanczos5", "mitchellcubic", "nearest")
 
@@ -80,8 +82,10 @@ class ImagePreprocessing:
         """Preprocesses one `[height, width, channels]` image.
 
         Args:
-            image: uint8 pixels in `[0, 255]` or floats in `[0, 1]`, with 1, 3 or
-                4 channels (2-D images are treated as grayscale).
+            image: pixels as `tfmeta.data.pixels` defines them (uint8 in
+                `[0, 255]`, other integers in 0..255, floats in `[0, 1]`;
+                not checked here, `ClassImages.from_dataset` checks them),
+                with 1, 3 or 4 channels (2-D images are treated as grayscale).
 
         Returns:
             A uint8 tensor of shape `self.image_shape`.
@@ -99,7 +103,7 @@ class ImagePreprocessing:
             raise ValueError(
                 "Expected images with 1, 3 or 4 channels. " f"Received: image.shape={image.shape}"
             )
-        image = tf.image.convert_image_dtype(image, tf.float32)
+        image = pixels_lib.to_unit_float(image)
         if in_channels == 4:
             image = image[..., :3]
             in_channels = 3
