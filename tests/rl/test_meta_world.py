@@ -9,6 +9,7 @@ from tfmeta import rl
 pytest.importorskip(
     "metaworld", reason="needs the metaworld extra: pip install 'tfmeta[metaworld]'"
 )
+pytestmark = pytest.mark.slow  # Meta-World's import and environments take about 10 s
 
 
 @pytest.fixture(scope="module")

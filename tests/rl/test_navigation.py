@@ -59,11 +59,11 @@ def test_the_whole_rollout_is_one_graph_with_the_policy_traced_once():
         calls.append(None)
         return noisy_policy(observations, seed)
 
-    family = Navigation2D(horizon=100)
+    family = Navigation2D(horizon=30)
     rollout = tf.function(lambda tasks: family.rollouts(act, tasks, 5, seed=0).returns())
     rollout(family.sample_tasks(2, seed=0))
     rollout(family.sample_tasks(2, seed=1))
-    assert len(calls) == 1  # 100 steps, two calls: no Python per step
+    assert len(calls) == 1  # 30 steps, two calls: no Python per step
 
 
 def test_task_batches_are_a_pure_function_of_seed_and_index():
