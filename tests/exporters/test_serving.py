@@ -80,7 +80,7 @@ FRESH_PROCESS = textwrap.dedent("""
 """)
 
 
-def run_fresh_process(path, tmp_path, episodes=(), rest_bodies=()):
+def run_fresh_process(path, tmp_path, episodes, rest_bodies):
     """Loads the SavedModel in a new Python process (no tfmeta import) and runs the requests."""
     arrays = {f"{i}/{key}": value for i, task in enumerate(episodes) for key, value in task.items()}
     np.savez(tmp_path / "episodes.npz", **arrays)
@@ -92,11 +92,31 @@ def run_fresh_process(path, tmp_path, episodes=(), rest_bodies=()):
     return dict(np.load(tmp_path / "results.npz"))
 
 
+@pytest.fixture(scope="module")
+def client_requests(omniglot_dir):
+    """What a client sends: real Omniglot PNG files as REST JSON bodies (bytes as b64)."""
+    support, queries = omniglot_png(omniglot_dir, 5), omniglot_png(omniglot_dir, 4, offset=5)
+    labels = np.arange(5, dtype=np.int32)
+    bodies = [
+        rest_json.encode_request({"support_images": support, "support_y": labels,
+                                  "query_images": queries}),  # no signature_name
+        rest_json.encode_request({"support_images": support, "support_y": labels,
+                                  "query_images": queries[:1]}, "adapt_and_predict_images"),
+    ]
+    return {"support": support, "queries": queries, "labels": labels, "bodies": bodies}
+
+
+@pytest.fixture(scope="module")
+def fresh_process(exported, episodes, client_requests, tmp_path_factory):
+    """The results of every request, served by a new process that never imports tfmeta."""
+    return run_fresh_process(exported, tmp_path_factory.mktemp("fresh"), episodes=episodes,
+                             rest_bodies=client_requests["bodies"])
+
+
 def test_each_query_alone_gets_its_batched_prediction_in_a_fresh_process(
-        exported, episodes, learner, tmp_path):
-    results = run_fresh_process(exported, tmp_path, episodes=episodes)
+        fresh_process, episodes, learner):
     for index, task in enumerate(episodes):
-        batch, alone = results[f"batch/{index}"], results[f"alone/{index}"]
+        batch, alone = fresh_process[f"batch/{index}"], fresh_process[f"alone/{index}"]
         np.testing.assert_allclose(alone, batch, rtol=1e-5, atol=1e-5)
         np.testing.assert_array_equal(alone.argmax(-1), batch.argmax(-1))
         np.testing.assert_allclose(batch, et.learner_predict(learner, task), rtol=1e-5, atol=1e-5)
@@ -159,21 +179,14 @@ def training_pixels(encoded):
 
 
 def test_png_bytes_sent_as_rest_json_get_the_float_paths_outputs(
-        exported, learner, omniglot_dir, tmp_path):
-    support, queries = omniglot_png(omniglot_dir, 5), omniglot_png(omniglot_dir, 4, offset=5)
-    labels = np.arange(5, dtype=np.int32)
-    bodies = [
-        rest_json.encode_request({"support_images": support, "support_y": labels,
-                                  "query_images": queries}),  # no signature_name
-        rest_json.encode_request({"support_images": support, "support_y": labels,
-                                  "query_images": queries[:1]}, "adapt_and_predict_images"),
-    ]
-    results = run_fresh_process(exported, tmp_path, rest_bodies=bodies)
-    expected = et.learner_predict(learner, {"support_x": training_pixels(support),
-                                            "support_y": labels,
-                                            "query_x": training_pixels(queries)})
-    np.testing.assert_allclose(results["rest/0/serving_default"], expected, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(results["rest/1/adapt_and_predict_images"], expected[:1],
+        fresh_process, client_requests, learner):
+    labels = client_requests["labels"]
+    expected = et.learner_predict(learner, {
+        "support_x": training_pixels(client_requests["support"]), "support_y": labels,
+        "query_x": training_pixels(client_requests["queries"])})
+    np.testing.assert_allclose(fresh_process["rest/0/serving_default"], expected,
+                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(fresh_process["rest/1/adapt_and_predict_images"], expected[:1],
                                rtol=1e-5, atol=1e-5)
 
 
