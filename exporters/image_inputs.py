@@ -44,20 +44,19 @@ def check_preprocessing(preprocessing: Any, task: TaskFormat) -> ImagePreprocess
 def from_encoded(encoded: tf.Tensor, preprocessing: ImagePreprocessing, name: str,
                  count: int | None, what: str = "") -> tf.Tensor:
     """Model inputs `[n, *image_shape]` from `[n]` encoded images (checked count)."""
-    encoded = request_checks.checked_count(encoded, name, count, what)
-    images = tf.map_fn(
-        preprocessing.decode, encoded,
-        fn_output_signature=tf.TensorSpec(preprocessing.image_shape, tf.uint8),
-    )
-    return to_model_inputs(images)
+    return _preprocessed(encoded, preprocessing.decode, preprocessing, name, count, what)
 
 
 def from_pixels(pixels: tf.Tensor, preprocessing: ImagePreprocessing, name: str,
                 count: int | None, what: str = "") -> tf.Tensor:
     """Model inputs `[n, *image_shape]` from `[n, height, width, channels]` uint8 pixels."""
-    pixels = request_checks.checked_count(pixels, name, count, what)
+    return _preprocessed(pixels, preprocessing.from_pixels, preprocessing, name, count, what)
+
+
+def _preprocessed(images, preprocess, preprocessing, name, count, what) -> tf.Tensor:
+    images = request_checks.checked_count(images, name, count, what)
     images = tf.map_fn(
-        preprocessing.from_pixels, pixels,
+        preprocess, images,
         fn_output_signature=tf.TensorSpec(preprocessing.image_shape, tf.uint8),
     )
     return to_model_inputs(images)
