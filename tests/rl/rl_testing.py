@@ -3,16 +3,10 @@
 from __future__ import annotations
 
 import keras
-import pytest
 import tensorflow as tf
 
 from tfmeta import rl
 from tfmeta.rl.policy_gradient import PolicyGradientBatch
-
-requires_mujoco = pytest.mark.skipif(
-    not all(__import__("importlib").util.find_spec(name) for name in ("gymnasium", "mujoco")),
-    reason="needs the rl extra: pip install 'tfmeta[rl]' (Gymnasium and MuJoCo)",
-)
 
 
 def tiny_policy(seed: int = 0, dtype: str = "float64") -> keras.Model:

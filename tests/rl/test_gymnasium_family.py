@@ -1,19 +1,16 @@
 """MuJoCo families on Gymnasium: batched rollouts, rewards, failures reported with their task."""
 
-import sys
-
-import gymnasium
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from tests.rl.rl_testing import requires_mujoco
 from tfmeta import checkpointing, rl
 from tfmeta.rl.gymnasium_family import RolloutError
 from tfmeta.rl.mujoco_families import AntDirection, HalfCheetahVelocity
 
-pytestmark = requires_mujoco
+gymnasium = pytest.importorskip("gymnasium", reason="needs the rl extra: pip install 'tfmeta[rl]'")
+pytest.importorskip("mujoco", reason="needs the rl extra: pip install 'tfmeta[rl]'")
 
 
 def noisy_policy(observations, seed):

@@ -1,10 +1,11 @@
 """The inner policy-gradient step against finite differences of its surrogate (float64)."""
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 from tests.rl.rl_testing import random_batch, small_learner, tiny_policy
-from tfmeta import adaptation
+from tfmeta import adaptation, rl
 from tfmeta.rl import policy_gradient
 from tfmeta.rl.distributions import DiagonalGaussian
 from tfmeta.rl.task_batched import TaskBatchedModel
@@ -70,3 +71,41 @@ def test_inner_loss_sums_tasks_and_weights_only_valid_steps():
     np.testing.assert_allclose(
         policy_gradient.inner_loss(distribution)(changed.targets, outputs), loss
     )
+
+
+def test_categorical_inner_step_equals_finite_differences():
+    keras.utils.set_random_seed(1)
+    policy = rl.categorical_mlp_policy(2, 3, hidden_units=(4,), dtype="float64")
+    batch = random_batch(tasks=2)
+    actions = tf.random.stateless_uniform(batch.mask.shape, [3, 4], 0, 3, dtype=tf.int32)
+    batch = batch._replace(actions=actions)
+    loss = policy_gradient.inner_loss(rl.Categorical(3))
+    params, _ = adaptation.initial_weights(policy)
+    adapted, _ = adaptation.gradient_step(
+        TaskBatchedModel(policy),
+        loss,
+        TaskBatchedModel.tile(params, 2),
+        [],
+        batch.observations,
+        batch.targets,
+        learning_rates=[1.0] * len(params),
+    )
+
+    @tf.function
+    def task_loss(trial, task):
+        outputs, _ = policy.stateless_call(trial, [], tf.reshape(batch.observations[task], [-1, 2]))
+        outputs = tf.reshape(outputs, [1, 2, 4, 3])
+        one = tuple(t[task : task + 1] for t in batch.targets)
+        return loss(one, outputs)
+
+    direction = [
+        tf.random.stateless_normal(p.shape, [9, i], dtype=tf.float64) for i, p in enumerate(params)
+    ]
+    for task in range(2):
+        plus = task_loss([p + EPSILON * d for p, d in zip(params, direction)], task)
+        minus = task_loss([p - EPSILON * d for p, d in zip(params, direction)], task)
+        numeric = (float(plus) - float(minus)) / (2 * EPSILON)
+        analytic = sum(
+            float(tf.reduce_sum((p - a[task]) * d)) for p, a, d in zip(params, adapted, direction)
+        )
+        np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-9)
