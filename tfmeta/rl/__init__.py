@@ -11,6 +11,7 @@ figures. The SavedModel exporter is `tfmeta.exporters.policy`.
 from tfmeta.rl import families, figures, recipes, training
 from tfmeta.rl.distributions import Categorical, DiagonalGaussian
 from tfmeta.rl.gaussian_head import GaussianHead
+from tfmeta.rl.gymnasium_family import GymnasiumTaskFamily, RolloutError
 from tfmeta.rl.linear_baseline import LinearFeatureBaseline
 from tfmeta.rl.navigation import Navigation2D
 from tfmeta.rl.policies import categorical_mlp_policy, gaussian_mlp_policy
@@ -18,3 +19,23 @@ from tfmeta.rl.policy_maml import PolicyMAML
 from tfmeta.rl.rollouts import Rollouts
 from tfmeta.rl.task_family import TaskFamily
 from tfmeta.rl.trpo import TRPO
+
+__all__ = [
+    "Categorical",
+    "DiagonalGaussian",
+    "GaussianHead",
+    "GymnasiumTaskFamily",
+    "LinearFeatureBaseline",
+    "Navigation2D",
+    "PolicyMAML",
+    "RolloutError",
+    "Rollouts",
+    "TRPO",
+    "TaskFamily",
+    "categorical_mlp_policy",
+    "families",
+    "figures",
+    "gaussian_mlp_policy",
+    "recipes",
+    "training",
+]
