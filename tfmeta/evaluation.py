@@ -57,28 +57,103 @@ def accuracy(targets: np.ndarray, logits: np.ndarray) -> float:
     return float(np.mean(np.argmax(logits, axis=-1) == targets))
 
 
-def evaluate_episodes(
-    learner: MetaLearner, episodes: tf.data.Dataset, num_episodes: int = 600
-) -> dict[str, float]:
-    """Few-shot classification accuracy over `num_episodes` tasks, with its 95% CI.
+def is_classification(targets: np.ndarray, predictions: np.ndarray) -> bool:
+    """Whether one task's predictions are class scores for its targets (class ids).
 
-    The evaluation convention of the literature (600 test episodes, mean
-    accuracy +- `1.96 * std / sqrt(n)`): each task adapts with the learner's
-    evaluation inner loop (`eval_inner_steps`, ...) and is scored on its
-    query set.
+    As the learners' episode checks tell (`tfmeta.data.episode.class_count`):
+    integer targets with one axis fewer than the predictions, whose last
+    axis holds more than one score. Anything else is regression.
+    """
+    targets, predictions = np.asarray(targets), np.asarray(predictions)
+    return (
+        targets.dtype.kind in "iu"
+        and targets.ndim == predictions.ndim - 1
+        and predictions.shape[-1] > 1
+    )
+
+
+def task_scores(
+    learner: MetaLearner, episodes: tf.data.Dataset, num_episodes: int | None = None
+) -> dict[str, np.ndarray]:
+    """Adapts to each task and scores its queries: the per-task values `evaluate_episodes` sums up.
 
     Args:
-        learner: a compiled learner whose predictions are class scores
-            (logits or probabilities, classes on the last axis).
-        episodes: a dataset of meta-batches with a static number of tasks,
-            e.g. `FewShotEpisodes.episodes(..., meta_batch_size=20,
-            num_episodes=600, seed=1)`.
-        num_episodes: tasks to evaluate (the first ones of `episodes`).
+        learner: a compiled learner; its evaluation inner loop is used.
+        episodes: a dataset of meta-batches (any number of tasks per batch).
+        num_episodes: score the first this many tasks; None scores every
+            task of a finite dataset.
 
     Returns:
-        `{"accuracy", "ci95", "loss", "loss_ci95", "episodes"}`: mean query
-        accuracy and query loss (the compiled loss) over the tasks, and the
-        half-widths of their 95% confidence intervals.
+        `{"loss": [tasks]}` (the compiled loss on the adapted query
+        predictions), plus `"accuracy"` when the predictions are class scores.
+
+    Raises:
+        ValueError: for a `num_episodes` that is not an integer >= 1, an
+            infinite dataset without `num_episodes`, or fewer tasks than asked for.
+    """
+    if num_episodes is not None and (
+        isinstance(num_episodes, bool) or not isinstance(num_episodes, int) or num_episodes < 1
+    ):
+        raise ValueError(
+            "Expected `num_episodes` to be an integer >= 1 or None. "
+            f"Received: num_episodes={num_episodes!r}"
+        )
+    if num_episodes is None and episodes.cardinality() == tf.data.INFINITE_CARDINALITY:
+        raise ValueError(
+            "Expected a finite dataset of episodes, or num_episodes=N to score the first N "
+            "tasks. Received: an infinite dataset (episodes(..., num_episodes=None))"
+        )
+    losses, accuracies = [], []
+    classification = None
+    for batch in episodes:
+        predictions = learner.predict_on_batch(batch)
+        for targets, task_predictions in zip(batch["query_y"].numpy(), predictions):
+            if classification is None:
+                classification = is_classification(targets, task_predictions)
+            losses.append(float(learner.task_loss(targets, task_predictions)))
+            if classification:
+                accuracies.append(accuracy(targets, task_predictions))
+            if len(losses) == num_episodes:
+                break
+        if len(losses) == num_episodes:
+            break
+    if num_episodes is not None and len(losses) < num_episodes:
+        raise ValueError(
+            f"Expected at least num_episodes={num_episodes} tasks in `episodes`. "
+            f"Received: {len(losses)}"
+        )
+    scores = {"loss": np.asarray(losses)}
+    if classification:
+        scores["accuracy"] = np.asarray(accuracies)
+    return scores
+
+
+def evaluate_episodes(
+    learner: MetaLearner, episodes: tf.data.Dataset, num_episodes: int | None = None
+) -> dict[str, float]:
+    """Mean query score over held-out tasks, with its 95% CI: the few-shot convention.
+
+    Each task adapts with the learner's evaluation inner loop
+    (`eval_inner_steps`, ...) and is scored on its query set. Classification
+    (predictions are class scores for integer labels) reports accuracy and
+    loss; regression reports the loss (e.g. MSE) only. The literature
+    evaluates 600 test episodes and reports `mean +- 1.96 * std / sqrt(n)`.
+
+    Args:
+        learner: a compiled learner.
+        episodes: a dataset of meta-batches, e.g. `FewShotEpisodes.episodes(...,
+            meta_batch_size=20, num_episodes=600, seed=1)` or a
+            `TaskFamily`'s `episodes(..., num_episodes=600)`.
+        num_episodes: tasks to evaluate (the first ones of `episodes`); None
+            evaluates every task of a finite dataset.
+
+    Returns:
+        Classification: `{"accuracy", "ci95", "loss", "loss_ci95",
+        "episodes"}`; regression: `{"loss", "loss_ci95", "episodes"}`: means
+        over the tasks and the half-widths of their 95% confidence intervals.
+
+    Raises:
+        ValueError: see `task_scores`.
 
     Example:
 
@@ -88,37 +163,10 @@ def evaluate_episodes(
     tfmeta.evaluation.evaluate_episodes(learner, test)  # {"accuracy": 0.97, "ci95": 0.004, ...}
     ```
     """
-    if isinstance(num_episodes, bool) or not isinstance(num_episodes, int) or num_episodes < 1:
-        raise ValueError(
-            "Expected `num_episodes` to be an integer >= 1. "
-            f"Received: num_episodes={num_episodes!r}"
-        )
-    tasks_per_batch = episodes.element_spec["support_x"].shape[0]
-    if tasks_per_batch is None:
-        raise ValueError(
-            "Expected meta-batches with a static number of tasks (batch with "
-            f"drop_remainder=True). Received: element_spec={episodes.element_spec}"
-        )
-    batches = episodes.take(-(-num_episodes // tasks_per_batch))
-    values = per_task_values(
-        learner,
-        batches,
-        metric=lambda targets, predictions: (
-            float(learner.task_loss(targets, predictions)),
-            accuracy(targets, predictions),
-        ),
-    )
-    if len(values) < num_episodes:
-        raise ValueError(
-            f"Expected at least num_episodes={num_episodes} tasks in `episodes`. "
-            f"Received: {len(values)}"
-        )
-    losses, accuracies = values[:num_episodes, 0], values[:num_episodes, 1]
-    loss, acc = mean_and_ci95(losses), mean_and_ci95(accuracies)
-    return {
-        "accuracy": acc["mean"],
-        "ci95": acc["ci95"],
-        "loss": loss["mean"],
-        "loss_ci95": loss["ci95"],
-        "episodes": num_episodes,
-    }
+    scores = task_scores(learner, episodes, num_episodes)
+    loss = mean_and_ci95(scores["loss"])
+    result = {"loss": loss["mean"], "loss_ci95": loss["ci95"], "episodes": loss["tasks"]}
+    if "accuracy" in scores:
+        summary = mean_and_ci95(scores["accuracy"])
+        result = {"accuracy": summary["mean"], "ci95": summary["ci95"], **result}
+    return result

@@ -58,8 +58,8 @@ def test_dtype_is_configurable():
     [
         ({"support_shots": 0}, "support_shots to be an integer >= 1. Received: support_shots=0"),
         ({"query_shots": -1}, "query_shots to be an integer >= 1"),
-        ({"meta_batch_size": 0}, "meta_batch_size >= 1"),
-        ({"num_episodes": 0}, "num_episodes >= 1"),
+        ({"meta_batch_size": 0}, r"meta_batch_size to be an integer >= 1 or None\. Received: "),
+        ({"num_episodes": 2.5}, r"num_episodes to be an integer >= 1 or None\. Received: num"),
     ],
 )
 def test_bad_episode_arguments_are_named(kwargs, message):

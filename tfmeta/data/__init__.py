@@ -1,6 +1,7 @@
 """Task sources: episodes for meta-learning, as tf.data pipelines."""
 
 from tfmeta.data.episode import EPISODE_KEYS
+from tfmeta.data.task_family import TaskFamily
 from tfmeta.data.sinusoid import SinusoidTasks
 from tfmeta.data.archive import extract_archive
 from tfmeta.data.cache import default_cache_dir
@@ -13,5 +14,6 @@ from tfmeta.data.omniglot_protocols import (
     omniglot_class_images,
     omniglot_preprocessing,
 )
+from tfmeta.data import pixels
 from tfmeta.data.preprocessing import ImagePreprocessing
 from tfmeta.data.tfds_images import image_folder_class_images, tfds_class_images

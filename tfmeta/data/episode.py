@@ -18,12 +18,16 @@ Every learner step checks its meta-batch (`validate_meta_batch`, then
 task; inputs of the wrapped model's shape; finite floating-point inputs and
 targets; and, where the targets are class ids, an integer dtype and ids
 `0..N-1`. Checks of values run in the graph (`tf.debugging`) and raise
-`tf.errors.InvalidArgumentError` naming the field before any weight changes.
+`tf.errors.InvalidArgumentError` naming the field before any weight changes;
+the learners' `fit`, `evaluate` and `predict` re-raise it as an
+`EpisodeError` (also a `ValueError`) whose message is that one line.
 """
 
 from __future__ import annotations
 
-from typing import Mapping
+import contextlib
+import re
+from typing import Iterator, Mapping
 
 import keras
 import tensorflow as tf
@@ -33,6 +37,42 @@ SUPPORT_Y = "support_y"
 QUERY_X = "query_x"
 QUERY_Y = "query_y"
 EPISODE_KEYS = (SUPPORT_X, SUPPORT_Y, QUERY_X, QUERY_Y)
+
+
+class EpisodeError(tf.errors.InvalidArgumentError, ValueError):
+    """A meta-batch failed a check of its values; the message names the field and the fix."""
+
+    def __init__(self, message: str):
+        super().__init__(None, None, message)
+
+
+# What the in-graph checks report: `tf.debugging.assert_*` and `Assert` ("assertion failed:
+# [message] ..."), `assert_all_finite` ("message : Tensor had NaN values").
+_ASSERTION = re.compile(r"assertion failed: \[(Expected[^\]]*)\]")
+_NOT_FINITE = re.compile(r"(Expected finite values in `\w+`) : Tensor had (\w+) values")
+
+
+def check_failure(error: tf.errors.InvalidArgumentError) -> str | None:
+    """The one-line message of a failed episode check inside `error`, or None for other errors."""
+    match = _ASSERTION.search(error.message)
+    if match:
+        return match[1]
+    match = _NOT_FINITE.search(error.message)
+    if match:
+        return f"{match[1]}. Received: {match[2]} values"
+    return None
+
+
+@contextlib.contextmanager
+def episode_errors() -> Iterator[None]:
+    """Re-raises a failed in-graph episode check as one `EpisodeError` line (no graph trace)."""
+    try:
+        yield
+    except tf.errors.InvalidArgumentError as error:
+        message = None if isinstance(error, EpisodeError) else check_failure(error)
+        if message is None:
+            raise
+        raise EpisodeError(message) from None
 
 
 def select_episode(data: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
@@ -212,7 +252,8 @@ def _class_id_checks(support_y: tf.Tensor, query_y: tf.Tensor, classes: int | No
                     value,
                     tf.constant(classes, tf.int64),
                     message=f"Expected class ids in 0..{classes - 1} in `{key}` (the model "
-                    f"predicts {classes} classes)",
+                    f"predicts {classes} classes: episodes of more ways need a model with as "
+                    "many outputs, or a learner for any way count such as ProtoNet)",
                 )
             )
         return checks

@@ -114,6 +114,27 @@ def _logs_for_distribution(logs: dict, strategy: tf.distribute.Strategy) -> dict
     return {name: tf.reshape(value, [1]) for name, value in logs.items()}
 
 
+def _check_one_input_and_output(model: keras.Model) -> None:
+    """Raises a ValueError unless a model with symbolic inputs/outputs has one of each.
+
+    Episodes carry one input tensor per example (`support_x`, `query_x`) and
+    one target tensor, which the task loss compares with one prediction.
+    """
+    for kind in ("inputs", "outputs"):
+        try:
+            tensors = getattr(model, kind)
+        except (AttributeError, ValueError):  # a subclassed model: checked when it runs
+            continue
+        if tensors is not None and len(tensors) != 1:
+            names = [getattr(tensor, "name", "?") for tensor in tensors]
+            raise ValueError(
+                f"Expected a model with one input and one output tensor (episodes carry one "
+                f"`support_x`/`query_x` and one target per example). Received: model "
+                f"'{model.name}' with {len(tensors)} {kind} {names}; wrap the one to "
+                f"meta-learn, e.g. keras.Model(model.inputs[0], model.outputs[0])"
+            )
+
+
 def _query_targets(x, y):
     """`y`, or the `query_y` of the episodes `x` when Keras hands no separate targets."""
     if y is None and isinstance(x, Mapping):
@@ -144,6 +165,18 @@ class MetaLearner(keras.Model):
             `parallel_iterations` of the `tf.map_fn` over tasks). Peak memory
             grows with it; 1 adapts one task at a time.
         **kwargs: forwarded to `keras.Model`.
+
+    XLA is off unless asked for: `compile(jit_compile="auto")`, Keras's
+    default, does not turn it on for learners (on GPUs Keras would), since
+    XLA drops the in-graph meta-batch value checks. Every learner compiles
+    with `jit_compile=True` except where `xla_unsupported()` says why
+    (`ProtoNet(ways=None)`), which `compile` then raises.
+
+    Subclass it to write a learner: `adapt_and_predict` (one task: adapt
+    to the support set, predict the queries) is the one hook to implement;
+    `meta_variables`, `state_variables`, `predict_without_adaptation`,
+    `task_meta_gradients` and `_prediction_spec` are the others (README,
+    "Writing your own learner").
     """
 
     def __init__(
@@ -155,6 +188,7 @@ class MetaLearner(keras.Model):
     ):
         super().__init__(**kwargs)
         adaptation.check_built(model)
+        _check_one_input_and_output(model)
         self.model = model
         self.query_statistics = query_statistics_lib.check_mode(query_statistics)
         if isinstance(parallel_tasks, bool) or not isinstance(parallel_tasks, int) or parallel_tasks < 1:
@@ -232,7 +266,69 @@ class MetaLearner(keras.Model):
         """The current values of `state_variables`, as tensors."""
         return [tf.convert_to_tensor(v.value) for v in self.state_variables]
 
+    def xla_unsupported(self) -> str | None:
+        """Why this learner cannot run under XLA (`compile(jit_compile=True)`); None if it can.
+
+        Learners whose graphs need shapes XLA cannot know at compile time
+        override this; `compile(jit_compile=True)` then raises with the reason.
+        """
+        return None
+
     # ----------------------------------------------------------- Keras API
+    def _resolve_auto_jit_compile(self) -> bool:
+        """`jit_compile="auto"` (Keras's default, XLA on GPUs) means off for learners.
+
+        XLA ignores `Assert` ops, so the meta-batch value checks
+        (`tfmeta.data.episode`) would vanish, and it compiles unrolled inner
+        loops for minutes; `compile(jit_compile=True)` opts in.
+        """
+        return False
+
+    @property
+    def jit_compile(self) -> bool:
+        """Whether steps run under XLA; setting True raises if `xla_unsupported()` says why not."""
+        return keras.Model.jit_compile.fget(self)
+
+    @jit_compile.setter
+    def jit_compile(self, value: bool) -> None:
+        reason = self.xla_unsupported() if value else None
+        if reason:
+            raise ValueError(
+                f"Expected a learner that XLA can compile for jit_compile=True. Received: "
+                f"{type(self).__name__}, which cannot: {reason}; compile with jit_compile=False"
+            )
+        keras.Model.jit_compile.fset(self, value)
+
+    def fit(self, *args, **kwargs):
+        """Keras's `fit`; a meta-batch that fails a value check raises one `EpisodeError`."""
+        with episode_lib.episode_errors():
+            return super().fit(*args, **kwargs)
+
+    def evaluate(self, *args, **kwargs):
+        """Keras's `evaluate`; a meta-batch that fails a value check raises one `EpisodeError`."""
+        with episode_lib.episode_errors():
+            return super().evaluate(*args, **kwargs)
+
+    def predict(self, *args, **kwargs):
+        """Keras's `predict`; a meta-batch that fails a value check raises one `EpisodeError`."""
+        with episode_lib.episode_errors():
+            return super().predict(*args, **kwargs)
+
+    def train_on_batch(self, *args, **kwargs):
+        """Keras's `train_on_batch`, with failed episode checks as one `EpisodeError`."""
+        with episode_lib.episode_errors():
+            return super().train_on_batch(*args, **kwargs)
+
+    def test_on_batch(self, *args, **kwargs):
+        """Keras's `test_on_batch`, with failed episode checks as one `EpisodeError`."""
+        with episode_lib.episode_errors():
+            return super().test_on_batch(*args, **kwargs)
+
+    def predict_on_batch(self, *args, **kwargs):
+        """Keras's `predict_on_batch`, with failed episode checks as one `EpisodeError`."""
+        with episode_lib.episode_errors():
+            return super().predict_on_batch(*args, **kwargs)
+
     def call(self, inputs, training=False):
         """Predicts with the meta-learned model, or adapts and predicts episodes.
 
@@ -382,35 +478,56 @@ class MetaLearner(keras.Model):
         logs.pop(_PRE_ADAPTATION_LOSS, None)
         return _logs_for_distribution(logs, self.distribute_strategy)
 
-    def test_step(self, data):
-        episodes = _episodes_of(data, self)
-        state = self.read_state()
-        has_pre_adaptation_loss = []  # filled while map_fn traces `evaluate_task`
+    def query_scores(self, episodes: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """Adapts to every task (evaluation inner loop) and scores its queries; no side effects.
 
-        def evaluate_task(elems):
+        Args:
+            episodes: a checked meta-batch (leading task axis).
+
+        Returns:
+            Per task: `loss` (query loss after adaptation, `[T]`) and
+            `predictions` (`[T, Q, ...]`), plus `pre_adaptation_loss` and
+            `pre_adaptation_predictions` where the learner predicts before
+            adapting (see `predict_without_adaptation`).
+        """
+        state = self.read_state()
+        has_pre_adaptation = []  # filled while map_fn traces `score_task`
+
+        def score_task(elems):
             task, task_index = elems
             task_state = _task_state(state, task_index)
             predictions, _ = self.adapt_and_predict(task, task_state, training=False)
             loss = self.task_loss(task[episode_lib.QUERY_Y], predictions)
             before = self.predict_without_adaptation(task, task_state)
-            has_pre_adaptation_loss.append(before is not None)
-            pre_loss = loss if before is None else self.task_loss(task[episode_lib.QUERY_Y], before)
-            return loss, pre_loss, predictions
+            has_pre_adaptation.append(before is not None)
+            if before is None:  # map_fn needs a fixed signature: repeat the adapted ones
+                return loss, loss, predictions, predictions
+            pre_loss = self.task_loss(task[episode_lib.QUERY_Y], before)
+            return loss, pre_loss, predictions, before
 
         prediction_spec = self._prediction_spec(episodes)
         loss_spec = tf.TensorSpec([], prediction_spec.dtype)
-        signature = (loss_spec, loss_spec, prediction_spec)
+        signature = (loss_spec, loss_spec, prediction_spec, prediction_spec)
         num_tasks = tf.shape(episodes[episode_lib.SUPPORT_X])[0]
         with self._batch_norm_kernel(training=False):
-            losses, pre_losses, predictions = self._map_tasks(
-                evaluate_task, episodes, _task_indices(num_tasks), signature
+            losses, pre_losses, predictions, pre_predictions = self._map_tasks(
+                score_task, episodes, _task_indices(num_tasks), signature
             )
-        if all(has_pre_adaptation_loss):
-            self.pre_adaptation_loss_tracker.update_state(pre_losses)
+        scores = {"loss": losses, "predictions": predictions}
+        if all(has_pre_adaptation):
+            scores[_PRE_ADAPTATION_LOSS] = pre_losses
+            scores["pre_adaptation_predictions"] = pre_predictions
+        return scores
+
+    def test_step(self, data):
+        episodes = _episodes_of(data, self)
+        scores = self.query_scores(episodes)
+        if _PRE_ADAPTATION_LOSS in scores:
+            self.pre_adaptation_loss_tracker.update_state(scores[_PRE_ADAPTATION_LOSS])
         logs = self._update_metrics(
-            tf.reduce_mean(losses), episodes[episode_lib.QUERY_Y], predictions
+            tf.reduce_mean(scores["loss"]), episodes[episode_lib.QUERY_Y], scores["predictions"]
         )
-        if not all(has_pre_adaptation_loss):
+        if _PRE_ADAPTATION_LOSS not in scores:
             logs.pop(_PRE_ADAPTATION_LOSS, None)
         return _logs_for_distribution(logs, self.distribute_strategy)
 
@@ -479,6 +596,12 @@ class MetaLearner(keras.Model):
         spec = self.model.compute_output_spec(
             keras.KerasTensor(query_x.shape[1:], dtype=query_x.dtype.name)
         )
+        if not isinstance(spec, keras.KerasTensor):
+            raise ValueError(
+                "Expected a model that returns one tensor (the task loss compares one "
+                f"prediction with the targets). Received: model '{self.model.name}' returning "
+                f"{type(spec).__name__} {spec}; return one tensor from its call"
+            )
         return tf.TensorSpec(spec.shape, spec.dtype)
 
     def get_config(self) -> dict:

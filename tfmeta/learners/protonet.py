@@ -97,6 +97,14 @@ class ProtoNet(base.MetaLearner):
     def predict_without_adaptation(self, task, state):
         return None
 
+    def xla_unsupported(self) -> str | None:
+        if self.ways is None:
+            return (
+                "ways=None infers the number of prototypes from each episode's labels, a shape "
+                "XLA must know when it compiles; pass ways=N (every episode N-way)"
+            )
+        return None
+
     def _fused_batch_norm_is_exact(self, training: bool) -> bool:
         # One backward pass through the embedding, with batch statistics in training.
         return True
