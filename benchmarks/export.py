@@ -1,15 +1,17 @@
 """Serving and on-device latency of each adaptation option, next to the accuracy it keeps.
 
-One meta-learned model (a learner saved by `benchmarks/omniglot.py` or `tfmeta train`, or a
-freshly initialised Conv-4 when none is given) is adapted in several ways, each exported as a
-SavedModel and as a TFLite model:
+Each meta-learned model (learners saved by `benchmarks/omniglot.py` or `tfmeta train`, or a
+freshly initialised Conv-4 MAML when none is given) is adapted in several ways, each exported as
+a SavedModel and as a TFLite model. For a gradient learner (MAML, ANIL, ...):
 
-- `all weights, E steps`: the learner's own evaluation inner loop (MAML: every weight);
-- `all weights, 1 step`: the same, one step;
+- `own loop`: the learner's own evaluation inner loop (MAML: every weight; ANIL: the head);
+- `own loop, 1 step`: the same, one step;
 - `head only, E steps` / `head only, 1 step`: only the final Dense layer adapts (ANIL's inner loop
-  on the MAML-trained model; the body runs once per call);
+  on the model; the body runs once per call);
 - `prototypes on the body`: no inner loop, class means of the body's features (ProtoNet's head on
   the meta-learned body).
+
+A ProtoNet is measured as it is (its prototypes are its adaptation).
 
 For each option: the latency of LiteRT's `adapt_and_predict` with one query per call (median and
 p90, with 1 thread and with LiteRT's default threads), of `train_step` and of `infer`, and of the
@@ -18,7 +20,7 @@ the option keeps on `--episodes` Omniglot test episodes (5-way 1-shot, 15 querie
 through the LiteRT model itself. Prints a table, then, as its last line, one JSON object with the
 same figures.
 
-    python benchmarks/export.py --learner=RUN/learner.keras \\
+    python benchmarks/export.py --learners=MAML_RUN/learner.keras,PROTONET_RUN/learner.keras \\
         --data=../shared/data/omniglot/omniglot.tar.gz --episodes=600
 """
 
@@ -41,60 +43,73 @@ from tfmeta import evaluation
 from tfmeta.exporters import OnDeviceModel, export_saved_model, export_tflite
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("learner", None, "A saved learner (.keras); default: a fresh Conv-4 MAML.")
+flags.DEFINE_list("learners", [], "Saved learners (.keras); default: a fresh Conv-4 MAML.")
 flags.DEFINE_string("data", None, "Omniglot .tar.gz or ImageFolder, for accuracy (optional).")
 flags.DEFINE_integer("episodes", 600, "Test episodes for accuracy.")
 flags.DEFINE_integer("ways", 5, "Classes per episode.")
 flags.DEFINE_integer("shots", 1, "Support examples per class.")
 flags.DEFINE_integer("repeats", 50, "Timed calls per measurement.")
 flags.DEFINE_integer("warmup", 5, "Untimed calls before timing.")
-flags.DEFINE_list("options", ["all", "all_1", "head", "head_1", "prototypes"],
-                  "Adaptation options to measure (see the module docstring).")
+flags.DEFINE_list("options", ["own", "own_1", "head", "head_1", "prototypes"],
+                  "Adaptation options of gradient learners (see the module docstring).")
 flags.DEFINE_float("goal_ms", 5.0, "The on-device latency goal.")
 
 EVAL_QUERIES = 15
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
-def load_learner() -> tfmeta.MAML:
-    if FLAGS.learner:
-        return keras.saving.load_model(FLAGS.learner)
+def load_learners() -> list[tfmeta.MetaLearner]:
+    if FLAGS.learners:
+        return [keras.saving.load_model(path) for path in FLAGS.learners]
     keras.utils.set_random_seed(0)
     learner = tfmeta.MAML(tfmeta.models.conv4((28, 28, 1), FLAGS.ways), inner_learning_rate=0.4,
                           eval_inner_steps=3)
     learner.compile(loss=LOSS)
-    return learner
+    return [learner]
 
 
-def options(learner: tfmeta.MAML) -> dict[str, tfmeta.MetaLearner]:
-    """The adaptation options over the learner's meta-learned weights (shared, not copied)."""
+def options(learner: tfmeta.MetaLearner) -> dict[str, tfmeta.MetaLearner]:
+    """The adaptation options over a learner's meta-learned weights (shared, not copied)."""
+    algorithm = type(learner).__name__
+    if isinstance(learner, tfmeta.ProtoNet):
+        return {f"{algorithm}: prototypes": learner}
     steps, rate = learner.eval_inner_steps, learner.eval_inner_learning_rate
     model, mode = learner.model, learner.query_statistics
     head = model.layers[-1].name
     body = keras.Model(model.inputs, model.layers[-2].output, name="body")
+    own = dict(learner.get_config(), eval_inner_steps=1, model=model)
     built = {
-        "all": (f"all weights, {steps} steps", learner),
-        "all_1": ("all weights, 1 step",
-                  tfmeta.MAML(model, inner_learning_rate=rate, eval_inner_steps=1,
-                              query_statistics=mode)),
+        "own": (f"own loop, {steps} steps", lambda: learner),
+        "own_1": ("own loop, 1 step", lambda: _with_rates_of(learner, type(learner)(**own))),
         "head": (f"head only, {steps} steps",
-                 tfmeta.ANIL(model, head_layers=[head], inner_learning_rate=rate,
-                             eval_inner_steps=steps, query_statistics=mode)),
+                 lambda: tfmeta.ANIL(model, head_layers=[head], inner_learning_rate=rate,
+                                     eval_inner_steps=steps, query_statistics=mode)),
         "head_1": ("head only, 1 step",
-                   tfmeta.ANIL(model, head_layers=[head], inner_learning_rate=rate,
-                               eval_inner_steps=1, query_statistics=mode)),
+                   lambda: tfmeta.ANIL(model, head_layers=[head], inner_learning_rate=rate,
+                                       eval_inner_steps=1, query_statistics=mode)),
         "prototypes": ("prototypes on the body",
-                       tfmeta.ProtoNet(body, ways=FLAGS.ways, query_statistics=mode)),
+                       lambda: tfmeta.ProtoNet(body, ways=FLAGS.ways, query_statistics=mode)),
     }
     chosen = {}
     for key in FLAGS.options:
         if key not in built:
             raise ValueError(f"Unknown option {key!r}. Expected some of {sorted(built)}")
-        name, option = built[key]
+        name, build = built[key]
+        if key == "head" and getattr(learner, "adapted_indices", None) is not None:
+            continue  # the learner's own loop adapts the head already
+        option = build()
         if not option.compiled:
             option.compile(loss=LOSS)
-        chosen[name] = option
+        chosen[f"{algorithm}: {name}"] = option
     return chosen
+
+
+def _with_rates_of(learner, copy):
+    """`copy` with `learner`'s learned inner learning rates (MAML++ LSLR, Meta-SGD), if any."""
+    for source, target in zip(getattr(learner, "inner_learning_rate_variables", []),
+                              getattr(copy, "inner_learning_rate_variables", [])):
+        target.assign(source)
+    return copy
 
 
 def timed_ms(call) -> dict[str, float]:
@@ -125,7 +140,7 @@ def measure(name: str, option: tfmeta.MetaLearner, episodes, directory: str) -> 
         "query_x": rng.uniform(0, 1, (EVAL_QUERIES * FLAGS.ways, *input_shape)).astype(np.float32),
     }
     single = dict(episode, query_x=episode["query_x"][:1])
-    slug = name.replace(" ", "_").replace(",", "")
+    slug = "".join(c if c.isalnum() else "_" for c in name)
     row = {"option": name}
 
     version = export_saved_model(option, os.path.join(directory, slug), ways=FLAGS.ways,
@@ -161,16 +176,16 @@ def measure(name: str, option: tfmeta.MetaLearner, episodes, directory: str) -> 
 
 def main(argv):
     del argv
-    learner = load_learner()
+    learners = load_learners()
     episodes = []
     if FLAGS.data:
         episodes = test_episodes(tfmeta.data.omniglot(FLAGS.data, protocol="vinyals"))
     with tempfile.TemporaryDirectory() as directory:
-        rows = [measure(name, option, episodes, directory)
-                for name, option in options(learner).items()]
-    print(f"{FLAGS.ways}-way {FLAGS.shots}-shot Conv-4, query_statistics="
-          f"{learner.query_statistics}, one query per call; median (p90) ms over "
-          f"{FLAGS.repeats} calls; goal {FLAGS.goal_ms} ms; {machine.describe()}")
+        rows = [dict(measure(name, option, episodes, directory),
+                     query_statistics=option.query_statistics)
+                for learner in learners for name, option in options(learner).items()]
+    print(f"{FLAGS.ways}-way {FLAGS.shots}-shot Conv-4, one query per call; median (p90) ms "
+          f"over {FLAGS.repeats} calls; goal {FLAGS.goal_ms} ms; {machine.describe()}")
     header = ["option", "LiteRT adapt+predict 1 thread", "LiteRT default threads",
               "train_step", "infer", "SavedModel (TF)", "accuracy % (95% CI)"]
     print("| " + " | ".join(header) + " |")
@@ -191,8 +206,8 @@ def main(argv):
     print(json.dumps({
         "benchmark": "export",
         "processor": machine.processor(),
-        "setup": {"learner": FLAGS.learner, "ways": FLAGS.ways, "shots": FLAGS.shots,
-                  "query_statistics": learner.query_statistics, "repeats": FLAGS.repeats,
+        "setup": {"learners": FLAGS.learners, "ways": FLAGS.ways, "shots": FLAGS.shots,
+                  "repeats": FLAGS.repeats,
                   "episodes": len(episodes), "goal_ms": FLAGS.goal_ms},
         "results": rows,
     }))

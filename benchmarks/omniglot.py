@@ -39,7 +39,7 @@ import tensorflow as tf
 from absl import app, flags
 
 import tfmeta
-from tfmeta import checkpointing, evaluation
+from tfmeta import checkpointing, evaluation, query_statistics
 
 flags.DEFINE_string("data", None, "Omniglot ImageFolder folder or .tar.gz (default: TFDS).")
 flags.DEFINE_string("cache_dir", None, "Cache of decoded images (default: tfmeta's).")
@@ -57,7 +57,7 @@ flags.DEFINE_integer("eval_episodes", 600, "Test episodes per setting.")
 flags.DEFINE_integer("seed", 0, "Seed of weights and episodes.")
 flags.DEFINE_float("curve_minutes", None, "Evaluate every so many training minutes (curve).")
 flags.DEFINE_integer("curve_episodes", 200, "Test episodes per point of the curve.")
-flags.DEFINE_enum("query_statistics", None, ["support", "transductive", "moving"],
+flags.DEFINE_enum("query_statistics", None, list(query_statistics.MODES),
                   "BatchNorm statistics for queries (default: each learner's own).")
 flags.DEFINE_bool("single_queries", False,
                   "Also score every test query sent alone (its own episode with the same support).")
