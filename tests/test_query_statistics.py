@@ -30,6 +30,23 @@ def bn_mlp(dtype="float32", seed=0, dropout=None, norm="batch"):
     return keras.Sequential(layers)
 
 
+def bn_conv(dtype="float32", seed=0):
+    """Conv 3x3 -> BatchNorm -> ReLU -> mean pool -> Dense over 5x5 images (spatial moments)."""
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([
+        keras.Input((5, 5, 1), dtype=dtype), keras.layers.Conv2D(3, 3, dtype=dtype),
+        keras.layers.BatchNormalization(dtype=dtype), keras.layers.ReLU(dtype=dtype),
+        keras.layers.GlobalAveragePooling2D(dtype=dtype), keras.layers.Dense(3, dtype=dtype)])
+
+
+def image_episode(dtype=np.float32, queries=7, seed=0):
+    task = episode(dtype, queries, seed)
+    rng = np.random.default_rng(seed)
+    task["support_x"] = rng.standard_normal((6, 5, 5, 1)).astype(dtype)
+    task["query_x"] = rng.standard_normal((queries, 5, 5, 1)).astype(dtype) + 0.5
+    return task
+
+
 def episode(dtype=np.float32, queries=7, seed=0):
     rng = np.random.default_rng(seed)
     return {
@@ -59,6 +76,9 @@ def learners_in_support_mode():
                                 query_statistics="support")
     reptile = tfmeta.Reptile(bn_mlp(), inner_steps=2)
     learners = {"maml": maml(bn_mlp()), "protonet": protonet, "fine_tune": fine_tune,
+                "maml_support_instance": maml(bn_conv(), query_statistics="support_instance"),
+                "protonet_support_instance": tfmeta.ProtoNet(
+                    bn_conv(), query_statistics="support_instance"),
                 "reptile": reptile, "anil": tfmeta.ANIL(bn_mlp(), inner_learning_rate=0.3)}
     for learner in learners.values():
         if not learner.compiled:
@@ -66,10 +86,11 @@ def learners_in_support_mode():
     return learners
 
 
-@pytest.mark.parametrize("name", ["maml", "protonet", "fine_tune", "reptile", "anil"])
+@pytest.mark.parametrize("name", ["maml", "protonet", "fine_tune", "reptile", "anil",
+                                  "maml_support_instance", "protonet_support_instance"])
 def test_support_mode_predicts_each_query_the_same_alone_or_in_any_batch(name):
     learner = learners_in_support_mode()[name]
-    task = episode()
+    task = image_episode() if name.endswith("support_instance") else episode()
     together = predict(learner, task)
     alone = np.concatenate([predict(learner, {**task, "query_x": task["query_x"][i:i + 1]})
                             for i in range(len(task["query_x"]))])
@@ -103,6 +124,28 @@ def test_support_mode_normalises_queries_with_the_adapted_support_statistics():
     np.testing.assert_allclose(predict(learner, task), expected, rtol=1e-10)
 
 
+def test_support_instance_mode_pools_the_support_moments_with_the_examples_own():
+    learner = maml(bn_conv("float64"), query_statistics="support_instance")
+    task = image_episode(np.float64)
+    params, _ = learner.adapt(task["support_x"], task["support_y"])
+    kernel, bias, gamma, beta, head_kernel, head_bias = (p.numpy() for p in params)
+    features = tf.nn.conv2d(np.concatenate([task["support_x"], task["query_x"]]), kernel, 1,
+                            "VALID").numpy() + bias
+    support = features[:6]
+    mean, variance = support.mean(axis=(0, 1, 2)), support.var(axis=(0, 1, 2))
+    own_mean = features.mean(axis=(1, 2), keepdims=True)
+    own_variance = features.var(axis=(1, 2), keepdims=True)
+    alpha = 6 / 7
+    pooled_mean = alpha * mean + (1 - alpha) * own_mean
+    pooled_variance = (alpha * (variance + (mean - pooled_mean) ** 2)
+                       + (1 - alpha) * (own_variance + (own_mean - pooled_mean) ** 2))
+    epsilon = learner.model.layers[1].epsilon
+    normalised = (features - pooled_mean) / np.sqrt(pooled_variance + epsilon) * gamma + beta
+    pooled = np.maximum(normalised, 0.0).mean(axis=(1, 2))
+    expected = pooled[6:] @ head_kernel + head_bias
+    np.testing.assert_allclose(predict(learner, task), expected, rtol=1e-10)
+
+
 def test_support_statistics_state_predicts_like_support_mode_in_inference_mode():
     learner = maml(bn_mlp("float64"))
     task = episode(np.float64)
@@ -116,8 +159,10 @@ def test_support_statistics_state_predicts_like_support_mode_in_inference_mode()
 @pytest.mark.parametrize("mode", query_statistics.MODES)
 def test_second_order_meta_gradient_through_batch_norm_matches_finite_differences(mode):
     # Keras's BatchNorm (tf.nn.moments) gets this wrong by about 3%: see batch_statistics.
-    learner = maml(bn_mlp("float64"), query_statistics=mode)
-    batch = {k: tf.constant(np.stack([v, v[::-1].copy()])) for k, v in episode(np.float64).items()}
+    model, task = ((bn_conv("float64"), image_episode(np.float64)) if mode == "support_instance"
+                   else (bn_mlp("float64"), episode(np.float64)))
+    learner = maml(model, query_statistics=mode)
+    batch = {k: tf.constant(np.stack([v, v[::-1].copy()])) for k, v in task.items()}
     _, grads, _, _ = learner.compute_meta_gradients(batch)
     variables = learner.model.trainable_variables
     traced = tf.function(lambda: learner.compute_meta_gradients(batch)[0])  # traced once

@@ -36,7 +36,7 @@ def evaluation_trajectory(
     params, state = adaptation.initial_weights(learner.model)
     trajectory = [(params, state)]
     for step_rates in learner.inner_learning_rates(training=False):
-        with query_statistics.support_passes(learner.model, training=False):
+        with query_statistics.support_passes(learner.model, False, learner.query_statistics):
             params, state = adaptation.gradient_step(
                 learner.model,
                 learner.task_loss,

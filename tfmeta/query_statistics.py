@@ -9,6 +9,14 @@ A learner's `query_statistics` chooses one of three modes:
   meta-learned weights and that query: it is the same sent alone or in any
   batch, which is what a server or a phone needs. Meta-training runs the
   same computation, so what is served is what was trained.
+- `"support_instance"`: as `"support"`, but every example (support and
+  query) is normalised with the pooled statistics of the support set and
+  itself: the support moments and the example's own spatial (instance)
+  moments blended with weights `n / (n + 1)` and `1 / (n + 1)` for `n`
+  support examples (TaskNorm-I of Bronskill et al. 2020, with its blend fixed
+  to this pooling instead of learned). Still independent of the other
+  queries; it lets a query's own contrast count when the support set is
+  tiny (1-shot). Layers without spatial axes use the support moments alone.
 - `"transductive"`: the statistics of the query batch itself (the convention
   of Finn et al. 2017 and learn2learn, for comparing with papers). A query's
   prediction depends on the other queries of its batch.
@@ -34,9 +42,11 @@ import tensorflow as tf
 from tfmeta import adaptation
 
 SUPPORT = "support"
+SUPPORT_INSTANCE = "support_instance"
 TRANSDUCTIVE = "transductive"
 MOVING = "moving"
-MODES = (SUPPORT, TRANSDUCTIVE, MOVING)
+MODES = (SUPPORT, SUPPORT_INSTANCE, TRANSDUCTIVE, MOVING)
+_SUPPORT_MODES = (SUPPORT, SUPPORT_INSTANCE)
 
 
 def check_mode(value: Any) -> str:
@@ -64,7 +74,10 @@ def depends_on_query_batch(model: keras.Model, mode: str) -> bool:
 
 @contextlib.contextmanager
 def batch_statistics(
-    model: keras.Model, rows: int | tf.Tensor | None = None, replace_moving: bool = False
+    model: keras.Model,
+    rows: int | tf.Tensor | None = None,
+    replace_moving: bool = False,
+    with_instance: bool = False,
 ) -> Iterator[None]:
     """While active, `model`'s BatchNorm layers normalise with batch statistics in every call.
 
@@ -90,6 +103,8 @@ def batch_statistics(
         replace_moving: set the moving statistics to these statistics instead
             of moving them by `momentum` (to bake a support set's statistics
             into an exported state).
+        with_instance: pool each example's own spatial moments into its
+            statistics (`"support_instance"` mode).
 
     Raises:
         ValueError: with `rows` or `replace_moving` set, for a BatchNorm layer
@@ -97,7 +112,7 @@ def batch_statistics(
             `call`, renorm).
     """
     layers = batch_norm_layers(model)
-    if rows is not None or replace_moving:
+    if rows is not None or replace_moving or with_instance:
         for layer in layers:
             if not _reproducible(layer):
                 raise ValueError(
@@ -109,7 +124,9 @@ def batch_statistics(
     previous = {id(layer): vars(layer).get("call") for layer in layers}
     for layer in layers:
         # An instance attribute shadows the class's `call`; Keras calls `self.call`.
-        object.__setattr__(layer, "call", _batch_statistics_call(layer, rows, replace_moving))
+        object.__setattr__(
+            layer, "call", _batch_statistics_call(layer, rows, replace_moving, with_instance)
+        )
     try:
         yield
     finally:
@@ -126,13 +143,14 @@ def _reproducible(layer: keras.layers.BatchNormalization) -> bool:
     return not (own_call or layer.renorm)
 
 
-def _batch_statistics_call(layer: keras.layers.BatchNormalization, rows, replace_moving: bool):
+def _batch_statistics_call(layer: keras.layers.BatchNormalization, rows, replace_moving: bool,
+                           with_instance: bool):
     patched_call = vars(layer).get("call")  # the fused kernel's, while that is active
     layer_call = patched_call or layer.call
 
     def call(inputs, training=None, mask=None):
         del training  # batch statistics whatever the flag; the flag still drives Dropout
-        whole_batch = rows is None and not replace_moving
+        whole_batch = rows is None and not replace_moving and not with_instance
         if whole_batch and (patched_call or mask is not None or not _reproducible(layer)):
             return layer_call(inputs, training=True, mask=mask)
         if mask is not None:
@@ -140,13 +158,14 @@ def _batch_statistics_call(layer: keras.layers.BatchNormalization, rows, replace
                 f"Expected no mask in BatchNorm layer '{layer.name}' when normalising with "
                 "support statistics. Received a mask"
             )
-        return _normalise(layer, inputs, rows, replace_moving)
+        return _normalise(layer, inputs, rows, replace_moving, with_instance)
 
     return call
 
 
-def _normalise(layer, inputs, rows, replace_moving: bool) -> tf.Tensor:
-    """Keras's BatchNorm training computation, with statistics of the first `rows` rows."""
+def _normalise(layer, inputs, rows, replace_moving: bool, with_instance: bool) -> tf.Tensor:
+    """Keras's BatchNorm training computation, with statistics of the first `rows` rows
+    (pooled with each example's own spatial moments when `with_instance`)."""
     compute_dtype = keras.backend.result_type(inputs.dtype, "float32")
     inputs = tf.cast(inputs, compute_dtype)
     rank = inputs.shape.rank
@@ -161,16 +180,43 @@ def _normalise(layer, inputs, rows, replace_moving: bool) -> tf.Tensor:
     moving_variance = tf.cast(layer.moving_variance, compute_dtype)
     layer.moving_mean.assign(moving_mean * momentum + mean * (1.0 - momentum))
     layer.moving_variance.assign(moving_variance * momentum + variance * (1.0 - momentum))
-    outputs = keras.ops.batch_normalization(
-        inputs,
-        mean,
-        variance,
-        axis=axis,
-        offset=tf.cast(layer.beta, compute_dtype) if layer.center else None,
-        scale=tf.cast(layer.gamma, compute_dtype) if layer.scale else None,
-        epsilon=layer.epsilon,
-    )
+    offset = tf.cast(layer.beta, compute_dtype) if layer.center else None
+    scale = tf.cast(layer.gamma, compute_dtype) if layer.scale else None
+    spatial_axes = [i for i in reduction_axes if i != 0]
+    if with_instance and spatial_axes:
+        mean, variance = _pooled_with_instance(inputs, sample, mean, variance, rank, axis,
+                                               spatial_axes)
+        outputs = (inputs - mean) * tf.math.rsqrt(variance + layer.epsilon)
+        if scale is not None:
+            outputs *= _broadcastable(scale, rank, axis)
+        if offset is not None:
+            outputs += _broadcastable(offset, rank, axis)
+    else:
+        outputs = keras.ops.batch_normalization(
+            inputs, mean, variance, axis=axis, offset=offset, scale=scale,
+            epsilon=layer.epsilon,
+        )
     return tf.cast(outputs, layer.compute_dtype)
+
+
+def _pooled_with_instance(inputs, sample, mean, variance, rank, axis, spatial_axes):
+    """Per-example moments of the `n` sample rows plus the example itself (TaskNorm-I pooling).
+
+    Returns mean and variance shaped to broadcast against `inputs` (one per
+    example and channel).
+    """
+    count = tf.cast(tf.shape(sample)[0], inputs.dtype)
+    alpha = count / (count + 1.0)
+    instance_mean = tf.reduce_mean(inputs, axis=spatial_axes, keepdims=True)
+    instance_variance = tf.reduce_mean(tf.square(inputs - instance_mean), axis=spatial_axes,
+                                       keepdims=True)
+    mean = _broadcastable(mean, rank, axis)
+    variance = _broadcastable(variance, rank, axis)
+    pooled_mean = alpha * mean + (1.0 - alpha) * instance_mean
+    pooled_variance = (alpha * (variance + tf.square(mean - pooled_mean))
+                       + (1.0 - alpha) * (instance_variance
+                                          + tf.square(instance_mean - pooled_mean)))
+    return pooled_mean, pooled_variance
 
 
 def _broadcastable(statistic: tf.Tensor, rank: int, axis: int) -> tf.Tensor:
@@ -203,7 +249,7 @@ def predict_queries(
     Returns:
         `(predictions, new_state)`.
     """
-    if mode == SUPPORT:
+    if mode in _SUPPORT_MODES:
         _, predictions, state = episode_forward(
             model, params, state, support_x, query_x, mode=mode, training=training
         )
@@ -236,8 +282,9 @@ def episode_forward(
     """
     num_support = tf.shape(support_x)[0]
     inputs = tf.concat([support_x, query_x], axis=0)
-    if mode == SUPPORT:
-        context = batch_statistics(model, rows=num_support)
+    if mode in _SUPPORT_MODES:
+        context = batch_statistics(model, rows=num_support,
+                                   with_instance=mode == SUPPORT_INSTANCE)
     elif mode == TRANSDUCTIVE and not training:
         context = batch_statistics(model)
     else:
@@ -247,13 +294,18 @@ def episode_forward(
     return outputs[:num_support], outputs[num_support:], state
 
 
-def support_passes(model: keras.Model, training: bool) -> contextlib.AbstractContextManager:
+def support_passes(
+    model: keras.Model, training: bool, mode: str = SUPPORT
+) -> contextlib.AbstractContextManager:
     """The context of an inner loop's passes over the support set, run with `training=training`.
 
     Meta-training: Keras's training mode. Evaluation: BatchNorm still with the
     support batch's statistics (as the task was adapted in meta-training),
-    Dropout and other training-only behaviour off.
+    Dropout and other training-only behaviour off. With `"support_instance"`,
+    each support example pools its own moments in, in both.
     """
+    if mode == SUPPORT_INSTANCE:
+        return batch_statistics(model, with_instance=True)
     return contextlib.nullcontext() if training else batch_statistics(model)
 
 

@@ -187,7 +187,7 @@ class FineTune(base.MetaLearner):
         support batch's statistics; Dropout off."""
         if self.query_statistics == query_statistics_lib.MOVING:
             return contextlib.nullcontext()
-        return query_statistics_lib.support_passes(network, training=False)
+        return query_statistics_lib.support_passes(network, False, self.query_statistics)
 
     def predict_without_adaptation(self, task, state):
         return None

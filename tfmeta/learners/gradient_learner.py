@@ -100,7 +100,7 @@ class GradientLearner(base.MetaLearner):
             the wrapped model's variable lists; the model itself is unchanged.
         """
         params, initial_state = adaptation.initial_weights(self.model)
-        with query_statistics_lib.support_passes(self.model, training):
+        with query_statistics_lib.support_passes(self.model, training, self.query_statistics):
             return adaptation.adapt(
                 self.model,
                 self.task_loss,

@@ -273,7 +273,7 @@ class MAML(GradientLearner):
         for step, step_rates in enumerate(self.inner_learning_rates(training)):
             copy = min(step, len(statistics) - 1)
             model_state = _with_statistics(model_state, indices, statistics[copy])
-            with query_statistics_lib.support_passes(self.model, training):
+            with query_statistics_lib.support_passes(self.model, training, self.query_statistics):
                 params, model_state = adaptation.gradient_step(
                     self.model,
                     self.task_loss,
