@@ -61,6 +61,8 @@ def adapted_predictor(
         ValueError: for learners whose adapted state has no export (FineTune).
     """
     model, mode = learner.model, learner.query_statistics
+    if mode == query_statistics.SUPPORT_INSTANCE:
+        return _predictor_with_support(learner, support_x, support_y)
     if adaptation_plan.predicts_with_model(learner):
         params, state = learner.adapt(support_x, support_y)
         if mode == query_statistics.SUPPORT:
@@ -95,6 +97,46 @@ def adapted_predictor(
             return -tf.reduce_sum(tf.square(differences), axis=-1)
 
         return [prototypes] + state, predict
+    raise ValueError(
+        "Expected a learner whose adaptation to one task can be exported: a GradientLearner "
+        f"(MAML, MetaSGD, ANIL, Reptile) or ProtoNet. Received: {type(learner).__name__}"
+    )
+
+
+def _predictor_with_support(
+    learner: MetaLearner, support_x: tf.Tensor, support_y: tf.Tensor
+) -> tuple[list[tf.Variable], Callable[[tf.Tensor], tf.Tensor]]:
+    """`adapted_predictor` for modes that normalise each request with the support set itself
+    (`"support_instance"` pools each query's own moments with the support's): the adapted
+    state and the support inputs are stored, and each request runs the learner's query pass."""
+    model, mode = learner.model, learner.query_statistics
+    stored_x = tf.Variable(support_x, name="support_x")
+    if adaptation_plan.predicts_with_model(learner):
+        params, state = learner.adapt(support_x, support_y)
+        params = [tf.Variable(p, name=f"adapted_{i}") for i, p in enumerate(params)]
+        state = [tf.Variable(s, name=f"state_{i}") for i, s in enumerate(state)]
+
+        def predict(inputs):
+            outputs, _ = query_statistics.predict_queries(
+                model, [p.read_value() for p in params], [s.read_value() for s in state],
+                stored_x.read_value(), inputs, mode=mode, training=False)
+            return outputs
+
+        return params + state + [stored_x], predict
+    if adaptation_plan.is_metric_learner(learner):
+        params, state = adaptation.initial_weights(model)
+        support, _, _ = query_statistics.episode_forward(
+            model, params, state, support_x, support_x[:1], mode=mode, training=False)
+        prototypes = tf.Variable(learner.prototypes(_flatten(support), support_y),
+                                 name="prototypes")
+
+        def predict(inputs):
+            _, queries, _ = query_statistics.episode_forward(
+                model, params, state, stored_x.read_value(), inputs, mode=mode, training=False)
+            differences = _flatten(queries)[:, tf.newaxis, :] - prototypes[tf.newaxis, :, :]
+            return -tf.reduce_sum(tf.square(differences), axis=-1)
+
+        return [prototypes, stored_x], predict
     raise ValueError(
         "Expected a learner whose adaptation to one task can be exported: a GradientLearner "
         f"(MAML, MetaSGD, ANIL, Reptile) or ProtoNet. Received: {type(learner).__name__}"

@@ -199,6 +199,38 @@ def moments(x: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return mean, _sum_all_but_last(centered * centered) * (1.0 / count)
 
 
+@tf.custom_gradient
+def inverse_sqrt(x: tf.Tensor) -> tf.Tensor:
+    """`1 / sqrt(x)`; backward `-y^3 / 2` (TF's `RsqrtGrad` has no builtin version)."""
+    y = tf.math.rsqrt(x)
+
+    def grad(dy):
+        return dy * (-0.5) * y * y * y
+
+    return y, grad
+
+
+def pooled_batch_norm(x: tf.Tensor, mean: tf.Tensor, variance: tf.Tensor, count: int,
+                      gamma: tf.Tensor, beta: tf.Tensor, epsilon: float) -> tf.Tensor:
+    """BatchNorm of NHWC `x` with per-channel moments of `count` examples pooled with each
+    example's own spatial moments (weights `count / (count + 1)` and `1 / (count + 1)`).
+
+    TF's own gradients of these ops are builtin ops once shapes are static
+    (the inverse square root aside), so the inner loop differentiates them directly.
+    """
+    _, height, width, _ = _static_shape(x, "pooled_batch_norm")
+    alpha = count / (count + 1.0)
+    own_mean = tf.reduce_sum(tf.reduce_sum(x, 2, keepdims=True), 1, keepdims=True) * (
+        1.0 / (height * width))
+    centered = x - own_mean
+    own_variance = tf.reduce_sum(tf.reduce_sum(centered * centered, 2, keepdims=True), 1,
+                                 keepdims=True) * (1.0 / (height * width))
+    pooled_mean = alpha * mean + (1.0 - alpha) * own_mean
+    pooled_variance = (alpha * (variance + tf.square(mean - pooled_mean))
+                       + (1.0 - alpha) * (own_variance + tf.square(own_mean - pooled_mean)))
+    return (x - pooled_mean) * inverse_sqrt(pooled_variance + epsilon) * gamma + beta
+
+
 def batch_norm_train(
     x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: float
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:

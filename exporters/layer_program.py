@@ -87,11 +87,18 @@ class Statistics:
         batch: use batch statistics whatever `training` says.
         rows: take them from the first `rows` rows only (the support set).
         replace_moving: store them as the moving statistics (momentum 0).
+        with_instance: pool each example's own spatial moments into its
+            statistics (`"support_instance"`): in batch mode with the batch
+            (or `rows`) moments, in inference mode with the moving ones,
+            which then hold a support set's moments of `context_size` examples.
+        context_size: that support size (inference mode with `with_instance`).
     """
 
     batch: bool = False
     rows: int | None = None
     replace_moving: bool = False
+    with_instance: bool = False
+    context_size: int | None = None
 
 
 class _Step:
@@ -168,18 +175,30 @@ class _BatchNormalization(_Step):
         beta = self.beta(params, state) if self.beta else tf.zeros([channels], x.dtype)
         moving_mean = self.moving_mean(params, state)
         moving_variance = self.moving_variance(params, state)
+        pooled = statistics.with_instance and x.shape.rank == 4 and self.trainable
         if not self.trainable or not (training or statistics.batch):
+            if pooled:
+                return builtin_grads.pooled_batch_norm(
+                    x, moving_mean, moving_variance, statistics.context_size, gamma, beta,
+                    self.epsilon)
             scale = gamma * tf.math.rsqrt(moving_variance + self.epsilon)
             return x * scale + (beta - moving_mean * scale)
-        if statistics.rows is None:
+        sample = x if statistics.rows is None else x[: statistics.rows]
+        if pooled:
+            mean, variance = builtin_grads.moments(sample)
+            y = builtin_grads.pooled_batch_norm(x, mean, variance, sample.shape[0], gamma, beta,
+                                                self.epsilon)
+        elif statistics.rows is None:
             y, mean, variance = builtin_grads.batch_norm_train(x, gamma, beta, self.epsilon)
         else:  # statistics of the support rows for every row; forward only
-            mean, variance = builtin_grads.moments(x[: statistics.rows])
+            mean, variance = builtin_grads.moments(sample)
             scale = gamma * tf.math.rsqrt(variance + self.epsilon)
             y = x * scale + (beta - mean * scale)
         momentum = 0.0 if statistics.replace_moving else self.momentum
-        updates[self.mean_index] = moving_mean * momentum + mean * (1.0 - momentum)
-        updates[self.variance_index] = moving_variance * momentum + variance * (1.0 - momentum)
+        updates[self.mean_index] = moving_mean * momentum + tf.stop_gradient(mean) * (
+            1.0 - momentum)
+        updates[self.variance_index] = moving_variance * momentum + tf.stop_gradient(
+            variance) * (1.0 - momentum)
         return y
 
 
@@ -340,9 +359,11 @@ class LayerProgram:
         indices = set(indices)
         return next(i for i, step in enumerate(self.steps) if step.param_indices & indices)
 
-    def segment(self, start: int, stop: int | None = None) -> "Segment":
-        """The layers `steps[start:stop]` as a model of their own (same weight lists)."""
-        return Segment(self, start, stop)
+    def segment(self, start: int = 0, stop: int | None = None,
+                statistics: Statistics | None = None) -> "Segment":
+        """The layers `steps[start:stop]` as a model of their own (same weight lists), whose
+        calls normalise with `statistics` unless told otherwise."""
+        return Segment(self, start, stop, statistics)
 
     def check_matches_model(self, batch_size: int, atol: float = 1e-4, seed: int = 0) -> None:
         """Compares the program with the Keras model on random inputs, in both modes.
@@ -381,11 +402,13 @@ class Segment:
     features the rest computed once) exactly as on the whole model.
     """
 
-    def __init__(self, program: LayerProgram, start: int, stop: int | None):
+    def __init__(self, program: LayerProgram, start: int, stop: int | None,
+                 statistics: Statistics | None = None):
         self._program, self._start, self._stop = program, start, stop
+        self._statistics = statistics or Statistics()
 
     def stateless_call(self, trainable: list, non_trainable: list, inputs: tf.Tensor,
-                       training: bool = False, statistics: Statistics = Statistics()
+                       training: bool = False, statistics: Statistics | None = None
                        ) -> tuple[tf.Tensor, list]:
-        return self._program.run(trainable, non_trainable, inputs, training, statistics,
-                                 self._start, self._stop)
+        return self._program.run(trainable, non_trainable, inputs, training,
+                                 statistics or self._statistics, self._start, self._stop)

@@ -87,6 +87,9 @@ def _unflatten(flat: tf.Tensor, shapes: list[list[int]]) -> list[tf.Tensor]:
     return tensors
 
 
+_SUPPORT_MODES = (query_statistics.SUPPORT, query_statistics.SUPPORT_INSTANCE)
+
+
 def _exact_size(x: tf.Tensor) -> tf.Tensor:
     """`x`, failing in the interpreter unless it has exactly its declared number of elements.
 
@@ -252,26 +255,36 @@ class GradientDeviceModule(_DeviceModule):
         (support rows' statistics, or each batch's own).
         """
         if self._split == 0:
-            return self._program, support_x, query_x
+            return self._network(0), support_x, query_x
         body = self._program.segment(0, self._split)
-        if self._plan.query_statistics == query_statistics.SUPPORT:
+        if self._plan.query_statistics in _SUPPORT_MODES:
             features, _ = body.stateless_call(
                 params, state, tf.concat([support_x, query_x], 0),
-                statistics=Statistics(batch=True, rows=support_x.shape[0]),
+                statistics=self._statistics(batch=True, rows=support_x.shape[0]),
             )
-            return self._program.segment(self._split), features[: support_x.shape[0]], \
+            return self._network(self._split), features[: support_x.shape[0]], \
                 features[support_x.shape[0]:]
         support, _ = body.stateless_call(params, state, support_x, statistics=Statistics(True))
         queries, _ = body.stateless_call(params, state, query_x, statistics=Statistics(True))
-        return self._program.segment(self._split), support, queries
+        return self._network(self._split), support, queries
+
+    def _statistics(self, **kwargs) -> Statistics:
+        """`Statistics(**kwargs)`, pooling each example's own moments in `"support_instance"`."""
+        instance = self._plan.query_statistics == query_statistics.SUPPORT_INSTANCE
+        return Statistics(with_instance=instance, **kwargs)
+
+    def _network(self, start: int) -> layer_program.Segment:
+        """The layers from `start` on, as the inner loop runs them (training mode, and the
+        support set's pooled moments in `"support_instance"`)."""
+        return self._program.segment(start, None, self._statistics(batch=True))
 
     def _predict(self, network, params, state, support, queries):
         """Query outputs of adapted weights, normalised as the learner predicts queries."""
         mode = self._plan.query_statistics
-        if mode == query_statistics.SUPPORT:
+        if mode in _SUPPORT_MODES:
             outputs, _ = network.stateless_call(
                 params, state, tf.concat([support, queries], 0),
-                statistics=Statistics(batch=True, rows=support.shape[0]),
+                statistics=self._statistics(batch=True, rows=support.shape[0]),
             )
             return outputs[support.shape[0]:]
         batch = mode == query_statistics.TRANSDUCTIVE
@@ -289,7 +302,8 @@ class GradientDeviceModule(_DeviceModule):
             values = self._read()
             outputs, _ = self._program.stateless_call(
                 values[:split], values[split:], _exact_size(query_x),
-                statistics=Statistics(batch=mode == query_statistics.TRANSDUCTIVE),
+                statistics=self._statistics(batch=mode == query_statistics.TRANSDUCTIVE,
+                                            context_size=s),
             )
             return {"outputs": outputs}
 
@@ -318,20 +332,20 @@ class GradientDeviceModule(_DeviceModule):
             support_x, support_y, valid = self._checked_support(support_x, support_y)
             values = self._read()
             params, state = values[:split], values[split:]
-            bake = mode == query_statistics.SUPPORT  # for `infer`: the support statistics
-            network, support = self._program, support_x
+            bake = mode in _SUPPORT_MODES  # for `infer`: the support statistics
+            network, support = self._network(0), support_x
             if self._split:  # the body's output is the same in every step: run it once
                 support, state = self._program.segment(0, self._split).stateless_call(
                     params, state, support_x,
-                    statistics=Statistics(batch=True, replace_moving=bake))
-                network = self._program.segment(self._split)
+                    statistics=self._statistics(batch=True, replace_moving=bake))
+                network = self._network(self._split)
             loss, new_params, new_state = self._step(
                 network, params, state, support, support_y, self.steps_taken.read_value()
             )
             if bake:
                 _, new_state = network.stateless_call(
                     new_params, new_state, support,
-                    statistics=Statistics(batch=True, replace_moving=True),
+                    statistics=self._statistics(batch=True, replace_moving=True),
                 )
             self._assign([tf.where(valid, new, old)
                           for new, old in zip(new_params + new_state, values)])
@@ -463,6 +477,13 @@ def device_module(learner: MetaLearner, task: TaskFormat, query_size: int) -> _D
             per-step BatchNorm statistics), listing the supported ones.
     """
     if adaptation_plan.is_metric_learner(learner):
+        if learner.query_statistics == query_statistics.SUPPORT_INSTANCE:
+            raise ValueError(
+                "Expected ProtoNet with query_statistics 'support', 'moving' or 'transductive' "
+                "for on-device adaptation. Received: query_statistics='support_instance' "
+                "(its per-example pooling is exported for gradient learners only); export with "
+                "query_statistics='support', or use export_saved_model"
+            )
         return PrototypeDeviceModule(learner, task, query_size)
     if adaptation_plan.predicts_with_model(learner):
         return GradientDeviceModule(learner, task, query_size)

@@ -50,3 +50,28 @@ def test_fine_tune_has_no_adapted_export(tmp_path):
     with pytest.raises(ValueError, match="GradientLearner .* or ProtoNet"):
         adapted.export_adapted(learner, task["support_x"], task["support_y"], tmp_path)
     assert tfmeta.exporters.versions(tmp_path) == []
+
+
+@pytest.mark.parametrize("kind", ["maml", "protonet"])
+def test_adapted_export_in_every_mode_predicts_each_query_like_the_learner(tmp_path, kind):
+    for mode in ("support", "support_instance", "transductive", "moving"):
+        keras.utils.set_random_seed(0)
+        if kind == "maml":
+            learner = tfmeta.MAML(tfmeta.models.conv4((28, 28, 1), et.WAYS, filters=4),
+                                  inner_learning_rate=0.1, eval_inner_steps=2,
+                                  query_statistics=mode)
+        else:
+            learner = tfmeta.ProtoNet(tfmeta.models.conv4((28, 28, 1), None, filters=4),
+                                      query_statistics=mode)
+        task = et.episode((28, 28, 1), seed=9)
+        path = adapted.export_adapted(et.compiled(learner), task["support_x"],
+                                      task["support_y"], tmp_path / mode,
+                                      query_statistics=mode)
+        served = tf.saved_model.load(path).signatures["serving_default"]
+        outputs = served(inputs=task["query_x"])["outputs"].numpy()
+        if not (kind == "protonet" and mode == "transductive"):  # support embedded alone
+            np.testing.assert_allclose(outputs, et.learner_predict(learner, task),
+                                       rtol=1e-4, atol=1e-4, err_msg=mode)
+        if mode != "transductive":
+            alone = served(inputs=task["query_x"][:1])["outputs"].numpy()
+            np.testing.assert_allclose(alone, outputs[:1], rtol=1e-5, atol=1e-5, err_msg=mode)

@@ -125,6 +125,23 @@ def test_invalid_requests_give_nan_on_the_device(exported):
     assert np.isnan(run["adapt_and_predict"](**out_of_range)["outputs"]).all()
 
 
+@pytest.mark.parametrize("mode", ["support_instance", "transductive", "moving"])
+def test_every_query_statistics_mode_adapts_on_the_device_like_the_learner(tmp_path, mode):
+    keras.utils.set_random_seed(0)
+    net = tfmeta.models.conv4((28, 28, 1), num_classes=et.WAYS, filters=4)
+    learner = et.compiled(tfmeta.MAML(net, inner_learning_rate=0.1, eval_inner_steps=3,
+                                      query_statistics=mode))
+    content, info = export(learner, tmp_path, mode, query_statistics=mode)
+    assert info["query_statistics"] == mode
+    task = et.episode((28, 28, 1), seed=3)
+    expected = et.learner_predict(learner, task)
+    run = runners(content)
+    assert np.max(np.abs(run["adapt_and_predict"](**task)["outputs"] - expected)) < ATOL
+    for _ in range(3):
+        run["train_step"](support_x=task["support_x"], support_y=task["support_y"])
+    assert np.max(np.abs(run["infer"](query_x=task["query_x"])["outputs"] - expected)) < ATOL
+
+
 def test_head_only_adaptation_of_a_conv4_matches_the_learner_on_the_device(tmp_path):
     keras.utils.set_random_seed(0)
     net = tfmeta.models.conv4((28, 28, 1), num_classes=et.WAYS, filters=8)
