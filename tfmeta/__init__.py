@@ -11,6 +11,7 @@ from tfmeta.cli import tensorflow_logs as _tensorflow_logs
 
 _tensorflow_logs.silence_for_command()  # the `tfmeta` command only, before TensorFlow loads
 
-from tfmeta import data, distribute, evaluation, models
-from tfmeta.learners import ANIL, MAML, FineTune, MetaLearner, MetaSGD, ProtoNet, Reptile
+from tfmeta import data, distribute, evaluation, losses, models
+from tfmeta.learners import (ANIL, MAML, R2D2, FineTune, MatchingNetworks, MetaLearner,
+                             MetaSGD, ProtoNet, RelationNetwork, Reptile)
 from tfmeta.version import __version__

@@ -2,3 +2,4 @@
 
 from tfmeta.models.conv4 import conv4
 from tfmeta.models.mlp import mlp
+from tfmeta.models.relation_module import relation_module

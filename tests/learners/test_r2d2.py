@@ -1,0 +1,78 @@
+"""R2-D2: the closed-form ridge head against a direct float64 solve and finite differences."""
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import tfmeta
+from tfmeta.learners import r2d2
+
+
+def test_ridge_regression_equals_a_direct_least_squares_solve_in_float64():
+    rng = np.random.default_rng(0)
+    x, y, l2 = rng.standard_normal((6, 11)), rng.standard_normal((6, 3)), 0.37
+    weights = r2d2.ridge_regression(tf.constant(x), tf.constant(y), tf.constant(l2, tf.float64))
+    # min |X W - Y|^2 + l2 |W|^2 is the least-squares problem [X; sqrt(l2) I] W = [Y; 0].
+    stacked_x = np.concatenate([x, np.sqrt(l2) * np.eye(11)])
+    stacked_y = np.concatenate([y, np.zeros((11, 3))])
+    expected, *_ = np.linalg.lstsq(stacked_x, stacked_y, rcond=None)
+    np.testing.assert_allclose(weights.numpy(), expected, rtol=1e-10, atol=1e-12)
+
+
+def float64_r2d2(ways=3):
+    keras.utils.set_random_seed(0)
+    net = keras.Sequential([keras.Input((4,), dtype="float64"),
+                            keras.layers.Dense(5, activation="tanh", dtype="float64")])
+    learner = tfmeta.R2D2(net, ways=ways, l2=0.5, scale=2.0, bias=0.1)
+    learner.compile(loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return learner
+
+
+def test_head_gradient_with_respect_to_the_embeddings_equals_finite_differences():
+    learner = float64_r2d2()
+    rng = np.random.default_rng(1)
+    support, queries = rng.standard_normal((6, 5)), rng.standard_normal((4, 5))
+    support_y, query_y = np.array([0, 1, 2, 0, 1, 2]), np.array([2, 0, 1, 1])
+
+    def loss(support, queries):
+        scores, _ = learner.head(support, tf.constant(support_y), queries, 3, [], False)
+        return learner.task_loss(tf.constant(query_y), scores)
+
+    support_t, queries_t = tf.constant(support), tf.constant(queries)
+    with tf.GradientTape() as tape:
+        tape.watch([support_t, queries_t])
+        value = loss(support_t, queries_t)
+    analytic = tape.gradient(value, [support_t, queries_t])
+    for index, array in enumerate((support, queries)):
+        numeric = np.zeros_like(array)
+        for position in np.ndindex(array.shape):
+            for sign in (1, -1):
+                shifted = [support.copy(), queries.copy()]
+                shifted[index][position] += sign * 1e-6
+                numeric[position] += sign * float(loss(*map(tf.constant, shifted))) / 2e-6
+        np.testing.assert_allclose(analytic[index].numpy(), numeric, rtol=1e-6, atol=1e-9)
+
+
+def test_learner_scores_are_the_scaled_ridge_fit_with_a_bias_column():
+    learner = float64_r2d2()
+    rng = np.random.default_rng(2)
+    task = {"support_x": tf.constant(rng.standard_normal((6, 4))),
+            "support_y": tf.constant([0, 1, 2, 2, 1, 0]),
+            "query_x": tf.constant(rng.standard_normal((3, 4)))}
+    scores, _ = learner.adapt_and_predict(task, learner.read_state(), training=False)
+    features = lambda x: np.concatenate([learner.model(x).numpy(), np.ones((len(x), 1))], 1)
+    x, n = features(task["support_x"]), 6
+    y = np.eye(3)[task["support_y"].numpy()]
+    weights = np.linalg.solve(x.T @ x / n + 0.5 * np.eye(6), x.T @ y / n)  # primal form
+    np.testing.assert_allclose(scores.numpy(), 2.0 * features(task["query_x"]) @ weights + 0.1,
+                               rtol=1e-9)
+
+
+def test_ridge_penalty_scale_and_bias_are_meta_learned_unless_fixed():
+    learner = float64_r2d2()
+    assert [v.name for v in learner.meta_variables[-3:]] == ["scale", "bias", "log_l2"]
+    np.testing.assert_allclose(learner.l2.numpy(), 0.5)
+    net = learner.model
+    fixed = tfmeta.R2D2(net, l2=0.5, learn_l2=False)
+    assert "log_l2" not in [v.name for v in fixed.meta_variables]
+    assert "log_l2" not in [v.name for v in fixed.trainable_variables]

@@ -1,0 +1,68 @@
+"""Task losses of the learners whose predictions are not logits or point estimates.
+
+- `OneHotMeanSquaredError`: Relation Networks' loss, the squared error of
+  class scores against the one-hot labels.
+- `GaussianNegativeLogLikelihood`: the Conditional Neural Process loss, the
+  negative log-density of the targets under a predicted mean and standard
+  deviation.
+"""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="tfmeta")
+class OneHotMeanSquaredError(keras.losses.Loss):
+    """Mean squared error between class scores `[..., N]` and one-hot integer labels `[...]`.
+
+    Relation Networks (Sung et al. 2018) regress each relation score to 1 for
+    the query's class and 0 for the others.
+
+    Example:
+
+    ```python
+    loss = tfmeta.losses.OneHotMeanSquaredError()
+    loss(tf.constant([0, 1]), tf.constant([[0.9, 0.2], [0.1, 0.7]]))  # 0.0375
+    ```
+    """
+
+    def __init__(self, name: str = "one_hot_mean_squared_error", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        y_pred = tf.convert_to_tensor(y_pred)
+        labels = tf.cast(tf.reshape(y_true, tf.shape(y_pred)[:-1]), tf.int32)
+        targets = tf.one_hot(labels, tf.shape(y_pred)[-1], dtype=y_pred.dtype)
+        return tf.reduce_mean(tf.square(y_pred - targets), axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="tfmeta")
+class GaussianNegativeLogLikelihood(keras.losses.Loss):
+    """`-log N(y; mean, stddev^2)` per example, for predictions `[..., D, 2]` = (mean, stddev).
+
+    The last axis of the predictions holds the mean and the (positive)
+    standard deviation of each target dimension; the loss sums over the D
+    dimensions of an example.
+
+    Example:
+
+    ```python
+    loss = tfmeta.losses.GaussianNegativeLogLikelihood()
+    loss(tf.zeros([3, 1]), tf.stack([tf.zeros([3, 1]), tf.ones([3, 1])], -1))  # 0.919
+    ```
+    """
+
+    def __init__(self, name: str = "gaussian_negative_log_likelihood", **kwargs):
+        super().__init__(name=name, **kwargs)
+
+    def call(self, y_true, y_pred):
+        y_pred = tf.convert_to_tensor(y_pred)
+        mean, stddev = y_pred[..., 0], y_pred[..., 1]
+        y_true = tf.cast(tf.reshape(y_true, tf.shape(mean)), y_pred.dtype)
+        per_dimension = (0.5 * tf.square((y_true - mean) / stddev) + tf.math.log(stddev)
+                         + 0.5 * math.log(2 * math.pi))
+        return tf.reduce_sum(per_dimension, axis=-1)
