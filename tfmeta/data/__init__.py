@@ -3,6 +3,7 @@
 from tfmeta.data.episode import EPISODE_KEYS
 from tfmeta.data.task_family import TaskFamily
 from tfmeta.data.sinusoid import SinusoidTasks
+from tfmeta.data.gaussian_process import GaussianProcessTasks
 from tfmeta.data.archive import extract_archive
 from tfmeta.data.cache import default_cache_dir
 from tfmeta.data.class_images import ClassImages
@@ -17,3 +18,7 @@ from tfmeta.data.omniglot_protocols import (
 from tfmeta.data import pixels
 from tfmeta.data.preprocessing import ImagePreprocessing
 from tfmeta.data.tfds_images import image_folder_class_images, tfds_class_images
+from tfmeta.data.published_splits import published_split
+from tfmeta.data.mini_imagenet_source import mini_imagenet
+from tfmeta.data.cifar_benchmarks import cifar100, cifar_fs, fc100
+from tfmeta.data.cub_source import cub, cub_split

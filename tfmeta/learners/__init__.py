@@ -2,6 +2,7 @@
 
 from tfmeta.learners.anil import ANIL
 from tfmeta.learners.base import MetaLearner
+from tfmeta.learners.conditional_neural_process import ConditionalNeuralProcess
 from tfmeta.learners.fine_tune import FineTune
 from tfmeta.learners.gradient_learner import GradientLearner
 from tfmeta.learners.maml import MAML

@@ -144,10 +144,9 @@ def _query_targets(x, y):
 
 def _episodes_of(data, learner: "MetaLearner") -> dict[str, tf.Tensor]:
     """The meta-batch in what Keras hands a step: the element itself, or `(element,)`
-    from `*_on_batch` calls; checked against the learner's model (`tfmeta.data.episode`)."""
+    from `*_on_batch` calls; checked by the learner (`MetaLearner.checked_episodes`)."""
     episodes, _, _ = keras.utils.unpack_x_y_sample_weight(data)
-    episodes = episode_lib.validate_meta_batch(episodes, learner.model)
-    return episode_lib.check_meta_batch_values(episodes, learner._prediction_spec(episodes))
+    return learner.checked_episodes(episodes)
 
 
 class MetaLearner(keras.Model):
@@ -265,6 +264,17 @@ class MetaLearner(keras.Model):
     def read_state(self) -> adaptation.Weights:
         """The current values of `state_variables`, as tensors."""
         return [tf.convert_to_tensor(v.value) for v in self.state_variables]
+
+    def checked_episodes(self, episodes: Mapping[str, tf.Tensor]) -> dict[str, tf.Tensor]:
+        """The meta-batch's four tensors, checked for this learner (`tfmeta.data.episode`).
+
+        Static shapes are checked now (inputs of the wrapped model's input
+        shape), values in the graph (finite inputs, class ids that fit the
+        predictions). Learners whose wrapped model does not take the episode
+        inputs directly (the Conditional Neural Process) override it.
+        """
+        episodes = episode_lib.validate_meta_batch(episodes, self.model)
+        return episode_lib.check_meta_batch_values(episodes, self._prediction_spec(episodes))
 
     def xla_unsupported(self) -> str | None:
         """Why this learner cannot run under XLA (`compile(jit_compile=True)`); None if it can.
