@@ -1,0 +1,119 @@
+"""CUB-200-2011 (Wah et al. 2011) with the 100 / 50 / 50 class split of Chen et al. (2019).
+
+The module is not named `cub` so that `tfmeta.data.cub` is unambiguously the
+entry-point function.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from tfmeta.data.benchmark_files import check_folder, episode_sources, refuse_pickle, shown
+from tfmeta.data.few_shot import FewShotEpisodes
+from tfmeta.data.image_files import class_images_from_files
+from tfmeta.data.preprocessing import ImagePreprocessing
+
+NUM_CLASSES = 200
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+_CLASS_FOLDER = re.compile(r"(\d{3})\.\S+")  # "001.Black_footed_Albatross"
+
+
+def cub_split(class_folders: list[str]) -> dict[str, list[str]]:
+    """Chen et al.'s split of the 200 class folders, sorted by name: index `i` from 0
+    goes to train if `i % 2 == 0` (100), validation if `i % 4 == 1` (50), test if
+    `i % 4 == 3` (50), as their `write_CUB_filelist.py` deals them out."""
+    ordered = sorted(class_folders)
+    return {
+        "train": [name for i, name in enumerate(ordered) if i % 2 == 0],
+        "validation": [name for i, name in enumerate(ordered) if i % 4 == 1],
+        "test": [name for i, name in enumerate(ordered) if i % 4 == 3],
+    }
+
+
+def cub(
+    data_dir: str | os.PathLike,
+    image_size: int = 84,
+    *,
+    cache: bool = True,
+    cache_dir: str | os.PathLike | None = None,
+) -> dict[str, FewShotEpisodes]:
+    """CUB-200-2011 episode sources: 100 / 50 / 50 bird species, about 59 images each.
+
+    Reads the extracted `CUB_200_2011.tgz` without downloading anything:
+    `data_dir` is the `CUB_200_2011` folder, its `images/` folder (200 class
+    folders `001.Black_footed_Albatross` ... `200.Common_Yellowthroat`), or a
+    folder holding `CUB_200_2011/`. The split is Chen et al.'s rule over the
+    sorted class folders (`cub_split`), the split most few-shot papers use.
+    Whole images are resized to `image_size` (no bounding-box crop).
+
+    Args:
+        data_dir: see above.
+        image_size: side of the square images (84, as for mini-ImageNet).
+        cache: keep decoded arrays under `cache_dir`.
+        cache_dir: the cache root (default: `tfmeta.data.default_cache_dir()`).
+
+    Returns:
+        `{"train", "validation", "test"}` to `FewShotEpisodes` (100, 50, 50 classes).
+
+    Raises:
+        FileNotFoundError: naming the missing class folders (by number) or
+            empty ones, and where they were looked for.
+        ValueError: for a pickle file or an image that cannot be decoded.
+
+    Example:
+
+    >>> sources = tfmeta.data.cub("path/to/CUB_200_2011")
+    >>> sources["validation"].num_classes
+    50
+    """
+    root = Path(data_dir)
+    refuse_pickle(root, "the extracted CUB_200_2011 folder")
+    images_dir = _images_folder(check_folder(root, "the extracted CUB_200_2011 folder"))
+    folders = {
+        int(match[1]): p.name
+        for p in images_dir.iterdir()
+        if p.is_dir() and (match := _CLASS_FOLDER.fullmatch(p.name))
+    }
+    absent = [f"{n:03d}" for n in range(1, NUM_CLASSES + 1) if n not in folders]
+    if absent:
+        raise FileNotFoundError(
+            f"Expected the {NUM_CLASSES} CUB class folders 001.<name> ... 200.<name> in "
+            f"{str(images_dir)!r}. Missing: {len(absent)} classes numbered {shown(absent)}"
+        )
+    preprocessing = ImagePreprocessing(image_size=image_size, channels=3)
+    splits = {}
+    for split, class_folders in cub_split(list(folders.values())).items():
+        paths, names = [], []
+        for folder in class_folders:
+            class_paths = sorted(
+                p for p in (images_dir / folder).iterdir()
+                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+            )
+            if not class_paths:
+                raise FileNotFoundError(
+                    f"Expected images of type {list(IMAGE_SUFFIXES)} in "
+                    f"{str(images_dir / folder)!r}. Received: none"
+                )
+            paths += class_paths
+            names += [folder] * len(class_paths)
+        splits[split] = class_images_from_files(
+            paths, names, preprocessing, root=images_dir, label=f"cub-{split}",
+            cache=cache, cache_dir=cache_dir,
+        )
+    return episode_sources(splits, "cub")
+
+
+def _images_folder(root: Path) -> Path:
+    """The folder holding the class folders: `root`, `root/images` or `root/CUB_200_2011/images`."""
+    for candidate in (root, root / "images", root / "CUB_200_2011" / "images"):
+        if candidate.is_dir() and any(
+            _CLASS_FOLDER.fullmatch(p.name) for p in candidate.iterdir() if p.is_dir()
+        ):
+            return candidate
+    raise FileNotFoundError(
+        "Expected CUB class folders (001.Black_footed_Albatross, ...) in "
+        f"{str(root)!r}, {str(root / 'images')!r} or {str(root / 'CUB_200_2011' / 'images')!r}. "
+        f"Received: {str(root)!r} holding {shown(sorted(p.name for p in root.iterdir()))}"
+    )
