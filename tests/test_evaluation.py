@@ -29,7 +29,8 @@ def regression_maml():
 def classification_maml(ways=3):
     keras.utils.set_random_seed(0)
     maml = tfmeta.MAML(keras.Sequential([keras.Input((4,)), keras.layers.Dense(ways)]))
-    maml.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    maml.compile(optimizer="adam",
+                 loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     return maml
 
 

@@ -11,7 +11,10 @@ from tfmeta.cli import tensorflow_logs as _tensorflow_logs
 
 _tensorflow_logs.silence_for_command()  # the `tfmeta` command only, before TensorFlow loads
 
-from tfmeta import data, distribute, evaluation, losses, models
-from tfmeta.learners import (ANIL, MAML, R2D2, FineTune, MatchingNetworks, MetaLearner,
-                             MetaSGD, ProtoNet, RelationNetwork, Reptile)
+# `import tfmeta` registers the learners with `keras.saving`, so `load_model` finds them; only
+# `tfmeta --help` skips them (and TensorFlow): it is answered from the flag definitions alone.
+if not _tensorflow_logs.help_only():
+    from tfmeta import data, distribute, evaluation, losses, models
+    from tfmeta.learners import (ANIL, MAML, R2D2, FineTune, MatchingNetworks, MetaLearner,
+                                 MetaSGD, ProtoNet, RelationNetwork, Reptile)
 from tfmeta.version import __version__

@@ -14,6 +14,7 @@ import tensorflow as tf
 from absl import flags
 from cli_testing import TOY_CLASSES, TOY_IMAGES_PER_CLASS
 
+import tfmeta.data.tfds_images
 from tfmeta.cli import main
 
 @dataclasses.dataclass
@@ -21,6 +22,13 @@ class Result:
     returncode: int
     stdout: str
     stderr: str
+
+
+@pytest.fixture(autouse=True)
+def tfds_downloads_reachable(monkeypatch):
+    """TFDS's download hosts count as reachable: these tests mock TFDS (`tfds.testing.mock_data`)
+    on machines with or without a network; the offline tests make them unreachable themselves."""
+    monkeypatch.setattr(tfmeta.data.tfds_images, "unreachable_hosts", lambda urls: {})
 
 
 @pytest.fixture(scope="session")

@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import tensorflow as tf
 from cli_testing import TOY
 
 from tfmeta.cli import options
@@ -48,14 +49,25 @@ def test_every_algorithm_trains_and_evaluates_on_image_classes(
     assert metrics["eval"]["ways"] == ways
     assert (tmp_path / "accuracy.png").is_file() and (tmp_path / "learner.keras").is_file()
     assert f"held-out {ways}-way 1-shot accuracy" in result.stdout
+    if algorithm == "maml":  # TensorBoard shows the probe episode's images
+        events = (tmp_path / "logs" / "steps").glob("events.out.tfevents.*")
+        tags = {
+            value.tag
+            for path in events
+            for event in tf.compat.v1.train.summary_iterator(str(path))
+            for value in event.summary.value
+        }
+        assert {"probe_episode/support_x", "probe_episode/query_x"} <= tags
 
     if algorithm == "protonet":  # its prototypes need no fixed number of ways
         result = run_tfmeta(
             "evaluate", f"--output_dir={tmp_path}", "--eval_ways=4", "--eval_episodes=4"
         )
         assert result.returncode == 0, result.stderr[-3000:]
-        evaluation = json.loads((tmp_path / "metrics.json").read_text())["eval"]
+        written = tmp_path / "evaluations" / "4way_1shot_2queries_2steps_4tasks_seed0.json"
+        evaluation = json.loads(written.read_text())["eval"]
         assert evaluation["ways"] == 4 and evaluation["accuracy"]["tasks"] == 4
+        assert json.loads((tmp_path / "metrics.json").read_text())["eval"]["ways"] == ways
 
 
 @pytest.mark.parametrize("algorithm", ["fomaml", "metasgd", "anil", "reptile"])

@@ -1,6 +1,7 @@
 """Options of the `tfmeta` command: precedence of defaults, --config, --flagfile and flags."""
 
 import dataclasses
+import re
 
 import pytest
 from absl import flags
@@ -63,13 +64,26 @@ def test_every_named_config_is_valid(name):
 @pytest.mark.parametrize(
     "explicit, output_dir",
     [
-        ({}, "tfmeta_runs/sinusoid_maml"),
-        ({"config": "omniglot_5w1s_protonet"}, "tfmeta_runs/omniglot_5w1s_protonet"),
-        ({"dataset": "./data/my_images/", "algorithm": "anil"}, "tfmeta_runs/my_images_anil"),
-        ({"output_dir": "runs/a"}, "runs/a"),
+        ({}, r"tfmeta_runs/sinusoid_maml_[0-9a-f]{8}"),
+        ({"config": "omniglot_5w1s_protonet"}, r"tfmeta_runs/omniglot_5w1s_protonet"),
+        ({"config": "sinusoid_maml", "iterations": 100}, r"tfmeta_runs/sinusoid_maml"),
+        ({"config": "sinusoid_maml", "shots": 5}, r"tfmeta_runs/sinusoid_maml_[0-9a-f]{8}"),
+        ({"dataset": "./data/my_images/", "algorithm": "anil"}, r"tfmeta_runs/my_images_anil_\w+"),
+        ({"output_dir": "runs/a"}, r"runs/a"),
     ],
 )
 def test_the_run_directory_is_named_after_the_config_or_the_dataset_and_algorithm(
     explicit, output_dir
 ):
-    assert options.resolve(explicit).output_dir == output_dir
+    assert re.fullmatch(output_dir, options.resolve(explicit).output_dir)
+
+
+def test_default_names_never_collide_with_a_named_config_or_another_run():
+    """A bare `tfmeta train` once took `--config=sinusoid_maml`'s directory, which then refused."""
+    bare = options.resolve({}).output_dir
+    assert bare not in {options.resolve({"config": name}).output_dir for name in configs.CONFIGS}
+    assert options.resolve({"ways": 3}).output_dir != bare
+    # What a run may change when it resumes keeps its directory.
+    resumable = {"iterations": 20, "eval_episodes": 5, "log_every": 3}
+    assert options.resolve(resumable).output_dir == bare
+

@@ -1,6 +1,8 @@
 """Task sources of the command: TFDS names, the pretraining stream, real Omniglot."""
 
 import json
+import socket
+import time
 
 import numpy as np
 import pytest
@@ -8,7 +10,10 @@ import tensorflow as tf
 import tensorflow_datasets as tfds
 
 import tfmeta
+import tfmeta.data.tfds_images
 from tfmeta.cli import options, tasks
+
+UNREACHABLE_HOSTS = tfmeta.data.tfds_images.unreachable_hosts  # conftest makes hosts reachable
 
 TINY = [
     "--ways=3",
@@ -93,3 +98,27 @@ def test_a_resumed_training_stream_is_the_rest_of_the_whole_stream():
         rest = [batch["support_x"].numpy() for batch in source.train_episodes(initial_epoch)]
         for a, b in zip(expected, rest, strict=True):
             np.testing.assert_array_equal(a, b)
+
+
+def test_a_tfds_name_offline_fails_within_seconds_with_one_line(run_tfmeta, monkeypatch, tmp_path):
+    def refuse(address, timeout=None):
+        raise OSError(101, "Network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(tfmeta.data.tfds_images, "unreachable_hosts", UNREACHABLE_HOSTS)
+    start = time.monotonic()
+    result = run_tfmeta(
+        "train", "--dataset=mnist", "--algorithm=protonet", *TINY,
+        f"--data_dir={tmp_path / 'tfds'}", f"--output_dir={tmp_path / 'run'}",
+    )
+    assert time.monotonic() - start < 60
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(
+        "tfmeta: error: could not read TFDS mnist[train] (TFDS dataset 'mnist' is not prepared in "
+    )
+    assert lines[0].endswith(
+        "cannot be reached ([Errno 101] Network is unreachable)); check the network, pass "
+        "--data_dir holding a prepared copy, or pass the images as --dataset=DIR, an ImageFolder "
+        "<DIR>/<split>/<class>/<image>"
+    )

@@ -1,26 +1,35 @@
 """`tfmeta train` / `evaluate` / `export` as a user runs them: a subprocess, files, exit codes."""
 
 import json
+import re
 import signal
 import subprocess
 import sys
 import time
 
 import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 
 import tfmeta
 
 # 600 meta-updates in 30 epochs (a checkpoint each): long enough to be killed mid-run.
-QUICK = ["--iterations=600", "--steps_per_epoch=20", "--eval_episodes=50", "--meta_batch_size=5"]
+QUICK = [
+    "--iterations=600",
+    "--steps_per_epoch=20",
+    "--eval_episodes=50",
+    "--meta_batch_size=5",
+    "--val_episodes=5",
+    "--log_every=50",
+]
 
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory, tfmeta_command):
     """An uninterrupted sinusoid MAML run: `(output_dir, process result, its metrics.json)`."""
     output_dir = tmp_path_factory.mktemp("run")
-    result = tfmeta_command("train", *QUICK, f"--output_dir={output_dir}")
+    result = tfmeta_command("train", *QUICK, f"--output_dir={output_dir}", timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     return output_dir, result, json.loads((output_dir / "metrics.json").read_text())
 
@@ -81,7 +90,7 @@ def test_killed_run_resumes_and_ends_as_if_never_interrupted(
     killed_at = int(tf.train.latest_checkpoint(str(output_dir / "checkpoints")).rsplit("-", 1)[1])
     assert 0 < killed_at < 600 and not (output_dir / "learner.keras").exists()
 
-    result = tfmeta_command("train", *QUICK, f"--output_dir={output_dir}")
+    result = tfmeta_command("train", *QUICK, f"--output_dir={output_dir}", timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"resuming from {output_dir}/checkpoints/ckpt-{killed_at}" in result.stdout
     metrics = json.loads((output_dir / "metrics.json").read_text())
@@ -94,23 +103,70 @@ def test_killed_run_resumes_and_ends_as_if_never_interrupted(
 
 def test_rerunning_a_finished_run_continues_instead_of_starting_over(trained_run, tfmeta_command):
     output_dir, _, reference = trained_run
-    result = tfmeta_command("train", *QUICK, f"--output_dir={output_dir}")
+    result = tfmeta_command("train", *QUICK, f"--output_dir={output_dir}", timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "resuming from" in result.stdout and "600 of 600 meta-updates done" in result.stdout
     metrics = json.loads((output_dir / "metrics.json").read_text())
     assert metrics["iterations_done"] == 600 and metrics["eval"] == reference["eval"]
 
 
-def test_evaluate_reloads_the_saved_learner(trained_run, run_tfmeta):
+def test_evaluate_writes_its_own_file_and_leaves_the_training_report_alone(
+    trained_run, run_tfmeta
+):
     output_dir, _, _ = trained_run
+    kept = {name: (output_dir / name).read_bytes() for name in ("metrics.json", "adaptation.png")}
     result = run_tfmeta(
         "evaluate", "--eval_episodes=25", "--eval_inner_steps=5", f"--output_dir={output_dir}"
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    metrics = json.loads((output_dir / "metrics.json").read_text())
+    name = "10shot_100queries_5steps_25tasks_seed0"
+    metrics = json.loads((output_dir / "evaluations" / f"{name}.json").read_text())
     assert metrics["eval"]["query_loss_after_adaptation"]["tasks"] == 25
     assert metrics["eval"]["inner_steps"] == 5 and metrics["iterations_done"] == 600
+    assert (output_dir / "evaluations" / f"{name}_adaptation.png").is_file()
     assert "held-out query MSE after 5 step(s)" in result.stdout
+    assert {name: (output_dir / name).read_bytes() for name in kept} == kept
+
+
+def test_train_shows_progress_and_validates_every_epoch(trained_run):
+    output_dir, result, metrics = trained_run
+    progress = [line for line in result.stdout.splitlines() if "meta-updates (epoch" in line]
+    assert progress, result.stdout[-2000:]
+    assert re.fullmatch(
+        r"tfmeta: \d+/600 meta-updates \(epoch \d+/30\): loss [\d.e+-]+; [\d.]+ tasks/s, "
+        r"ETA \d+(m\d\ds|s)",
+        progress[-1],
+    )
+    assert "tfmeta: epoch 30/30 done: loss " in result.stdout and "val_loss " in result.stdout
+    history = np.genfromtxt(output_dir / "history.csv", delimiter=",", names=True)
+    assert np.isfinite(history["val_loss"]).all() and len(history) == 30
+    # learner.keras is the best validation epoch's, as metrics.json says.
+    best = int(np.argmin(history["val_loss"]))
+    assert metrics["selected"] == {
+        "epoch": best + 1, "val_loss": history["val_loss"][best], "file": "best.keras"
+    }
+    assert f"learner.keras holds the learner of epoch {best + 1}" in result.stdout
+    saved = keras.saving.load_model(output_dir / "learner.keras")
+    for name in ("learner.keras", "best.keras"):
+        other = keras.saving.load_model(output_dir / name)
+        for a, b in zip(saved.weights, other.weights):
+            np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_tensorboard_gets_step_scalars_and_images(trained_run):
+    output_dir, _, _ = trained_run
+    scalars, images = {}, set()
+    for path in (output_dir / "logs" / "steps").glob("events.out.tfevents.*"):
+        for event in tf.compat.v1.train.summary_iterator(str(path)):
+            for value in event.summary.value:
+                if value.metadata.plugin_data.plugin_name == "images":
+                    images.add(value.tag)
+                else:
+                    scalars.setdefault(value.tag, []).append(event.step)
+    assert scalars["probe/loss_before_adaptation"] == list(range(50, 601, 50))
+    for tag in ("probe/loss_after_adaptation", "tasks_per_second", "train/loss"):
+        assert scalars[tag] == list(range(50, 601, 50)), tag
+    assert images == {"adaptation"}
 
 
 def test_export_writes_versions_for_serving_and_a_tflite_file(trained_run, run_tfmeta, tmp_path):

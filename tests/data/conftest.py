@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import tfmeta.data
+import tfmeta.data.tfds_images
 
 def _toy_class_images(
     num_classes: int = 12, per_class=20, size: int = 6
@@ -31,6 +32,13 @@ def _identities(x: np.ndarray) -> list[tuple[int, int]]:
     """(class id, example id) of each image of a batch `[n, H, W, 1]` of toy episodes."""
     pixels = np.rint(x[:, 0, :2, 0] * 255).astype(int)
     return [tuple(p) for p in pixels]
+
+
+@pytest.fixture(autouse=True)
+def tfds_downloads_reachable(monkeypatch):
+    """TFDS's download hosts count as reachable: these tests mock TFDS (`tfds.testing.mock_data`)
+    on machines with or without a network; the offline tests make them unreachable themselves."""
+    monkeypatch.setattr(tfmeta.data.tfds_images, "unreachable_hosts", lambda urls: {})
 
 
 @pytest.fixture(scope="session")

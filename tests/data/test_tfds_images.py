@@ -1,11 +1,15 @@
 """Reading TFDS datasets: official builders (through tfds.testing.mock_data) and ImageFolder."""
 
+import socket
+import time
+
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_datasets as tfds
 
 import tfmeta.data
+import tfmeta.data.tfds_images
 
 PREP = tfmeta.data.ImagePreprocessing(image_size=8, channels=1, invert=True)
 
@@ -169,3 +173,42 @@ def test_a_split_of_only_unsupported_image_types_names_them(tmp_path):
     ):
         tfmeta.data.image_folder_class_images(tmp_path / "data", "train", cache_dir=tmp_path)
     assert not (tmp_path / "class_images").exists()
+
+
+# The real probe (the autouse fixture of conftest.py makes downloads reachable).
+UNREACHABLE_HOSTS = tfmeta.data.tfds_images.unreachable_hosts
+
+
+def _offline(monkeypatch, delay=0.0):
+    """No network: connections fail (after `delay` seconds, as an unanswered lookup would)."""
+
+    def refuse(address, timeout=None):
+        time.sleep(min(delay, timeout or delay))
+        raise OSError(101, "Network is unreachable")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(tfmeta.data.tfds_images, "unreachable_hosts", UNREACHABLE_HOSTS)
+
+
+def test_unreachable_hosts_are_named_within_the_timeout(monkeypatch):
+    _offline(monkeypatch, delay=30)
+    start = time.monotonic()
+    unreachable = UNREACHABLE_HOSTS(["https://a.example/x", "http://b.example:8080/y"], timeout=0.5)
+    assert time.monotonic() - start < 5
+    assert set(unreachable) == {"a.example", "b.example"}
+
+
+def test_an_unprepared_tfds_dataset_offline_fails_fast_naming_the_alternatives(
+    monkeypatch, tmp_path
+):
+    _offline(monkeypatch)
+    start = time.monotonic()
+    with pytest.raises(
+        ConnectionError,
+        match=r"^TFDS dataset 'mnist' is not prepared in '.*' and its download host "
+        r"storage\.googleapis\.com cannot be reached \(.*Network is unreachable\)\. Prepare it "
+        r"where there is a network \(`tfds build mnist`\) and pass its data_dir, or read the "
+        r"images from a folder <root>/<split>/<class>/<image> .*from_image_folder",
+    ):
+        tfmeta.data.tfds_class_images("mnist", "train", data_dir=tmp_path)
+    assert time.monotonic() - start < 30  # TFDS's own retries took 207 s here

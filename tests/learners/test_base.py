@@ -11,9 +11,10 @@ from tfmeta.data.episode import EpisodeError
 SPARSE = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
-def dense_net(outputs=3, seed=0):
+def dense_net(outputs=3, seed=0, hidden=0):
     keras.utils.set_random_seed(seed)
-    return keras.Sequential([keras.Input((4,)), keras.layers.Dense(outputs)])
+    body = [keras.layers.Dense(hidden, activation="relu")] if hidden else []
+    return keras.Sequential([keras.Input((4,)), *body, keras.layers.Dense(outputs)])
 
 
 def episodes(ways, tasks=2, shots=1, queries=2, seed=0):
@@ -136,7 +137,7 @@ LEARNERS = {
     "maml": lambda: tfmeta.MAML(dense_net(), inner_learning_rate=0.1),
     "fomaml": lambda: tfmeta.MAML(dense_net(), first_order=True),
     "metasgd": lambda: tfmeta.MetaSGD(dense_net()),
-    "anil": lambda: tfmeta.ANIL(dense_net()),
+    "anil": lambda: tfmeta.ANIL(dense_net(hidden=8)),
     "reptile": lambda: tfmeta.Reptile(dense_net()),
     "protonet": lambda: tfmeta.ProtoNet(dense_net(outputs=8), ways=3),
     "finetune": lambda: tfmeta.FineTune(dense_net(outputs=8), ways=3),

@@ -2,7 +2,13 @@
 
 `<output_dir>/` holds (see `reporting.RUN_README`, also written there as
 `README.md`): `options.json`, `checkpoints/`, `history.csv`, `logs/`
-(TensorBoard), `learner.keras`, `metrics.json` and the PNG figures.
+(TensorBoard), `best.keras`, `learner.keras`, `metrics.json`, the PNG figures
+and `evaluations/` (what `evaluate` wrote).
+
+While training: a progress line every few seconds (`progress`), validation
+after every epoch with the best epoch's learner kept (`validation`), and
+TensorBoard summaries between epochs (`step_summaries`). `learner.keras` is
+the best validation epoch's learner when the run validates, else the last.
 
 Resuming: `train` into a directory that holds checkpoints continues from the
 last complete one (`tfmeta.checkpointing.MetaCheckpoint`, atomic, written at
@@ -27,7 +33,6 @@ import io
 import os
 import pathlib
 import shutil
-import sys
 import tempfile
 import zipfile
 
@@ -35,9 +40,13 @@ import keras
 
 from tfmeta import checkpointing, distribute
 from tfmeta.data import temporary_files
-from tfmeta.cli import divergence, learners, reporting, run_directory, tasks
+from tfmeta.cli import divergence, learners, progress, reporting, run_directory, step_summaries
 from tfmeta.cli import options as options_lib
+from tfmeta.cli import tasks
+from tfmeta.cli import validation as validation_lib
 from tfmeta.cli.options import RunOptions
+
+BEST_LEARNER_FILE = "best.keras"
 
 
 def _save_learner(learner: keras.Model, path: pathlib.Path) -> None:
@@ -158,19 +167,16 @@ def _train(options: RunOptions, strategy) -> dict:
     else:
         print(f"tfmeta: starting a new run in {output_dir}/", flush=True)
     initial_epoch = start // options.steps_per_epoch
-    _trim_history(output_dir / "history.csv", initial_epoch)
+    history = output_dir / "history.csv"
+    _trim_history(history, initial_epoch)
     checkpoint = checkpointing.MetaCheckpoint(checkpoint_dir)
+    keep_best = _keep_best(learner, source, output_dir, history)
     fit_arguments = dict(
         steps_per_epoch=options.steps_per_epoch,
         epochs=options.iterations // options.steps_per_epoch,
         initial_epoch=initial_epoch,
-        callbacks=[
-            divergence.StopOnNonFiniteLoss(),
-            keras.callbacks.CSVLogger(str(output_dir / "history.csv"), append=True),
-            keras.callbacks.TensorBoard(str(output_dir / "logs")),
-            checkpoint,  # last: a checkpoint follows the history rows of its epochs
-        ],
-        verbose=1 if sys.stdout.isatty() else 2,
+        callbacks=_callbacks(learner, source, options, output_dir, keep_best, checkpoint),
+        verbose=0,  # ProgressLine reports
         shuffle=False,  # the episode streams are random already
     )
     run = {"iterations_done": start, "resumed_from": start or None}
@@ -185,7 +191,7 @@ def _train(options: RunOptions, strategy) -> dict:
         else:
             learner.fit(source.train_episodes(initial_epoch), **fit_arguments)
         run["iterations_done"] = checkpoint.saved_step
-        _save_learner(learner, output_dir / options_lib.LEARNER_FILE)
+        learner = _keep_learner(learner, output_dir, keep_best, run)
     except FloatingPointError as error:
         run["iterations_done"] = int(checkpoint.model.optimizer.iterations.numpy())
         run["last_checkpoint"] = checkpointing.latest_step(checkpoint_dir) or None
@@ -200,8 +206,84 @@ def _train(options: RunOptions, strategy) -> dict:
     return reporting.report(learner, source, options, output_dir, run)
 
 
+def _keep_best(learner, source, output_dir: pathlib.Path, history: pathlib.Path):
+    """The callback keeping `best.keras` when the run validates (None when it does not)."""
+    if source.val_episodes() is None:
+        return None
+    monitor, mode = ("val_accuracy", "max") if source.classification else ("val_loss", "min")
+    best, best_epoch = validation_lib.best_in_history(history, monitor, mode)  # a resumed run's
+    return validation_lib.KeepBest(
+        monitor, mode, lambda: _save_learner(learner, output_dir / BEST_LEARNER_FILE),
+        best, best_epoch,
+    )
+
+
+def _callbacks(learner, source, options: RunOptions, output_dir: pathlib.Path, keep_best,
+               checkpoint) -> list[keras.callbacks.Callback]:
+    """The callbacks of `train`'s `fit`, in the order their epoch-end work must run."""
+    validation = source.val_episodes()
+    items, per_step = (
+        ("images", options.batch_size) if options.algorithm == "finetune"
+        else ("tasks", options.meta_batch_size)
+    )
+    return [
+        divergence.StopOnNonFiniteLoss(),  # first: a diverged step is never recorded or saved
+        *([validation_lib.EpisodeValidation(learner, validation)] if validation else []),
+        progress.ProgressLine(
+            options.iterations, options.steps_per_epoch, per_step, options.progress_seconds,
+            items=items, step_name=options.step_name,
+        ),
+        keras.callbacks.CSVLogger(str(output_dir / "history.csv"), append=True),
+        keras.callbacks.TensorBoard(str(output_dir / "logs")),
+        step_summaries.StepSummaries(
+            learner, output_dir / "logs" / "steps", options.log_every, options.steps_per_epoch,
+            per_step, source.probe_batch(), items=items,
+            draw_adaptation=not source.classification and options.algorithm != "finetune",
+        ),
+        *([keep_best] if keep_best else []),
+        checkpoint,  # last: a checkpoint follows the history rows of its epochs
+    ]
+
+
+def _keep_learner(learner, output_dir: pathlib.Path, keep_best, run: dict):
+    """Writes `learner.keras` and returns the learner the run reports on.
+
+    With validation that is the learner of the best validation epoch
+    (`best.keras`, as `EarlyStopping(restore_best_weights=True)` would keep);
+    `run` records which epoch. Without validation, the last one.
+    """
+    path = output_dir / options_lib.LEARNER_FILE
+    best = output_dir / BEST_LEARNER_FILE
+    if keep_best is None or keep_best.best is None or not best.is_file():
+        _save_learner(learner, path)
+        return learner
+    temporary = temporary_files.temporary_path(path, suffix=".keras")
+    try:
+        shutil.copyfile(best, temporary)
+        os.replace(temporary, path)
+    except OSError as error:  # name the file, not its temporary
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+    finally:
+        temporary.unlink(missing_ok=True)
+    run["selected"] = {
+        "epoch": keep_best.best_epoch + 1,
+        keep_best.monitor: keep_best.best,
+        "file": BEST_LEARNER_FILE,
+    }
+    print(
+        f"tfmeta: {options_lib.LEARNER_FILE} holds the learner of epoch {keep_best.best_epoch + 1} "
+        f"(best {keep_best.monitor} {keep_best.best:.4g})",
+        flush=True,
+    )
+    return load_learner(output_dir)
+
+
 def evaluate(options: RunOptions) -> dict:
-    """Re-evaluates the learner that `tfmeta train` saved in `--output_dir`."""
+    """Re-evaluates the learner `tfmeta train` saved in `--output_dir`.
+
+    Writes `evaluations/<setting>.json` (and its figure) in the run, never
+    the run's own `metrics.json` or figures.
+    """
     output_dir = pathlib.Path(options.output_dir)
     learner = load_learner(output_dir)
     if hasattr(learner, "eval_inner_steps"):
@@ -210,8 +292,10 @@ def evaluate(options: RunOptions) -> dict:
         learner.eval_inner_learning_rate = options.eval_inner_learning_rate
     source = tasks.build(options)
     previous = reporting.read_metrics(output_dir)
-    run = {key: previous.get(key) for key in ("iterations_done", "resumed_from")}
-    return reporting.report(learner, source, options, output_dir, run)
+    run = {key: previous.get(key) for key in ("iterations_done", "resumed_from", "selected")}
+    return reporting.report(
+        learner, source, options, output_dir, run, name=reporting.evaluation_name(options)
+    )
 
 
 def _export_destination(options: RunOptions, exporters) -> str:

@@ -28,29 +28,35 @@ def _read_history(path: pathlib.Path) -> dict[str, list[float]]:
 
 
 def write_figures(
-    output_dir: pathlib.Path,
+    directory: pathlib.Path,
     algorithm: str,
     learner=None,
     sinusoid_batch: dict | None = None,
     accuracies: np.ndarray | None = None,
     title: str = "",
+    prefix: str = "",
+    history: pathlib.Path | None = None,
 ) -> list[str]:
-    """Writes the figures that apply; returns their file names.
+    """Writes the figures that apply into `directory`; returns their file names.
+
+    Args:
+        prefix: put before each file name (`tfmeta evaluate` names its own).
+        history: the run's `history.csv`, for `learning_curve.png` (None: no curve).
 
     Raises:
         ImportError: without matplotlib (naming the `plot` extra).
     """
     written = []
-    history = output_dir / "history.csv"
-    if history.is_file() and history.stat().st_size:
-        plots.plot_history(_read_history(history), output_dir / "learning_curve.png")
-        written.append("learning_curve.png")
+    if history is not None and history.is_file() and history.stat().st_size:
+        plots.plot_history(_read_history(history), directory / f"{prefix}learning_curve.png")
+        written.append(f"{prefix}learning_curve.png")
     if sinusoid_batch is not None and algorithm in _GRADIENT_ALGORITHMS:
-        plots.plot_sinusoid_adaptation(learner, sinusoid_batch, output_dir / "adaptation.png")
-        written.append("adaptation.png")
+        path = directory / f"{prefix}adaptation.png"
+        plots.plot_sinusoid_adaptation(learner, sinusoid_batch, path)
+        written.append(f"{prefix}adaptation.png")
     if accuracies is not None:
-        plot_accuracy(accuracies, output_dir / "accuracy.png", title)
-        written.append("accuracy.png")
+        plot_accuracy(accuracies, directory / f"{prefix}accuracy.png", title)
+        written.append(f"{prefix}accuracy.png")
     return written
 
 

@@ -20,11 +20,10 @@ import warnings
 
 from absl import app, flags, logging
 
-from tfmeta import checkpointing
-from tfmeta.cli import flagfiles, options, run_directory, user_errors
+from tfmeta.cli import command_help, flagfiles, options, run_directory, tensorflow_logs
 
 FLAGS = flags.FLAGS
-USAGE = "usage: tfmeta {train,evaluate,export} [--flags]   (tfmeta --helpfull lists the flags)"
+USAGE = "usage: tfmeta {train,evaluate,export} [--flags]   (tfmeta --help lists the flags)"
 EXIT_USAGE = 2
 EXIT_DIVERGED = 3
 COMMAND_NAMES = ("evaluate", "export", "train")
@@ -46,6 +45,8 @@ def _fail(message: str, code: int = EXIT_USAGE) -> None:
 
 def _fail_on_user_error(error: Exception) -> None:
     """A user's fault ends the command with one line; anything else is a bug: its traceback."""
+    from tfmeta.cli import user_errors  # loads TensorFlow
+
     if not user_errors.is_user_error(error):
         raise error
     _fail(user_errors.describe(error))
@@ -89,6 +90,8 @@ def resolve_options(command: str, explicit: dict) -> options.RunOptions:
         raise ValueError(f"--output_dir={output_dir} is a file; pass a directory")
     saved = options.load_run_options(output_dir)
     if command == "train":
+        from tfmeta import checkpointing  # loads TensorFlow
+
         run_directory.check_writable(output_dir, "output_dir")
         checkpoints = os.path.join(output_dir, options.CHECKPOINT_DIR)
         trained = bool(checkpointing.checkpoint_steps(checkpoints)) or os.path.exists(
@@ -178,9 +181,13 @@ def _main(argv: list[str]) -> None:
 def run(argv: list[str] | None = None) -> None:
     """Entry point of the `tfmeta` console script; `argv` defaults to `sys.argv`.
 
-    Ends the process (`SystemExit`) with one of the exit codes above.
+    Ends the process (`SystemExit`) with one of the exit codes above; `--help`
+    (or `-h`, `--helpfull`, `tfmeta help`) prints tfmeta's flags and exits 0.
     """
-    sys.modules["__main__"].__doc__ = __doc__ + f"\n{USAGE}"  # what absl's --help prints
+    argv = sys.argv if argv is None else argv
+    if tensorflow_logs.asks_for_help(argv):
+        sys.stdout.write(command_help.help_text(USAGE, COMMAND_FIELDS))
+        sys.exit(0)
     app.run(_main, argv=argv, flags_parser=_parse_flags)
 
 

@@ -11,6 +11,7 @@ Precedence, lowest to highest: the defaults below, the run's saved options
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -49,7 +50,9 @@ EVALUATION_FIELDS = (
     "eval_episodes",
     "data_dir",
 )
-RESUMABLE_CHANGES = EVALUATION_FIELDS + ("iterations", "config", "output_dir")
+# How the command reports while it trains: free to change on every call.
+REPORTING_FIELDS = ("progress_seconds", "log_every")
+RESUMABLE_CHANGES = EVALUATION_FIELDS + REPORTING_FIELDS + ("iterations", "config", "output_dir")
 EXPORT_FIELDS = ("export_dir", "format", "version", "query_size", "eval_ways", "eval_shots")
 
 flags.DEFINE_enum(
@@ -124,7 +127,7 @@ flags.DEFINE_float(
 flags.DEFINE_enum(
     "query_statistics",
     None,
-    ["support", "transductive", "moving"],
+    ["support", "support_instance", "transductive", "moving"],
     "BatchNorm statistics for queries: the support set's (each query predicted independently), "
     "the query batch's (papers' convention) or moving ones (default: the learner's).",
 )
@@ -137,6 +140,24 @@ flags.DEFINE_integer(
     "steps_per_epoch", 500, "Meta-updates per epoch: between checkpoints and history rows."
 )
 flags.DEFINE_integer("eval_episodes", 600, "Held-out tasks in the final evaluation.")
+flags.DEFINE_string(
+    "val_split",
+    None,
+    "TFDS or ImageFolder split of validation classes (default: none; omniglot: the protocol's "
+    "validation characters, vinyals only; sinusoid: fresh tasks).",
+)
+flags.DEFINE_integer(
+    "val_episodes",
+    100,
+    "Validation tasks evaluated after every epoch (val_* in history.csv); learner.keras keeps "
+    "the epoch with the best val_accuracy (val_loss for regression). 0: no validation.",
+)
+flags.DEFINE_float(
+    "progress_seconds", 10.0, "Seconds between progress lines (meta-updates, tasks/s, ETA)."
+)
+flags.DEFINE_integer(
+    "log_every", 20, "Meta-updates between TensorBoard step summaries (logs/steps)."
+)
 flags.DEFINE_enum(
     "strategy",
     "default",
@@ -148,8 +169,8 @@ flags.DEFINE_integer("seed", 0, "Seed of weights and tasks (>= 0): the same seed
 flags.DEFINE_string(
     "output_dir",
     None,
-    "The run directory: options, checkpoints, logs, metrics, figures, the learner "
-    "(default: tfmeta_runs/<config>, or tfmeta_runs/<dataset>_<algorithm> without one).",
+    "The run directory: options, checkpoints, logs, metrics, figures, the learner (default: "
+    "tfmeta_runs/<config>, else tfmeta_runs/<config or dataset_algorithm>_<hash of the options>).",
 )
 flags.DEFINE_string(
     "export_dir",
@@ -200,6 +221,10 @@ class RunOptions:
     iterations: int = 10000
     steps_per_epoch: int = 500
     eval_episodes: int = 600
+    val_split: str | None = None
+    val_episodes: int = 100
+    progress_seconds: float = 10.0
+    log_every: int = 20
     strategy: str = "default"
     seed: int = 0
     output_dir: str | None = None
@@ -246,8 +271,7 @@ def explicit_flags(flag_values: flags.FlagValues) -> dict[str, Any]:
 def resolve(explicit: dict[str, Any], base: RunOptions | None = None) -> RunOptions:
     """`base` (default: the defaults), then the named config, then the explicit flags.
 
-    An unset `output_dir` becomes `tfmeta_runs/<config>`, or
-    `tfmeta_runs/<dataset>_<algorithm>` without a config.
+    An unset `output_dir` becomes `tfmeta_runs/<default_run_name>`.
     """
     values = dataclasses.asdict(base or RunOptions())
     name = explicit.get("config", values["config"])
@@ -256,10 +280,42 @@ def resolve(explicit: dict[str, Any], base: RunOptions | None = None) -> RunOpti
         values["config"] = name
     values.update(explicit)
     if values["output_dir"] is None:
-        dataset = os.path.basename(os.path.normpath(values["dataset"])).split(":")[0]
-        run_name = name or f"{dataset.replace('/', '_')}_{values['algorithm']}"
-        values["output_dir"] = os.path.join("tfmeta_runs", run_name)
+        values["output_dir"] = os.path.join("tfmeta_runs", default_run_name(RunOptions(**values)))
     return RunOptions(**values)
+
+
+# What does not change what a run trains: resumable changes and export settings.
+_NOT_DEFINING = RESUMABLE_CHANGES + EXPORT_FIELDS + ("strategy",)
+
+
+def _defining(options: RunOptions) -> dict[str, Any]:
+    values = dataclasses.asdict(options)
+    return {name: value for name, value in values.items() if name not in _NOT_DEFINING}
+
+
+def default_run_name(options: RunOptions) -> str:
+    """The run directory's name when `--output_dir` is not given.
+
+    `<config>` for a named config used as it is; otherwise the config's name,
+    or `<dataset>_<algorithm>` without one, followed by `_` and 8 hex digits
+    of the options that define the run. A run of other options therefore
+    never lands in a config's directory (or another run's), and the same
+    command, or one changing only what a run may change when it resumes
+    (`--iterations`, evaluation and reporting flags), finds its run again.
+    """
+    if options.config is not None:
+        config = RunOptions(
+            **{**dataclasses.asdict(RunOptions()), **configs.CONFIGS[options.config],
+               "config": options.config}
+        )
+        if _defining(config) == _defining(options):
+            return options.config
+        base = options.config
+    else:
+        dataset = os.path.basename(os.path.normpath(options.dataset)).split(":")[0]
+        base = f"{dataset.replace('/', '_')}_{options.algorithm}"
+    text = json.dumps(_defining(options), sort_keys=True)
+    return f"{base}_{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
 def run_file(output_dir: str | os.PathLike) -> pathlib.Path:
@@ -332,12 +388,19 @@ def check_options(options: RunOptions) -> None:
         "iterations",
         "steps_per_epoch",
         "eval_episodes",
+        "log_every",
         "image_size",
         "filters",
         "query_size",
     ):
         _check_at_least(name, getattr(options, name), 1)
     _check_at_least("seed", options.seed, 0)
+    _check_at_least("val_episodes", options.val_episodes, 0)
+    if not (options.progress_seconds > 0 and math.isfinite(options.progress_seconds)):
+        raise ValueError(
+            f"--progress_seconds must be a number > 0; received "
+            f"--progress_seconds={options.progress_seconds}"
+        )
     for name in ("eval_ways", "eval_shots", "eval_queries", "version"):
         if getattr(options, name) is not None:
             _check_at_least(name, getattr(options, name), 1)
@@ -376,6 +439,12 @@ def check_options(options: RunOptions) -> None:
 
 def _check_dataset(options: RunOptions) -> None:
     kind = dataset_kind(options.dataset)
+    if kind in (SINUSOID, OMNIGLOT) and options.val_split is not None:
+        source = "fresh tasks" if kind == SINUSOID else "the protocol's validation characters"
+        raise ValueError(
+            f"--val_split does not apply to --dataset={kind} (it validates on {source}); "
+            "leave --val_split unset"
+        )
     if kind == SINUSOID:
         if options.algorithm in CLASSIFICATION_ONLY:
             raise ValueError(
@@ -395,8 +464,10 @@ def _check_dataset(options: RunOptions) -> None:
                 f"--dataset={options.dataset}: no such directory; pass an ImageFolder directory "
                 "(<dir>/<split>/<class>/<image>), 'omniglot', 'sinusoid' or a TFDS name"
             )
-        for flag in ("train_split", "eval_split"):
+        for flag in ("train_split", "eval_split", "val_split"):
             split = getattr(options, flag)
+            if split is None:
+                continue
             if not os.path.isdir(os.path.join(root, split)):
                 folders = sorted(p.name for p in pathlib.Path(root).iterdir() if p.is_dir())
                 raise ValueError(

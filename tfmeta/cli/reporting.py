@@ -8,15 +8,16 @@ import os
 import pathlib
 from typing import Any
 
-import numpy as np
 
 from tfmeta import evaluation
 from tfmeta.cli import figures
+from tfmeta.cli import options as options_lib
 from tfmeta.cli.options import RunOptions
 from tfmeta.data import temporary_files
 from tfmeta.learners import MetaLearner
 
 METRICS_FILE = "metrics.json"
+EVALUATIONS_DIR = "evaluations"
 COMPLETED = "completed"
 DIVERGED = "diverged"
 RUN_README = """\
@@ -30,12 +31,20 @@ Written by `tfmeta train`; `tfmeta evaluate` and `tfmeta export` read it.
   options continues it from the last complete checkpoint.
 - `checkpoints/`: `ckpt-<meta-update>` (learner weights, optimizer state, step counter),
   written atomically every `--steps_per_epoch` meta-updates; `checkpoint` names the latest.
-- `history.csv`: one row per epoch (training loss and metrics); `logs/`: TensorBoard
-  (`tensorboard --logdir logs`).
-- `learner.keras`: the trained learner (`keras.saving.load_model`).
+- `history.csv`: one row per epoch: training loss and metrics, and `val_*` on the
+  validation tasks (`--val_episodes`, evaluated after every epoch).
+- `logs/`: TensorBoard (`tensorboard --logdir logs`): per epoch in `train/` and
+  `validation/`; every `--log_every` meta-updates in `steps/` (training metrics, tasks/s,
+  query loss and accuracy before and after adaptation on a few held-out probe tasks, the
+  probe episode's images, adapted sinusoid curves).
+- `best.keras`: the learner of the epoch with the best validation score, kept while training.
+- `learner.keras`: the trained learner (`keras.saving.load_model`): the best validation
+  epoch's when the run validates (`metrics.json` says which), else the last.
 - `metrics.json`: `status` (`completed` or `diverged`), meta-updates done, where the run
-  resumed from, and the held-out evaluation (mean with 95% confidence interval).
+  resumed from, the epoch selected, and the held-out evaluation (mean with 95% confidence
+  interval).
 - `learning_curve.png`; `accuracy.png` (classification) or `adaptation.png` (sinusoid).
+- `evaluations/`: what each `tfmeta evaluate` wrote (`<setting>.json` and its figure).
 - `export/`: what `tfmeta export` wrote, unless `--export_dir` chose another place.
 """
 
@@ -102,22 +111,31 @@ def held_out_evaluation(learner: MetaLearner, source, options: RunOptions):
     steps = getattr(learner, "eval_inner_steps", None)
     if steps is not None:
         result["inner_steps"] = steps
-    episodes = source.eval_episodes()
-    if not source.classification:
-        losses = evaluation.per_task_values(learner, episodes)
-        result["query_loss_after_adaptation"] = evaluation.mean_and_ci95(losses)
-        return result, None
-    losses = []
+    scores = evaluation.task_scores(learner, source.eval_episodes())
+    if "accuracy" in scores:
+        result["ways"] = options.evaluation_ways
+        result["accuracy"] = evaluation.mean_and_ci95(scores["accuracy"])
+    result["query_loss_after_adaptation"] = evaluation.mean_and_ci95(scores["loss"])
+    return result, scores.get("accuracy")
 
-    def accuracy_and_loss(targets: np.ndarray, logits: np.ndarray) -> float:
-        losses.append(float(learner.task_loss(targets, logits)))
-        return evaluation.accuracy(targets, logits)
 
-    accuracies = evaluation.per_task_values(learner, episodes, accuracy_and_loss)
-    result["ways"] = options.evaluation_ways
-    result["accuracy"] = evaluation.mean_and_ci95(accuracies)
-    result["query_loss_after_adaptation"] = evaluation.mean_and_ci95(np.asarray(losses))
-    return result, accuracies
+def evaluation_name(options: RunOptions) -> str:
+    """The file name (no suffix) of a `tfmeta evaluate` result: its setting, spelled out.
+
+    E.g. `5way_1shot_15queries_10steps_600tasks_seed0`; the sinusoid drops
+    the ways, and a given `--eval_inner_learning_rate` adds `_lr<rate>`.
+    """
+    parts = [f"{options.evaluation_ways}way"] if options.classification else []
+    parts += [
+        f"{options.evaluation_shots}shot",
+        f"{options.evaluation_queries}queries",
+        f"{options.eval_inner_steps}steps",
+        f"{options.eval_episodes}tasks",
+        f"seed{options.seed}",
+    ]
+    if options.eval_inner_learning_rate is not None:
+        parts.append(f"lr{options.eval_inner_learning_rate:g}")
+    return "_".join(parts)
 
 
 def report(
@@ -126,27 +144,36 @@ def report(
     options: RunOptions,
     output_dir: pathlib.Path,
     run: dict[str, Any],
+    name: str | None = None,
 ) -> dict[str, Any]:
-    """Evaluates on held-out tasks, writes `metrics.json` and the figures, prints a summary.
+    """Evaluates on held-out tasks, writes the metrics and the figures, prints a summary.
 
     Args:
-        run: facts about training to record (`iterations_done`, `resumed_from`).
+        run: facts about training to record (`iterations_done`, `resumed_from`, ...).
+        name: None for `train`'s report (`metrics.json`, `learning_curve.png`,
+            `accuracy.png` or `adaptation.png` in `output_dir`); a name for
+            `tfmeta evaluate`, which writes `evaluations/<name>.json` and
+            `evaluations/<name>_<figure>.png` and leaves the run's own files alone.
 
     Returns:
         The metrics written.
     """
     result, accuracies = held_out_evaluation(learner, source, options)
     task = _task_name(options)
+    directory = output_dir if name is None else output_dir / EVALUATIONS_DIR
+    directory.mkdir(parents=True, exist_ok=True)
     try:
         written = figures.write_figures(
-            output_dir,
+            directory,
             options.algorithm,
             learner=learner,
             sinusoid_batch=None if source.classification else next(iter(source.eval_episodes(3))),
             accuracies=accuracies,
             title=f"{options.algorithm} on {options.dataset}, {task}",
+            prefix="" if name is None else f"{name}_",
+            history=output_dir / "history.csv" if name is None else None,
         )
-        figure_note = "".join(f", {name}" for name in written)
+        figure_note = "".join(f", {file}" for file in written)
     except ImportError:
         written = []
         figure_note = "; no figures: install the plot extra, pip install 'tfmeta[plot]'"
@@ -157,7 +184,8 @@ def report(
         "eval": result,
         "figures": written,
     }
-    _write_metrics(output_dir, metrics)
+    metrics_path = directory / (METRICS_FILE if name is None else f"{name}.json")
+    write_atomically(metrics_path, json.dumps(metrics, indent=2) + "\n")
     after = f" after {result['inner_steps']} step(s)" if "inner_steps" in result else ""
     if accuracies is None:
         score = result["query_loss_after_adaptation"]
@@ -168,10 +196,14 @@ def report(
             f"held-out {task} accuracy{after}: "
             f"{100 * score['mean']:.2f}% +/- {100 * score['ci95']:.2f}%"
         )
+    files = ", ".join(
+        [*([options_lib.LEARNER_FILE] if name is None else []), metrics_path.name, *written]
+    )
+    where = directory if name is None else directory.relative_to(output_dir.parent)
     print(
         f"tfmeta: {options.algorithm} on {options.dataset}, {run.get('iterations_done')} "
         f"{options.step_name}; {what} ({score['tasks']} tasks)\n"
-        f"tfmeta: wrote {output_dir}/ (learner.keras, metrics.json{figure_note})",
+        f"tfmeta: wrote {where}/ ({files}{'' if written else figure_note})",
         flush=True,
     )
     return metrics

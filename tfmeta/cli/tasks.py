@@ -28,7 +28,8 @@ from tfmeta.cli.options import RunOptions
 
 MAX_BLOCKS = 32
 EVAL_BATCH_SIZE = 25
-_TRAIN, _EVAL = 0, 1  # streams of derived seeds
+PROBE_TASKS = 8  # tasks of the TensorBoard probe (`step_summaries`)
+_TRAIN, _EVAL, _VALIDATION = 0, 1, 2  # streams of derived seeds
 
 
 def derived_seed(seed: int, *path: int) -> int:
@@ -49,6 +50,16 @@ class TaskSource:
     def eval_episodes(self, num_episodes: int | None = None) -> tf.data.Dataset:
         """The held-out tasks (default: `--eval_episodes`), in batches; the last may be smaller."""
         raise NotImplementedError
+
+    def val_episodes(self) -> tf.data.Dataset | None:
+        """The `--val_episodes` validation tasks, the same at every epoch; None without any."""
+        raise NotImplementedError
+
+    def probe_batch(self) -> dict[str, tf.Tensor]:
+        """A few held-out tasks to watch adapting (validation tasks where there are some)."""
+        episodes = self.val_episodes() or self.eval_episodes(PROBE_TASKS)
+        batch = next(iter(episodes))
+        return {key: value[:PROBE_TASKS] for key, value in batch.items()}
 
     def train_episodes(self, initial_epoch: int = 0) -> tf.data.Dataset:
         """The training meta-batches from epoch `initial_epoch` to the last epoch of the run.
@@ -94,13 +105,21 @@ class SinusoidSource(TaskSource):
         )
 
     def eval_episodes(self, num_episodes: int | None = None) -> tf.data.Dataset:
+        return self._held_out(num_episodes or self.options.eval_episodes, _EVAL)
+
+    def val_episodes(self) -> tf.data.Dataset | None:
+        """Fresh tasks of the family, from a seed stream of their own."""
+        o = self.options
+        return self._held_out(o.val_episodes, _VALIDATION) if o.val_episodes else None
+
+    def _held_out(self, num_episodes: int, stream: int) -> tf.data.Dataset:
         o = self.options
         episodes = self.tasks.episodes(
             o.evaluation_shots,
             o.evaluation_queries,
             meta_batch_size=None,
-            num_episodes=num_episodes or o.eval_episodes,
-            seed=derived_seed(o.seed, _EVAL),
+            num_episodes=num_episodes,
+            seed=derived_seed(o.seed, stream),
         )
         return episodes.batch(EVAL_BATCH_SIZE)
 
@@ -111,21 +130,28 @@ class ImageSource(TaskSource):
     classification = True
 
     def __init__(
-        self, options: RunOptions, train: data.FewShotEpisodes, test: data.FewShotEpisodes
+        self,
+        options: RunOptions,
+        train: data.FewShotEpisodes,
+        test: data.FewShotEpisodes,
+        validation: data.FewShotEpisodes | None = None,
     ):
         self.options = options
         self.train = train
         self.test = test
+        self.validation = validation if options.val_episodes else None
         self.name = options.dataset
         self.input_shape = train.image_shape
         _check_split(train, options.ways, options.shots, options.queries, "")
-        _check_split(
-            test,
-            options.evaluation_ways,
-            options.evaluation_shots,
-            options.evaluation_queries,
-            "eval_",
-        )
+        for split in (test, self.validation):
+            if split is not None:
+                _check_split(
+                    split,
+                    options.evaluation_ways,
+                    options.evaluation_shots,
+                    options.evaluation_queries,
+                    "eval_",
+                )
 
     def training_block(self, num_meta_batches: int, seed: int) -> tf.data.Dataset:
         o = self.options
@@ -139,13 +165,24 @@ class ImageSource(TaskSource):
         )
 
     def eval_episodes(self, num_episodes: int | None = None) -> tf.data.Dataset:
+        return self._held_out(self.test, num_episodes or self.options.eval_episodes, _EVAL)
+
+    def val_episodes(self) -> tf.data.Dataset | None:
+        """Episodes of the validation classes (evaluation ways, shots and queries), if any."""
+        if self.validation is None:
+            return None
+        return self._held_out(self.validation, self.options.val_episodes, _VALIDATION)
+
+    def _held_out(
+        self, split: data.FewShotEpisodes, num_episodes: int, stream: int
+    ) -> tf.data.Dataset:
         o = self.options
-        episodes = self.test.episodes(
+        episodes = split.episodes(
             o.evaluation_ways,
             o.evaluation_shots,
             o.evaluation_queries,
-            num_episodes=num_episodes or o.eval_episodes,
-            seed=derived_seed(o.seed, _EVAL),
+            num_episodes=num_episodes,
+            seed=derived_seed(o.seed, stream),
         )
         return episodes.batch(EVAL_BATCH_SIZE)
 
@@ -254,12 +291,14 @@ def build(options: RunOptions) -> SinusoidSource | ImageSource:
             ),
             options.data_dir or "TFDS's omniglot builder",
         )
-        return ImageSource(options, sources["train"], sources["test"])
+        return ImageSource(options, sources["train"], sources["test"], sources.get("validation"))
     preprocessing = image_preprocessing(options)
-    splits = (options.train_split, options.eval_split)
+    splits = [options.train_split, options.eval_split]
+    if options.val_split is not None and options.val_episodes:
+        splits.append(options.val_split)
     if kind == options_lib.IMAGE_FOLDER:
         root = os.path.expanduser(options.dataset)
-        train, test = (
+        sources = [
             _read_images(
                 lambda split=split: data.FewShotEpisodes(
                     data.image_folder_class_images(root, split, preprocessing=preprocessing),
@@ -268,12 +307,12 @@ def build(options: RunOptions) -> SinusoidSource | ImageSource:
                 os.path.join(root, split),
             )
             for split in splits
-        )
+        ]
     else:
         path_note = (
             f" (and no directory {options.dataset} exists)" if "/" in options.dataset else ""
         )
-        train, test = (
+        sources = [
             _read_images(
                 lambda split=split: data.FewShotEpisodes.from_tfds(
                     options.dataset, split, preprocessing=preprocessing, data_dir=options.data_dir
@@ -281,8 +320,8 @@ def build(options: RunOptions) -> SinusoidSource | ImageSource:
                 f"TFDS {options.dataset}[{split}]{path_note}",
             )
             for split in splits
-        )
-    return ImageSource(options, train, test)
+        ]
+    return ImageSource(options, *sources)
 
 
 def _read_images(read, where: str):
@@ -299,10 +338,11 @@ def _read_images(read, where: str):
         ) from error
     except FileNotFoundError:
         raise
-    except OSError as error:  # a failed download (requests' errors are OSErrors)
+    except OSError as error:  # no network (requests' errors are OSErrors too)
         raise ValueError(
-            f"could not read {where} ({str(error).splitlines()[0]}); check the network "
-            "connection, or pass --data_dir holding a prepared copy"
+            f"could not read {where} ({str(error).splitlines()[0].split('. Prepare it')[0]}); "
+            "check the network, pass --data_dir holding a prepared copy, or pass the images as "
+            "--dataset=DIR, an ImageFolder <DIR>/<split>/<class>/<image>"
         ) from error
     except ValueError as error:
         raise ValueError(f"{where}: {error}") from error

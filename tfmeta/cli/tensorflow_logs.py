@@ -25,6 +25,7 @@ from typing import Iterator, Sequence
 COMMAND = "tfmeta"
 COMMAND_MODULE = "tfmeta.cli.main"
 _VERBOSITY_FLAGS = ("--verbosity", "-verbosity", "--v", "-v")
+HELP_FLAGS = ("--help", "-help", "-h", "--helpfull", "-helpfull", "--helpshort", "-helpshort")
 
 
 def is_command(argv: Sequence[str], orig_argv: Sequence[str]) -> bool:
@@ -65,9 +66,24 @@ def stderr_captured() -> Iterator[None]:
             os.close(saved)
 
 
+def asks_for_help(argv: Sequence[str]) -> bool:
+    """Whether the command line asks for help (`tfmeta.cli.help` answers without TensorFlow)."""
+    return list(argv[1:2]) == ["help"] or any(arg in HELP_FLAGS for arg in argv[1:])
+
+
+def help_only() -> bool:
+    """Whether this process is the `tfmeta` command asked for help (it needs no TensorFlow)."""
+    return is_command(sys.argv, getattr(sys, "orig_argv", ())) and asks_for_help(sys.argv)
+
+
 def silence_for_command() -> None:
-    """In the `tfmeta` command only: quiets TensorFlow's C++ logs and imports TensorFlow."""
+    """In the `tfmeta` command only: quiets TensorFlow's C++ logs and imports TensorFlow.
+
+    A request for help loads nothing: it is answered before TensorFlow is needed.
+    """
     if not is_command(sys.argv, getattr(sys, "orig_argv", ())) or asks_for_logs(sys.argv):
+        return
+    if help_only():
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with stderr_captured():

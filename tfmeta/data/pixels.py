@@ -49,7 +49,9 @@ def check_scale(scale: Any, dtype: tf.DType) -> float | None:
     if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (
         math.isfinite(scale) and scale > 0
     ):
-        raise ValueError(f"Expected `scale` to be a positive finite number. Received: scale={scale!r}")
+        raise ValueError(
+            f"Expected `scale` to be a positive finite number. Received: scale={scale!r}"
+        )
     if dtype.is_integer:
         raise ValueError(
             f"Expected `scale` only for floating-point images: {dtype.name} images are scaled by "

@@ -5,6 +5,10 @@ from __future__ import annotations
 import difflib
 import os
 import re
+import socket
+import threading
+import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +54,9 @@ def tfds_class_images(
         ValueError: for an unknown TFDS name (close matches are listed), an
             unknown split, a dataset without `image_key` or `label_key`, or an
             empty split.
+        ConnectionError: within seconds, when the dataset must be downloaded
+            and its download hosts cannot be reached (TFDS itself retries for
+            minutes); the message names the offline alternatives.
 
     Example:
 
@@ -60,7 +67,8 @@ def tfds_class_images(
 
     if isinstance(name, str):
         builder = _builder(name, data_dir)
-        if download:
+        if download and not builder.is_prepared():
+            _check_download_hosts(builder)
             builder.download_and_prepare()
     elif isinstance(name, tfds.core.DatasetBuilder):
         builder = name
@@ -196,6 +204,61 @@ def _builder(name: str, data_dir):
             f"Unknown TFDS dataset name {name!r}.{hint} Expected one of the {len(known)} "
             f"registered names (tfds.list_builders()), e.g. {known[:5]}"
         ) from error
+
+
+# TFDS fetches prepared datasets from Google Cloud Storage when it can.
+_GCS_HOST = "storage.googleapis.com"
+PROBE_SECONDS = 5.0
+
+
+def unreachable_hosts(urls: list[str], timeout: float = PROBE_SECONDS) -> dict[str, str]:
+    """The hosts of `urls` that a TCP connection cannot reach within `timeout`, with the reason.
+
+    All hosts are probed at once, each in a daemon thread, so an unanswered
+    name lookup cannot hold the caller longer than `timeout`.
+    """
+    addresses = {}
+    for url in urls:
+        parts = urllib.parse.urlsplit(url)
+        if parts.hostname:
+            addresses[parts.hostname] = parts.port or (80 if parts.scheme == "http" else 443)
+    reasons: dict[str, str] = {}
+
+    def probe(host: str, port: int) -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout).close()
+            reasons[host] = ""
+        except OSError as error:
+            reasons[host] = str(error) or type(error).__name__
+
+    threads = [
+        threading.Thread(target=probe, args=item, daemon=True) for item in addresses.items()
+    ]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + timeout
+    for thread in threads:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return {
+        host: reasons.get(host, f"no answer within {timeout:g} s")
+        for host in addresses
+        if reasons.get(host) != ""
+    }
+
+
+def _check_download_hosts(builder) -> None:
+    """Raises a ConnectionError if a dataset that needs downloading cannot be downloaded."""
+    urls = sorted(builder.url_infos or {}) or [f"https://{_GCS_HOST}/"]
+    unreachable = unreachable_hosts(urls)
+    if unreachable:
+        host, reason = next(iter(unreachable.items()))
+        raise ConnectionError(
+            f"TFDS dataset {builder.name!r} is not prepared in {str(builder.data_dir)!r} and "
+            f"its download host {host} cannot be reached ({reason}). Prepare it where there is "
+            f"a network (`tfds build {builder.name}`) and pass its data_dir, or read the images "
+            "from a folder <root>/<split>/<class>/<image> "
+            "(tfmeta.data.FewShotEpisodes.from_image_folder)"
+        )
 
 
 def _check_features(builder, image_key: str, label_key: str):
