@@ -63,3 +63,15 @@ def test_train_writes_an_evaluated_exported_run_and_continues_it(tmp_path):
     assert longer.returncode == 0, longer.stderr[-3000:]
     assert "continued" in longer.stdout and "from meta-iteration 2" in longer.stdout
     assert json.loads((run_dir / "metrics.json").read_text())["meta_iterations"] == 4
+
+
+def test_a_folder_that_is_not_a_run_is_refused_and_left_unchanged(tmp_path):
+    own = tmp_path / "mine"
+    own.mkdir()
+    (own / "README.md").write_text("a user's own notes\n")
+    result = _tfmeta("train", "--algorithm=maml_trpo", *TINY, f"--output_dir={own}", cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "is a directory that is not a tfmeta run" in lines[0]
+    assert sorted(path.name for path in own.iterdir()) == ["README.md"]
+    assert (own / "README.md").read_text() == "a user's own notes\n"

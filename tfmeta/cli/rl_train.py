@@ -28,6 +28,7 @@ from absl import flags
 
 from tfmeta import evaluation
 from tfmeta.exporters.policy import export_policy
+from tfmeta.cli import run_directory
 from tfmeta.rl import families, figures, recipes, training
 
 EVAL_TASKS = 40
@@ -56,15 +57,19 @@ def train(flag_values: flags.FlagValues) -> dict:
     if env is None:
         raise ValueError(f"--algorithm={algorithm} needs --env: one of {families.names()}")
     recipe = recipes.get(env)
+    output_dir = _explicit(flag_values, "output_dir")
+    if output_dir is None:
+        output_dir = f"tfmeta_runs/{env}_{algorithm}"
+    run_directory.check_train_directory(output_dir)  # never into a user's own folder
+    run_directory.check_writable(output_dir, "output_dir")
+    output_dir = pathlib.Path(output_dir)
     overrides = {}
     if _explicit(flag_values, "inner_learning_rate") is not None:
         overrides["inner_learning_rate"] = flag_values.inner_learning_rate
     learner = recipes.build_learner(env, seed=flag_values.seed, **overrides)
     if algorithm == "maml_ppo":
         learner.compile(optimizer=keras.optimizers.Adam(flag_values.meta_learning_rate))
-    output_dir = pathlib.Path(
-        _explicit(flag_values, "output_dir") or f"tfmeta_runs/{env}_{algorithm}"
-    )
+    run_directory.mark(output_dir)  # first write: a killed run is still recognised as a run
     iterations = _explicit(flag_values, "iterations") or recipe.iterations
     run = training.train(
         learner,
