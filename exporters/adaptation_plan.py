@@ -29,8 +29,10 @@ import numpy as np
 
 from tfmeta import query_statistics
 from tfmeta.learners.base import MetaLearner
+from tfmeta.learners.conditional_neural_process import ConditionalNeuralProcess
 from tfmeta.learners.gradient_learner import GradientLearner
 from tfmeta.learners.protonet import ProtoNet
+from tfmeta.learners.support_set_classifier import SupportSetClassifier
 
 CROSS_ENTROPY = "sparse_categorical_crossentropy_from_logits"
 MEAN_SQUARED_ERROR = "mean_squared_error"
@@ -94,6 +96,12 @@ def served_query_statistics(learner: MetaLearner, requested: str | None) -> str:
             a query's prediction depend on the other queries of a request
             (transductive BatchNorm): the message names both ways out.
     """
+    if requested is not None and is_neural_process(learner):
+        raise ValueError(
+            "Expected query_statistics=None for ConditionalNeuralProcess: its encoder sees the "
+            "context set only and its decoder each query on its own, so no mode applies. "
+            f"Received: query_statistics={requested!r}"
+        )
     if requested is not None:
         return query_statistics.check_mode(requested)
     mode = learner.query_statistics
@@ -131,6 +139,18 @@ def predicts_with_model(learner: MetaLearner) -> bool:
 def is_metric_learner(learner: MetaLearner) -> bool:
     """True for learners that classify by distances between embeddings (Prototypical Networks)."""
     return isinstance(learner, ProtoNet)
+
+
+def has_embedding(learner: MetaLearner) -> bool:
+    """True for learners whose wrapped model is an embedding network (Prototypical Networks,
+    R2-D2, Matching and Relation Networks): their exports get an `embed` signature."""
+    return isinstance(learner, (ProtoNet, SupportSetClassifier))
+
+
+def is_neural_process(learner: MetaLearner) -> bool:
+    """True for Conditional Neural Processes (episodes of `x_dim` inputs and `y_dim` targets,
+    predictions of a mean and a standard deviation)."""
+    return isinstance(learner, ConditionalNeuralProcess)
 
 
 def loss_kind(learner: MetaLearner) -> str:

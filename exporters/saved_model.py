@@ -17,13 +17,16 @@ Signatures (`S` = `ways * shots` support examples; queries in any number):
   signature gets task predictions.
 - `predict_unadapted(inputs[n, ...])`: the meta-learned model without
   adaptation (gradient learners).
-- `embed(inputs[n, ...]) -> embeddings`: metric learners only.
+- `embed(inputs[n, ...]) -> embeddings`: learners over an embedding network
+  (Prototypical Networks, R2-D2, Matching and Relation Networks).
 - `metadata() -> json`: the export metadata (also in `assets.extra/tfmeta.json`).
 
 Every adaptation signature runs the learner's own `adapt_and_predict` (its
 evaluation inner loop, prototypes for Prototypical Networks) and returns
 `outputs` (logits, or regression outputs) and, for classification, `classes`
-(the arg max). Queries are normalised with the support set's statistics (the
+(the arg max); a Conditional Neural Process's `outputs` are `[Q, y_dim, 2]`,
+also returned as `mean` and `stddev`. Adaptation is one forward pass for
+R2-D2, Matching and Relation Networks and CNPs. Queries are normalised with the support set's statistics (the
 default `query_statistics="support"`), so a query's prediction does not depend
 on the other queries of the request; a learner trained transductively is
 refused unless the export names a mode (`adaptation_plan.served_query_statistics`).
@@ -104,7 +107,7 @@ def build_signatures(
     rank = 1 + len(task.input_shape)
     target_rank = 1 + len(task.target_shape)
     what = _support_description(task)
-    metric = adaptation_plan.is_metric_learner(learner)
+    neural_process = adaptation_plan.is_neural_process(learner)
 
     def checked_queries(x, name):
         return request_checks.checked_inputs(x, name, None, task.input_shape)
@@ -124,6 +127,8 @@ def build_signatures(
         result = {"outputs": outputs}
         if task.classification:
             result["classes"] = tf.argmax(outputs, axis=-1, output_type=tf.int32)
+        if neural_process:
+            result["mean"], result["stddev"] = outputs[..., 0], outputs[..., 1]
         return result
 
     label_spec = open_spec(target_rank, task.target_dtype, "support_y")
@@ -183,7 +188,7 @@ def build_signatures(
             return {"outputs": learner(checked_queries(inputs, "inputs"), training=False)}
 
         signatures[PREDICT_UNADAPTED] = predict_unadapted
-    if metric:
+    if adaptation_plan.has_embedding(learner):
 
         @tf.function(input_signature=[open_spec(rank, tf.float32, "inputs")])
         def embed(inputs):
@@ -202,6 +207,8 @@ def describe_signatures(
     support = [task.support_size, *task.input_shape]
     labels = describe_input([task.support_size, *task.target_shape], task.target_dtype)
     outputs = ["outputs", "classes"] if task.classification else ["outputs"]
+    if adaptation_plan.is_neural_process(learner):
+        outputs = ["outputs", "mean", "stddev"]
     described = {
         ADAPT_AND_PREDICT: {
             "inputs": {"support_x": describe_input(support, tf.float32), "support_y": labels,
@@ -239,9 +246,10 @@ def describe_signatures(
             "inputs": {"inputs": describe_input(inputs, tf.float32)}, "outputs": ["outputs"],
             "what": "the meta-learned model's outputs, without adaptation",
         }
-    if adaptation_plan.is_metric_learner(learner):
+    if adaptation_plan.has_embedding(learner):
         described[EMBED] = {"inputs": {"inputs": describe_input(inputs, tf.float32)},
-                            "outputs": ["embeddings"], "what": "embeddings of the inputs"}
+                            "outputs": ["embeddings"],
+                            "what": "the embedding network's outputs, flattened"}
     return described
 
 
@@ -376,6 +384,7 @@ def export_saved_model(
     # Refuse before anything is written, the base directory included.
     adaptation_plan.served_query_statistics(adaptation_plan.check_learner(learner),
                                             query_statistics)
+    task_format(learner, ways, shots)
 
     def write(directory: str) -> None:
         write_saved_model(

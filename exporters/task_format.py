@@ -102,6 +102,8 @@ def task_format(learner: MetaLearner, ways: int | None, shots: int) -> TaskForma
     shots = _positive_int("shots", shots)
     if ways is not None:
         ways = _positive_int("ways", ways)
+    if adaptation_plan.is_neural_process(learner):
+        return _neural_process_format(learner, ways, shots)
     model = learner.model
     input_shape = tuple(model.inputs[0].shape[1:]) if hasattr(model, "inputs") else None
     if not input_shape or None in input_shape:
@@ -133,3 +135,18 @@ def task_format(learner: MetaLearner, ways: int | None, shots: int) -> TaskForma
                 f"tasks. Received: model output shape {outputs_shape}"
             )
     return TaskFormat(ways, shots, tuple(input_shape), tuple(target_shape), outputs_shape)
+
+
+def _neural_process_format(learner: MetaLearner, ways: int | None, shots: int) -> TaskFormat:
+    """A CNP's regression tasks: `[x_dim]` inputs, `[y_dim]` targets, `[y_dim, 2]` predictions."""
+    if ways is not None:
+        raise ValueError(
+            "Expected ways=None for ConditionalNeuralProcess (regression: `shots` context "
+            f"points per task). Received: ways={ways!r}"
+        )
+    for role, model in (("encoder", learner.encoder), ("decoder", learner.decoder)):
+        if model.inputs[0].dtype != "float32":
+            raise ValueError(
+                f"Expected float32 {role} inputs. Received: dtype={model.inputs[0].dtype}"
+            )
+    return TaskFormat(None, shots, (learner.x_dim,), (learner.y_dim,), (learner.y_dim, 2))

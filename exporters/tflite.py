@@ -24,6 +24,11 @@ examples, `Q` queries fixed at export, `P` floats of device state):
   app saved) or restore the initial device state, as one flat float32 vector
   whose layout the metadata lists.
 - `embed(inputs[Q]) -> embeddings`: Prototypical Networks only.
+
+Conditional Neural Processes adapt in one forward pass: `train_step` stores
+the context set's mean encoding, `infer` decodes queries with it (outputs
+`[Q, y_dim, 2]`: mean, standard deviation). R2-D2, Matching and Relation
+Networks are refused with the reason (`export_saved_model` serves them).
 - `metadata() -> json`: the export metadata as a JSON string.
 
 Gradient learners run the wrapped model through `LayerProgram` (supported
@@ -63,7 +68,9 @@ from tfmeta.exporters import adaptation_plan, builtin_grads, image_inputs, layer
 from tfmeta.exporters import metadata
 from tfmeta.exporters.layer_program import Statistics
 from tfmeta.exporters.task_format import TaskFormat, task_format
+from tfmeta.learners import MatchingNetworks, R2D2, RelationNetwork
 from tfmeta.learners.base import MetaLearner
+from tfmeta.learners.conditional_neural_process import positive_stddev
 
 _LOSSES = {
     adaptation_plan.CROSS_ENTROPY: builtin_grads.sparse_softmax_cross_entropy,
@@ -469,13 +476,117 @@ class PrototypeDeviceModule(_DeviceModule):
                 "train_step": train_step, "embed": embed, **self._common_signatures()}
 
 
+class NeuralProcessDeviceModule(_DeviceModule):
+    """On-device Conditional Neural Processes: the device state is the task representation `r`
+    (the mean encoding of the context set, after `train_step`; zeros until then).
+
+    Encoder and decoder run with their meta-learned weights as constants
+    (through Keras; nothing is differentiated). `adapt_and_predict` and
+    `infer` return `[Q, y_dim, 2]` (mean, standard deviation); `train_step`'s
+    loss is the Gaussian NLL of the context targets under the new
+    representation.
+    """
+
+    SIGNATURES = _COMMON_SIGNATURES + ("infer", "adapt_and_predict", "train_step")
+
+    def __init__(self, learner: MetaLearner, task: TaskFormat, query_size: int):
+        self._encode = self._constant_call(learner.encoder)
+        self._decode = self._constant_call(learner.decoder)
+        self._min_stddev, self._y_dim = learner.min_stddev, learner.y_dim
+        self._dim = int(learner.encoder.outputs[0].shape[-1])
+        super().__init__([np.zeros([self._dim], np.float32)], task, query_size)
+
+    @staticmethod
+    def _constant_call(model: keras.Model):
+        """`fn(inputs)`: `model` in inference mode with its current weights as constants.
+
+        (A closure keeps the Keras model untracked by the module.)
+        """
+        params = [v.numpy() for v in model.trainable_variables]
+        state = [v.numpy() for v in model.non_trainable_variables]
+
+        @tf.autograph.experimental.do_not_convert
+        def call(inputs):
+            outputs, _ = model.stateless_call([tf.constant(v) for v in params],
+                                              [tf.constant(v) for v in state], inputs,
+                                              training=False)
+            return outputs
+
+        return call
+
+    def layout(self) -> list[dict[str, Any]]:
+        return _layout([("representation", [self._dim], False)])
+
+    def _representation(self, support_x: tf.Tensor, support_y: tf.Tensor) -> tf.Tensor:
+        return tf.reduce_mean(self._encode(tf.concat([support_x, support_y], axis=-1)), axis=0)
+
+    def _predict(self, representation: tf.Tensor, query_x: tf.Tensor) -> tf.Tensor:
+        tiled = tf.tile(representation[tf.newaxis], [query_x.shape[0], 1])
+        outputs = self._decode(tf.concat([tiled, query_x], axis=-1))
+        stddev = positive_stddev(outputs[:, self._y_dim:], self._min_stddev)
+        return tf.stack([outputs[:, : self._y_dim], stddev], axis=-1)
+
+    @staticmethod
+    def _negative_log_likelihood(targets: tf.Tensor, predictions: tf.Tensor) -> tf.Tensor:
+        mean, stddev = predictions[..., 0], predictions[..., 1]
+        per_dimension = (0.5 * tf.square((targets - mean) / stddev) + tf.math.log(stddev)
+                         + 0.5 * float(np.log(2 * np.pi)))
+        return tf.reduce_mean(tf.reduce_sum(per_dimension, axis=-1))
+
+    def signatures(self) -> dict[str, Any]:
+        task, q, s = self._task, self._query_size, self._task.support_size
+
+        @tf.function(input_signature=[task.inputs_spec(s), task.targets_spec(s),
+                                      task.inputs_spec(q)])
+        def adapt_and_predict(support_x, support_y, query_x):
+            support_x, support_y, _ = self._checked_support(support_x, support_y)
+            representation = self._representation(support_x, support_y)
+            return {"outputs": self._predict(representation, _exact_size(query_x))}
+
+        @tf.function(input_signature=[task.inputs_spec(s), task.targets_spec(s)])
+        def train_step(support_x, support_y):
+            support_x, support_y, _ = self._checked_support(support_x, support_y)
+            representation = self._representation(support_x, support_y)
+            self._assign([representation])
+            self.steps_taken.assign_add(1)
+            predictions = self._predict(representation, support_x)
+            return {"loss": self._negative_log_likelihood(support_y, predictions)}
+
+        @tf.function(input_signature=[task.inputs_spec(q)])
+        def infer(query_x):
+            return {"outputs": self._predict(self._read()[0], _exact_size(query_x))}
+
+        return {"infer": infer, "adapt_and_predict": adapt_and_predict,
+                "train_step": train_step, **self._common_signatures()}
+
+
+def _refusal(learner: MetaLearner) -> str | None:
+    """Why a one-pass classifier has no on-device version; None for the other learners."""
+    if isinstance(learner, R2D2):
+        return ("its head solves the ridge regression with a Cholesky factorization, which "
+                "LiteRT has no builtin op for")
+    if isinstance(learner, (MatchingNetworks, RelationNetwork)):
+        return ("tfmeta has no on-device module for its head yet (the state an app would keep "
+                "between train_step and infer is not defined)")
+    return None
+
+
 def device_module(learner: MetaLearner, task: TaskFormat, query_size: int) -> _DeviceModule:
     """The on-device module for `learner`.
 
     Raises:
         ValueError: for learners with no on-device version (FineTune, MAML++
-            per-step BatchNorm statistics), listing the supported ones.
+            per-step BatchNorm statistics, R2-D2, Matching and Relation
+            Networks), saying why and listing the supported ones.
     """
+    reason = _refusal(learner)
+    if reason:
+        raise ValueError(
+            f"Expected a learner with an on-device version. Received: {type(learner).__name__}: "
+            f"{reason}. Use export_saved_model, whose adapt_and_predict is its one forward pass."
+        )
+    if adaptation_plan.is_neural_process(learner):
+        return NeuralProcessDeviceModule(learner, task, query_size)
     if adaptation_plan.is_metric_learner(learner):
         if learner.query_statistics == query_statistics.SUPPORT_INSTANCE:
             raise ValueError(
@@ -489,7 +600,8 @@ def device_module(learner: MetaLearner, task: TaskFormat, query_size: int) -> _D
         return GradientDeviceModule(learner, task, query_size)
     raise ValueError(
         "Expected a learner with an on-device version: a GradientLearner (MAML, MetaSGD, "
-        f"ANIL, Reptile) or ProtoNet. Received: {type(learner).__name__}"
+        f"ANIL, Reptile), ConditionalNeuralProcess or ProtoNet. Received: "
+        f"{type(learner).__name__}"
     )
 
 

@@ -57,6 +57,17 @@ def _dimensions(encoder: keras.Model, decoder: keras.Model) -> tuple[int, int]:
     return x_dim, y_dim
 
 
+def positive_stddev(raw: tf.Tensor, min_stddev: float) -> tf.Tensor:
+    """`min_stddev + (1 - min_stddev) * softplus(raw)`, the decoder's standard deviation.
+
+    Softplus is written `relu(x) + log(1 + exp(-|x|))`: stable for large
+    `|x|`, and made of ops LiteRT has builtin kernels for (it has none for
+    softplus itself), so an on-device export computes the same function.
+    """
+    softplus = tf.nn.relu(raw) + tf.math.log(1.0 + tf.exp(-tf.abs(raw)))
+    return min_stddev + (1.0 - min_stddev) * softplus
+
+
 @keras.saving.register_keras_serializable(package="tfmeta")
 class ConditionalNeuralProcess(base.MetaLearner):
     """A Conditional Neural Process: context points in, a Gaussian for every query out.
@@ -168,8 +179,7 @@ class ConditionalNeuralProcess(base.MetaLearner):
         inputs = tf.concat([tiled, tf.cast(query_x, tiled.dtype)], axis=-1)
         outputs, state = adaptation.forward(self.decoder, params, state, inputs, training)
         mean, raw_stddev = outputs[:, : self.y_dim], outputs[:, self.y_dim:]
-        stddev = self.min_stddev + (1.0 - self.min_stddev) * tf.math.softplus(raw_stddev)
-        return tf.stack([mean, stddev], axis=-1), state
+        return tf.stack([mean, positive_stddev(raw_stddev, self.min_stddev)], axis=-1), state
 
     def predict_without_adaptation(self, task, state):
         return None  # nothing to predict before the context set is seen
