@@ -1,7 +1,8 @@
 """tfmeta: meta-learning for Keras 3 and TensorFlow.
 
-Learners (`MAML`, `MetaSGD`, `ANIL`, `Reptile`, `ProtoNet`, `FineTune`) are
-`keras.Model`s: `compile`, `fit` on meta-batches of episodes from
+Learners (`MAML`, `MetaSGD`, `ANIL`, `Reptile`, `ProtoNet`, `FineTune`, and
+the one-pass `R2D2`, `MatchingNetworks`, `RelationNetwork`,
+`ConditionalNeuralProcess`) are `keras.Model`s: `compile`, `fit` on meta-batches of episodes from
 `tfmeta.data`, `evaluate` after adaptation (`tfmeta.evaluation` for the
 few-shot convention: accuracy over 600 episodes with a 95% CI), and export
 with `tfmeta.exporters`.
@@ -15,6 +16,7 @@ _tensorflow_logs.silence_for_command()  # the `tfmeta` command only, before Tens
 # `tfmeta --help` skips them (and TensorFlow): it is answered from the flag definitions alone.
 if not _tensorflow_logs.help_only():
     from tfmeta import data, distribute, evaluation, losses, models
-    from tfmeta.learners import (ANIL, MAML, R2D2, FineTune, MatchingNetworks, MetaLearner,
-                                 MetaSGD, ProtoNet, RelationNetwork, Reptile)
+    from tfmeta.learners import (ANIL, MAML, R2D2, ConditionalNeuralProcess, FineTune,
+                                 MatchingNetworks, MetaLearner, MetaSGD, ProtoNet,
+                                 RelationNetwork, Reptile)
 from tfmeta.version import __version__

@@ -30,7 +30,7 @@ def classifier(kind, seed=0):
 
 def neural_process(seed=0):
     keras.utils.set_random_seed(seed)
-    cnp = tfmeta.learners.ConditionalNeuralProcess(
+    cnp = tfmeta.ConditionalNeuralProcess(
         tfmeta.models.cnp_encoder(units=(32, 32)),
         tfmeta.models.cnp_decoder(representation_dim=32, units=(32,)))
     return et.compiled(cnp, loss=tfmeta.losses.GaussianNegativeLogLikelihood())

@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 
 import tfmeta
-from tfmeta.learners import ConditionalNeuralProcess
+from tfmeta import ConditionalNeuralProcess
 
 
 def small_cnp(dtype="float32", seed=0, x_dim=1, y_dim=1):
