@@ -46,10 +46,20 @@ def per_task_values(
         metric = lambda targets, predictions: float(learner.task_loss(targets, predictions))
     values = []
     for batch in episodes:
-        predictions = learner.predict_on_batch(batch)
-        for targets, task_predictions in zip(batch["query_y"].numpy(), predictions):
+        for targets, task_predictions in _query_results(learner, batch):
             values.append(metric(targets, task_predictions))
     return np.asarray(values)
+
+
+def _query_results(learner: MetaLearner, batch) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`(query_y, predictions)` of each task of a meta-batch; of padded episodes
+    (`tfmeta.data.variable_episodes`), those of the real queries only."""
+    predictions = learner.predict_on_batch(batch)
+    targets = batch["query_y"].numpy()
+    if "query_mask" not in batch:
+        return list(zip(targets, predictions))
+    masks = batch["query_mask"].numpy()
+    return [(t[m], p[m]) for t, p, m in zip(targets, predictions, masks)]
 
 
 def accuracy(targets: np.ndarray, logits: np.ndarray) -> float:
@@ -106,8 +116,7 @@ def task_scores(
     losses, accuracies = [], []
     classification = None
     for batch in episodes:
-        predictions = learner.predict_on_batch(batch)
-        for targets, task_predictions in zip(batch["query_y"].numpy(), predictions):
+        for targets, task_predictions in _query_results(learner, batch):
             if classification is None:
                 classification = is_classification(targets, task_predictions)
             losses.append(float(learner.task_loss(targets, task_predictions)))

@@ -22,3 +22,8 @@ from tfmeta.data.published_splits import published_split
 from tfmeta.data.mini_imagenet_source import mini_imagenet
 from tfmeta.data.cifar_benchmarks import cifar100, cifar_fs, fc100
 from tfmeta.data.cub_source import cub, cub_split
+from tfmeta.data.variable_episodes import (
+    VARIABLE_EPISODE_CONFIGS,
+    VariableEpisodeConfig,
+    variable_episodes,
+)

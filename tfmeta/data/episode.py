@@ -37,6 +37,10 @@ SUPPORT_Y = "support_y"
 QUERY_X = "query_x"
 QUERY_Y = "query_y"
 EPISODE_KEYS = (SUPPORT_X, SUPPORT_Y, QUERY_X, QUERY_Y)
+# Padded episodes (`tfmeta.data.variable_episodes`) say which examples are real.
+SUPPORT_MASK = "support_mask"
+QUERY_MASK = "query_mask"
+MASK_KEYS = (SUPPORT_MASK, QUERY_MASK)
 
 
 class EpisodeError(tf.errors.InvalidArgumentError, ValueError):
@@ -107,7 +111,9 @@ def model_input_shape(model: keras.Model) -> tuple[int | None, ...] | None:
 
 
 def validate_meta_batch(
-    episodes: Mapping[str, tf.Tensor], model: keras.Model | None = None
+    episodes: Mapping[str, tf.Tensor],
+    model: keras.Model | None = None,
+    padded: bool = False,
 ) -> dict[str, tf.Tensor]:
     """Checks the static shapes of a meta-batch and returns its four tensors.
 
@@ -117,10 +123,25 @@ def validate_meta_batch(
     shape when given; each target tensor has one row per input. Sizes
     unknown until run time are checked by `check_meta_batch_values`.
 
+    Padded episodes (with `support_mask` and `query_mask`, as
+    `tfmeta.data.variable_episodes` makes them) pass only where the caller
+    handles their masks (`padded=True`); the masks are then kept.
+
     Raises:
-        ValueError: naming the first inconsistency found.
+        ValueError: naming the first inconsistency found, or padded episodes
+            where `padded` is False.
     """
+    masks = [key for key in MASK_KEYS if isinstance(episodes, Mapping) and key in episodes]
+    if masks and not padded:
+        raise ValueError(
+            f"Expected episodes without padding. Received: padded episodes ({masks}); of the "
+            "learners only ProtoNet(ways=N) handles their masks: pass N >= the episodes' "
+            "largest way count, or sample fixed-shape episodes (FewShotEpisodes.episodes)"
+        )
+    mask_tensors = {key: tf.convert_to_tensor(episodes[key]) for key in masks}
     episodes = select_episode(episodes)
+    if masks:
+        _check_masks(episodes, mask_tensors)
     sx, sy, qx, qy = (episodes[key] for key in EPISODE_KEYS)
     for key in (SUPPORT_X, QUERY_X):
         if episodes[key].shape.rank is not None and episodes[key].shape.rank < 2:
@@ -163,7 +184,23 @@ def validate_meta_batch(
                     f"Expected `{key}` examples of the model's input shape {expected} (model "
                     f"'{model.name}'). Received: {key}.shape={episodes[key].shape}"
                 )
-    return episodes
+    return {**episodes, **mask_tensors}
+
+
+def _check_masks(episodes: dict[str, tf.Tensor], masks: dict[str, tf.Tensor]) -> None:
+    """Both masks, bool, one entry per support example / query."""
+    if sorted(masks) != sorted(MASK_KEYS):
+        raise ValueError(
+            f"Expected both {list(MASK_KEYS)} in padded episodes. Received: {sorted(masks)}"
+        )
+    for mask_key, key in ((SUPPORT_MASK, SUPPORT_Y), (QUERY_MASK, QUERY_Y)):
+        mask = masks[mask_key]
+        if mask.dtype != tf.bool or not mask.shape.is_compatible_with(episodes[key].shape[:2]):
+            raise ValueError(
+                f"Expected `{mask_key}` as a bool tensor [tasks, examples] matching `{key}`. "
+                f"Received: dtype={mask.dtype.name}, shape={mask.shape}; {key}.shape="
+                f"{episodes[key].shape}"
+            )
 
 
 def class_count(targets: tf.Tensor, prediction_spec: tf.TensorSpec | None) -> int | None | bool:

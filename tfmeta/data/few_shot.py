@@ -239,8 +239,14 @@ class FewShotEpisodes:
             )
         return eligible
 
-    def _device_tensors(self) -> dict[str, tf.Tensor]:
-        """The arrays as eager tensors, made once, so graphs capture them by reference."""
+    def device_tensors(self) -> dict[str, tf.Tensor]:
+        """The arrays as eager tensors, made once, so graphs capture them by reference.
+
+        Returns:
+            `images` (uint8, grouped by base class), `counts` (int32 per base
+            class), `offsets` (int64 first row of each base class) and
+            `rotations` (int32 quarter turns); episode samplers share them.
+        """
         if self._tensors is None:
             data = self._data
             with tf.device("/CPU:0"):
@@ -253,7 +259,7 @@ class FewShotEpisodes:
         return self._tensors
 
     def _episode_fn(self, eligible: np.ndarray, ways: int, shots: int, queries: int, seed: int):
-        tensors = self._device_tensors()
+        tensors = self.device_tensors()
         images, counts, offsets, turns = (
             tensors[k] for k in ("images", "counts", "offsets", "rotations")
         )

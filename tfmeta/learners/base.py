@@ -198,6 +198,10 @@ class MetaLearner(keras.Model):
         self.pre_adaptation_loss_tracker = keras.metrics.Mean(name=_PRE_ADAPTATION_LOSS)
         self.built = True
 
+    # Whether the learner handles padded episodes (`support_mask`, `query_mask`);
+    # the others refuse them with one ValueError (`tfmeta.data.episode`).
+    accepts_padded_episodes = False
+
     # ----------------------------------------------------------------- hooks
     @property
     def meta_variables(self) -> list:
@@ -273,7 +277,9 @@ class MetaLearner(keras.Model):
         predictions). Learners whose wrapped model does not take the episode
         inputs directly (the Conditional Neural Process) override it.
         """
-        episodes = episode_lib.validate_meta_batch(episodes, self.model)
+        episodes = episode_lib.validate_meta_batch(
+            episodes, self.model, padded=self.accepts_padded_episodes
+        )
         return episode_lib.check_meta_batch_values(episodes, self._prediction_spec(episodes))
 
     def xla_unsupported(self) -> str | None:
@@ -383,6 +389,22 @@ class MetaLearner(keras.Model):
         """Updates the compiled metrics on query predictions; `y` defaults to `query_y`."""
         return super().compute_metrics(x, _query_targets(x, y), y_pred, sample_weight)
 
+    def query_loss(self, task: Mapping[str, tf.Tensor], predictions: tf.Tensor) -> tf.Tensor:
+        """The task loss of one task's query predictions, over its real queries only.
+
+        Without a `query_mask` this is `task_loss(query_y, predictions)`; with
+        one (padded episodes), the mean of the per-query losses of the
+        queries the mask keeps, which equals the loss of the unpadded task.
+        """
+        targets = task[episode_lib.QUERY_Y]
+        mask = task.get(episode_lib.QUERY_MASK)
+        if mask is None:
+            return self.task_loss(targets, predictions)
+        values = tf.cast(self._per_example_loss(targets, predictions), predictions.dtype)
+        per_query = tf.reduce_mean(tf.reshape(values, [tf.shape(mask)[0], -1]), axis=1)
+        weights = tf.cast(mask, per_query.dtype)
+        return tf.reduce_sum(per_query * weights) / tf.maximum(tf.reduce_sum(weights), 1.0)
+
     @property
     def task_loss(self) -> adaptation.LossFn:
         """The compiled task loss as `fn(y_true, y_pred) -> scalar`.
@@ -390,6 +412,14 @@ class MetaLearner(keras.Model):
         The loss given to `compile` serves the inner loop (support loss) and
         the outer loop (query loss); it is averaged over a task's examples.
         """
+        per_example_loss = self._per_example_loss
+        return lambda y_true, y_pred: tf.cast(
+            tf.reduce_mean(per_example_loss(y_true, y_pred)), y_pred.dtype
+        )
+
+    @property
+    def _per_example_loss(self) -> adaptation.LossFn:
+        """The compiled loss as `fn(y_true, y_pred) -> per-example values` (no reduction)."""
         if not self.compiled or self.loss is None:
             raise ValueError(
                 f"{type(self).__name__} needs a task loss: call "
@@ -401,10 +431,7 @@ class MetaLearner(keras.Model):
         # A `keras.losses.Loss` object's `__call__` casts to its own dtype and,
         # under tf.distribute, divides by the replica count; its `call` gives
         # the plain per-example values, in the predictions' dtype.
-        per_example_loss = loss.call if isinstance(loss, keras.losses.Loss) else loss
-        return lambda y_true, y_pred: tf.cast(
-            tf.reduce_mean(per_example_loss(y_true, y_pred)), y_pred.dtype
-        )
+        return loss.call if isinstance(loss, keras.losses.Loss) else loss
 
     def compute_meta_gradients(
         self, episodes: dict[str, tf.Tensor]
@@ -420,7 +447,7 @@ class MetaLearner(keras.Model):
             averaged over tasks, the stacked query predictions and the
             non-trainable state to keep.
         """
-        episodes = episode_lib.validate_meta_batch(episodes)
+        episodes = episode_lib.validate_meta_batch(episodes, padded=self.accepts_padded_episodes)
         meta_variables = self.meta_variables
         state = self.read_state()
 
@@ -462,7 +489,7 @@ class MetaLearner(keras.Model):
         meta_variables = self.meta_variables
         with tf.GradientTape() as tape:
             predictions, state = self.adapt_and_predict(task, state, training=True)
-            loss = self.task_loss(task[episode_lib.QUERY_Y], predictions)
+            loss = self.query_loss(task, predictions)
         grads = tape.gradient(
             loss, meta_variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
         )
@@ -484,7 +511,7 @@ class MetaLearner(keras.Model):
             self.optimizer.apply(grads, self.meta_variables)
         for variable, value in zip(self.state_variables, state):
             variable.assign(value)
-        logs = self._update_metrics(loss, episodes[episode_lib.QUERY_Y], predictions)
+        logs = self._update_metrics(loss, episodes, predictions)
         logs.pop(_PRE_ADAPTATION_LOSS, None)
         return _logs_for_distribution(logs, self.distribute_strategy)
 
@@ -507,12 +534,12 @@ class MetaLearner(keras.Model):
             task, task_index = elems
             task_state = _task_state(state, task_index)
             predictions, _ = self.adapt_and_predict(task, task_state, training=False)
-            loss = self.task_loss(task[episode_lib.QUERY_Y], predictions)
+            loss = self.query_loss(task, predictions)
             before = self.predict_without_adaptation(task, task_state)
             has_pre_adaptation.append(before is not None)
             if before is None:  # map_fn needs a fixed signature: repeat the adapted ones
                 return loss, loss, predictions, predictions
-            pre_loss = self.task_loss(task[episode_lib.QUERY_Y], before)
+            pre_loss = self.query_loss(task, before)
             return loss, pre_loss, predictions, before
 
         prediction_spec = self._prediction_spec(episodes)
@@ -534,9 +561,7 @@ class MetaLearner(keras.Model):
         scores = self.query_scores(episodes)
         if _PRE_ADAPTATION_LOSS in scores:
             self.pre_adaptation_loss_tracker.update_state(scores[_PRE_ADAPTATION_LOSS])
-        logs = self._update_metrics(
-            tf.reduce_mean(scores["loss"]), episodes[episode_lib.QUERY_Y], scores["predictions"]
-        )
+        logs = self._update_metrics(tf.reduce_mean(scores["loss"]), episodes, scores["predictions"])
         if _PRE_ADAPTATION_LOSS not in scores:
             logs.pop(_PRE_ADAPTATION_LOSS, None)
         return _logs_for_distribution(logs, self.distribute_strategy)
@@ -592,8 +617,17 @@ class MetaLearner(keras.Model):
             parallel_iterations=self.parallel_tasks,
         )
 
-    def _update_metrics(self, loss, targets, predictions) -> dict:
+    def _update_metrics(self, loss, episodes, predictions) -> dict:
+        """Updates the loss tracker and the compiled metrics, on the real queries only.
+
+        Padded queries are dropped rather than weighted zero: Keras applies
+        sample weights to `weighted_metrics` only, not to `metrics`.
+        """
         self._loss_tracker.update_state(loss)
+        targets = episodes[episode_lib.QUERY_Y]
+        mask = episodes.get(episode_lib.QUERY_MASK)
+        if mask is not None:
+            targets, predictions = (tf.boolean_mask(t, mask) for t in (targets, predictions))
         return self.compute_metrics(None, targets, predictions)
 
     def _prediction_spec(self, episodes: dict[str, tf.Tensor]) -> tf.TensorSpec:

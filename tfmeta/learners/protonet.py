@@ -26,7 +26,18 @@ class ProtoNet(base.MetaLearner):
     pre-adaptation loss.
 
     Support labels must be the class ids `0..N-1` (as `tfmeta.data` episodes
-    are). Predictions have shape `[Q, N]`.
+    are). Predictions have shape `[Q, N]`. With `ways=N`, an episode may hold
+    fewer classes than N: the logits of classes without support examples
+    are a large negative number, so they never win and add nothing to the
+    loss.
+
+    Padded episodes (`tfmeta.data.variable_episodes`: varying ways and shots,
+    `support_mask` and `query_mask`) need `ways=N` with N at least their
+    largest way count. Only the real examples are embedded (so BatchNorm's
+    batch statistics are those of the unpadded episode), the loss and the
+    compiled metrics count only real queries, and the predictions of padded
+    queries are zeros: the results equal those of the unpadded episode, in
+    one trace for every episode shape.
 
     Args:
         model: a built Keras model mapping inputs to embeddings `[batch, D]`
@@ -74,19 +85,46 @@ class ProtoNet(base.MetaLearner):
             )
         self.ways = ways
 
+    accepts_padded_episodes = True
+
+    def checked_episodes(self, episodes):
+        """As `MetaLearner.checked_episodes`; padded episodes need `ways=N` (a fixed logit count)."""
+        if self.ways is None and any(key in episodes for key in episode_lib.MASK_KEYS):
+            raise ValueError(
+                "Expected ProtoNet(ways=N) for padded episodes (N >= their largest way count: "
+                "every task of a meta-batch predicts N scores). Received: ways=None"
+            )
+        return super().checked_episodes(episodes)
+
     def adapt_and_predict(self, task, state, training):
         params, _ = adaptation.initial_weights(self.model)
+        support_x, support_y = task[episode_lib.SUPPORT_X], task[episode_lib.SUPPORT_Y]
+        query_x = task[episode_lib.QUERY_X]
+        padded = episode_lib.QUERY_MASK in task
+        if padded:  # Embed the real examples only.
+            support_rows = tf.where(task[episode_lib.SUPPORT_MASK])[:, 0]
+            query_rows = tf.where(task[episode_lib.QUERY_MASK])[:, 0]
+            support_x, support_y = (tf.gather(t, support_rows) for t in (support_x, support_y))
+            query_x = tf.gather(query_x, query_rows)
         support, queries, model_state = query_statistics_lib.episode_forward(
             self.model,
             params,
             self.model_state(state),
-            task[episode_lib.SUPPORT_X],
-            task[episode_lib.QUERY_X],
+            support_x,
+            query_x,
             mode=self.query_statistics,
             training=training,
         )
-        prototypes = self.prototypes(_flatten(support), task[episode_lib.SUPPORT_Y])
-        return _squared_distance_logits(_flatten(queries), prototypes), model_state
+        prototypes = self.prototypes(_flatten(support), support_y)
+        logits = _squared_distance_logits(_flatten(queries), prototypes)
+        if self.ways is not None:
+            logits = _without_absent_classes(logits, support_y, self.ways)
+        if padded:
+            rows = tf.shape(task[episode_lib.QUERY_X], out_type=tf.int64)[0]
+            logits = tf.scatter_nd(
+                query_rows[:, tf.newaxis], logits, tf.stack([rows, tf.shape(logits, tf.int64)[1]])
+            )
+        return logits, model_state
 
     def prototypes(self, support_embeddings: tf.Tensor, support_y: tf.Tensor) -> tf.Tensor:
         """The mean embedding of each class: `[N, D]` from `[S, D]` embeddings and labels."""
@@ -124,6 +162,17 @@ class ProtoNet(base.MetaLearner):
 
 def _flatten(embeddings: tf.Tensor) -> tf.Tensor:
     return tf.reshape(embeddings, [tf.shape(embeddings)[0], -1])
+
+
+# The logit of a class without support examples: exp() of it vanishes next to any real logit.
+ABSENT_CLASS_LOGIT = -1e30
+
+
+def _without_absent_classes(logits: tf.Tensor, support_y: tf.Tensor, ways: int) -> tf.Tensor:
+    """`logits` (`[Q, ways]`) with classes that have no support example set to `ABSENT_CLASS_LOGIT`."""
+    labels = tf.cast(tf.reshape(support_y, [-1]), tf.int32)
+    present = tf.math.unsorted_segment_max(tf.ones_like(labels), labels, ways) > 0
+    return tf.where(present[tf.newaxis], logits, tf.cast(ABSENT_CLASS_LOGIT, logits.dtype))
 
 
 def _squared_distance_logits(queries: tf.Tensor, prototypes: tf.Tensor) -> tf.Tensor:

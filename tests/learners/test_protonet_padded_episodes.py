@@ -1,0 +1,138 @@
+"""ProtoNet on padded variable-way, variable-shot episodes: the unpadded results, one trace."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import tfmeta
+
+CONFIG = tfmeta.data.VariableEpisodeConfig(
+    min_ways=2, max_ways=6, max_support_size=24, max_support_per_class=5, max_query_per_class=3
+)
+
+
+def toy_source(num_classes=10, per_class=12, size=6, seed=0):
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, [num_classes * per_class, size, size, 1], np.uint8)
+    labels = np.repeat(np.arange(num_classes), per_class)
+    return tfmeta.data.FewShotEpisodes.from_arrays(images, labels)
+
+
+def embedding(seed=0):
+    keras.utils.set_random_seed(seed)
+    return keras.Sequential([
+        keras.Input((6, 6, 1)),
+        keras.layers.Conv2D(4, 3),
+        keras.layers.BatchNormalization(),
+        keras.layers.ReLU(),
+        keras.layers.Flatten(),
+        keras.layers.Dense(5),
+    ])
+
+
+def compiled(learner):
+    learner.compile(optimizer=keras.optimizers.SGD(0.1),
+                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                    metrics=["accuracy"])
+    return learner
+
+
+def padded_batch(tasks=4, seed=0):
+    data = tfmeta.data.variable_episodes(toy_source(), CONFIG, meta_batch_size=tasks, seed=seed)
+    return next(iter(data))
+
+
+def unpadded(batch, task):
+    """Task `task` of a padded meta-batch as a one-task batch without padding."""
+    support = batch["support_mask"][task]
+    query = batch["query_mask"][task]
+    return {
+        "support_x": batch["support_x"][task][support][tf.newaxis],
+        "support_y": batch["support_y"][task][support][tf.newaxis],
+        "query_x": batch["query_x"][task][query][tf.newaxis],
+        "query_y": batch["query_y"][task][query][tf.newaxis],
+    }
+
+
+def test_padded_predictions_losses_and_gradients_equal_the_unpadded_episodes():
+    batch = padded_batch()
+    assert len(set(batch["ways"].numpy())) > 1  # the meta-batch mixes way counts
+    padded = compiled(tfmeta.ProtoNet(embedding(), ways=CONFIG.max_ways))
+    plain = compiled(tfmeta.ProtoNet(embedding(), ways=None))
+    logits = padded.predict_on_batch(batch)
+    scores = padded.query_scores(padded.checked_episodes(batch))
+    for task in range(4):
+        episode = unpadded(batch, task)
+        ways = int(batch["ways"][task])
+        expected = plain.predict_on_batch(episode)[0]
+        query = batch["query_mask"][task].numpy()
+        np.testing.assert_allclose(logits[task][query][:, :ways], expected, rtol=1e-5, atol=1e-5)
+        assert np.all(logits[task][query][:, ways:] < -1e29)
+        assert not logits[task][~query].any()
+        np.testing.assert_allclose(
+            scores["loss"][task], plain.query_scores(plain.checked_episodes(episode))["loss"][0],
+            rtol=1e-5,
+        )
+        # Meta-training: BatchNorm's batch statistics and the meta-gradients of the real examples.
+        one_task = {key: value[task : task + 1] for key, value in batch.items()}
+        loss, grads, _, state = padded.compute_meta_gradients(one_task)
+        loss_plain, grads_plain, _, state_plain = plain.compute_meta_gradients(episode)
+        np.testing.assert_allclose(loss, loss_plain, rtol=1e-5)
+        for g, g_plain in zip(grads + state, grads_plain + state_plain):
+            np.testing.assert_allclose(g, g_plain, rtol=1e-4, atol=1e-6)
+
+
+def test_metrics_count_only_real_queries():
+    batch = padded_batch(seed=1)
+    learner = compiled(tfmeta.ProtoNet(embedding(), ways=CONFIG.max_ways))
+    logs = learner.evaluate(tf.data.Dataset.from_tensors(batch), return_dict=True, verbose=0)
+    logits = learner.predict_on_batch(batch)
+    mask = batch["query_mask"].numpy()
+    correct = np.argmax(logits, -1) == batch["query_y"].numpy()
+    np.testing.assert_allclose(logs["accuracy"], correct[mask].mean(), rtol=1e-6)
+
+
+class CountingProtoNet(tfmeta.ProtoNet):
+    traces = 0
+
+    def adapt_and_predict(self, task, state, training):
+        if training:
+            type(self).traces += 1
+        return super().adapt_and_predict(task, state, training)
+
+
+def test_training_on_episodes_of_many_shapes_traces_once():
+    data = tfmeta.data.variable_episodes(toy_source(), CONFIG, meta_batch_size=2, seed=0)
+    shapes = {tuple(b["ways"].numpy()) for b in data.take(8)}
+    assert len(shapes) > 3
+    learner = compiled(CountingProtoNet(embedding(), ways=CONFIG.max_ways))
+    learner.fit(data, steps_per_epoch=1, epochs=1, verbose=0)
+    traces = CountingProtoNet.traces  # Keras's first step (one trace, or two with its build)
+    learner.fit(data.skip(1), steps_per_epoch=8, epochs=1, verbose=0)
+    assert CountingProtoNet.traces == traces <= 2
+
+
+def test_learners_without_mask_support_refuse_padded_episodes():
+    batch = padded_batch()
+    maml = compiled(tfmeta.MAML(keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Flatten(),
+                                                  keras.layers.Dense(6)])))
+    with pytest.raises(ValueError, match="only ProtoNet\\(ways=N\\) handles their masks"):
+        maml.predict_on_batch(batch)
+    with pytest.raises(ValueError, match="Expected ProtoNet\\(ways=N\\) for padded episodes"):
+        compiled(tfmeta.ProtoNet(embedding(), ways=None)).train_on_batch(batch)
+
+
+def test_evaluate_episodes_scores_real_queries_only():
+    data = tfmeta.data.variable_episodes(toy_source(), CONFIG, meta_batch_size=2, num_episodes=4,
+                                         seed=2)
+    learner = compiled(tfmeta.ProtoNet(embedding(), ways=CONFIG.max_ways))
+    result = tfmeta.evaluation.evaluate_episodes(learner, data)
+    expected = []
+    for batch in data:
+        logits = learner.predict_on_batch(batch)
+        for task in range(2):
+            mask = batch["query_mask"][task].numpy()
+            expected.append(np.mean(np.argmax(logits[task][mask], -1)
+                                    == batch["query_y"][task].numpy()[mask]))
+    np.testing.assert_allclose(result["accuracy"], np.mean(expected), rtol=1e-6)
