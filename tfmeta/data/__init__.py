@@ -27,3 +27,4 @@ from tfmeta.data.variable_episodes import (
     VariableEpisodeConfig,
     variable_episodes,
 )
+from tfmeta.data.augmentation import EpisodeAugmentation, augment_episodes
