@@ -24,6 +24,7 @@ import tfmeta.data.tfds_images
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 OMNIGLOT = "path/to/omniglot.tar.gz"
+BENCHMARK_LAYOUTS = Path(__file__).resolve().parent / "data" / "benchmark_layouts.py"
 
 
 @dataclasses.dataclass
@@ -78,6 +79,16 @@ SHRINK = {
         ("meta_batch_size=32", "meta_batch_size=2", 1),
         ("steps_per_epoch=500, epochs=10", "steps_per_epoch=2, epochs=1", 1),
     ],
+    ("Standard benchmarks from files you hold", 0): [
+        ("path/to/mini-imagenet", "mini", 1),
+        ("path/to/CUB_200_2011", "cub/CUB_200_2011", 1),
+        # ResNet-12's first meta-training step costs ~40 s here, Conv-4's ~5 s.
+        ("tfmeta.models.resnet12((84, 84, 3))",
+         "tfmeta.models.conv4((84, 84, 3), num_classes=None, filters=4, max_pool=True)", 1),
+        ("steps_per_epoch=1000, epochs=10", "steps_per_epoch=1, epochs=1", 1),
+        ("shots=5, queries=15", "shots=1, queries=1", 1),
+        ("num_episodes=600", "num_episodes=5", 1),
+    ],
     ("Meta-reinforcement learning", 0): [
         ("steps_per_epoch=10, epochs=10", "steps_per_epoch=1, epochs=1", 1),
         ("rollouts_per_task=20", "rollouts_per_task=2", 1),
@@ -90,6 +101,17 @@ SHRINK = {
 # What a block uses that the README defines in prose: a trained 5-way Omniglot MAML and a task.
 SETUP = {
     ("Distributed training", 0): "import keras, tfmeta\n",
+    # Tiny copies of the benchmark folders (real names, 8x8 images; tests/data/benchmark_layouts.py).
+    ("Standard benchmarks from files you hold", 0): f"""
+import importlib.util
+from pathlib import Path
+_spec = importlib.util.spec_from_file_location("benchmark_layouts", {str(BENCHMARK_LAYOUTS)!r})
+_layouts = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_layouts)
+Path("mini").mkdir()
+_layouts.write_mini_imagenet_csv_layout(Path("mini"))
+_layouts.write_cub(Path("cub"), per_class=2)
+""",
     ("On the device with LiteRT", 0): """
 import keras, numpy as np, tfmeta, tfmeta.exporters
 maml = tfmeta.MAML(tfmeta.models.conv4((28, 28, 1), 5, filters=8), inner_learning_rate=0.4,
