@@ -5,6 +5,8 @@
 - `GaussianNegativeLogLikelihood`: the Conditional Neural Process loss, the
   negative log-density of the targets under a predicted mean and standard
   deviation.
+- `predictive_mean_squared_error`: the squared error of that predicted mean,
+  a metric comparable with the point-estimate learners' `mse`.
 """
 
 from __future__ import annotations
@@ -66,3 +68,24 @@ class GaussianNegativeLogLikelihood(keras.losses.Loss):
         per_dimension = (0.5 * tf.square((y_true - mean) / stddev) + tf.math.log(stddev)
                          + 0.5 * math.log(2 * math.pi))
         return tf.reduce_sum(per_dimension, axis=-1)
+
+
+@keras.saving.register_keras_serializable(package="tfmeta")
+def predictive_mean_squared_error(y_true, y_pred):
+    """The squared error of the predicted mean, per example, for predictions `[..., D, 2]`.
+
+    Averaged over the D target dimensions; the standard deviation is ignored.
+    As a metric it puts a CNP beside learners that predict point estimates
+    (their `mse`).
+
+    Example:
+
+    ```python
+    tfmeta.losses.predictive_mean_squared_error(
+        tf.ones([3, 1]), tf.stack([tf.zeros([3, 1]), tf.ones([3, 1])], -1))  # [1., 1., 1.]
+    ```
+    """
+    y_pred = tf.convert_to_tensor(y_pred)
+    mean = y_pred[..., 0]
+    y_true = tf.cast(tf.reshape(y_true, tf.shape(mean)), y_pred.dtype)
+    return tf.reduce_mean(tf.square(y_true - mean), axis=-1)

@@ -129,6 +129,21 @@ CASES = [
         "cannot learn the sinusoid regression tasks",
     ),
     (
+        "one_pass_classifier_on_curves",
+        ["train", "--algorithm=r2d2", "--dataset=gaussian_process"],
+        "--algorithm=r2d2 classifies images and cannot learn the gaussian_process regression",
+    ),
+    (
+        "cnp_on_images",
+        ["train", "--algorithm=cnp", "--dataset={images}", *TOY],
+        "--algorithm=cnp predicts regression targets and cannot classify --dataset=",
+    ),
+    (
+        "cnp_with_query_statistics",
+        ["train", "--algorithm=cnp", "--query_statistics=support"],
+        "--query_statistics does not apply to --algorithm=cnp",
+    ),
+    (
         "metasgd_with_fixed_rate",
         ["train", "--algorithm=metasgd", "--eval_inner_learning_rate=0.1"],
         "leave it unset",
@@ -156,7 +171,7 @@ CASES = [
     (
         "not_a_dataset_name",
         ["train", "--dataset=Not A Name!"],
-        "is neither 'sinusoid', 'omniglot', a TFDS name",
+        "is neither 'sinusoid', 'gaussian_process', 'omniglot', a TFDS name",
     ),
     (
         "missing_omniglot_archive",

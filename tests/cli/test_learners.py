@@ -17,15 +17,16 @@ TINY = [
     "--batch_size=8",
 ]
 # Tracing a Conv-4 meta-gradient costs 10-40 s on a busy 2-core CPU: the default run
-# trains one learner of each kind on images, the slow run all of them.
-FAST_ON_IMAGES = ("maml", "protonet", "finetune")
+# trains one learner of each kind on images (the one-pass ones have no inner loop to
+# differentiate), the slow run all of them.
+FAST_ON_IMAGES = ("maml", "protonet", "finetune", "r2d2", "matching", "relation")
 
 
 @pytest.mark.parametrize(
     "algorithm",
     [
         a if a in FAST_ON_IMAGES else pytest.param(a, marks=pytest.mark.slow)
-        for a in options.ALGORITHMS
+        for a in options.ALGORITHMS if a not in options.REGRESSION_ONLY
     ],
 )
 def test_every_algorithm_trains_and_evaluates_on_image_classes(
@@ -80,3 +81,22 @@ def test_gradient_algorithms_learn_sinusoids(run_tfmeta, tmp_path, algorithm):
     assert metrics["eval"]["query_loss_after_adaptation"]["tasks"] == 10
     assert metrics["options"]["algorithm"] == algorithm
 
+
+
+@pytest.mark.parametrize("dataset", ["gaussian_process", "sinusoid"])
+def test_conditional_neural_process_learns_curves_and_exports(run_tfmeta, tmp_path, dataset):
+    result = run_tfmeta(
+        "train", "--algorithm=cnp", f"--dataset={dataset}", *TINY, "--eval_episodes=10",
+        "--eval_queries=20", f"--output_dir={tmp_path}",
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    evaluation = json.loads((tmp_path / "metrics.json").read_text())["eval"]
+    assert evaluation["query_loss_after_adaptation"]["tasks"] == 10  # the Gaussian NLL
+    assert evaluation["query_mse_of_mean"]["tasks"] == 10
+    assert evaluation["query_mse_of_mean"]["mean"] > 0
+    assert "held-out query NLL: " in result.stdout and "MSE of the predicted mean" in result.stdout
+    for export_format in ("saved_model", "tflite"):
+        result = run_tfmeta("export", f"--output_dir={tmp_path}", f"--format={export_format}")
+        assert result.returncode == 0, result.stderr[-3000:]
+    assert list((tmp_path / "export").glob("*/1/saved_model.pb"))
+    assert list((tmp_path / "export").glob("*.tflite"))

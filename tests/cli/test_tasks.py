@@ -91,7 +91,7 @@ def test_a_resumed_training_stream_is_the_rest_of_the_whole_stream():
     run_options = options.RunOptions(
         iterations=40, steps_per_epoch=1, meta_batch_size=1, shots=1, queries=1
     )
-    source = tasks.SinusoidSource(run_options)
+    source = tasks.RegressionSource(run_options)
     whole = [batch["support_x"].numpy() for batch in source.train_episodes()]
     assert len(whole) == 40 and len({a.tobytes() for a in whole}) == 40  # blocks differ
     for initial_epoch, expected in ((3, whole[3:]), (40, whole[39:])):  # 40: a finished run

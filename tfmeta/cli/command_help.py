@@ -15,7 +15,10 @@ from absl import flags
 from tfmeta.cli import options
 
 WIDTH = 100
-CONFIG_NAMES = "sinusoid_<algorithm>, omniglot_<N>w<K>s_<algorithm> (N 5 or 20, K 1 or 5)."
+CONFIG_NAMES = (
+    "sinusoid_<algorithm>, gaussian_process_cnp, omniglot_<N>w<K>s_<algorithm> (N 5 or 20, K 1 "
+    "or 5)."
+)
 COMMANDS = (
     ("train", "meta-train (or resume), validate each epoch, evaluate, write a run directory"),
     ("evaluate", "evaluate a run's learner again; writes evaluations/<setting>.json in the run"),

@@ -238,7 +238,7 @@ def _callbacks(learner, source, options: RunOptions, output_dir: pathlib.Path, k
         step_summaries.StepSummaries(
             learner, output_dir / "logs" / "steps", options.log_every, options.steps_per_epoch,
             per_step, source.probe_batch(), items=items,
-            draw_adaptation=not source.classification and options.algorithm != "finetune",
+            draw_adaptation=options.dataset == options_lib.SINUSOID and options.algorithm != "cnp",
         ),
         *([keep_best] if keep_best else []),
         checkpoint,  # last: a checkpoint follows the history rows of its epochs

@@ -1,7 +1,7 @@
 """Named configurations of `tfmeta train`: the published protocols, as option values.
 
 `--config=NAME` sets these values; flags given explicitly override them.
-Names read `<dataset>_<algorithm>` for the sinusoid and
+Names read `<dataset>_<algorithm>` for the regression families and
 `omniglot_<N>w<K>s_<algorithm>` for Omniglot (N-way K-shot, the Vinyals
 split). Sources of the settings:
 
@@ -22,6 +22,28 @@ split). Sources of the settings:
 - FineTune: the baseline of Chen et al. 2019: a classifier pretrained on all
   training classes (Adam 1e-3, batches of 64), a new head fine-tuned for 100
   steps of 0.1 per test episode.
+- R2-D2: Bertinetto et al. 2019: Adam 5e-3, ridge penalty and output scale
+  starting at 50 and 10 (the authors' code) and meta-learned; one episode per
+  update, 15 queries per class. Not done here: the paper's learning-rate
+  halving and early stopping.
+- Matching Networks: Vinyals et al. 2016: the paper's Omniglot embedding
+  (4 x [conv 3x3, 64 filters, BatchNorm, ReLU, 2x2 max-pool]), cosine
+  attention without full-context embeddings (the paper's Omniglot setting).
+  The paper gives no optimizer settings: Adam 1e-3, one episode per update,
+  5 queries per class and 20,000 updates are tfmeta's choices.
+- Relation Networks: Sung et al. 2018: Adam 1e-3, one episode per update,
+  19 / 15 / 10 / 5 queries per class for 5-way 1-shot / 5-way 5-shot /
+  20-way 1-shot / 20-way 5-shot, 1,000,000 episodes, MSE of the relation
+  scores; relation module 2 x [conv 64, BatchNorm, ReLU, max-pool] + 8 + 1
+  units. Not done here: halving the learning rate every 100,000 episodes;
+  the embedding is tfmeta's stride-2 Conv-4 up to its last ReLU (2x2 maps),
+  not the paper's max-pooled one.
+- Conditional Neural Processes: Garnelo et al. 2018 (their released 1-D
+  regression code): encoder 4 x 128, decoder 2 x 128, Adam 1e-4, meta-batch
+  64, up to 10 context points (here always 10) and 10 targets in training,
+  200,000 updates; evaluated on 400 target points per curve. The curves are
+  `--dataset=gaussian_process` (RBF kernel, lengthscale 0.4, x in [-2, 2]);
+  `sinusoid_cnp` trains the same networks on MAML's sinusoid protocol.
 
 Evaluation everywhere: 600 held-out tasks, 15 queries per class for
 Omniglot, mean accuracy with a 95% confidence interval.
@@ -54,7 +76,24 @@ _SINUSOID_ALGORITHMS: dict[str, dict[str, Any]] = {
     "reptile": dict(
         meta_batch_size=5, inner_steps=5, inner_learning_rate=0.02, meta_learning_rate=1.0
     ),
+    "cnp": {},
 }
+
+_GAUSSIAN_PROCESS_CNP = dict(
+    algorithm="cnp",
+    dataset="gaussian_process",
+    shots=10,
+    queries=10,
+    eval_queries=400,
+    meta_batch_size=64,
+    meta_learning_rate=1e-4,
+    iterations=200000,
+    steps_per_epoch=1000,
+    eval_episodes=600,
+)
+
+# Relation Networks' queries per class in training (Sung et al. 2018), by (ways, shots).
+_RELATION_QUERIES = {(5, 1): 19, (5, 5): 15, (20, 1): 10, (20, 5): 5}
 
 
 def _omniglot(ways: int, shots: int, algorithm: str) -> dict[str, Any]:
@@ -100,6 +139,20 @@ def _omniglot(ways: int, shots: int, algorithm: str) -> dict[str, Any]:
             iterations=20000,
             steps_per_epoch=1000,
         )
+    elif algorithm == "r2d2":
+        options.update(
+            queries=15, meta_batch_size=1, meta_learning_rate=5e-3, iterations=20000,
+            steps_per_epoch=1000,
+        )
+    elif algorithm == "matching":
+        options.update(
+            queries=5, meta_batch_size=1, max_pool=True, iterations=20000, steps_per_epoch=1000,
+        )
+    elif algorithm == "relation":
+        options.update(
+            queries=_RELATION_QUERIES[ways, shots], meta_batch_size=1, iterations=1000000,
+            steps_per_epoch=1000,
+        )
     else:  # finetune
         options.update(
             batch_size=64,
@@ -120,6 +173,8 @@ CONFIGS: dict[str, dict[str, Any]] = {
         f"omniglot_{ways}w{shots}s_{algorithm}": _omniglot(ways, shots, algorithm)
         for ways in (5, 20)
         for shots in (1, 5)
-        for algorithm in ("maml", "fomaml", "metasgd", "anil", "reptile", "protonet", "finetune")
+        for algorithm in ("maml", "fomaml", "metasgd", "anil", "reptile", "protonet", "finetune",
+                          "r2d2", "matching", "relation")
     },
+    "gaussian_process_cnp": _GAUSSIAN_PROCESS_CNP,
 }

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from tfmeta import learners, models
+from tfmeta import learners, losses, models
 from tfmeta.cli.options import RunOptions
 
 _GRADIENT_LEARNERS = {
@@ -16,19 +16,44 @@ _GRADIENT_LEARNERS = {
 }
 
 
+# Learners that classify from embeddings with a head of their own, not a `--ways` output layer.
+_EMBEDDING_LEARNERS = ("protonet", "finetune", "r2d2", "matching", "relation")
+# One-pass classifiers: `ways=None` when evaluation and training ways differ.
+_SUPPORT_SET_CLASSIFIERS = {
+    "r2d2": learners.R2D2,
+    "matching": learners.MatchingNetworks,
+    "relation": learners.RelationNetwork,
+}
+
+
 def _network(
     options: RunOptions, input_shape: tuple[int, ...], classification: bool
 ) -> keras.Model:
-    """The wrapped model: the sinusoid MLP, or Conv-4 (an embedding for protonet and finetune)."""
+    """The wrapped model: the regression MLP, or Conv-4 (an embedding for the metric and
+    one-pass learners; feature maps before its pooling for Relation Networks)."""
     if not classification:
         return models.mlp()
-    embedding_only = options.algorithm in ("protonet", "finetune")
-    return models.conv4(
+    embedding_only = options.algorithm in _EMBEDDING_LEARNERS
+    net = models.conv4(
         input_shape,
         num_classes=None if embedding_only else options.ways,
         filters=options.filters,
         max_pool=options.max_pool,
     )
+    if options.algorithm == "relation":
+        return keras.Model(net.input, net.get_layer("block3_relu").output, name="embedding")
+    return net
+
+
+def _support_set_classifier(
+    options: RunOptions, net: keras.Model, common: dict
+) -> learners.SupportSetClassifier:
+    """R2-D2, Matching or Relation Networks over `net`, N-way unless evaluation changes N."""
+    ways = options.ways if options.evaluation_ways == options.ways else None
+    if options.algorithm == "relation":
+        module = models.relation_module(net.outputs[0].shape[1:], filters=options.filters)
+        return learners.RelationNetwork(net, module, ways=ways, **common)
+    return _SUPPORT_SET_CLASSIFIERS[options.algorithm](net, ways=ways, **common)
 
 
 def build(
@@ -42,12 +67,18 @@ def build(
     is compiled without one: `FineTune.pretrain` trains its body.
     """
     keras.utils.set_random_seed(options.seed)
+    if options.algorithm == "cnp":
+        learner = learners.ConditionalNeuralProcess(models.cnp_encoder(), models.cnp_decoder())
+        _compile(learner, options, classification)
+        return learner
     net = _network(options, input_shape, classification)
     common = (
         {} if options.query_statistics is None
         else {"query_statistics": options.query_statistics}
     )
-    if options.algorithm == "protonet":
+    if options.algorithm in _SUPPORT_SET_CLASSIFIERS:
+        learner = _support_set_classifier(options, net, common)
+    elif options.algorithm == "protonet":
         learner = learners.ProtoNet(net, **common)
     elif options.algorithm == "finetune":
         if options.eval_inner_learning_rate is not None:  # else FineTune's default
@@ -72,8 +103,18 @@ def build(
 
 
 def _compile(learner: learners.MetaLearner, options: RunOptions, classification: bool) -> None:
-    """Compiles with the task loss, accuracy for classification, and the outer optimizer."""
-    if classification:
+    """Compiles with the task loss, accuracy for classification, and the outer optimizer.
+
+    Relation Networks regress scores to one-hot labels (their paper's loss);
+    a CNP is trained by Gaussian NLL and also reports the squared error of
+    its predicted mean (comparable with the other learners' `mse`).
+    """
+    if options.algorithm == "relation":
+        loss, metrics = losses.OneHotMeanSquaredError(), ["accuracy"]
+    elif options.algorithm == "cnp":
+        loss = losses.GaussianNegativeLogLikelihood()
+        metrics = [losses.predictive_mean_squared_error]
+    elif classification:
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         metrics = ["accuracy"]
     else:

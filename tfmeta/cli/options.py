@@ -23,9 +23,14 @@ from absl import flags
 
 from tfmeta.cli import configs
 
-ALGORITHMS = ("maml", "fomaml", "metasgd", "anil", "reptile", "protonet", "finetune")
+ALGORITHMS = (
+    "maml", "fomaml", "metasgd", "anil", "reptile", "protonet", "finetune",
+    "r2d2", "matching", "relation", "cnp",
+)
 RL_ALGORITHMS = ("maml_trpo", "maml_ppo")  # meta-RL with --env: see tfmeta.cli.rl_train
-CLASSIFICATION_ONLY = ("protonet", "finetune")
+# Classifiers whose head is no `--ways` output layer (any --eval_ways evaluates).
+CLASSIFICATION_ONLY = ("protonet", "finetune", "r2d2", "matching", "relation")
+REGRESSION_ONLY = ("cnp",)
 EXPORT_FORMATS = ("saved_model", "tflite")
 OMNIGLOT_PROTOCOLS = ("vinyals", "lake")
 OPTIONS_FILE = "options.json"
@@ -34,6 +39,8 @@ CHECKPOINT_DIR = "checkpoints"
 
 # The kinds of --dataset (see `dataset_kind`).
 SINUSOID = "sinusoid"
+GAUSSIAN_PROCESS = "gaussian_process"
+REGRESSION_DATASETS = (SINUSOID, GAUSSIAN_PROCESS)  # generated task families
 OMNIGLOT = "omniglot"
 IMAGE_FOLDER = "image_folder"
 TFDS = "tfds"
@@ -71,7 +78,8 @@ flags.DEFINE_string(
 flags.DEFINE_string(
     "dataset",
     "sinusoid",
-    "Task source: 'sinusoid'; 'omniglot' (the archive or folder given by --data_dir, else "
+    "Task source: 'sinusoid'; 'gaussian_process' (RBF curves of the CNP paper); 'omniglot' "
+    "(the archive or folder given by --data_dir, else "
     "TFDS's builder); a TFDS name such as 'mnist'; or an ImageFolder directory "
     "<dir>/<split>/<class>/<image> (an existing path, or one starting with '.', '/' or '~').",
 )
@@ -235,7 +243,7 @@ class RunOptions:
 
     @property
     def classification(self) -> bool:
-        return self.dataset != SINUSOID
+        return self.dataset not in REGRESSION_DATASETS
 
     @property
     def step_name(self) -> str:
@@ -347,12 +355,13 @@ def saved_options_text(options: RunOptions) -> str:
 
 
 def dataset_kind(dataset: str) -> str:
-    """`SINUSOID`, `OMNIGLOT`, `IMAGE_FOLDER` or `TFDS`.
+    """`SINUSOID`, `GAUSSIAN_PROCESS`, `OMNIGLOT`, `IMAGE_FOLDER` or `TFDS`.
 
     A dataset is an ImageFolder path if it exists as a directory or starts with
-    '.', '/' or '~'; any other name but 'sinusoid' and 'omniglot' is a TFDS name.
+    '.', '/' or '~'; any other name but 'sinusoid', 'gaussian_process' and
+    'omniglot' is a TFDS name.
     """
-    if dataset in (SINUSOID, OMNIGLOT):
+    if dataset in (*REGRESSION_DATASETS, OMNIGLOT):
         return dataset
     if dataset.startswith((".", "~", os.sep)) or os.path.isdir(dataset):
         return IMAGE_FOLDER
@@ -430,6 +439,11 @@ def check_options(options: RunOptions) -> None:
                 f"cannot evaluate --eval_ways={options.eval_ways}; leave --eval_ways unset, or "
                 "use --algorithm=protonet or finetune"
             )
+    if options.algorithm == "cnp" and options.query_statistics is not None:
+        raise ValueError(
+            "--query_statistics does not apply to --algorithm=cnp (its encoder sees the "
+            "context set only and its decoder each query on its own); leave it unset"
+        )
     if options.algorithm == "metasgd" and options.eval_inner_learning_rate is not None:
         raise ValueError(
             "--eval_inner_learning_rate does not apply to --algorithm=metasgd (it learns its "
@@ -439,22 +453,28 @@ def check_options(options: RunOptions) -> None:
 
 def _check_dataset(options: RunOptions) -> None:
     kind = dataset_kind(options.dataset)
-    if kind in (SINUSOID, OMNIGLOT) and options.val_split is not None:
-        source = "fresh tasks" if kind == SINUSOID else "the protocol's validation characters"
+    if kind in (*REGRESSION_DATASETS, OMNIGLOT) and options.val_split is not None:
+        source = "the protocol's validation characters" if kind == OMNIGLOT else "fresh tasks"
         raise ValueError(
             f"--val_split does not apply to --dataset={kind} (it validates on {source}); "
             "leave --val_split unset"
         )
-    if kind == SINUSOID:
+    if kind not in REGRESSION_DATASETS and options.algorithm in REGRESSION_ONLY:
+        raise ValueError(
+            f"--algorithm={options.algorithm} predicts regression targets and cannot classify "
+            f"--dataset={options.dataset}; choose --dataset=gaussian_process or sinusoid, or "
+            "another --algorithm"
+        )
+    if kind in REGRESSION_DATASETS:
         if options.algorithm in CLASSIFICATION_ONLY:
             raise ValueError(
                 f"--algorithm={options.algorithm} classifies images and cannot learn the "
-                "sinusoid regression tasks; choose an image --dataset (e.g. omniglot) or "
+                f"{kind} regression tasks; choose an image --dataset (e.g. omniglot) or "
                 "another --algorithm"
             )
         if options.data_dir is not None:
             raise ValueError(
-                "--data_dir does not apply to --dataset=sinusoid (its tasks are generated); "
+                f"--data_dir does not apply to --dataset={kind} (its tasks are generated); "
                 "leave --data_dir unset"
             )
     elif kind == IMAGE_FOLDER:
@@ -476,8 +496,8 @@ def _check_dataset(options: RunOptions) -> None:
                 )
     elif kind == TFDS and not _TFDS_NAME.fullmatch(options.dataset):
         raise ValueError(
-            f"--dataset={options.dataset} is neither 'sinusoid', 'omniglot', a TFDS name "
-            "(lower case, e.g. 'mnist' or 'omniglot:3.0.0') nor an existing directory; "
+            f"--dataset={options.dataset} is neither 'sinusoid', 'gaussian_process', 'omniglot', "
+            "a TFDS name (lower case, e.g. 'mnist' or 'omniglot:3.0.0') nor an existing directory; "
             "pass one of those"
         )
     if (

@@ -8,8 +8,9 @@ import os
 import pathlib
 from typing import Any
 
+import numpy as np
 
-from tfmeta import evaluation
+from tfmeta import evaluation, losses
 from tfmeta.cli import figures
 from tfmeta.cli import options as options_lib
 from tfmeta.cli.options import RunOptions
@@ -116,6 +117,13 @@ def held_out_evaluation(learner: MetaLearner, source, options: RunOptions):
         result["ways"] = options.evaluation_ways
         result["accuracy"] = evaluation.mean_and_ci95(scores["accuracy"])
     result["query_loss_after_adaptation"] = evaluation.mean_and_ci95(scores["loss"])
+    if options.algorithm == "cnp":  # its loss is the NLL; the MSE of its mean compares with MSEs
+        squared_errors = evaluation.per_task_values(
+            learner, source.eval_episodes(),
+            lambda targets, predictions: float(np.mean(
+                losses.predictive_mean_squared_error(targets, predictions))),
+        )
+        result["query_mse_of_mean"] = evaluation.mean_and_ci95(squared_errors)
     return result, scores.get("accuracy")
 
 
@@ -167,7 +175,8 @@ def report(
             directory,
             options.algorithm,
             learner=learner,
-            sinusoid_batch=None if source.classification else next(iter(source.eval_episodes(3))),
+            sinusoid_batch=(next(iter(source.eval_episodes(3)))
+                            if options.dataset == options_lib.SINUSOID else None),
             accuracies=accuracies,
             title=f"{options.algorithm} on {options.dataset}, {task}",
             prefix="" if name is None else f"{name}_",
@@ -187,7 +196,11 @@ def report(
     metrics_path = directory / (METRICS_FILE if name is None else f"{name}.json")
     write_atomically(metrics_path, json.dumps(metrics, indent=2) + "\n")
     after = f" after {result['inner_steps']} step(s)" if "inner_steps" in result else ""
-    if accuracies is None:
+    if options.algorithm == "cnp":
+        nll, score = result["query_loss_after_adaptation"], result["query_mse_of_mean"]
+        what = (f"held-out query NLL: {nll['mean']:.3f} +/- {nll['ci95']:.3f}, MSE of the "
+                f"predicted mean: {score['mean']:.3f} +/- {score['ci95']:.3f}")
+    elif accuracies is None:
         score = result["query_loss_after_adaptation"]
         what = f"held-out query MSE{after}: {score['mean']:.3f} +/- {score['ci95']:.3f}"
     else:

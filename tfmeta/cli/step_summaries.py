@@ -62,7 +62,7 @@ class StepSummaries(keras.callbacks.Callback):
         self.every = every
         self.steps_per_epoch = steps_per_epoch
         self.items_per_step = items_per_step
-        self.probe = episode_lib.validate_meta_batch(probe, learner.model) | {
+        self.probe = learner.checked_episodes(probe) | {
             key: value for key, value in probe.items() if key not in episode_lib.EPISODE_KEYS
         }
         self.items = items

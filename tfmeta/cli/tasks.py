@@ -83,16 +83,20 @@ class TaskSource:
         return stream.skip((initial_epoch - first * per_block) * o.steps_per_epoch)
 
 
-class SinusoidSource(TaskSource):
-    """The sinusoid regression tasks of Finn et al. (2017)."""
+class RegressionSource(TaskSource):
+    """A generated 1-D regression family: the sinusoids of Finn et al. (2017), or the
+    Gaussian-process curves of Garnelo et al. (2018) (`--dataset=gaussian_process`)."""
 
     classification = False
-    name = "sinusoid"
     input_shape = (1,)
 
     def __init__(self, options: RunOptions):
         self.options = options
-        self.tasks = data.SinusoidTasks()
+        self.name = options.dataset
+        if options.dataset == options_lib.GAUSSIAN_PROCESS:
+            self.tasks = data.GaussianProcessTasks()
+        else:
+            self.tasks = data.SinusoidTasks()
 
     def training_block(self, num_meta_batches: int, seed: int) -> tf.data.Dataset:
         o = self.options
@@ -265,16 +269,16 @@ def _check_split(
 
 
 def image_preprocessing(options: RunOptions) -> data.ImagePreprocessing | None:
-    """How `--dataset`'s images become model inputs (None for the sinusoid)."""
+    """How `--dataset`'s images become model inputs (None for the regression families)."""
     kind = options_lib.dataset_kind(options.dataset)
-    if kind == options_lib.SINUSOID:
+    if kind in options_lib.REGRESSION_DATASETS:
         return None
     if kind == options_lib.OMNIGLOT:
         return data.omniglot_preprocessing(options.image_size)
     return data.ImagePreprocessing(options.image_size, channels=options.channels)
 
 
-def build(options: RunOptions) -> SinusoidSource | ImageSource:
+def build(options: RunOptions) -> RegressionSource | ImageSource:
     """The task source `--dataset` names.
 
     Raises:
@@ -282,8 +286,8 @@ def build(options: RunOptions) -> SinusoidSource | ImageSource:
             with the flag to change.
     """
     kind = options_lib.dataset_kind(options.dataset)
-    if kind == options_lib.SINUSOID:
-        return SinusoidSource(options)
+    if kind in options_lib.REGRESSION_DATASETS:
+        return RegressionSource(options)
     if kind == options_lib.OMNIGLOT:
         sources = _read_images(
             lambda: data.omniglot(
