@@ -42,6 +42,8 @@ SINUSOID = "sinusoid"
 GAUSSIAN_PROCESS = "gaussian_process"
 REGRESSION_DATASETS = (SINUSOID, GAUSSIAN_PROCESS)  # generated task families
 OMNIGLOT = "omniglot"
+# The standard benchmarks, read from the files --data_dir holds (tfmeta.data.mini_imagenet, ...).
+BENCHMARKS = ("mini_imagenet", "cifar_fs", "fc100", "cub")
 IMAGE_FOLDER = "image_folder"
 TFDS = "tfds"
 _TFDS_NAME = re.compile(r"[a-z0-9_]+(/[A-Za-z0-9_.+-]+)?(:[0-9.*]+)?")
@@ -80,13 +82,18 @@ flags.DEFINE_string(
     "sinusoid",
     "Task source: 'sinusoid'; 'gaussian_process' (RBF curves of the CNP paper); 'omniglot' "
     "(the archive or folder given by --data_dir, else "
-    "TFDS's builder); a TFDS name such as 'mnist'; or an ImageFolder directory "
+    "TFDS's builder); 'mini_imagenet', 'cifar_fs', 'fc100' or 'cub' (the benchmark's published "
+    "class split, from the files --data_dir holds; with --channels=3); "
+    "a TFDS name such as 'mnist'; or an ImageFolder directory "
     "<dir>/<split>/<class>/<image> (an existing path, or one starting with '.', '/' or '~').",
 )
 flags.DEFINE_string(
     "data_dir",
     None,
     "Omniglot: its .tar.gz, or an ImageFolder folder with train/ and test/. "
+    "mini_imagenet: the folder of JPEGs with train.csv/val.csv/test.csv, or an ILSVRC train "
+    "folder; cifar_fs, fc100: CIFAR-100's binary version (.tar.gz or folder); cub: the "
+    "extracted CUB_200_2011 folder. "
     "A TFDS name: TFDS's data folder.",
 )
 flags.DEFINE_enum(
@@ -355,13 +362,13 @@ def saved_options_text(options: RunOptions) -> str:
 
 
 def dataset_kind(dataset: str) -> str:
-    """`SINUSOID`, `GAUSSIAN_PROCESS`, `OMNIGLOT`, `IMAGE_FOLDER` or `TFDS`.
+    """`SINUSOID`, `GAUSSIAN_PROCESS`, `OMNIGLOT`, one of `BENCHMARKS`, `IMAGE_FOLDER` or `TFDS`.
 
     A dataset is an ImageFolder path if it exists as a directory or starts with
     '.', '/' or '~'; any other name but 'sinusoid', 'gaussian_process' and
     'omniglot' is a TFDS name.
     """
-    if dataset in (*REGRESSION_DATASETS, OMNIGLOT):
+    if dataset in (*REGRESSION_DATASETS, OMNIGLOT, *BENCHMARKS):
         return dataset
     if dataset.startswith((".", "~", os.sep)) or os.path.isdir(dataset):
         return IMAGE_FOLDER
@@ -453,8 +460,10 @@ def check_options(options: RunOptions) -> None:
 
 def _check_dataset(options: RunOptions) -> None:
     kind = dataset_kind(options.dataset)
-    if kind in (*REGRESSION_DATASETS, OMNIGLOT) and options.val_split is not None:
-        source = "the protocol's validation characters" if kind == OMNIGLOT else "fresh tasks"
+    if kind in (*REGRESSION_DATASETS, OMNIGLOT, *BENCHMARKS) and options.val_split is not None:
+        source = {OMNIGLOT: "the protocol's validation characters"}.get(
+            kind, "its published validation classes" if kind in BENCHMARKS else "fresh tasks"
+        )
         raise ValueError(
             f"--val_split does not apply to --dataset={kind} (it validates on {source}); "
             "leave --val_split unset"
@@ -477,6 +486,8 @@ def _check_dataset(options: RunOptions) -> None:
                 f"--data_dir does not apply to --dataset={kind} (its tasks are generated); "
                 "leave --data_dir unset"
             )
+    elif kind in BENCHMARKS:
+        _check_benchmark(options)
     elif kind == IMAGE_FOLDER:
         root = os.path.expanduser(options.dataset)
         if not os.path.isdir(root):
@@ -513,6 +524,22 @@ def _check_dataset(options: RunOptions) -> None:
         raise ValueError(
             f"--data_dir does not apply to an ImageFolder --dataset ({options.dataset} holds "
             "the images); leave --data_dir unset"
+        )
+
+
+def _check_benchmark(options: RunOptions) -> None:
+    """A benchmark reads RGB images from --data_dir, which must exist."""
+    if options.data_dir is None:
+        raise ValueError(
+            f"--dataset={options.dataset} reads the files you hold and downloads nothing; pass "
+            "--data_dir (README, 'Standard benchmarks from files you hold')"
+        )
+    if not os.path.exists(os.path.expanduser(options.data_dir)):
+        raise ValueError(f"--data_dir={options.data_dir} does not exist")
+    if options.channels != 3:
+        raise ValueError(
+            f"--dataset={options.dataset} has RGB images; pass --channels=3 (and --image_size, "
+            "84 for mini_imagenet and cub, 32 for cifar_fs and fc100)"
         )
 
 

@@ -278,6 +278,15 @@ def image_preprocessing(options: RunOptions) -> data.ImagePreprocessing | None:
     return data.ImagePreprocessing(options.image_size, channels=options.channels)
 
 
+# --dataset=<benchmark>: the reader of its files (see tfmeta.data).
+BENCHMARK_READERS = {
+    "mini_imagenet": data.mini_imagenet,
+    "cifar_fs": data.cifar_fs,
+    "fc100": data.fc100,
+    "cub": data.cub,
+}
+
+
 def build(options: RunOptions) -> RegressionSource | ImageSource:
     """The task source `--dataset` names.
 
@@ -296,6 +305,13 @@ def build(options: RunOptions) -> RegressionSource | ImageSource:
             options.data_dir or "TFDS's omniglot builder",
         )
         return ImageSource(options, sources["train"], sources["test"], sources.get("validation"))
+    if kind in options_lib.BENCHMARKS:
+        read = BENCHMARK_READERS[kind]
+        sources = _read_images(
+            lambda: read(os.path.expanduser(options.data_dir), image_size=options.image_size),
+            options.data_dir,
+        )
+        return ImageSource(options, sources["train"], sources["test"], sources["validation"])
     preprocessing = image_preprocessing(options)
     splits = [options.train_split, options.eval_split]
     if options.val_split is not None and options.val_episodes:
