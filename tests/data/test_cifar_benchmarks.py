@@ -1,4 +1,4 @@
-"""CIFAR-FS and FC100 from CIFAR-100's binary version; TFDS's cifar100 never downloaded unasked."""
+"""CIFAR-FS and FC100 from CIFAR-100's binary version and a prepared TFDS cifar100 (never downloaded unasked)."""
 
 import numpy as np
 import pytest
@@ -67,3 +67,47 @@ def test_tfds_cifar100_unprepared_is_not_downloaded(tmp_path):
     with pytest.raises(FileNotFoundError, match="cifar100 prepared in"):
         tfmeta.data.cifar_fs(tfds_data_dir=tmp_path, cache=False)
 
+
+
+class _PreparedCifar100:
+    """Stands in for TFDS's prepared `cifar100` builder: 2 images of every class."""
+
+    name, full_name, data_dir = "cifar100", "cifar100/3.0.2", "/prepared"
+
+    def __init__(self):
+        import types
+
+        fine, coarse, superclass_of = cifar100_names()
+        self._fine = np.repeat(np.arange(100), 2)
+        self._coarse = np.asarray([coarse.index(superclass_of[fine[i]]) for i in self._fine])
+        features = {"label": types.SimpleNamespace(names=fine),
+                    "coarse_label": types.SimpleNamespace(names=coarse)}
+        self.info = types.SimpleNamespace(features=features, full_name=self.full_name)
+
+    def is_prepared(self):
+        return True
+
+    def as_dataset(self, split, batch_size):
+        import tensorflow as tf
+
+        assert split == "train+test"
+        images = np.zeros([len(self._fine), 32, 32, 3], np.uint8)
+        images[..., 0] = self._fine[:, None, None]
+        return tf.data.Dataset.from_tensor_slices(
+            {"image": images, "label": self._fine, "coarse_label": self._coarse}
+        ).batch(batch_size)
+
+
+def test_prepared_tfds_cifar100_gives_both_splits(monkeypatch):
+    import tensorflow_datasets as tfds
+
+    monkeypatch.setattr(tfds, "builder", lambda name, data_dir=None: _PreparedCifar100())
+    cifar_fs = tfmeta.data.cifar_fs(cache=False)
+    assert cifar_fs["test"].class_names == sorted(tfmeta.data.published_split("cifar_fs")["test"])
+    fine, _, superclass_of = cifar100_names()
+    worm = cifar_fs["test"].class_images.images_of("worm")
+    assert worm.shape == (2, 32, 32, 3) and np.all(worm[..., 0] == fine.index("worm"))
+    fc100 = tfmeta.data.fc100(cache=False)
+    assert {superclass_of[c] for c in fc100["validation"].class_names} == set(
+        tfmeta.data.published_split("fc100")["validation"]
+    )
