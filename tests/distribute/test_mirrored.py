@@ -11,7 +11,7 @@ import pytest
 SCRIPT = pathlib.Path(__file__).with_name("mirrored_step.py")
 
 
-@pytest.mark.parametrize("algorithm", ["maml", "protonet"])
+@pytest.mark.parametrize("algorithm", ["maml", "protonet", "r2d2", "relation", "cnp"])
 def test_one_mirrored_meta_step_equals_the_single_device_step(algorithm):
     # Logical devices must be configured before TensorFlow starts: run in a fresh process.
     result = subprocess.run(
@@ -22,5 +22,5 @@ def test_one_mirrored_meta_step_equals_the_single_device_step(algorithm):
     assert result.returncode == 0, result.stderr[-3000:]
     figures = json.loads(result.stdout.strip().splitlines()[-1])
     assert figures["replicas"] == 2
-    assert figures["max_update"] > 1e-2, "the meta-step must move the weights"
+    assert figures["max_update"] > 1e-3, "the meta-step must move the weights"
     assert figures["max_abs_diff"] < 1e-5, figures
