@@ -66,6 +66,10 @@ SHRINK = {
         ("num_episodes=600", "num_episodes=25", 1),
         ("steps_per_epoch=500, epochs=10", "steps_per_epoch=2, epochs=1", 1),
     ],
+    ("Conditional Neural Processes", 0): [
+        ("steps_per_epoch=1000, epochs=200", "steps_per_epoch=2, epochs=1", 1),
+        ("num_episodes=600", "num_episodes=25", 1),
+    ],
     ("Your own data", 1): [
         ("steps_per_epoch=1000", "steps_per_epoch=2", 1),
         ("num_episodes=600", "num_episodes=50", 1),
