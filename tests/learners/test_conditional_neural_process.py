@@ -143,3 +143,14 @@ def test_invalid_arguments_are_refused():
     flat = keras.Sequential([keras.Input((4, 2)), keras.layers.Dense(8)])
     with pytest.raises(ValueError, match=r"Expected the encoder to have flat inputs of shape \(features,\). Received: model"):
         ConditionalNeuralProcess(flat, decoder)
+
+
+def test_xla_compiled_training_and_prediction_match_the_default():
+    batch = gp_batch()
+    results = []
+    for jit_compile in (False, True):
+        cnp = small_cnp()
+        cnp.compile(optimizer=keras.optimizers.Adam(3e-3), loss=cnp.loss, jit_compile=jit_compile)
+        cnp.train_on_batch(batch)
+        results.append(cnp.predict_on_batch(batch))
+    np.testing.assert_allclose(results[1], results[0], rtol=1e-4, atol=1e-5)
