@@ -67,3 +67,20 @@ def test_grayscale_is_refused_and_missing_classes_named(run_tfmeta, cub_dir, tmp
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert "Missing: 1 classes numbered ['200']" in lines[0]
+
+
+def test_variable_episodes_train_protonet_and_evaluate_fixed_episodes(run_tfmeta, cub_dir, tmp_path):
+    import tfmeta.data
+    from tfmeta.cli import options
+
+    assert set(options.VARIABLE_EPISODE_CONFIG_NAMES) == set(tfmeta.data.VARIABLE_EPISODE_CONFIGS)
+    result = run_tfmeta("train", "--dataset=cub", f"--data_dir={cub_dir}", "--image_size=8",
+                        "--episodes=variable:small", *TINY, f"--output_dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["options"]["episodes"] == "variable:small"
+    assert metrics["eval"]["accuracy"]["tasks"] == 3
+    maml = [flag if flag != "--algorithm=protonet" else "--algorithm=maml" for flag in TINY]
+    result = run_tfmeta("train", "--dataset=cub", f"--data_dir={cub_dir}", "--image_size=8",
+                        "--episodes=variable:small", *maml, f"--output_dir={tmp_path / 'maml'}")
+    assert result.returncode == 2 and "trains --algorithm=protonet" in result.stderr

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import keras
 
-from tfmeta import learners, losses, models
+from tfmeta import data, learners, losses, models
 from tfmeta.cli.options import RunOptions
 
 _GRADIENT_LEARNERS = {
@@ -79,7 +79,11 @@ def build(
     if options.algorithm in _SUPPORT_SET_CLASSIFIERS:
         learner = _support_set_classifier(options, net, common)
     elif options.algorithm == "protonet":
-        learner = learners.ProtoNet(net, **common)
+        # Padded variable episodes need a fixed logit count: the config's largest way count.
+        ways = None if options.variable_episodes is None else (
+            data.VARIABLE_EPISODE_CONFIGS[options.variable_episodes].max_ways
+        )
+        learner = learners.ProtoNet(net, ways=ways, **common)
     elif options.algorithm == "finetune":
         if options.eval_inner_learning_rate is not None:  # else FineTune's default
             common["eval_inner_learning_rate"] = options.eval_inner_learning_rate

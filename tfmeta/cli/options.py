@@ -44,6 +44,11 @@ REGRESSION_DATASETS = (SINUSOID, GAUSSIAN_PROCESS)  # generated task families
 OMNIGLOT = "omniglot"
 # The standard benchmarks, read from the files --data_dir holds (tfmeta.data.mini_imagenet, ...).
 BENCHMARKS = ("mini_imagenet", "cifar_fs", "fc100", "cub")
+# --episodes: fixed N-way K-shot, or Meta-Dataset's varying ways and shots under one of
+# tfmeta.data.VARIABLE_EPISODE_CONFIGS (named here so that --help imports no TensorFlow).
+FIXED_EPISODES = "fixed"
+VARIABLE_EPISODE_CONFIG_NAMES = ("meta_dataset", "small")
+EPISODE_KINDS = (FIXED_EPISODES, *(f"variable:{n}" for n in VARIABLE_EPISODE_CONFIG_NAMES))
 IMAGE_FOLDER = "image_folder"
 TFDS = "tfds"
 _TFDS_NAME = re.compile(r"[a-z0-9_]+(/[A-Za-z0-9_.+-]+)?(:[0-9.*]+)?")
@@ -116,6 +121,15 @@ flags.DEFINE_integer(
     "eval_queries",
     None,
     "Query examples in evaluation (default: --queries; 100 points for the sinusoid).",
+)
+flags.DEFINE_enum(
+    "episodes",
+    FIXED_EPISODES,
+    EPISODE_KINDS,
+    "Meta-training episodes: 'fixed' (--ways, --shots, --queries), or Meta-Dataset's varying "
+    "ways and shots under a named config: 'variable:meta_dataset' (5-50 ways, up to 500 support "
+    "examples), 'variable:small' (5-20 ways, up to 100); --algorithm=protonet only. Evaluation "
+    "keeps --eval_ways/--eval_shots/--eval_queries.",
 )
 flags.DEFINE_integer("meta_batch_size", 25, "Tasks per meta-update.")
 flags.DEFINE_integer("batch_size", 64, "finetune: images per pretraining batch.")
@@ -223,6 +237,7 @@ class RunOptions:
     eval_shots: int | None = None
     queries: int = 10
     eval_queries: int | None = None
+    episodes: str = FIXED_EPISODES
     meta_batch_size: int = 25
     batch_size: int = 64
     inner_learning_rate: float = 0.01
@@ -251,6 +266,11 @@ class RunOptions:
     @property
     def classification(self) -> bool:
         return self.dataset not in REGRESSION_DATASETS
+
+    @property
+    def variable_episodes(self) -> str | None:
+        """The name of the `--episodes=variable:<name>` config; None for fixed episodes."""
+        return None if self.episodes == FIXED_EPISODES else self.episodes.split(":", 1)[1]
 
     @property
     def step_name(self) -> str:
@@ -445,6 +465,16 @@ def check_options(options: RunOptions) -> None:
                 f"--algorithm={options.algorithm} adapts a {options.ways}-way output layer, so it "
                 f"cannot evaluate --eval_ways={options.eval_ways}; leave --eval_ways unset, or "
                 "use --algorithm=protonet or finetune"
+            )
+    if options.episodes != FIXED_EPISODES:
+        if options.episodes not in EPISODE_KINDS:
+            raise ValueError(
+                f"unknown --episodes={options.episodes}; choose one of {list(EPISODE_KINDS)}"
+            )
+        if options.algorithm != "protonet" or not options.classification:
+            raise ValueError(
+                f"--episodes={options.episodes} (padded episodes of varying ways) trains "
+                "--algorithm=protonet on image classes only; use --episodes=fixed otherwise"
             )
     if options.algorithm == "cnp" and options.query_statistics is not None:
         raise ValueError(

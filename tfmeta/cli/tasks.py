@@ -159,6 +159,14 @@ class ImageSource(TaskSource):
 
     def training_block(self, num_meta_batches: int, seed: int) -> tf.data.Dataset:
         o = self.options
+        if o.variable_episodes is not None:
+            return data.variable_episodes(
+                self.train,
+                data.VARIABLE_EPISODE_CONFIGS[o.variable_episodes],
+                meta_batch_size=o.meta_batch_size,
+                num_episodes=num_meta_batches * o.meta_batch_size,
+                seed=seed,
+            )
         return self.train.episodes(
             o.ways,
             o.shots,
