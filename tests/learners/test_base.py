@@ -157,3 +157,16 @@ def test_every_learner_trains_and_evaluates_under_xla_as_without(name):
     assert results[0].keys() == results[1].keys()
     for key in results[0]:
         np.testing.assert_allclose(results[1][key], results[0][key], rtol=1e-4, atol=1e-5)
+
+
+def test_a_setting_changed_after_compiling_takes_effect():
+    """`learner.eval_inner_steps = 5` after an evaluate retraces: a stale graph would ignore it."""
+    data = episodes(ways=3)
+    learner = compiled(tfmeta.MAML(dense_net(), inner_learning_rate=0.5, eval_inner_steps=0))
+    unadapted = learner.evaluate(data, verbose=0, return_dict=True)["loss"]
+    learner.eval_inner_steps = 5
+    changed = learner.evaluate(data, verbose=0, return_dict=True)["loss"]
+    fresh = compiled(tfmeta.MAML(dense_net(), inner_learning_rate=0.5, eval_inner_steps=5))
+    expected = fresh.evaluate(data, verbose=0, return_dict=True)["loss"]
+    assert changed != pytest.approx(unadapted)
+    assert changed == pytest.approx(expected, rel=1e-6)

@@ -23,6 +23,12 @@ from tfmeta.data import episode as episode_lib
 
 _PRE_ADAPTATION_LOSS = "pre_adaptation_loss"
 DEFAULT_PARALLEL_TASKS = 10  # tf.map_fn's own default
+# Settings read while a step is traced: setting one after `fit`, `evaluate` or `predict` has
+# compiled its function must retrace it, or the change would be silently ignored.
+_TRACED_SETTINGS = frozenset({
+    "query_statistics", "parallel_tasks", "inner_steps", "eval_inner_steps",
+    "inner_learning_rate", "eval_inner_learning_rate", "first_order", "ways",
+})
 
 
 def check_learning_rate(name: str, value: Any) -> float:
@@ -201,6 +207,12 @@ class MetaLearner(keras.Model):
     # Whether the learner handles padded episodes (`support_mask`, `query_mask`);
     # the others refuse them with one ValueError (`tfmeta.data.episode`).
     accepts_padded_episodes = False
+
+    def __setattr__(self, name: str, value) -> None:
+        """Retraces compiled steps when a setting they read changes (`_TRACED_SETTINGS`)."""
+        super().__setattr__(name, value)
+        if name in _TRACED_SETTINGS and "predict_function" in self.__dict__:
+            self.train_function = self.test_function = self.predict_function = None
 
     # ----------------------------------------------------------------- hooks
     @property
