@@ -31,8 +31,8 @@ def embedding(seed=0):
     ])
 
 
-def compiled(learner):
-    learner.compile(optimizer=keras.optimizers.SGD(0.1),
+def compiled(learner, optimizer=None):
+    learner.compile(optimizer=optimizer or keras.optimizers.SGD(0.1),
                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                     metrics=["accuracy"])
     return learner
@@ -136,3 +136,20 @@ def test_evaluate_episodes_scores_real_queries_only():
             expected.append(np.mean(np.argmax(logits[task][mask], -1)
                                     == batch["query_y"][task].numpy()[mask]))
     np.testing.assert_allclose(result["accuracy"], np.mean(expected), rtol=1e-6)
+
+
+@pytest.mark.slow
+def test_omniglot_variable_episodes_train_protonet_far_above_chance(omniglot):
+    """ProtoNet (Conv-4, 28x28) meta-trained on Meta-Dataset episodes of 5-20 ways and varying
+    shots over Omniglot's training characters, tested on fixed 5-way and 20-way 1-shot episodes
+    of unseen characters: far above chance (20% and 5%)."""
+    config = tfmeta.data.VARIABLE_EPISODE_CONFIGS["small"]
+    train = tfmeta.data.variable_episodes(omniglot["train"], config, meta_batch_size=1, seed=0)
+    learner = compiled(tfmeta.ProtoNet(tfmeta.models.conv4(num_classes=None), ways=config.max_ways),
+                       keras.optimizers.Adam(1e-3))
+    learner.fit(train, steps_per_epoch=300, epochs=1, verbose=0)
+    for ways, chance in ((5, 0.2), (20, 0.05)):
+        test = omniglot["test"].episodes(ways, 1, 5, meta_batch_size=10, num_episodes=100, seed=1)
+        accuracy = tfmeta.evaluation.evaluate_episodes(learner, test)["accuracy"]
+        print(f"{ways}-way 1-shot: {accuracy:.3f}")
+        assert accuracy > 3 * chance, (ways, accuracy)
