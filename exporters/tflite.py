@@ -27,8 +27,10 @@ examples, `Q` queries fixed at export, `P` floats of device state):
 
 Conditional Neural Processes adapt in one forward pass: `train_step` stores
 the context set's mean encoding, `infer` decodes queries with it (outputs
-`[Q, y_dim, 2]`: mean, standard deviation). R2-D2, Matching and Relation
-Networks are refused with the reason (`export_saved_model` serves them).
+`[Q, y_dim, 2]`: mean, standard deviation). Matching and Relation Networks
+keep the support set's embeddings and one-hot labels as device state and run
+their own head on them (the relation module and FCE LSTMs frozen into the
+model). R2-D2 is refused with the reason (`export_saved_model` serves it).
 - `metadata() -> json`: the export metadata as a JSON string.
 
 Gradient learners run the wrapped model through `LayerProgram` (supported
@@ -62,7 +64,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from tfmeta import adaptation, query_statistics
+from tfmeta import adaptation, losses, query_statistics
 from tfmeta.data.preprocessing import ImagePreprocessing
 from tfmeta.exporters import adaptation_plan, builtin_grads, image_inputs, layer_program
 from tfmeta.exporters import metadata
@@ -389,16 +391,22 @@ class PrototypeDeviceModule(_DeviceModule):
         self._params = [v.numpy() for v in model.trainable_variables]
         self._mode = learner.query_statistics
         spec = model.compute_output_spec(keras.KerasTensor([1, *task.input_shape]))
-        self._dim = int(np.prod(spec.shape[1:]))
+        self._embedding_shape = tuple(spec.shape[1:])
+        self._dim = int(np.prod(self._embedding_shape))
         self._state_layout = [(v.path, list(v.shape)) for v in model.non_trainable_variables]
+        self._own_layout = self._own_state(task)
         super().__init__(
-            [np.zeros([task.ways, self._dim], np.float32)]
+            [np.zeros(shape, np.float32) for _, shape in self._own_layout]
             + [v.numpy() for v in model.non_trainable_variables],
             task, query_size,
         )
 
+    def _own_state(self, task: TaskFormat) -> list[tuple[str, list[int]]]:
+        """The device state before the embedding's BatchNorm statistics: `(name, shape)`s."""
+        return [("prototypes", [task.ways, self._dim])]
+
     def layout(self) -> list[dict[str, Any]]:
-        return _layout([("prototypes", [self._task.ways, self._dim], False)]
+        return _layout([(name, shape, False) for name, shape in self._own_layout]
                        + [(path, shape, False) for path, shape in self._state_layout])
 
     def _embed(self, inputs: tf.Tensor, state: list, context=None) -> tf.Tensor:
@@ -427,7 +435,7 @@ class PrototypeDeviceModule(_DeviceModule):
 
     def signatures(self) -> dict[str, Any]:
         task, q, s = self._task, self._query_size, self._task.support_size
-        initial_state = [tf.constant(v) for v in self._initial[1:]]
+        initial_state = [tf.constant(v) for v in self._initial[len(self._own_layout):]]
 
         @tf.function(input_signature=[task.inputs_spec(s), task.targets_spec(s),
                                       task.inputs_spec(q)])
@@ -474,6 +482,109 @@ class PrototypeDeviceModule(_DeviceModule):
 
         return {"infer": infer, "adapt_and_predict": adapt_and_predict,
                 "train_step": train_step, "embed": embed, **self._common_signatures()}
+
+
+class SupportSetDeviceModule(PrototypeDeviceModule):
+    """On-device Matching and Relation Networks: the device state is the support set's
+    embeddings `[S, D]` and one-hot labels `[S, ways]` (after `train_step`), then the
+    embedding's BatchNorm statistics as for Prototypical Networks.
+
+    `adapt_and_predict` and `infer` run the learner's own `head` on them in the
+    graph (cosine attention, or the relation module with its weights frozen
+    into the converted model); `train_step`'s loss is the learner's task loss
+    on the support set predicted from itself.
+    """
+
+    def __init__(self, learner: MetaLearner, task: TaskFormat, query_size: int):
+        head = learner.head  # a closure keeps the learner untracked
+        model = learner.model
+        own_weights = learner.meta_variables[len(model.trainable_variables):]
+        own_state = learner.state_variables[len(model.non_trainable_variables):]
+        values = [v.numpy() for v in own_weights + own_state]
+
+        def scores(support, labels, queries):
+            # The head's own weights (relation module, FCE LSTMs) as constants: variables
+            # that a converted signature reads would convert uninitialized.
+            constants = [tf.constant(v) for v in values]
+            shape = (-1, *self._embedding_shape)
+            mapping = list(zip(own_weights + own_state, constants))
+            with keras.StatelessScope(state_mapping=mapping):
+                outputs, _ = head(tf.reshape(support, shape), labels,
+                                  tf.reshape(queries, shape), task.ways,
+                                  constants[len(own_weights):], False)
+            return outputs
+
+        self._scores = scores
+        self._support_loss = _support_loss(learner)
+        super().__init__(learner, task, query_size)
+
+    def _own_state(self, task: TaskFormat) -> list[tuple[str, list[int]]]:
+        return [("support_embeddings", [task.support_size, self._dim]),
+                ("support_labels", [task.support_size, task.ways])]
+
+    def signatures(self) -> dict[str, Any]:
+        signatures = super().signatures()  # embed and the common ones
+        task, q, s = self._task, self._query_size, self._task.support_size
+        initial_state = [tf.constant(v) for v in self._initial[len(self._own_layout):]]
+
+        @tf.function(input_signature=[task.inputs_spec(s), task.targets_spec(s),
+                                      task.inputs_spec(q)])
+        def adapt_and_predict(support_x, support_y, query_x):
+            support_x, support_y, valid = self._checked_support(support_x, support_y)
+            inputs = tf.concat([support_x, _exact_size(query_x)], 0)
+            context = None
+            if self._mode == query_statistics.SUPPORT:
+                context = self._statistics(rows=s)
+            elif self._mode == query_statistics.TRANSDUCTIVE:
+                context = self._statistics()
+            embeddings = self._embed(inputs, initial_state, context)
+            outputs = self._scores(embeddings[:s], support_y, embeddings[s:])
+            return {"outputs": _nan_unless(valid, outputs)}
+
+        @tf.function(input_signature=[task.inputs_spec(s), task.targets_spec(s)])
+        def train_step(support_x, support_y):
+            support_x, support_y, valid = self._checked_support(support_x, support_y)
+            state = initial_state
+            if self._mode == query_statistics.SUPPORT:
+                state = self._support_state(support_x, state)
+            context = self._statistics() if self._mode == query_statistics.TRANSDUCTIVE else None
+            embeddings = self._embed(support_x, state, context)
+            labels = tf.one_hot(support_y, task.ways, dtype=tf.float32)
+            values = self._read()
+            self._assign([tf.where(valid, new, old)
+                          for new, old in zip([embeddings, labels] + state, values)])
+            self.steps_taken.assign_add(tf.cast(valid, tf.int32))
+            loss = self._support_loss(support_y, self._scores(embeddings, support_y, embeddings))
+            return {"loss": _nan_unless(valid, loss)}
+
+        @tf.function(input_signature=[task.inputs_spec(q)])
+        def infer(query_x):
+            values = self._read()
+            context = self._statistics() if self._mode == query_statistics.TRANSDUCTIVE else None
+            queries = self._embed(_exact_size(query_x), values[2:], context)
+            labels = tf.argmax(values[1], axis=-1, output_type=tf.int32)
+            return {"outputs": self._scores(values[0], labels, queries)}
+
+        signatures.update(adapt_and_predict=adapt_and_predict, train_step=train_step, infer=infer)
+        return signatures
+
+
+def _support_loss(learner: MetaLearner):
+    """`fn(labels, scores)`: the learner's task loss in builtin ops.
+
+    Raises:
+        ValueError: for a loss other than sparse cross-entropy from logits, MSE
+            or `tfmeta.losses.OneHotMeanSquaredError`.
+    """
+    if isinstance(learner.loss, losses.OneHotMeanSquaredError):
+        return lambda labels, scores: tf.reduce_mean(learner.loss.call(labels, scores))
+    if adaptation_plan.loss_kind(learner) == adaptation_plan.CROSS_ENTROPY:
+        return builtin_grads.sparse_softmax_cross_entropy
+    raise ValueError(
+        "Expected a classification task loss for on-device support-set learners: "
+        "SparseCategoricalCrossentropy(from_logits=True) or "
+        f"tfmeta.losses.OneHotMeanSquaredError(). Received: loss={learner.loss!r}"
+    )
 
 
 class NeuralProcessDeviceModule(_DeviceModule):
@@ -565,9 +676,6 @@ def _refusal(learner: MetaLearner) -> str | None:
     if isinstance(learner, R2D2):
         return ("its head solves the ridge regression with a Cholesky factorization, which "
                 "LiteRT has no builtin op for")
-    if isinstance(learner, (MatchingNetworks, RelationNetwork)):
-        return ("tfmeta has no on-device module for its head yet (the state an app would keep "
-                "between train_step and infer is not defined)")
     return None
 
 
@@ -576,8 +684,8 @@ def device_module(learner: MetaLearner, task: TaskFormat, query_size: int) -> _D
 
     Raises:
         ValueError: for learners with no on-device version (FineTune, MAML++
-            per-step BatchNorm statistics, R2-D2, Matching and Relation
-            Networks), saying why and listing the supported ones.
+            per-step BatchNorm statistics, R2-D2), saying why and listing the
+            supported ones.
     """
     reason = _refusal(learner)
     if reason:
@@ -587,21 +695,25 @@ def device_module(learner: MetaLearner, task: TaskFormat, query_size: int) -> _D
         )
     if adaptation_plan.is_neural_process(learner):
         return NeuralProcessDeviceModule(learner, task, query_size)
-    if adaptation_plan.is_metric_learner(learner):
+    support_set = isinstance(learner, (MatchingNetworks, RelationNetwork))
+    if support_set or adaptation_plan.is_metric_learner(learner):
         if learner.query_statistics == query_statistics.SUPPORT_INSTANCE:
             raise ValueError(
-                "Expected ProtoNet with query_statistics 'support', 'moving' or 'transductive' "
-                "for on-device adaptation. Received: query_statistics='support_instance' "
-                "(its per-example pooling is exported for gradient learners only); export with "
-                "query_statistics='support', or use export_saved_model"
+                f"Expected {type(learner).__name__} with query_statistics 'support', 'moving' "
+                "or 'transductive' for on-device adaptation. Received: "
+                "query_statistics='support_instance' (its per-example pooling is exported for "
+                "gradient learners only); export with query_statistics='support', or use "
+                "export_saved_model"
             )
+        if support_set:
+            return SupportSetDeviceModule(learner, task, query_size)
         return PrototypeDeviceModule(learner, task, query_size)
     if adaptation_plan.predicts_with_model(learner):
         return GradientDeviceModule(learner, task, query_size)
     raise ValueError(
         "Expected a learner with an on-device version: a GradientLearner (MAML, MetaSGD, "
-        f"ANIL, Reptile), ConditionalNeuralProcess or ProtoNet. Received: "
-        f"{type(learner).__name__}"
+        "ANIL, Reptile), ConditionalNeuralProcess, MatchingNetworks, RelationNetwork or "
+        f"ProtoNet. Received: {type(learner).__name__}"
     )
 
 
@@ -698,7 +810,8 @@ def export_tflite(
     Args:
         learner: a compiled `GradientLearner` (MAML, MetaSGD, ANIL, Reptile)
             whose model is a chain of supported layers (see
-            `layer_program.SUPPORTED_LAYERS`), or a `ProtoNet`.
+            `layer_program.SUPPORTED_LAYERS`), a `ProtoNet`, `MatchingNetworks`,
+            `RelationNetwork` or `ConditionalNeuralProcess`.
         path: the `.tflite` file to write.
         ways: classes per task (None for regression).
         shots: support examples per class (per task for regression).

@@ -13,19 +13,28 @@ from tfmeta.exporters import metadata, saved_model
 CLASSIFIERS = ("r2d2", "matching", "matching_fce", "relation")
 
 
-def classifier(kind, seed=0):
+def classifier(kind, seed=0, query_statistics="moving"):
     """A compiled 5-way one-pass classifier over a small Conv-4 (with BatchNorm)."""
     keras.utils.set_random_seed(seed)
     net = tfmeta.models.conv4((28, 28, 1), num_classes=None, filters=8)
+    common = dict(ways=et.WAYS, query_statistics=query_statistics)
     if kind == "r2d2":
-        return et.compiled(tfmeta.R2D2(net, ways=et.WAYS))
+        return et.compiled(tfmeta.R2D2(net, **common))
     if kind.startswith("matching"):
         return et.compiled(tfmeta.MatchingNetworks(
-            net, ways=et.WAYS, full_context_embeddings=kind == "matching_fce"))
+            net, full_context_embeddings=kind == "matching_fce", **common))
     maps = keras.Model(net.input, net.get_layer("block3_relu").output)
     module = tfmeta.models.relation_module(maps.outputs[0].shape[1:], filters=8)
-    return et.compiled(tfmeta.RelationNetwork(maps, module, ways=et.WAYS),
+    return et.compiled(tfmeta.RelationNetwork(maps, module, **common),
                        loss=tfmeta.losses.OneHotMeanSquaredError())
+
+
+def trained(learner, seed=3):
+    """`learner` after one meta-update on random images (BatchNorm statistics move)."""
+    batch = et.episode((28, 28, 1), shots=2, seed=seed)
+    learner.train_on_batch({**{k: v[None] for k, v in batch.items()},
+                            "query_y": np.zeros((1, et.QUERIES), np.int32)})
+    return learner
 
 
 def neural_process(seed=0):
@@ -44,10 +53,7 @@ def gp_task(shots=10, queries=7, seed=0):
 
 @pytest.mark.parametrize("kind", CLASSIFIERS)
 def test_classifier_saved_model_adapts_like_the_learner(tmp_path, kind):
-    learner = classifier(kind)
-    batch = et.episode((28, 28, 1), shots=2, seed=3)
-    learner.train_on_batch({**{k: v[None] for k, v in batch.items()},
-                            "query_y": np.zeros((1, et.QUERIES), np.int32)})  # moves BN stats
+    learner = trained(classifier(kind))
     path = saved_model.export_saved_model(learner, tmp_path, ways=et.WAYS, shots=2)
     loaded = tf.saved_model.load(path)
     task = et.episode((28, 28, 1), shots=2, queries=7, seed=4)
@@ -130,14 +136,54 @@ def test_neural_process_adapts_on_the_device_like_the_learner(tmp_path):
     np.testing.assert_array_equal(reset, np.zeros(32, np.float32))
 
 
-@pytest.mark.parametrize("kind, reason", [
-    ("r2d2", "R2D2: its head solves the ridge regression with a Cholesky factorization"),
-    ("matching", "MatchingNetworks: tfmeta has no on-device module for its head yet"),
-    ("relation", "RelationNetwork: tfmeta has no on-device module for its head yet"),
+@pytest.mark.parametrize("kind, query_statistics", [
+    ("matching", "moving"), ("matching", "support"), ("matching_fce", "moving"),
+    ("relation", "moving"), ("relation", "support"),
 ])
-def test_one_pass_classifiers_are_refused_on_the_device_before_writing(tmp_path, kind, reason):
+def test_matching_and_relation_networks_adapt_on_the_device_like_the_learner(
+        tmp_path, kind, query_statistics):
+    from tfmeta.exporters import tflite, tflite_ops
+
+    learner = trained(classifier(kind, query_statistics=query_statistics))
+    path = tmp_path / "model.tflite"
+    info = tflite.export_tflite(learner, path, ways=et.WAYS, shots=2, query_size=et.QUERIES)
+    content = path.read_bytes()
+    assert tflite_ops.custom_operators(content) == []
+    assert [entry["name"] for entry in info["weights_layout"][:2]] == [
+        "support_embeddings", "support_labels"]
+    interpreter = tflite.interpreter(content)
+    run = {name: interpreter.get_signature_runner(name)
+           for name in interpreter.get_signature_list()}
+    task = et.episode((28, 28, 1), shots=2, seed=5)
+    expected = tflite.learner_predictions(learner, task)
+    scale = 1.0 + np.max(np.abs(expected))
+    assert np.max(np.abs(run["adapt_and_predict"](**task)["outputs"] - expected)) < 1e-4 * scale
+    loss = run["train_step"](support_x=task["support_x"], support_y=task["support_y"])["loss"]
+    on_support = tflite.learner_predictions(learner, dict(task, query_x=task["support_x"]))
+    assert abs(float(loss) - float(learner.task_loss(task["support_y"], on_support))) < 1e-4
+    inferred = run["infer"](query_x=task["query_x"])["outputs"]
+    assert np.max(np.abs(inferred - expected)) < 1e-4 * scale
+    embeddings = run["embed"](inputs=task["query_x"])["embeddings"]
+    np.testing.assert_allclose(embeddings, np.reshape(learner.model(task["query_x"]),
+                                                      (et.QUERIES, -1)), atol=1e-5)
+    missing_class = np.array([0, 1, 2, 3, 3] * 2, np.int32)
+    outputs = run["adapt_and_predict"](**dict(task, support_y=missing_class))["outputs"]
+    assert np.isnan(outputs).all()
+
+
+def test_r2d2_is_refused_on_the_device_before_writing(tmp_path):
     from tfmeta.exporters import tflite
 
-    with pytest.raises(ValueError, match=f"Received: {reason}.*Use export_saved_model"):
-        tflite.export_tflite(classifier(kind), tmp_path / "model.tflite", ways=et.WAYS, shots=1)
+    with pytest.raises(ValueError, match="Received: R2D2: its head solves the ridge regression "
+                                         "with a Cholesky factorization.*Use export_saved_model"):
+        tflite.export_tflite(classifier("r2d2"), tmp_path / "model.tflite", ways=et.WAYS, shots=1)
     assert not list(tmp_path.iterdir())
+
+
+def test_support_instance_statistics_are_refused_on_the_device(tmp_path):
+    from tfmeta.exporters import tflite
+
+    learner = classifier("relation", query_statistics="support_instance")
+    with pytest.raises(ValueError, match="Expected RelationNetwork with query_statistics "
+                                         "'support', 'moving' or 'transductive'"):
+        tflite.export_tflite(learner, tmp_path / "model.tflite", ways=et.WAYS, shots=1)
