@@ -7,7 +7,12 @@ relative to the repository, or --omniglot):
   cache (cold, in a fresh cache folder), and to load them again (warm);
 - episodes per second of the Vinyals train split (4400 classes with
   rotations), for 5-way 1-shot and 20-way 5-shot, 15 queries, meta-batches of
-  32, consumed as fast as possible.
+  32, consumed as fast as possible;
+- Meta-Dataset variable episodes (`tfmeta.data.variable_episodes`, the
+  "small" and "meta_dataset" configs) of the same split, and fixed and
+  variable episodes of a synthetic 84x84x3 source (64 classes of 100 random
+  images: the shapes of mini-ImageNet, without its files), next to the rate
+  at which ProtoNet (Conv-4) meta-trains on the same variable episodes.
 
     python benchmarks/episodes.py
     python benchmarks/episodes.py --batches=200 --cache_dir=/tmp/tfmeta-bench
@@ -47,6 +52,8 @@ flags.DEFINE_integer("meta_batch_size", 32, "Tasks per meta-batch.")
 flags.DEFINE_integer("queries", 15, "Query images per class.")
 flags.DEFINE_integer("batches", 100, "Meta-batches timed per configuration.")
 flags.DEFINE_integer("warmup", 5, "Meta-batches drawn before timing.")
+flags.DEFINE_integer("variable_meta_batch_size", 4, "Tasks per meta-batch of variable episodes.")
+flags.DEFINE_integer("learner_steps", 10, "ProtoNet meta-training steps timed per source (0: none).")
 FLAGS = flags.FLAGS
 
 
@@ -82,6 +89,84 @@ def episodes_per_second(
         batch = next(iterator)
     batch["query_x"].numpy()  # make sure the last one is materialised
     return num_batches * meta_batch_size / (time.perf_counter() - start)
+
+
+def variable_episodes_per_second(
+    source: tfmeta.data.FewShotEpisodes,
+    config: tfmeta.data.VariableEpisodeConfig,
+    meta_batch_size: int = 4,
+    num_batches: int = 100,
+    warmup: int = 5,
+    seed: int = 0,
+) -> float:
+    """Episodes per second that `tfmeta.data.variable_episodes(source, config)` yields."""
+    data = tfmeta.data.variable_episodes(source, config, meta_batch_size=meta_batch_size, seed=seed)
+    return _rate(iter(data), meta_batch_size, num_batches, warmup)
+
+
+def protonet_tasks_per_second(
+    source: tfmeta.data.FewShotEpisodes,
+    config: tfmeta.data.VariableEpisodeConfig,
+    meta_batch_size: int = 4,
+    steps: int = 10,
+    seed: int = 0,
+) -> float:
+    """Tasks per second ProtoNet (Conv-4, max-pooled at 84x84) meta-trains on variable episodes.
+
+    The episodes are drawn first and held in memory, so only the learner is timed.
+    """
+    import keras
+
+    import tfmeta
+
+    height, _, channels = source.image_shape
+    net = tfmeta.models.conv4(
+        source.image_shape, num_classes=None, filters=32 if height > 28 else 64,
+        max_pool=height > 28,
+    )
+    learner = tfmeta.ProtoNet(net, ways=config.max_ways)
+    learner.compile(optimizer=keras.optimizers.Adam(1e-3),
+                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    data = tfmeta.data.variable_episodes(source, config, meta_batch_size=meta_batch_size, seed=seed)
+    batches = list(data.take(steps + 1))
+    learner.train_on_batch(batches[0])  # trace
+    start = time.perf_counter()
+    for batch in batches[1:]:
+        learner.train_on_batch(batch)
+    return steps * meta_batch_size / (time.perf_counter() - start)
+
+
+def _rate(iterator, meta_batch_size: int, num_batches: int, warmup: int) -> float:
+    for _ in range(warmup):
+        next(iterator)
+    start = time.perf_counter()
+    for _ in range(num_batches):
+        batch = next(iterator)
+    batch["query_x"].numpy()
+    return num_batches * meta_batch_size / (time.perf_counter() - start)
+
+
+def _synthetic_84(classes: int = 64, per_class: int = 100) -> tfmeta.data.FewShotEpisodes:
+    """Random 84x84x3 uint8 images: mini-ImageNet's shapes (64 of its training classes' count)."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, [classes * per_class, 84, 84, 3], np.uint8)
+    data = tfmeta.data.ClassImages(images, [per_class] * classes, [f"c{i}" for i in range(classes)])
+    return tfmeta.data.FewShotEpisodes(data, name="synthetic_84x84x3")
+
+
+def _variable_rows(source, label: str) -> dict[str, dict[str, float]]:
+    """Pipeline and ProtoNet rates of `source` under each named variable config."""
+    rows = {}
+    for name, config in tfmeta.data.VARIABLE_EPISODE_CONFIGS.items():
+        row = {"episodes_per_s": variable_episodes_per_second(
+            source, config, FLAGS.variable_meta_batch_size, FLAGS.batches, FLAGS.warmup)}
+        if FLAGS.learner_steps:
+            row["protonet_tasks_per_s"] = protonet_tasks_per_second(
+                source, config, FLAGS.variable_meta_batch_size, FLAGS.learner_steps)
+        rows[f"{label}_variable_{name}"] = {k: round(v, 2) for k, v in row.items()}
+    return rows
 
 
 def _find_omniglot() -> Path:
@@ -127,6 +212,11 @@ def main(argv):
                 FLAGS.batches,
                 FLAGS.warmup,
             )
+        variable = _variable_rows(sources["train"], "omniglot")
+        synthetic = _synthetic_84()
+        rates_84 = {"synthetic84_5way_1shot": episodes_per_second(
+            synthetic, 5, 1, FLAGS.queries, FLAGS.meta_batch_size, FLAGS.batches, FLAGS.warmup)}
+        variable.update(_variable_rows(synthetic, "synthetic84"))
     finally:
         if not FLAGS.cache_dir:
             shutil.rmtree(cache_dir, ignore_errors=True)
@@ -144,6 +234,9 @@ def main(argv):
         "meta_batches_per_s": {
             name: round(rate / FLAGS.meta_batch_size, 2) for name, rate in rates.items()
         },
+        "synthetic84_episodes_per_s": {name: round(r, 1) for name, r in rates_84.items()},
+        "variable_meta_batch_size": FLAGS.variable_meta_batch_size,
+        "variable": variable,
         "cpu_count": os.cpu_count(),
         "tensorflow": tf.__version__,
     }
@@ -159,6 +252,13 @@ def main(argv):
     print(
         f"  (meta-batches of {FLAGS.meta_batch_size}, {FLAGS.batches} timed, {os.cpu_count()} CPUs)"
     )
+    for name, rate in rates_84.items():
+        print(f"  {name:<36}{rate:>12.1f} episodes/s")
+    print(f"  {'variable episodes':<36}{'episodes/s':>12}{'ProtoNet tasks/s':>18}")
+    for name, row in variable.items():
+        learner = row.get("protonet_tasks_per_s", float("nan"))
+        print(f"  {name:<36}{row['episodes_per_s']:>12.1f}{learner:>18.2f}")
+    print(f"  (variable: meta-batches of {FLAGS.variable_meta_batch_size})")
     print(json.dumps(results))
 
 
