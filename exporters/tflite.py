@@ -23,15 +23,18 @@ examples, `Q` queries fixed at export, `P` floats of device state):
   `reset() -> weights`: read, replace (e.g. with a task's adapted state the
   app saved) or restore the initial device state, as one flat float32 vector
   whose layout the metadata lists.
-- `embed(inputs[Q]) -> embeddings`: Prototypical Networks only.
+- `embed(inputs[Q]) -> embeddings`: Prototypical, Matching and Relation
+  Networks.
+- `metadata() -> json`: the export metadata as a JSON string.
 
-Conditional Neural Processes adapt in one forward pass: `train_step` stores
-the context set's mean encoding, `infer` decodes queries with it (outputs
+The learners that adapt in one forward pass have their modules in
+`one_pass_devices` (the device state every module shares is in
+`device_state`). Conditional Neural Processes: `train_step` stores the
+context set's mean encoding, `infer` decodes queries with it (outputs
 `[Q, y_dim, 2]`: mean, standard deviation). Matching and Relation Networks
 keep the support set's embeddings and one-hot labels as device state and run
 their own head on them (the relation module and FCE LSTMs frozen into the
 model). R2-D2 is refused with the reason (`export_saved_model` serves it).
-- `metadata() -> json`: the export metadata as a JSON string.
 
 Gradient learners run the wrapped model through `LayerProgram` (supported
 layers: Dense, Conv2D, BatchNormalization, ReLU/activations, pooling,
@@ -54,25 +57,34 @@ from the metadata.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import tempfile
 from typing import Any
 
-import keras
 import numpy as np
 import tensorflow as tf
 
-from tfmeta import adaptation, losses, query_statistics
+from tfmeta import adaptation, query_statistics
 from tfmeta.data.preprocessing import ImagePreprocessing
 from tfmeta.exporters import adaptation_plan, builtin_grads, image_inputs, layer_program
 from tfmeta.exporters import metadata
+from tfmeta.exporters.device_state import (
+    COMMON_SIGNATURES,
+    DeviceModule,
+    exact_size,
+    nan_unless,
+    weights_layout,
+)
 from tfmeta.exporters.layer_program import Statistics
+from tfmeta.exporters.one_pass_devices import (
+    NeuralProcessDeviceModule,
+    PrototypeDeviceModule,
+    SupportSetDeviceModule,
+)
 from tfmeta.exporters.task_format import TaskFormat, task_format
 from tfmeta.learners import MatchingNetworks, R2D2, RelationNetwork
 from tfmeta.learners.base import MetaLearner
-from tfmeta.learners.conditional_neural_process import positive_stddev
 
 _LOSSES = {
     adaptation_plan.CROSS_ENTROPY: builtin_grads.sparse_softmax_cross_entropy,
@@ -80,122 +92,10 @@ _LOSSES = {
 }
 
 
-_COMMON_SIGNATURES = ("get_weights", "set_weights", "reset", "metadata")
-
-
-def _flatten(tensors: list) -> tf.Tensor:
-    return tf.concat([tf.reshape(t, [-1]) for t in tensors], axis=0)
-
-
-def _unflatten(flat: tf.Tensor, shapes: list[list[int]]) -> list[tf.Tensor]:
-    tensors, offset = [], 0
-    for shape in shapes:
-        size = int(np.prod(shape))
-        tensors.append(tf.reshape(flat[offset : offset + size], shape))
-        offset += size
-    return tensors
-
-
 _SUPPORT_MODES = (query_statistics.SUPPORT, query_statistics.SUPPORT_INSTANCE)
 
 
-def _exact_size(x: tf.Tensor) -> tf.Tensor:
-    """`x`, failing in the interpreter unless it has exactly its declared number of elements.
-
-    LiteRT's signature runner resizes an input to whatever array it is given;
-    a RESHAPE to `[1, *shape]` (which the converter keeps) then fails instead
-    of the graph reading a resized input partially.
-    """
-    return tf.reshape(x, [1, *x.shape])[0]
-
-
-def _valid_labels(labels: tf.Tensor, ways: int) -> tf.Tensor:
-    """Whether the support labels are class ids `0..ways-1` with every class present."""
-    in_range = tf.reduce_all((labels >= 0) & (labels < ways))
-    present = tf.reduce_sum(tf.one_hot(labels, ways), axis=0)
-    return in_range & tf.reduce_all(present > 0)
-
-
-def _nan_unless(valid: tf.Tensor, x: tf.Tensor) -> tf.Tensor:
-    return tf.where(valid, x, tf.fill(tf.shape(x), tf.constant(float("nan"), x.dtype)))
-
-
-def _layout(entries: list[tuple[str, list[int], bool]]) -> list[dict[str, Any]]:
-    layout, offset = [], 0
-    for name, shape, trainable in entries:
-        size = int(np.prod(shape))
-        layout.append({"name": name, "shape": list(shape), "offset": offset, "size": size,
-                       "trainable": trainable})
-        offset += size
-    return layout
-
-
-class _DeviceModule(tf.Module):
-    """Device state in plain `tf.Variable`s, flat get/set/reset, and the metadata signature.
-
-    (Keras variables that a signature assigns convert uninitialized.)
-    """
-
-    def __init__(self, initial: list[np.ndarray], task: TaskFormat, query_size: int):
-        super().__init__(name="tfmeta_on_device")
-        self._initial = initial
-        self._shapes = [list(value.shape) for value in initial]
-        self._task = task
-        self._query_size = query_size
-        self.device_state = [tf.Variable(v, name=f"state_{i}") for i, v in enumerate(initial)]
-        self.steps_taken = tf.Variable(0, name="steps_taken")  # train_steps since reset
-        self.metadata_json = ""
-
-    def _checked_support(self, support_x, support_y):
-        """Size-checked support inputs and whether the labels are valid (True for regression)."""
-        support_x, support_y = _exact_size(support_x), _exact_size(support_y)
-        if not self._task.classification:
-            return support_x, support_y, tf.constant(True)
-        return support_x, support_y, _valid_labels(support_y, self._task.ways)
-
-    def _assign(self, values: list) -> None:
-        for variable, value in zip(self.device_state, values):
-            variable.assign(value)
-
-    def _read(self) -> list[tf.Tensor]:
-        return [v.read_value() for v in self.device_state]
-
-    def _common_signatures(self) -> dict[str, Any]:
-        size = sum(int(np.prod(shape)) for shape in self._shapes)
-
-        @tf.function(input_signature=[])
-        def get_weights():
-            return {"weights": _flatten(self._read())}
-
-        @tf.function(input_signature=[tf.TensorSpec([size], tf.float32)])
-        def set_weights(weights):
-            self._assign(_unflatten(_exact_size(weights), self._shapes))
-            self.steps_taken.assign(0)
-            return {"weights": _flatten(self._read())}
-
-        @tf.function(input_signature=[])
-        def reset():
-            self._assign([tf.constant(v) for v in self._initial])
-            self.steps_taken.assign(0)
-            return {"weights": _flatten(self._read())}
-
-        @tf.function(input_signature=[])
-        def metadata_fn():
-            return {"json": tf.constant(self.metadata_json)}
-
-        return {"get_weights": get_weights, "set_weights": set_weights, "reset": reset,
-                "metadata": metadata_fn}
-
-    def signatures(self) -> dict[str, Any]:
-        """The tf.functions to convert, keyed by signature name."""
-        raise NotImplementedError
-
-    def layout(self) -> list[dict[str, Any]]:
-        """Where each state tensor sits in the flat `get_weights`/`set_weights` vector."""
-        raise NotImplementedError
-
-
-class GradientDeviceModule(_DeviceModule):
+class GradientDeviceModule(DeviceModule):
     """On-device adaptation by gradient descent (MAML, Meta-SGD, ANIL, Reptile).
 
     Args:
@@ -204,7 +104,7 @@ class GradientDeviceModule(_DeviceModule):
         query_size: queries per `infer`/`adapt_and_predict` call.
     """
 
-    SIGNATURES = _COMMON_SIGNATURES + ("infer", "adapt_and_predict", "train_step")
+    SIGNATURES = COMMON_SIGNATURES + ("infer", "adapt_and_predict", "train_step")
 
     def __init__(self, learner: MetaLearner, task: TaskFormat, query_size: int):
         plan = adaptation_plan.gradient_plan(learner)
@@ -224,7 +124,7 @@ class GradientDeviceModule(_DeviceModule):
         # statistics, which the inner loop's passes move step by step.
         first_adapted = self._program.first_step_reading(plan.adapted)
         self._split = first_adapted if plan.query_statistics != query_statistics.MOVING else 0
-        self._layout_json = json.dumps(_layout(  # a string: tf.Module would wrap a list
+        self._layout_json = json.dumps(weights_layout(  # a string: tf.Module would wrap a list
             [(v.path, list(v.shape), True) for v in model.trainable_variables]
             + [(v.path, list(v.shape), False) for v in model.non_trainable_variables]
         ))
@@ -310,7 +210,7 @@ class GradientDeviceModule(_DeviceModule):
         def infer(query_x):
             values = self._read()
             outputs, _ = self._program.stateless_call(
-                values[:split], values[split:], _exact_size(query_x),
+                values[:split], values[split:], exact_size(query_x),
                 statistics=self._statistics(batch=mode == query_statistics.TRANSDUCTIVE,
                                             context_size=s),
             )
@@ -322,7 +222,7 @@ class GradientDeviceModule(_DeviceModule):
             support_x, support_y, valid = self._checked_support(support_x, support_y)
             initial = [tf.constant(v) for v in self._initial]
             network, support, queries = self._features(
-                initial[:split], initial[split:], support_x, _exact_size(query_x))
+                initial[:split], initial[split:], support_x, exact_size(query_x))
 
             def body(step, params, state):
                 _, params, state = self._step(network, params, state, support, support_y, step)
@@ -334,7 +234,7 @@ class GradientDeviceModule(_DeviceModule):
                 (tf.constant(0), initial[:split], initial[split:]),
             )
             outputs = self._predict(network, params, state, support, queries)
-            return {"outputs": _nan_unless(valid, outputs)}
+            return {"outputs": nan_unless(valid, outputs)}
 
         @tf.function(input_signature=[task.inputs_spec(s), task.targets_spec(s)])
         def train_step(support_x, support_y):
@@ -359,313 +259,7 @@ class GradientDeviceModule(_DeviceModule):
             self._assign([tf.where(valid, new, old)
                           for new, old in zip(new_params + new_state, values)])
             self.steps_taken.assign_add(tf.cast(valid, tf.int32))
-            return {"loss": _nan_unless(valid, loss)}
-
-        return {"infer": infer, "adapt_and_predict": adapt_and_predict,
-                "train_step": train_step, **self._common_signatures()}
-
-
-class PrototypeDeviceModule(_DeviceModule):
-    """On-device Prototypical Networks: the device state is the `[ways, D]` prototypes, then
-    the embedding's BatchNorm statistics (the support set's, after `train_step`, in
-    `"support"` mode).
-
-    The embedding network runs with its meta-learned weights as constants
-    (through Keras; nothing is differentiated).
-    """
-
-    SIGNATURES = _COMMON_SIGNATURES + ("infer", "adapt_and_predict", "train_step", "embed")
-
-    def __init__(self, learner: MetaLearner, task: TaskFormat, query_size: int):
-        model = learner.model
-
-        @tf.autograph.experimental.do_not_convert
-        def stateless_call(*args, **kwargs):  # a closure keeps the Keras model untracked
-            return model.stateless_call(*args, **kwargs)
-
-        def statistics(rows=None, replace_moving=False):
-            return query_statistics.batch_statistics(model, rows, replace_moving)
-
-        self._stateless_call = stateless_call
-        self._statistics = statistics
-        self._params = [v.numpy() for v in model.trainable_variables]
-        self._mode = learner.query_statistics
-        spec = model.compute_output_spec(keras.KerasTensor([1, *task.input_shape]))
-        self._embedding_shape = tuple(spec.shape[1:])
-        self._dim = int(np.prod(self._embedding_shape))
-        self._state_layout = [(v.path, list(v.shape)) for v in model.non_trainable_variables]
-        self._own_layout = self._own_state(task)
-        super().__init__(
-            [np.zeros(shape, np.float32) for _, shape in self._own_layout]
-            + [v.numpy() for v in model.non_trainable_variables],
-            task, query_size,
-        )
-
-    def _own_state(self, task: TaskFormat) -> list[tuple[str, list[int]]]:
-        """The device state before the embedding's BatchNorm statistics: `(name, shape)`s."""
-        return [("prototypes", [task.ways, self._dim])]
-
-    def layout(self) -> list[dict[str, Any]]:
-        return _layout([(name, shape, False) for name, shape in self._own_layout]
-                       + [(path, shape, False) for path, shape in self._state_layout])
-
-    def _embed(self, inputs: tf.Tensor, state: list, context=None) -> tf.Tensor:
-        """Embeddings in inference mode, or under `context` (a `batch_statistics` switch)."""
-        params = [tf.constant(v) for v in self._params]
-        with context or contextlib.nullcontext():
-            embeddings, _ = self._stateless_call(params, state, inputs, training=False)
-        return tf.reshape(embeddings, [inputs.shape[0], self._dim])
-
-    def _support_state(self, support_x: tf.Tensor, state: list) -> list:
-        """`state` with the support set's statistics as BatchNorm's moving ones."""
-        params = [tf.constant(v) for v in self._params]
-        with self._statistics(replace_moving=True):
-            _, state = self._stateless_call(params, state, support_x, training=False)
-        return list(state)
-
-    def _prototypes(self, embeddings: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
-        one_hot = tf.one_hot(labels, self._task.ways, dtype=tf.float32)
-        sums = tf.matmul(one_hot, embeddings, transpose_a=True)
-        return sums / tf.maximum(tf.reduce_sum(one_hot, axis=0)[:, None], 1.0)
-
-    @staticmethod
-    def _logits(queries: tf.Tensor, prototypes: tf.Tensor) -> tf.Tensor:
-        differences = queries[:, None, :] - prototypes[None, :, :]
-        return -tf.reduce_sum(differences * differences, axis=-1)
-
-    def signatures(self) -> dict[str, Any]:
-        task, q, s = self._task, self._query_size, self._task.support_size
-        initial_state = [tf.constant(v) for v in self._initial[len(self._own_layout):]]
-
-        @tf.function(input_signature=[task.inputs_spec(s), task.targets_spec(s),
-                                      task.inputs_spec(q)])
-        def adapt_and_predict(support_x, support_y, query_x):
-            support_x, support_y, valid = self._checked_support(support_x, support_y)
-            inputs = tf.concat([support_x, _exact_size(query_x)], 0)
-            context = None
-            if self._mode == query_statistics.SUPPORT:
-                context = self._statistics(rows=s)
-            elif self._mode == query_statistics.TRANSDUCTIVE:
-                context = self._statistics()
-            embeddings = self._embed(inputs, initial_state, context)
-            prototypes = self._prototypes(embeddings[:s], support_y)
-            return {"outputs": _nan_unless(valid, self._logits(embeddings[s:], prototypes))}
-
-        @tf.function(input_signature=[task.inputs_spec(s), task.targets_spec(s)])
-        def train_step(support_x, support_y):
-            support_x, support_y, valid = self._checked_support(support_x, support_y)
-            state = initial_state
-            if self._mode == query_statistics.SUPPORT:
-                state = self._support_state(support_x, state)
-            context = self._statistics() if self._mode == query_statistics.TRANSDUCTIVE else None
-            embeddings = self._embed(support_x, state, context)
-            prototypes = self._prototypes(embeddings, support_y)
-            values = self._read()
-            self._assign([tf.where(valid, new, old)
-                          for new, old in zip([prototypes] + state, values)])
-            self.steps_taken.assign_add(tf.cast(valid, tf.int32))
-            loss = builtin_grads.sparse_softmax_cross_entropy(
-                support_y, self._logits(embeddings, prototypes)
-            )
-            return {"loss": _nan_unless(valid, loss)}
-
-        @tf.function(input_signature=[task.inputs_spec(q)])
-        def infer(query_x):
-            values = self._read()
-            context = self._statistics() if self._mode == query_statistics.TRANSDUCTIVE else None
-            embeddings = self._embed(_exact_size(query_x), values[1:], context)
-            return {"outputs": self._logits(embeddings, values[0])}
-
-        @tf.function(input_signature=[task.inputs_spec(q)])
-        def embed(inputs):
-            return {"embeddings": self._embed(_exact_size(inputs), initial_state)}
-
-        return {"infer": infer, "adapt_and_predict": adapt_and_predict,
-                "train_step": train_step, "embed": embed, **self._common_signatures()}
-
-
-class SupportSetDeviceModule(PrototypeDeviceModule):
-    """On-device Matching and Relation Networks: the device state is the support set's
-    embeddings `[S, D]` and one-hot labels `[S, ways]` (after `train_step`), then the
-    embedding's BatchNorm statistics as for Prototypical Networks.
-
-    `adapt_and_predict` and `infer` run the learner's own `head` on them in the
-    graph (cosine attention, or the relation module with its weights frozen
-    into the converted model); `train_step`'s loss is the learner's task loss
-    on the support set predicted from itself.
-    """
-
-    def __init__(self, learner: MetaLearner, task: TaskFormat, query_size: int):
-        head = learner.head  # a closure keeps the learner untracked
-        model = learner.model
-        own_weights = learner.meta_variables[len(model.trainable_variables):]
-        own_state = learner.state_variables[len(model.non_trainable_variables):]
-        values = [v.numpy() for v in own_weights + own_state]
-
-        def scores(support, labels, queries):
-            # The head's own weights (relation module, FCE LSTMs) as constants: variables
-            # that a converted signature reads would convert uninitialized.
-            constants = [tf.constant(v) for v in values]
-            shape = (-1, *self._embedding_shape)
-            mapping = list(zip(own_weights + own_state, constants))
-            with keras.StatelessScope(state_mapping=mapping):
-                outputs, _ = head(tf.reshape(support, shape), labels,
-                                  tf.reshape(queries, shape), task.ways,
-                                  constants[len(own_weights):], False)
-            return outputs
-
-        self._scores = scores
-        self._support_loss = _support_loss(learner)
-        super().__init__(learner, task, query_size)
-
-    def _own_state(self, task: TaskFormat) -> list[tuple[str, list[int]]]:
-        return [("support_embeddings", [task.support_size, self._dim]),
-                ("support_labels", [task.support_size, task.ways])]
-
-    def signatures(self) -> dict[str, Any]:
-        signatures = super().signatures()  # embed and the common ones
-        task, q, s = self._task, self._query_size, self._task.support_size
-        initial_state = [tf.constant(v) for v in self._initial[len(self._own_layout):]]
-
-        @tf.function(input_signature=[task.inputs_spec(s), task.targets_spec(s),
-                                      task.inputs_spec(q)])
-        def adapt_and_predict(support_x, support_y, query_x):
-            support_x, support_y, valid = self._checked_support(support_x, support_y)
-            inputs = tf.concat([support_x, _exact_size(query_x)], 0)
-            context = None
-            if self._mode == query_statistics.SUPPORT:
-                context = self._statistics(rows=s)
-            elif self._mode == query_statistics.TRANSDUCTIVE:
-                context = self._statistics()
-            embeddings = self._embed(inputs, initial_state, context)
-            outputs = self._scores(embeddings[:s], support_y, embeddings[s:])
-            return {"outputs": _nan_unless(valid, outputs)}
-
-        @tf.function(input_signature=[task.inputs_spec(s), task.targets_spec(s)])
-        def train_step(support_x, support_y):
-            support_x, support_y, valid = self._checked_support(support_x, support_y)
-            state = initial_state
-            if self._mode == query_statistics.SUPPORT:
-                state = self._support_state(support_x, state)
-            context = self._statistics() if self._mode == query_statistics.TRANSDUCTIVE else None
-            embeddings = self._embed(support_x, state, context)
-            labels = tf.one_hot(support_y, task.ways, dtype=tf.float32)
-            values = self._read()
-            self._assign([tf.where(valid, new, old)
-                          for new, old in zip([embeddings, labels] + state, values)])
-            self.steps_taken.assign_add(tf.cast(valid, tf.int32))
-            loss = self._support_loss(support_y, self._scores(embeddings, support_y, embeddings))
-            return {"loss": _nan_unless(valid, loss)}
-
-        @tf.function(input_signature=[task.inputs_spec(q)])
-        def infer(query_x):
-            values = self._read()
-            context = self._statistics() if self._mode == query_statistics.TRANSDUCTIVE else None
-            queries = self._embed(_exact_size(query_x), values[2:], context)
-            labels = tf.argmax(values[1], axis=-1, output_type=tf.int32)
-            return {"outputs": self._scores(values[0], labels, queries)}
-
-        signatures.update(adapt_and_predict=adapt_and_predict, train_step=train_step, infer=infer)
-        return signatures
-
-
-def _support_loss(learner: MetaLearner):
-    """`fn(labels, scores)`: the learner's task loss in builtin ops.
-
-    Raises:
-        ValueError: for a loss other than sparse cross-entropy from logits, MSE
-            or `tfmeta.losses.OneHotMeanSquaredError`.
-    """
-    if isinstance(learner.loss, losses.OneHotMeanSquaredError):
-        return lambda labels, scores: tf.reduce_mean(learner.loss.call(labels, scores))
-    if adaptation_plan.loss_kind(learner) == adaptation_plan.CROSS_ENTROPY:
-        return builtin_grads.sparse_softmax_cross_entropy
-    raise ValueError(
-        "Expected a classification task loss for on-device support-set learners: "
-        "SparseCategoricalCrossentropy(from_logits=True) or "
-        f"tfmeta.losses.OneHotMeanSquaredError(). Received: loss={learner.loss!r}"
-    )
-
-
-class NeuralProcessDeviceModule(_DeviceModule):
-    """On-device Conditional Neural Processes: the device state is the task representation `r`
-    (the mean encoding of the context set, after `train_step`; zeros until then).
-
-    Encoder and decoder run with their meta-learned weights as constants
-    (through Keras; nothing is differentiated). `adapt_and_predict` and
-    `infer` return `[Q, y_dim, 2]` (mean, standard deviation); `train_step`'s
-    loss is the Gaussian NLL of the context targets under the new
-    representation.
-    """
-
-    SIGNATURES = _COMMON_SIGNATURES + ("infer", "adapt_and_predict", "train_step")
-
-    def __init__(self, learner: MetaLearner, task: TaskFormat, query_size: int):
-        self._encode = self._constant_call(learner.encoder)
-        self._decode = self._constant_call(learner.decoder)
-        self._min_stddev, self._y_dim = learner.min_stddev, learner.y_dim
-        self._dim = int(learner.encoder.outputs[0].shape[-1])
-        super().__init__([np.zeros([self._dim], np.float32)], task, query_size)
-
-    @staticmethod
-    def _constant_call(model: keras.Model):
-        """`fn(inputs)`: `model` in inference mode with its current weights as constants.
-
-        (A closure keeps the Keras model untracked by the module.)
-        """
-        params = [v.numpy() for v in model.trainable_variables]
-        state = [v.numpy() for v in model.non_trainable_variables]
-
-        @tf.autograph.experimental.do_not_convert
-        def call(inputs):
-            outputs, _ = model.stateless_call([tf.constant(v) for v in params],
-                                              [tf.constant(v) for v in state], inputs,
-                                              training=False)
-            return outputs
-
-        return call
-
-    def layout(self) -> list[dict[str, Any]]:
-        return _layout([("representation", [self._dim], False)])
-
-    def _representation(self, support_x: tf.Tensor, support_y: tf.Tensor) -> tf.Tensor:
-        return tf.reduce_mean(self._encode(tf.concat([support_x, support_y], axis=-1)), axis=0)
-
-    def _predict(self, representation: tf.Tensor, query_x: tf.Tensor) -> tf.Tensor:
-        tiled = tf.tile(representation[tf.newaxis], [query_x.shape[0], 1])
-        outputs = self._decode(tf.concat([tiled, query_x], axis=-1))
-        stddev = positive_stddev(outputs[:, self._y_dim:], self._min_stddev)
-        return tf.stack([outputs[:, : self._y_dim], stddev], axis=-1)
-
-    @staticmethod
-    def _negative_log_likelihood(targets: tf.Tensor, predictions: tf.Tensor) -> tf.Tensor:
-        mean, stddev = predictions[..., 0], predictions[..., 1]
-        per_dimension = (0.5 * tf.square((targets - mean) / stddev) + tf.math.log(stddev)
-                         + 0.5 * float(np.log(2 * np.pi)))
-        return tf.reduce_mean(tf.reduce_sum(per_dimension, axis=-1))
-
-    def signatures(self) -> dict[str, Any]:
-        task, q, s = self._task, self._query_size, self._task.support_size
-
-        @tf.function(input_signature=[task.inputs_spec(s), task.targets_spec(s),
-                                      task.inputs_spec(q)])
-        def adapt_and_predict(support_x, support_y, query_x):
-            support_x, support_y, _ = self._checked_support(support_x, support_y)
-            representation = self._representation(support_x, support_y)
-            return {"outputs": self._predict(representation, _exact_size(query_x))}
-
-        @tf.function(input_signature=[task.inputs_spec(s), task.targets_spec(s)])
-        def train_step(support_x, support_y):
-            support_x, support_y, _ = self._checked_support(support_x, support_y)
-            representation = self._representation(support_x, support_y)
-            self._assign([representation])
-            self.steps_taken.assign_add(1)
-            predictions = self._predict(representation, support_x)
-            return {"loss": self._negative_log_likelihood(support_y, predictions)}
-
-        @tf.function(input_signature=[task.inputs_spec(q)])
-        def infer(query_x):
-            return {"outputs": self._predict(self._read()[0], _exact_size(query_x))}
+            return {"loss": nan_unless(valid, loss)}
 
         return {"infer": infer, "adapt_and_predict": adapt_and_predict,
                 "train_step": train_step, **self._common_signatures()}
@@ -679,7 +273,7 @@ def _refusal(learner: MetaLearner) -> str | None:
     return None
 
 
-def device_module(learner: MetaLearner, task: TaskFormat, query_size: int) -> _DeviceModule:
+def device_module(learner: MetaLearner, task: TaskFormat, query_size: int) -> DeviceModule:
     """The on-device module for `learner`.
 
     Raises:
@@ -717,7 +311,7 @@ def device_module(learner: MetaLearner, task: TaskFormat, query_size: int) -> _D
     )
 
 
-def convert(module: _DeviceModule) -> bytes:
+def convert(module: DeviceModule) -> bytes:
     """Converts the module's signatures with `TFLITE_BUILTINS` only (no Flex ops).
 
     Raises:
