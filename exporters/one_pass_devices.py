@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfmeta import losses, query_statistics
-from tfmeta.exporters import adaptation_plan, builtin_grads
+from tfmeta.exporters import adaptation_plan, builtin_grads, builtin_linalg
 from tfmeta.exporters.device_state import (
     COMMON_SIGNATURES,
     DeviceModule,
@@ -81,6 +81,15 @@ class PrototypeDeviceModule(DeviceModule):
             embeddings, _ = self._stateless_call(params, state, inputs, training=False)
         return tf.reshape(embeddings, [inputs.shape[0], self._dim])
 
+    def _episode_statistics(self, support_size: int):
+        """How BatchNorm normalises support and queries embedded in one batch: with the
+        support rows' statistics, the whole batch's (transductive), or the moving ones."""
+        if self._mode == query_statistics.SUPPORT:
+            return self._statistics(rows=support_size)
+        if self._mode == query_statistics.TRANSDUCTIVE:
+            return self._statistics()
+        return None
+
     def _support_state(self, support_x: tf.Tensor, state: list) -> list:
         """`state` with the support set's statistics as BatchNorm's moving ones."""
         params = [tf.constant(v) for v in self._params]
@@ -107,12 +116,7 @@ class PrototypeDeviceModule(DeviceModule):
         def adapt_and_predict(support_x, support_y, query_x):
             support_x, support_y, valid = self._checked_support(support_x, support_y)
             inputs = tf.concat([support_x, exact_size(query_x)], 0)
-            context = None
-            if self._mode == query_statistics.SUPPORT:
-                context = self._statistics(rows=s)
-            elif self._mode == query_statistics.TRANSDUCTIVE:
-                context = self._statistics()
-            embeddings = self._embed(inputs, initial_state, context)
+            embeddings = self._embed(inputs, initial_state, self._episode_statistics(s))
             prototypes = self._prototypes(embeddings[:s], support_y)
             return {"outputs": nan_unless(valid, self._logits(embeddings[s:], prototypes))}
 
@@ -197,12 +201,7 @@ class SupportSetDeviceModule(PrototypeDeviceModule):
         def adapt_and_predict(support_x, support_y, query_x):
             support_x, support_y, valid = self._checked_support(support_x, support_y)
             inputs = tf.concat([support_x, exact_size(query_x)], 0)
-            context = None
-            if self._mode == query_statistics.SUPPORT:
-                context = self._statistics(rows=s)
-            elif self._mode == query_statistics.TRANSDUCTIVE:
-                context = self._statistics()
-            embeddings = self._embed(inputs, initial_state, context)
+            embeddings = self._embed(inputs, initial_state, self._episode_statistics(s))
             outputs = self._scores(embeddings[:s], support_y, embeddings[s:])
             return {"outputs": nan_unless(valid, outputs)}
 
@@ -229,6 +228,85 @@ class SupportSetDeviceModule(PrototypeDeviceModule):
             queries = self._embed(exact_size(query_x), values[2:], context)
             labels = tf.argmax(values[1], axis=-1, output_type=tf.int32)
             return {"outputs": self._scores(values[0], labels, queries)}
+
+        signatures.update(adapt_and_predict=adapt_and_predict, train_step=train_step, infer=infer)
+        return signatures
+
+
+class RidgeDeviceModule(PrototypeDeviceModule):
+    """On-device R2-D2: the device state is the ridge-regression weights `[D + 1, ways]`
+    fitted to the support set (after `train_step`; zeros until then), then the embedding's
+    BatchNorm statistics as for Prototypical Networks.
+
+    The fit is the learner's (`tfmeta.learners.r2d2`): features with a column
+    of ones and one-hot labels, both divided by `sqrt(S)`, solved in Woodbury
+    form with the meta-learned penalty; the `S x S` system is solved by an
+    unrolled Cholesky factorization in builtin ops (`builtin_linalg`).
+    Scores are `scale * [q, 1] W + bias`.
+    """
+
+    def __init__(self, learner: MetaLearner, task: TaskFormat, query_size: int):
+        self._l2 = float(learner.l2.numpy())
+        self._scale = float(learner.scale.numpy())
+        self._bias = float(learner.bias.numpy())
+        super().__init__(learner, task, query_size)
+
+    def _own_state(self, task: TaskFormat) -> list[tuple[str, list[int]]]:
+        return [("ridge_weights", [self._dim + 1, task.ways])]
+
+    @staticmethod
+    def _with_ones(features: tf.Tensor) -> tf.Tensor:
+        return tf.concat([features, tf.ones([features.shape[0], 1], features.dtype)], axis=1)
+
+    def _ridge_weights(self, embeddings: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+        norm = float(np.sqrt(embeddings.shape[0]))
+        features = self._with_ones(embeddings) / norm
+        targets = tf.one_hot(labels, self._task.ways, dtype=tf.float32) / norm
+        gram = tf.matmul(features, features, transpose_b=True)
+        gram += self._l2 * tf.eye(features.shape[0])
+        return tf.matmul(features, builtin_linalg.cholesky_solve(gram, targets),
+                         transpose_a=True)
+
+    def _scores(self, queries: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
+        return self._scale * tf.matmul(self._with_ones(queries), weights) + self._bias
+
+    def signatures(self) -> dict[str, Any]:
+        signatures = super().signatures()  # embed and the common ones
+        task, q, s = self._task, self._query_size, self._task.support_size
+        initial_state = [tf.constant(v) for v in self._initial[len(self._own_layout):]]
+
+        @tf.function(input_signature=[task.inputs_spec(s), task.targets_spec(s),
+                                      task.inputs_spec(q)])
+        def adapt_and_predict(support_x, support_y, query_x):
+            support_x, support_y, valid = self._checked_support(support_x, support_y)
+            inputs = tf.concat([support_x, exact_size(query_x)], 0)
+            embeddings = self._embed(inputs, initial_state, self._episode_statistics(s))
+            weights = self._ridge_weights(embeddings[:s], support_y)
+            return {"outputs": nan_unless(valid, self._scores(embeddings[s:], weights))}
+
+        @tf.function(input_signature=[task.inputs_spec(s), task.targets_spec(s)])
+        def train_step(support_x, support_y):
+            support_x, support_y, valid = self._checked_support(support_x, support_y)
+            state = initial_state
+            if self._mode == query_statistics.SUPPORT:
+                state = self._support_state(support_x, state)
+            context = self._statistics() if self._mode == query_statistics.TRANSDUCTIVE else None
+            embeddings = self._embed(support_x, state, context)
+            weights = self._ridge_weights(embeddings, support_y)
+            values = self._read()
+            self._assign([tf.where(valid, new, old)
+                          for new, old in zip([weights] + state, values)])
+            self.steps_taken.assign_add(tf.cast(valid, tf.int32))
+            loss = builtin_grads.sparse_softmax_cross_entropy(
+                support_y, self._scores(embeddings, weights))
+            return {"loss": nan_unless(valid, loss)}
+
+        @tf.function(input_signature=[task.inputs_spec(q)])
+        def infer(query_x):
+            values = self._read()
+            context = self._statistics() if self._mode == query_statistics.TRANSDUCTIVE else None
+            queries = self._embed(exact_size(query_x), values[1:], context)
+            return {"outputs": self._scores(queries, values[0])}
 
         signatures.update(adapt_and_predict=adapt_and_predict, train_step=train_step, infer=infer)
         return signatures

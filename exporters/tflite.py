@@ -34,7 +34,8 @@ context set's mean encoding, `infer` decodes queries with it (outputs
 `[Q, y_dim, 2]`: mean, standard deviation). Matching and Relation Networks
 keep the support set's embeddings and one-hot labels as device state and run
 their own head on them (the relation module and FCE LSTMs frozen into the
-model). R2-D2 is refused with the reason (`export_saved_model` serves it).
+model). R2-D2 keeps the ridge weights fitted to the support set, solved with
+an unrolled Cholesky factorization in builtin ops (`builtin_linalg`).
 
 Gradient learners run the wrapped model through `LayerProgram` (supported
 layers: Dense, Conv2D, BatchNormalization, ReLU/activations, pooling,
@@ -80,6 +81,7 @@ from tfmeta.exporters.layer_program import Statistics
 from tfmeta.exporters.one_pass_devices import (
     NeuralProcessDeviceModule,
     PrototypeDeviceModule,
+    RidgeDeviceModule,
     SupportSetDeviceModule,
 )
 from tfmeta.exporters.task_format import TaskFormat, task_format
@@ -265,32 +267,19 @@ class GradientDeviceModule(DeviceModule):
                 "train_step": train_step, **self._common_signatures()}
 
 
-def _refusal(learner: MetaLearner) -> str | None:
-    """Why a one-pass classifier has no on-device version; None for the other learners."""
-    if isinstance(learner, R2D2):
-        return ("its head solves the ridge regression with a Cholesky factorization, which "
-                "LiteRT has no builtin op for")
-    return None
-
-
 def device_module(learner: MetaLearner, task: TaskFormat, query_size: int) -> DeviceModule:
     """The on-device module for `learner`.
 
     Raises:
         ValueError: for learners with no on-device version (FineTune, MAML++
-            per-step BatchNorm statistics, R2-D2), saying why and listing the
+            per-step BatchNorm statistics, one-pass learners in
+            `query_statistics="support_instance"`), saying why and listing the
             supported ones.
     """
-    reason = _refusal(learner)
-    if reason:
-        raise ValueError(
-            f"Expected a learner with an on-device version. Received: {type(learner).__name__}: "
-            f"{reason}. Use export_saved_model, whose adapt_and_predict is its one forward pass."
-        )
     if adaptation_plan.is_neural_process(learner):
         return NeuralProcessDeviceModule(learner, task, query_size)
     support_set = isinstance(learner, (MatchingNetworks, RelationNetwork))
-    if support_set or adaptation_plan.is_metric_learner(learner):
+    if support_set or isinstance(learner, R2D2) or adaptation_plan.is_metric_learner(learner):
         if learner.query_statistics == query_statistics.SUPPORT_INSTANCE:
             raise ValueError(
                 f"Expected {type(learner).__name__} with query_statistics 'support', 'moving' "
@@ -301,13 +290,15 @@ def device_module(learner: MetaLearner, task: TaskFormat, query_size: int) -> De
             )
         if support_set:
             return SupportSetDeviceModule(learner, task, query_size)
+        if isinstance(learner, R2D2):
+            return RidgeDeviceModule(learner, task, query_size)
         return PrototypeDeviceModule(learner, task, query_size)
     if adaptation_plan.predicts_with_model(learner):
         return GradientDeviceModule(learner, task, query_size)
     raise ValueError(
         "Expected a learner with an on-device version: a GradientLearner (MAML, MetaSGD, "
-        "ANIL, Reptile), ConditionalNeuralProcess, MatchingNetworks, RelationNetwork or "
-        f"ProtoNet. Received: {type(learner).__name__}"
+        "ANIL, Reptile), ConditionalNeuralProcess, MatchingNetworks, RelationNetwork, R2D2 "
+        f"or ProtoNet. Received: {type(learner).__name__}"
     )
 
 
@@ -405,7 +396,7 @@ def export_tflite(
         learner: a compiled `GradientLearner` (MAML, MetaSGD, ANIL, Reptile)
             whose model is a chain of supported layers (see
             `layer_program.SUPPORTED_LAYERS`), a `ProtoNet`, `MatchingNetworks`,
-            `RelationNetwork` or `ConditionalNeuralProcess`.
+            `RelationNetwork`, `R2D2` or `ConditionalNeuralProcess`.
         path: the `.tflite` file to write.
         ways: classes per task (None for regression).
         shots: support examples per class (per task for regression).

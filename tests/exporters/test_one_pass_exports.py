@@ -134,13 +134,18 @@ def test_neural_process_adapts_on_the_device_like_the_learner(tmp_path):
                            tflite.learner_predictions(cnp, other), atol=1e-3)
     reset = run["reset"]()["weights"]
     np.testing.assert_array_equal(reset, np.zeros(32, np.float32))
+    on_device = tfmeta.exporters.OnDeviceModel(path)  # checks calls against the metadata
+    received = on_device.adapt_and_predict(task["support_x"], task["support_y"], task["query_x"])
+    assert np.max(np.abs(received - expected)) < 1e-4
+    with pytest.raises(ValueError, match="support_y"):
+        on_device.adapt_and_predict(task["support_x"], task["support_y"][:9], task["query_x"])
 
 
 @pytest.mark.parametrize("kind, query_statistics", [
     ("matching", "moving"), ("matching", "support"), ("matching_fce", "moving"),
-    ("relation", "moving"), ("relation", "support"),
+    ("relation", "moving"), ("relation", "support"), ("r2d2", "moving"), ("r2d2", "support"),
 ])
-def test_matching_and_relation_networks_adapt_on_the_device_like_the_learner(
+def test_one_pass_classifiers_adapt_on_the_device_like_the_learner(
         tmp_path, kind, query_statistics):
     from tfmeta.exporters import tflite, tflite_ops
 
@@ -149,8 +154,8 @@ def test_matching_and_relation_networks_adapt_on_the_device_like_the_learner(
     info = tflite.export_tflite(learner, path, ways=et.WAYS, shots=2, query_size=et.QUERIES)
     content = path.read_bytes()
     assert tflite_ops.custom_operators(content) == []
-    assert [entry["name"] for entry in info["weights_layout"][:2]] == [
-        "support_embeddings", "support_labels"]
+    state = ["ridge_weights"] if kind == "r2d2" else ["support_embeddings", "support_labels"]
+    assert [entry["name"] for entry in info["weights_layout"][:len(state)]] == state
     interpreter = tflite.interpreter(content)
     run = {name: interpreter.get_signature_runner(name)
            for name in interpreter.get_signature_list()}
@@ -169,15 +174,6 @@ def test_matching_and_relation_networks_adapt_on_the_device_like_the_learner(
     missing_class = np.array([0, 1, 2, 3, 3] * 2, np.int32)
     outputs = run["adapt_and_predict"](**dict(task, support_y=missing_class))["outputs"]
     assert np.isnan(outputs).all()
-
-
-def test_r2d2_is_refused_on_the_device_before_writing(tmp_path):
-    from tfmeta.exporters import tflite
-
-    with pytest.raises(ValueError, match="Received: R2D2: its head solves the ridge regression "
-                                         "with a Cholesky factorization.*Use export_saved_model"):
-        tflite.export_tflite(classifier("r2d2"), tmp_path / "model.tflite", ways=et.WAYS, shots=1)
-    assert not list(tmp_path.iterdir())
 
 
 def test_support_instance_statistics_are_refused_on_the_device(tmp_path):

@@ -1,0 +1,47 @@
+"""The unrolled Cholesky solve against numpy in float64, and in LiteRT with builtin ops only."""
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from tfmeta.exporters import builtin_linalg, tflite, tflite_ops
+
+
+def spd(size, seed=0):
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((size, size))
+    return a @ a.T + 0.3 * np.eye(size), rng.standard_normal((size, 3))
+
+
+@pytest.mark.parametrize("size", [1, 2, 7, 25])
+def test_cholesky_and_solve_equal_numpy_in_float64(size):
+    matrix, rhs = spd(size)
+    np.testing.assert_allclose(builtin_linalg.cholesky(tf.constant(matrix)),
+                               np.linalg.cholesky(matrix), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(builtin_linalg.cholesky_solve(tf.constant(matrix), tf.constant(rhs)),
+                               np.linalg.solve(matrix, rhs), rtol=1e-8, atol=1e-10)
+
+
+def test_solve_converts_to_builtin_ops_and_runs_in_litert():
+    matrix, rhs = spd(10, seed=1)
+    solve = tf.function(builtin_linalg.cholesky_solve, input_signature=[
+        tf.TensorSpec([10, 10], tf.float32), tf.TensorSpec([10, 3], tf.float32)])
+    converter = tf.lite.TFLiteConverter.from_concrete_functions(
+        [solve.get_concrete_function()], solve)
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+    content = converter.convert()
+    assert tflite_ops.custom_operators(content) == []
+    interpreter = tflite.interpreter(content)
+    interpreter.allocate_tensors()
+    inputs = {"matrix": matrix, "rhs": rhs}
+    for detail in interpreter.get_input_details():
+        name = next(key for key in inputs if key in detail["name"])
+        interpreter.set_tensor(detail["index"], inputs[name].astype(np.float32))
+    interpreter.invoke()
+    received = interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
+    np.testing.assert_allclose(received, np.linalg.solve(matrix, rhs), rtol=1e-3, atol=1e-4)
+
+
+def test_a_matrix_of_unknown_size_is_refused():
+    with pytest.raises(ValueError, match="Expected a square matrix of static size"):
+        builtin_linalg.cholesky(tf.zeros([3, 4]))
