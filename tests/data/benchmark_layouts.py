@@ -70,10 +70,14 @@ def write_mini_imagenet_csv_layout(root: Path, per_class: int = 2) -> Path:
     return root
 
 
-def write_mini_imagenet_folders(root: Path, per_class: int = 2, by_split: bool = True) -> Path:
-    """`train/<wnid>/`, `val/<wnid>/`, `test/<wnid>/` (by split) or ILSVRC's `<wnid>/<wnid>_<n>.JPEG`."""
-    split = tfmeta.data.published_split("mini_imagenet")
-    position = {wnid: i for i, wnid in enumerate(mini_imagenet_wnids())}
+def write_mini_imagenet_folders(
+    root: Path, per_class: int = 2, by_split: bool = True, benchmark: str = "mini_imagenet"
+) -> Path:
+    """`train/<wnid>/`, `val/<wnid>/`, `test/<wnid>/` (by split) or ILSVRC's `<wnid>/<wnid>_<n>.JPEG`,
+    for the classes of `benchmark` (mini_imagenet or tiered_imagenet)."""
+    split = tfmeta.data.published_split(benchmark)
+    wnids = split["train"] + split["validation"] + split["test"]
+    position = {wnid: i % 256 for i, wnid in enumerate(wnids)}
     folders = {"train": "train", "validation": "val", "test": "test"}
     for name, wnids in split.items():
         for wnid in wnids:

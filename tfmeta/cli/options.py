@@ -43,7 +43,7 @@ GAUSSIAN_PROCESS = "gaussian_process"
 REGRESSION_DATASETS = (SINUSOID, GAUSSIAN_PROCESS)  # generated task families
 OMNIGLOT = "omniglot"
 # The standard benchmarks, read from the files --data_dir holds (tfmeta.data.mini_imagenet, ...).
-BENCHMARKS = ("mini_imagenet", "cifar_fs", "fc100", "cub")
+BENCHMARKS = ("mini_imagenet", "tiered_imagenet", "cifar_fs", "fc100", "cub")
 # --episodes: fixed N-way K-shot, or Meta-Dataset's varying ways and shots under one of
 # tfmeta.data.VARIABLE_EPISODE_CONFIGS (named here so that --help imports no TensorFlow).
 FIXED_EPISODES = "fixed"
@@ -87,7 +87,8 @@ flags.DEFINE_string(
     "sinusoid",
     "Task source: 'sinusoid'; 'gaussian_process' (RBF curves of the CNP paper); 'omniglot' "
     "(the archive or folder given by --data_dir, else "
-    "TFDS's builder); 'mini_imagenet', 'cifar_fs', 'fc100' or 'cub' (the benchmark's published "
+    "TFDS's builder); 'mini_imagenet', 'tiered_imagenet', 'cifar_fs', 'fc100' or 'cub' (the "
+    "benchmark's published "
     "class split, from the files --data_dir holds; with --channels=3); "
     "a TFDS name such as 'mnist'; or an ImageFolder directory "
     "<dir>/<split>/<class>/<image> (an existing path, or one starting with '.', '/' or '~').",
@@ -97,7 +98,8 @@ flags.DEFINE_string(
     None,
     "Omniglot: its .tar.gz, or an ImageFolder folder with train/ and test/. "
     "mini_imagenet: the folder of JPEGs with train.csv/val.csv/test.csv, or an ILSVRC train "
-    "folder; cifar_fs, fc100: CIFAR-100's binary version (.tar.gz or folder); cub: the "
+    "folder; tiered_imagenet: an ILSVRC train folder or a copy with train/ val/ test/; "
+    "cifar_fs, fc100: CIFAR-100's binary version (.tar.gz or folder); cub: the "
     "extracted CUB_200_2011 folder. "
     "A TFDS name: TFDS's data folder.",
 )
@@ -569,7 +571,7 @@ def _check_benchmark(options: RunOptions) -> None:
     if options.channels != 3:
         raise ValueError(
             f"--dataset={options.dataset} has RGB images; pass --channels=3 (and --image_size, "
-            "84 for mini_imagenet and cub, 32 for cifar_fs and fc100)"
+            "84 for mini_imagenet, tiered_imagenet and cub, 32 for cifar_fs and fc100)"
         )
 
 

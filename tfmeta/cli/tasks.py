@@ -289,6 +289,7 @@ def image_preprocessing(options: RunOptions) -> data.ImagePreprocessing | None:
 # --dataset=<benchmark>: the reader of its files (see tfmeta.data).
 BENCHMARK_READERS = {
     "mini_imagenet": data.mini_imagenet,
+    "tiered_imagenet": data.tiered_imagenet,
     "cifar_fs": data.cifar_fs,
     "fc100": data.fc100,
     "cub": data.cub,

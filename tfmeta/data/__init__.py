@@ -20,6 +20,7 @@ from tfmeta.data.preprocessing import ImagePreprocessing
 from tfmeta.data.tfds_images import image_folder_class_images, tfds_class_images
 from tfmeta.data.published_splits import published_split
 from tfmeta.data.mini_imagenet_source import mini_imagenet
+from tfmeta.data.tiered_imagenet_source import tiered_imagenet
 from tfmeta.data.cifar_benchmarks import cifar100, cifar_fs, fc100
 from tfmeta.data.cub_source import cub, cub_split
 from tfmeta.data.variable_episodes import (

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import csv
 import os
-import re
 from pathlib import Path
 
 from tfmeta.data.benchmark_files import (
@@ -20,15 +19,18 @@ from tfmeta.data.benchmark_files import (
 )
 from tfmeta.data.few_shot import FewShotEpisodes
 from tfmeta.data.image_files import class_images_from_files
+from tfmeta.data.imagenet_layouts import (
+    has_split_folders,
+    has_wnid_folders,
+    ilsvrc_files,
+    split_folder_files,
+)
 from tfmeta.data.preprocessing import ImagePreprocessing
-from tfmeta.data.published_splits import SPLIT_NAMES, published_split
+from tfmeta.data.published_splits import published_split
 
 # The split files of the widely shared folder, by split.
 CSV_FILES = {"train": "train.csv", "validation": "val.csv", "test": "test.csv"}
-# Class folders of a shared copy laid out by split, by split.
-SPLIT_FOLDERS = {"train": "train", "validation": "val", "test": "test"}
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
-_WNID = re.compile(r"n\d{8}")
+_SPLIT = "Ravi & Larochelle's split"
 _LAYOUTS = (
     "the shared folder: images/ holding <wnid><index>.jpg with train.csv, val.csv and test.csv "
     "(filename,label) beside it; a copy laid out by split: train/, val/, test/ holding one "
@@ -119,10 +121,10 @@ def _split_files(root: Path, published, images_per_class: int):
     )
     if images.is_dir() and csv_dir is not None:
         return _csv_layout(images, csv_dir, published)
-    if any((root / folder).is_dir() for folder in SPLIT_FOLDERS.values()):
-        return _split_folder_layout(root, published)
-    if any(_WNID.fullmatch(p.name) for p in root.iterdir() if p.is_dir()):
-        return _ilsvrc_layout(root, published, images_per_class)
+    if has_split_folders(root):
+        return split_folder_files(root, published, _SPLIT)
+    if has_wnid_folders(root):
+        return ilsvrc_files(root, published, _SPLIT, images_per_class)
     pickles = pickles_in(root)
     hint = (
         f" It holds pickle files {pickles}, which tfmeta never reads (unpickling runs code)."
@@ -180,58 +182,3 @@ def _read_csv(path: Path) -> list[tuple[str, str]]:
             f"Received: {bad[0]}"
         )
     return [(filename.strip(), label.strip()) for filename, label in rows[1:]]
-
-
-def _split_folder_layout(root: Path, published):
-    files = {}
-    for split, folder in SPLIT_FOLDERS.items():
-        split_dir = root / folder
-        absent = [wnid for wnid in published[split] if not (split_dir / wnid).is_dir()]
-        if absent:
-            raise FileNotFoundError(
-                f"Expected one folder per {split} class of Ravi & Larochelle's split in "
-                f"{str(split_dir)!r}. Missing: {len(absent)} classes, {shown(absent)}"
-            )
-        paths, names = [], []
-        for wnid in published[split]:
-            class_paths = _images_in(split_dir / wnid)
-            paths += class_paths
-            names += [wnid] * len(class_paths)
-        files[split] = (paths, names)
-    return files
-
-
-def _ilsvrc_layout(root: Path, published, images_per_class: int):
-    wanted = [wnid for split in SPLIT_NAMES for wnid in published[split]]
-    absent = [wnid for wnid in wanted if not (root / wnid).is_dir()]
-    if absent:
-        raise FileNotFoundError(
-            f"Expected a folder for each of the 100 mini-ImageNet classes in the ILSVRC train "
-            f"folder {str(root)!r}. Missing: {len(absent)} classes, {shown(absent)}"
-        )
-    files = {}
-    for split in SPLIT_NAMES:
-        paths, names = [], []
-        for wnid in published[split]:
-            class_paths = _images_in(root / wnid)
-            if len(class_paths) < images_per_class:
-                raise FileNotFoundError(
-                    f"Expected at least images_per_class={images_per_class} images in "
-                    f"{str(root / wnid)!r}. Received: {len(class_paths)}"
-                )
-            paths += class_paths[:images_per_class]
-            names += [wnid] * images_per_class
-        files[split] = (paths, names)
-    return files
-
-
-def _images_in(folder: Path) -> list[Path]:
-    """The image files of `folder`, sorted by name; a FileNotFoundError if there are none."""
-    paths = sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    )
-    if not paths:
-        raise FileNotFoundError(
-            f"Expected images of type {list(IMAGE_SUFFIXES)} in {str(folder)!r}. Received: none"
-        )
-    return paths

@@ -10,11 +10,17 @@ header `split,<unit>` and one row per class (or superclass):
   CIFAR-100 fine classes.
 - `fc100.csv` (`split,superclass`): Oreshkin et al. (2018), 12 / 4 / 4
   CIFAR-100 superclasses (60 / 20 / 20 fine classes).
+- `tiered_imagenet.csv` (`split,class`): Ren et al. (2018), 351 / 97 / 160
+  ImageNet synsets of 20 / 6 / 8 super-categories. The train and validation
+  lists are those of Ren et al.'s `train.csv` and `val.csv`, equal to a second
+  public copy; the test list comes from one public copy only (their
+  `test.csv` was not at hand), checked for 160 wnids disjoint from the rest.
 
 CUB's split (Chen et al. 2019, "A Closer Look at Few-shot Classification")
 is a rule over the sorted class folders, not a list; see `tfmeta.data.cub`.
-The lists were transcribed, then checked against independent public copies
-(two for each list); the tests check their sizes and disjointness.
+The mini-ImageNet, CIFAR-FS and FC100 lists were transcribed, then checked
+against two independent public copies each; the tests check the sizes and
+disjointness of every list.
 """
 
 from __future__ import annotations
@@ -25,7 +31,7 @@ import io
 import importlib_resources
 
 SPLIT_NAMES = ("train", "validation", "test")
-PUBLISHED_SPLITS = ("mini_imagenet", "cifar_fs", "fc100")
+PUBLISHED_SPLITS = ("mini_imagenet", "tiered_imagenet", "cifar_fs", "fc100")
 
 
 def published_split(benchmark: str) -> dict[str, list[str]]:
