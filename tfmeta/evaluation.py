@@ -95,7 +95,9 @@ def task_scores(
 
     Returns:
         `{"loss": [tasks]}` (the compiled loss on the adapted query
-        predictions), plus `"accuracy"` when the predictions are class scores.
+        predictions), plus `"accuracy"` when the predictions are class scores
+        and `"source"` (each task's source index) for episodes that carry it
+        (`tfmeta.data.variable_episodes` over several sources).
 
     Raises:
         ValueError: for a `num_episodes` that is not an integer >= 1, an
@@ -113,10 +115,13 @@ def task_scores(
             "Expected a finite dataset of episodes, or num_episodes=N to score the first N "
             "tasks. Received: an infinite dataset (episodes(..., num_episodes=None))"
         )
-    losses, accuracies = [], []
+    losses, accuracies, sources = [], [], []
     classification = None
     for batch in episodes:
-        for targets, task_predictions in _query_results(learner, batch):
+        batch_sources = batch["source"].numpy() if "source" in batch else None
+        for index, (targets, task_predictions) in enumerate(_query_results(learner, batch)):
+            if batch_sources is not None:
+                sources.append(int(batch_sources[index]))
             if classification is None:
                 classification = is_classification(targets, task_predictions)
             losses.append(float(learner.task_loss(targets, task_predictions)))
@@ -134,6 +139,8 @@ def task_scores(
     scores = {"loss": np.asarray(losses)}
     if classification:
         scores["accuracy"] = np.asarray(accuracies)
+    if sources:
+        scores["source"] = np.asarray(sources)
     return scores
 
 
@@ -160,6 +167,9 @@ def evaluate_episodes(
         Classification: `{"accuracy", "ci95", "loss", "loss_ci95",
         "episodes"}`; regression: `{"loss", "loss_ci95", "episodes"}`: means
         over the tasks and the half-widths of their 95% confidence intervals.
+        Episodes that carry their source (`tfmeta.data.variable_episodes`)
+        add `"per_source"`: `{source index: {"accuracy", "ci95", "episodes"}}`
+        (`"loss"`, `"loss_ci95"` and `"episodes"` for regression).
 
     Raises:
         ValueError: see `task_scores`.
@@ -178,4 +188,14 @@ def evaluate_episodes(
     if "accuracy" in scores:
         summary = mean_and_ci95(scores["accuracy"])
         result = {"accuracy": summary["mean"], "ci95": summary["ci95"], **result}
+    if "source" in scores:
+        metric, name = ("accuracy", "accuracy") if "accuracy" in scores else ("loss", "loss")
+        result["per_source"] = {}
+        for source in np.unique(scores["source"]):
+            summary = mean_and_ci95(scores[metric][scores["source"] == source])
+            result["per_source"][int(source)] = {
+                name: summary["mean"],
+                "ci95" if name == "accuracy" else "loss_ci95": summary["ci95"],
+                "episodes": summary["tasks"],
+            }
     return result

@@ -153,3 +153,18 @@ def test_omniglot_variable_episodes_train_protonet_far_above_chance(omniglot):
         accuracy = tfmeta.evaluation.evaluate_episodes(learner, test)["accuracy"]
         print(f"{ways}-way 1-shot: {accuracy:.3f}")
         assert accuracy > 3 * chance, (ways, accuracy)
+
+
+def test_evaluate_episodes_reports_accuracy_per_source():
+    sources = [toy_source(seed=0), toy_source(num_classes=8, seed=1)]
+    data = tfmeta.data.variable_episodes(sources, CONFIG, weights=[1, 3], meta_batch_size=4,
+                                         num_episodes=16, seed=0)
+    learner = compiled(tfmeta.ProtoNet(embedding(), ways=CONFIG.max_ways))
+    result = tfmeta.evaluation.evaluate_episodes(learner, data)
+    scores = tfmeta.evaluation.task_scores(learner, data)
+    assert sorted(result["per_source"]) == sorted(set(scores["source"])) == [0, 1]
+    for source, summary in result["per_source"].items():
+        chosen = scores["accuracy"][scores["source"] == source]
+        assert summary["episodes"] == len(chosen)
+        np.testing.assert_allclose(summary["accuracy"], chosen.mean(), rtol=1e-9)
+    assert sum(s["episodes"] for s in result["per_source"].values()) == 16
