@@ -70,6 +70,13 @@ def test_every_algorithm_trains_and_evaluates_on_image_classes(
         assert evaluation["ways"] == 4 and evaluation["accuracy"]["tasks"] == 4
         assert json.loads((tmp_path / "metrics.json").read_text())["eval"]["ways"] == ways
 
+    if algorithm in ("r2d2", "matching", "relation"):  # one pass: both exporters take them
+        for export_format in ("saved_model", "tflite"):
+            result = run_tfmeta("export", f"--output_dir={tmp_path}", f"--format={export_format}")
+            assert result.returncode == 0, result.stderr[-3000:]
+        assert list((tmp_path / "export").glob("*/1/saved_model.pb"))
+        assert list((tmp_path / "export").glob("*.tflite"))
+
 
 @pytest.mark.parametrize("algorithm", ["fomaml", "metasgd", "anil", "reptile"])
 def test_gradient_algorithms_learn_sinusoids(run_tfmeta, tmp_path, algorithm):
