@@ -9,6 +9,7 @@ from tfmeta.data.class_images import ClassImages
 from tfmeta.data.few_shot import FewShotEpisodes
 
 PICKLE_SUFFIXES = (".pkl", ".pickle")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")  # the image files the benchmark folders hold
 SHOWN = 5  # names listed in a message before "and N more"
 
 
@@ -46,6 +47,18 @@ def check_folder(path: Path, what: str) -> Path:
         state = "a file" if path.exists() else "does not exist"
         raise FileNotFoundError(f"Expected {what}. Received: {str(path)!r}, which {state}")
     return path
+
+
+def images_in(folder: Path) -> list[Path]:
+    """The image files of `folder`, sorted by name; a FileNotFoundError if there are none."""
+    paths = sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
+    if not paths:
+        raise FileNotFoundError(
+            f"Expected images of type {list(IMAGE_SUFFIXES)} in {str(folder)!r}. Received: none"
+        )
+    return paths
 
 
 def episode_sources(splits: Mapping[str, ClassImages], benchmark: str) -> dict[str, FewShotEpisodes]:

@@ -10,13 +10,18 @@ import os
 import re
 from pathlib import Path
 
-from tfmeta.data.benchmark_files import check_folder, episode_sources, refuse_pickle, shown
+from tfmeta.data.benchmark_files import (
+    check_folder,
+    episode_sources,
+    images_in,
+    refuse_pickle,
+    shown,
+)
 from tfmeta.data.few_shot import FewShotEpisodes
 from tfmeta.data.image_files import class_images_from_files
 from tfmeta.data.preprocessing import ImagePreprocessing
 
 NUM_CLASSES = 200
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 _CLASS_FOLDER = re.compile(r"(\d{3})\.\S+")  # "001.Black_footed_Albatross"
 
 
@@ -87,15 +92,7 @@ def cub(
     for split, class_folders in cub_split(list(folders.values())).items():
         paths, names = [], []
         for folder in class_folders:
-            class_paths = sorted(
-                p for p in (images_dir / folder).iterdir()
-                if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-            )
-            if not class_paths:
-                raise FileNotFoundError(
-                    f"Expected images of type {list(IMAGE_SUFFIXES)} in "
-                    f"{str(images_dir / folder)!r}. Received: none"
-                )
+            class_paths = images_in(images_dir / folder)
             paths += class_paths
             names += [folder] * len(class_paths)
         splits[split] = class_images_from_files(

@@ -14,12 +14,11 @@ import re
 from pathlib import Path
 from typing import Mapping, Sequence
 
-from tfmeta.data.benchmark_files import shown
+from tfmeta.data.benchmark_files import images_in, shown
 from tfmeta.data.published_splits import SPLIT_NAMES
 
 # Class folders of a copy laid out by split, by split.
 SPLIT_FOLDERS = {"train": "train", "validation": "val", "test": "test"}
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 WNID = re.compile(r"n\d{8}")
 
 SplitFiles = dict[str, tuple[list[Path], list[str]]]  # split -> (paths, class names)
@@ -97,15 +96,3 @@ def _class_files(folder: Path, wnids: Sequence[str], images_per_class: int | Non
         paths += class_paths
         names += [wnid] * len(class_paths)
     return paths, names
-
-
-def images_in(folder: Path) -> list[Path]:
-    """The image files of `folder`, sorted by name; a FileNotFoundError if there are none."""
-    paths = sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
-    )
-    if not paths:
-        raise FileNotFoundError(
-            f"Expected images of type {list(IMAGE_SUFFIXES)} in {str(folder)!r}. Received: none"
-        )
-    return paths
