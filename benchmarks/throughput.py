@@ -3,8 +3,19 @@
 Protocol P: Omniglot-shaped episodes (28x28x1), Conv-4 (4 x [conv 3x3, 64 filters,
 stride 2, BatchNorm, ReLU], global mean pool, Dense 5), 5-way 1-shot with 15 queries
 per class, meta-batch 32, 1 inner step at learning rate 0.4, Adam; steady state after
-compilation. Episodes are random tensors held in memory, so the figure is the
-learner's alone (benchmarks/episodes.py measures the input pipeline).
+compilation; BatchNorm normalises queries with their own batch's statistics
+(`--query_statistics=transductive`, learn2learn's convention; the learners' default is
+"support"). Episodes are random tensors held in memory, so the figure is the learner's
+alone (benchmarks/episodes.py measures the input pipeline).
+
+The peer is measured in the same run on the same machine, never taken from elsewhere:
+after tfmeta's configurations, benchmarks/reference_maml_torch.py (learn2learn's MAML
+loop written in PyTorch) runs in its own process on the same protocol, second order for
+the second-order MAML rows and first order for the first-order ones, and the ratio is
+tfmeta's tasks/s over the reference's from this run. Without PyTorch (`pip install
+.[bench]`) no ratio is printed. The processor, the load average before and after, the
+FLOP per task and the share of the processor's nominal FP32 peak (benchmarks/flops.py)
+are printed with the figures.
 
 Each configuration runs in a fresh process, so its peak resident memory is its own.
 On protocol P that peak is mostly TensorFlow itself and graph compilation;
@@ -25,6 +36,7 @@ Prints a table, and as its last line one JSON object with the same figures.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import resource
@@ -35,6 +47,9 @@ import time
 
 from absl import app, flags
 
+import flops
+import machine
+
 flags.DEFINE_list(
     "learners", ["maml", "fomaml", "metasgd", "anil", "reptile", "protonet"], "Learners to time."
 )
@@ -44,6 +59,9 @@ flags.DEFINE_integer("meta_batch_size", 32, "Tasks per meta-update.")
 flags.DEFINE_enum("shape", "omniglot", ["omniglot", "miniimagenet"],
                   "Episode images and Conv-4 variant: 28x28x1 with 64 filters, or 84x84x3 with 32.")
 flags.DEFINE_integer("shots", 1, "Support examples per class.")
+flags.DEFINE_enum("query_statistics", "transductive", ["transductive", "support", "moving"],
+                  "BatchNorm statistics of the query pass (tfmeta.query_statistics).")
+flags.DEFINE_bool("reference", True, "Time the PyTorch reference after tfmeta (protocol P).")
 flags.DEFINE_integer("warmup", 3, "Meta-updates before timing (the first one compiles).")
 flags.DEFINE_integer("repeats", 10, "Timed meta-updates (and evaluation batches).")
 flags.DEFINE_string("worker", None, "Internal: time one 'learner/steps/parallel' configuration.")
@@ -55,7 +73,11 @@ SHAPES = {  # image shape, Conv-4 arguments
     "miniimagenet": ((84, 84, 3), dict(filters=32, max_pool=True)),
 }
 INNER_LEARNING_RATE = 0.4
-PUBLISHED_TASKS_PER_SECOND = {"maml": 18.5, "fomaml": 28.4}  # learn2learn 0.2.1, same protocol
+REFERENCE_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                "reference_maml_torch.py")
+# The reference loop each tfmeta learner is compared with (one inner step only).
+REFERENCE_OF = {"maml": "maml", "maml_recompute": "maml", "maml_keras_batch_norm": "maml",
+                "fomaml": "fomaml", "fomaml_unfused_batch_norm": "fomaml"}
 
 
 def protocol_p_batch(meta_batch_size: int):
@@ -81,7 +103,7 @@ def make_learner(name: str, inner_steps: int, parallel_tasks: int):
     import tfmeta
 
     keras.utils.set_random_seed(0)
-    common = dict(parallel_tasks=parallel_tasks)
+    common = dict(parallel_tasks=parallel_tasks, query_statistics=FLAGS.query_statistics)
     gradient = dict(inner_learning_rate=INNER_LEARNING_RATE, inner_steps=inner_steps, **common)
     image, conv4_args = SHAPES[FLAGS.shape]
     if name == "protonet":
@@ -176,12 +198,29 @@ def run_worker(config: str) -> dict[str, float]:
     argv = [sys.executable, os.path.abspath(__file__), f"--worker={config}",
             f"--meta_batch_size={FLAGS.meta_batch_size}", f"--warmup={FLAGS.warmup}",
             f"--shape={FLAGS.shape}", f"--shots={FLAGS.shots}",
-            f"--repeats={FLAGS.repeats}"]
-    result = subprocess.run(argv, capture_output=True, text=True,
-                            env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+            f"--query_statistics={FLAGS.query_statistics}", f"--repeats={FLAGS.repeats}"]
+    return _run_json(argv, config, dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+
+
+def run_reference(learner: str) -> dict[str, float]:
+    """Times the PyTorch reference's `maml` or `fomaml` loop in a fresh process."""
+    argv = [sys.executable, REFERENCE_SCRIPT, f"--meta_batch_size={FLAGS.meta_batch_size}",
+            f"--warmup={FLAGS.warmup}", f"--repeats={FLAGS.repeats}"]
+    return _run_json(argv + (["--first_order"] if learner == "fomaml" else []),
+                     f"reference {learner}", dict(os.environ))
+
+
+def _run_json(argv: list[str], what: str, env: dict[str, str]) -> dict:
+    """Runs `argv` and parses the JSON object on its last line of output."""
+    result = subprocess.run(argv, capture_output=True, text=True, env=env)
     if result.returncode != 0:
-        raise RuntimeError(f"{config} failed:\n{result.stderr[-3000:]}")
+        raise RuntimeError(f"{what} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def load_average() -> float:
+    """The 1-minute load average (other processes share the cores with the benchmark)."""
+    return os.getloadavg()[0]
 
 
 def main(argv):
@@ -189,6 +228,7 @@ def main(argv):
     if FLAGS.worker:
         print(json.dumps(time_configuration(FLAGS.worker)))
         return
+    load_before = load_average()
     results = {}
     for name in FLAGS.learners:
         for steps in FLAGS.inner_steps:
@@ -196,28 +236,97 @@ def main(argv):
                 config = f"{name}/{steps}/{parallel}"
                 results[config] = run_worker(config)
                 print(f"measured {config}", file=sys.stderr, flush=True)
-    protocol_p = FLAGS.shape == "omniglot" and FLAGS.shots == 1 and FLAGS.meta_batch_size == 32
-    image, _ = SHAPES[FLAGS.shape]
-    print(f"{'Protocol P: ' if protocol_p else ''}Conv-4 on {'x'.join(map(str, image))}, "
-          f"5-way {FLAGS.shots}-shot, 15 queries, meta-batch {FLAGS.meta_batch_size}, "
-          f"median of {FLAGS.repeats} steps, {os.cpu_count()} CPU cores")
-    header = f"{'learner/inner steps/parallel':<30}{'train tasks/s':>14}{'vs learn2learn':>16}" \
-             f"{'eval tasks/s':>14}{'compile s':>11}{'peak RSS MiB':>14}"
-    print(header)
-    for config, row in results.items():
-        name, steps, _ = config.split("/")
-        published = PUBLISHED_TASKS_PER_SECOND.get(name) if steps == "1" and protocol_p else None
-        ratio = f"{row['train_tasks_per_second'] / published:.2f}x" if published else "-"
-        print(f"{config:<30}{row['train_tasks_per_second']:>14.1f}{ratio:>16}"
-              f"{row['eval_tasks_per_second']:>14.1f}{row['compile_seconds']:>11.1f}"
-              f"{row['peak_rss_mib']:>14.0f}")
-    if protocol_p:
-        print("learn2learn 0.2.1 (published for this protocol and machine kind): "
-              "MAML 18.5, FOMAML 28.4 tasks/s")
+    protocol_p = FLAGS.shape == "omniglot" and FLAGS.shots == 1
+    references, reference_note = measure_references(protocol_p)
+    load_after = load_average()
+    peak = flops.nominal_fp32_peak()
+    rows = {config: figures(config.split("/")[0], config.split("/")[1] == "1" and protocol_p,
+                            row, references, peak) for config, row in results.items()}
+    print_table(results, rows, references, reference_note, peak, (load_before, load_after))
     print(json.dumps({"benchmark": "throughput", "shape": FLAGS.shape, "shots": FLAGS.shots,
                       "meta_batch_size": FLAGS.meta_batch_size, "repeats": FLAGS.repeats,
-                      "results": results,
-                      "learn2learn_tasks_per_second": PUBLISHED_TASKS_PER_SECOND}))
+                      "query_statistics": FLAGS.query_statistics,
+                      "processor": machine.processor(), "nominal_fp32_peak": peak,
+                      "load_average": {"before": load_before, "after": load_after},
+                      "results": {config: {**results[config], **rows[config]}
+                                  for config in results},
+                      "reference": references, "reference_note": reference_note}))
+
+
+def measure_references(protocol_p: bool) -> tuple[dict[str, dict], str | None]:
+    """The PyTorch reference's figures for the loops the chosen learners compare with.
+
+    Returns `(figures by "maml"/"fomaml", why it did not run or None)`.
+    """
+    wanted = sorted({REFERENCE_OF[name] for name in FLAGS.learners if name in REFERENCE_OF})
+    if not wanted or not protocol_p or "1" not in FLAGS.inner_steps:
+        return {}, None
+    if not FLAGS.reference:
+        return {}, "reference not run: --noreference"
+    if importlib.util.find_spec("torch") is None:
+        return {}, "reference not run: install .[bench]"
+    references = {}
+    for learner in wanted:
+        references[learner] = run_reference(learner)
+        print(f"measured reference {learner}", file=sys.stderr, flush=True)
+    return references, None
+
+
+def figures(name: str, one_step_protocol_p: bool, row: dict, references: dict,
+            peak: dict) -> dict:
+    """The ratio to this run's reference and the share of FP32 peak, where they apply."""
+    loop = REFERENCE_OF.get(name)
+    if loop is None or not one_step_protocol_p:
+        return {}
+    out = arithmetic(loop, row["train_tasks_per_second"], peak)
+    if loop in references:
+        out["vs_reference"] = (row["train_tasks_per_second"]
+                               / references[loop]["train_tasks_per_second"])
+    return out
+
+
+def arithmetic(loop: str, tasks_per_second: float, peak: dict) -> dict:
+    """FLOP per task of a protocol-P `maml`/`fomaml` task, and the share of nominal peak."""
+    flop = flops.task_flop(WAYS * FLAGS.shots, WAYS * QUERIES, first_order=loop == "fomaml")
+    gflops = tasks_per_second * flop / 1e9
+    return {"gflop_per_task": flop / 1e9, "gflops": gflops,
+            "share_of_fp32_peak": gflops / peak["gflops"] if peak["gflops"] else None}
+
+
+def print_table(results: dict, rows: dict, references: dict, reference_note: str | None,
+                peak: dict, loads: tuple[float, float]) -> None:
+    """The human-readable table: tfmeta's rows, then the reference's, then the context."""
+    image, _ = SHAPES[FLAGS.shape]
+    protocol_p = FLAGS.shape == "omniglot" and FLAGS.shots == 1 and FLAGS.meta_batch_size == 32
+    print(f"{'Protocol P: ' if protocol_p else ''}Conv-4 on {'x'.join(map(str, image))}, "
+          f"5-way {FLAGS.shots}-shot, 15 queries, meta-batch {FLAGS.meta_batch_size}, "
+          f"{FLAGS.query_statistics} query statistics, median of {FLAGS.repeats} steps")
+    print(f"Processor: {machine.describe()}; load average {loads[0]:.2f} before, "
+          f"{loads[1]:.2f} after")
+    print(f"{'configuration':<32}{'train tasks/s':>14}{'vs reference':>14}{'GFLOP/task':>12}"
+          f"{'% FP32 peak':>13}{'eval tasks/s':>14}{'compile s':>11}{'peak RSS MiB':>14}")
+
+    def share(row):
+        value = row.get("share_of_fp32_peak")
+        return f"{100 * value:.1f}" if value is not None else "-"
+
+    for config, row in results.items():
+        extra = rows[config]
+        ratio = f"{extra['vs_reference']:.2f}x" if "vs_reference" in extra else "-"
+        flop = f"{extra['gflop_per_task']:.2f}" if extra else "-"
+        print(f"{config:<32}{row['train_tasks_per_second']:>14.1f}{ratio:>14}{flop:>12}"
+              f"{share(extra):>13}{row['eval_tasks_per_second']:>14.1f}"
+              f"{row['compile_seconds']:>11.1f}{row['peak_rss_mib']:>14.0f}")
+    for loop, row in references.items():
+        extra = arithmetic(loop, row["train_tasks_per_second"], peak)
+        print(f"{'PyTorch ' + row['torch'] + ' reference ' + loop:<32}"
+              f"{row['train_tasks_per_second']:>14.1f}{'1.00x':>14}"
+              f"{extra['gflop_per_task']:>12.2f}{share(extra):>13}{'-':>14}{'-':>11}"
+              f"{row['peak_rss_mib']:>14.0f}")
+    if reference_note:
+        print(reference_note)
+    print(f"Nominal FP32 peak {peak['gflops']:.0f} GFLOP/s = {peak['formula']} "
+          "(benchmarks/flops.py)")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,71 @@
+"""Arithmetic per protocol-P task, and the processor's nominal FP32 peak to set it against.
+
+Tasks per second say how fast; the share of the processor's peak says how far from the
+hardware's limit that is, on any machine kind. Both figures are estimates and are named so:
+
+- FLOP per task counts the multiply-adds of the convolutions and the head (2 FLOP each);
+  BatchNorm, ReLU, pooling and the loss are left out (a few per cent). A backward pass
+  costs twice its forward pass. A second-order inner step differentiates the support
+  set's backward pass again (twice its cost, so 4x forward) and back-propagates through
+  the support forward pass once more (2x): 9 forward passes per support image, against
+  3 per query image (forward, backward).
+- The nominal FP32 peak is cores x clock x FLOP per cycle, with the clock the processor
+  reports (`cpu MHz`, no turbo), cores as the operating system counts them, and FLOP per
+  cycle for the widest vector extension present assuming two FMA units per core:
+  AVX-512 2 x 16 lanes x 2 = 64, AVX2 with FMA 2 x 8 x 2 = 32, else SSE 2 x 4 x 2 = 16.
+"""
+
+from __future__ import annotations
+
+import os
+
+import machine
+
+
+def conv4_forward_flop(image: tuple[int, int, int] = (28, 28, 1), filters: int = 64,
+                       ways: int = 5) -> int:
+    """FLOP of one image's forward pass through the stride-2 Conv-4 (no max-pool variant)."""
+    height, width, channels = image
+    total = 0
+    for _ in range(4):
+        height, width = -(-height // 2), -(-width // 2)  # stride 2, same padding
+        total += 2 * height * width * filters * channels * 9
+        channels = filters
+    return total + 2 * filters * ways
+
+
+def task_flop(support: int, queries: int, first_order: bool, **conv4_args) -> int:
+    """FLOP of one meta-training task with one inner step (see the module docstring)."""
+    forward = conv4_forward_flop(**conv4_args)
+    support_passes = 3 if first_order else 9
+    return forward * (support_passes * support + 3 * queries)
+
+
+def nominal_fp32_peak() -> dict:
+    """`{"gflops", "cores", "ghz", "flop_per_cycle", "formula"}` of this processor (nominal)."""
+    info = machine.processor()
+    extensions = set(info["vector_extensions"])
+    if "avx512f" in extensions:
+        flop_per_cycle = 64
+    elif {"avx2", "fma"} <= extensions:
+        flop_per_cycle = 32
+    else:
+        flop_per_cycle = 16
+    ghz = _clock_ghz()
+    cores = os.cpu_count() or 1
+    return {"gflops": cores * ghz * flop_per_cycle, "cores": cores, "ghz": ghz,
+            "flop_per_cycle": flop_per_cycle,
+            "formula": f"{cores} cores x {ghz:.2f} GHz x {flop_per_cycle} FLOP/cycle (nominal)"}
+
+
+def _clock_ghz() -> float:
+    """The clock `/proc/cpuinfo` reports for the first processor, in GHz (0 when unknown)."""
+    try:
+        with open("/proc/cpuinfo") as file:
+            for line in file:
+                key, _, value = line.partition(":")
+                if key.strip() == "cpu MHz":
+                    return float(value) / 1000
+    except (OSError, ValueError):
+        pass
+    return 0.0
