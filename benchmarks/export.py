@@ -11,7 +11,8 @@ a SavedModel and as a TFLite model. For a gradient learner (MAML, ANIL, ...):
 - `prototypes on the body`: no inner loop, class means of the body's features (ProtoNet's head on
   the meta-learned body).
 
-A ProtoNet is measured as it is (its prototypes are its adaptation).
+A ProtoNet is measured as it is (its prototypes are its adaptation), and so are R2-D2,
+Matching and Relation Networks (`one pass`: their adaptation is one forward pass).
 
 For each option: the latency of LiteRT's `adapt_and_predict` with one query per call (median and
 p90, with 1 thread and with LiteRT's default threads), of `train_step` and of `infer`, and of the
@@ -23,6 +24,7 @@ same figures.
 
     python benchmarks/export.py --learners=MAML_RUN/learner.keras,PROTONET_RUN/learner.keras \\
         --data=../shared/data/omniglot/omniglot.tar.gz --episodes=600
+    python benchmarks/export.py --fresh=maml,protonet,r2d2,matching,relation  # latency only
 """
 
 from __future__ import annotations
@@ -44,7 +46,9 @@ from tfmeta import evaluation
 from tfmeta.exporters import OnDeviceModel, export_saved_model, export_tflite
 
 FLAGS = flags.FLAGS
-flags.DEFINE_list("learners", [], "Saved learners (.keras); default: a fresh Conv-4 MAML.")
+flags.DEFINE_list("learners", [], "Saved learners (.keras); default: the --fresh ones.")
+flags.DEFINE_list("fresh", ["maml"], "Without --learners: freshly initialised Conv-4 learners "
+                  "(maml, protonet, r2d2, matching, relation), for latency.")
 flags.DEFINE_string("data", None, "Omniglot .tar.gz or ImageFolder, for accuracy (optional).")
 flags.DEFINE_integer("episodes", 600, "Test episodes for accuracy.")
 flags.DEFINE_integer("ways", 5, "Classes per episode.")
@@ -59,14 +63,38 @@ EVAL_QUERIES = 15
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
+def fresh_learner(kind: str) -> tfmeta.MetaLearner:
+    """A compiled learner of `kind` over a freshly initialised Omniglot Conv-4."""
+    keras.utils.set_random_seed(0)
+    if kind == "maml":
+        learner = tfmeta.MAML(tfmeta.models.conv4((28, 28, 1), FLAGS.ways),
+                              inner_learning_rate=0.4, eval_inner_steps=3)
+        learner.compile(loss=LOSS)
+        return learner
+    embedding = tfmeta.models.conv4((28, 28, 1), num_classes=None)
+    loss = LOSS
+    if kind == "protonet":
+        learner = tfmeta.ProtoNet(embedding, ways=FLAGS.ways)
+    elif kind == "r2d2":
+        learner = tfmeta.R2D2(embedding, ways=FLAGS.ways)
+    elif kind == "matching":
+        learner = tfmeta.MatchingNetworks(embedding, ways=FLAGS.ways)
+    elif kind == "relation":
+        maps = keras.Model(embedding.input, embedding.get_layer("block3_relu").output)
+        learner = tfmeta.RelationNetwork(
+            maps, tfmeta.models.relation_module(maps.outputs[0].shape[1:]), ways=FLAGS.ways)
+        loss = tfmeta.losses.OneHotMeanSquaredError()
+    else:
+        raise ValueError(f"Unknown --fresh learner {kind!r}. Expected maml, protonet, r2d2, "
+                         "matching or relation")
+    learner.compile(loss=loss)
+    return learner
+
+
 def load_learners() -> list[tfmeta.MetaLearner]:
     if FLAGS.learners:
         return [keras.saving.load_model(path) for path in FLAGS.learners]
-    keras.utils.set_random_seed(0)
-    learner = tfmeta.MAML(tfmeta.models.conv4((28, 28, 1), FLAGS.ways), inner_learning_rate=0.4,
-                          eval_inner_steps=3)
-    learner.compile(loss=LOSS)
-    return [learner]
+    return [fresh_learner(kind) for kind in FLAGS.fresh]
 
 
 def options(learner: tfmeta.MetaLearner) -> dict[str, tfmeta.MetaLearner]:
@@ -74,6 +102,8 @@ def options(learner: tfmeta.MetaLearner) -> dict[str, tfmeta.MetaLearner]:
     algorithm = type(learner).__name__
     if isinstance(learner, tfmeta.ProtoNet):
         return {f"{algorithm}: prototypes": learner}
+    if isinstance(learner, tfmeta.learners.SupportSetClassifier):
+        return {f"{algorithm}: one pass": learner}
     steps, rate = learner.eval_inner_steps, learner.eval_inner_learning_rate
     model, mode = learner.model, learner.query_statistics
     head = model.layers[-1].name
