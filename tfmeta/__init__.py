@@ -1,6 +1,6 @@
 """tfmeta: meta-learning for Keras 3 and TensorFlow.
 
-Learners (`MAML`, `MetaSGD`, `ANIL`, `Reptile`, `ProtoNet`, `FineTune`, and
+Learners (`MAML`, `MetaSGD`, `ANIL`, `Reptile`, `ProtoNet`, `ProtoMAML`, `FineTune`, and
 the one-pass `R2D2`, `MatchingNetworks`, `RelationNetwork`,
 `ConditionalNeuralProcess`) are `keras.Model`s: `compile`, `fit` on meta-batches of episodes from
 `tfmeta.data`, `evaluate` after adaptation (`tfmeta.evaluation` for the
@@ -17,6 +17,6 @@ _tensorflow_logs.silence_for_command()  # the `tfmeta` command only, before Tens
 if not _tensorflow_logs.help_only():
     from tfmeta import data, distribute, evaluation, losses, models
     from tfmeta.learners import (ANIL, MAML, R2D2, ConditionalNeuralProcess, FineTune,
-                                 MatchingNetworks, MetaLearner, MetaSGD, ProtoNet,
-                                 RelationNetwork, Reptile)
+                                 MatchingNetworks, MetaLearner, MetaSGD, ProtoMAML,
+                                 ProtoNet, RelationNetwork, Reptile)
 from tfmeta.version import __version__

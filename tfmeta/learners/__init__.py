@@ -8,6 +8,7 @@ from tfmeta.learners.gradient_learner import GradientLearner
 from tfmeta.learners.maml import MAML
 from tfmeta.learners.matching_networks import MatchingNetworks
 from tfmeta.learners.meta_sgd import MetaSGD
+from tfmeta.learners.proto_maml import ProtoMAML
 from tfmeta.learners.protonet import ProtoNet
 from tfmeta.learners.r2d2 import R2D2
 from tfmeta.learners.relation_network import RelationNetwork

@@ -115,8 +115,7 @@ class ProtoNet(base.MetaLearner):
             mode=self.query_statistics,
             training=training,
         )
-        prototypes = self.prototypes(_flatten(support), support_y)
-        logits = _squared_distance_logits(_flatten(queries), prototypes)
+        logits = self.query_logits(_flatten(support), support_y, _flatten(queries), training)
         if self.ways is not None:
             logits = _without_absent_classes(logits, support_y, self.ways)
         if padded:
@@ -125,6 +124,21 @@ class ProtoNet(base.MetaLearner):
                 query_rows[:, tf.newaxis], logits, tf.stack([rows, tf.shape(logits, tf.int64)[1]])
             )
         return logits, model_state
+
+    def query_logits(
+        self,
+        support_embeddings: tf.Tensor,
+        support_y: tf.Tensor,
+        query_embeddings: tf.Tensor,
+        training: bool,
+    ) -> tf.Tensor:
+        """The class scores `[Q, N]` of the queries: minus their squared distances to the prototypes.
+
+        Subclasses classify the embedded task another way (`ProtoMAML`).
+        """
+        del training
+        prototypes = self.prototypes(support_embeddings, support_y)
+        return _squared_distance_logits(query_embeddings, prototypes)
 
     def prototypes(self, support_embeddings: tf.Tensor, support_y: tf.Tensor) -> tf.Tensor:
         """The mean embedding of each class: `[N, D]` from `[S, D]` embeddings and labels."""
