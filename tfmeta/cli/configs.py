@@ -22,10 +22,11 @@ split). Sources of the settings:
 - FineTune: the baseline of Chen et al. 2019: a classifier pretrained on all
   training classes (Adam 1e-3, batches of 64), a new head fine-tuned for 100
   steps of 0.1 per test episode.
-- R2-D2: Bertinetto et al. 2019: Adam 5e-3, ridge penalty and output scale
-  starting at 50 and 10 (the authors' code) and meta-learned; one episode per
-  update, 15 queries per class. Not done here: the paper's learning-rate
-  halving and early stopping.
+- R2-D2: Bertinetto et al. 2019: ridge penalty and output scale starting at
+  50 and 10 (the authors' code) and meta-learned. Adam 5e-3, one episode per
+  update, 15 queries per class and 20,000 updates are tfmeta's choices, not
+  checked against the paper's schedule (which also halves the learning rate
+  and stops early).
 - Matching Networks: Vinyals et al. 2016: the paper's Omniglot embedding
   (4 x [conv 3x3, 64 filters, BatchNorm, ReLU, 2x2 max-pool]), cosine
   attention without full-context embeddings (the paper's Omniglot setting).
