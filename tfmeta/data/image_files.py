@@ -2,9 +2,11 @@
 
 The benchmark readers (`tfmeta.data.mini_imagenet`, `tfmeta.data.cub`) know
 which files make up a split; this module turns them into the uint8 arrays
-episodes are cut from, once per machine: the result is cached under a key
-made of the files' relative paths and bytes and the preprocessing, as
-`tfmeta.data.image_folder_class_images` does for a folder.
+episodes are cut from, once per machine. The result is cached under a key
+made of the files' relative paths, sizes and modification times and the
+preprocessing: unlike `tfmeta.data.image_folder_class_images`, which hashes
+every byte of a folder, because these folders hold up to hundreds of GB
+(tieredImageNet's ILSVRC images), which hashing would read on every call.
 """
 
 from __future__ import annotations
@@ -21,12 +23,21 @@ from tfmeta.data.class_images import ClassImages
 from tfmeta.data.preprocessing import ImagePreprocessing
 
 
-def files_fingerprint(paths: Sequence[Path], root: Path) -> str:
-    """A SHA-256 over the path (relative to `root`) and the bytes of every file of `paths`."""
+def files_fingerprint(paths: Sequence[Path], root: Path, content: bool = True) -> str:
+    """A SHA-256 over the path (relative to `root`) of every file of `paths`, and its bytes.
+
+    With `content=False`, each file's size and modification time stand in for
+    its bytes: a file replaced by another of the same size and time goes
+    unnoticed, but no byte is read.
+    """
     digest = hashlib.sha256()
     for path in paths:
-        content = hashlib.sha256(path.read_bytes()).hexdigest()
-        digest.update(f"{path.relative_to(root).as_posix()}\0{content}\n".encode())
+        if content:
+            key = hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            stat = path.stat()
+            key = f"{stat.st_size}:{stat.st_mtime_ns}"
+        digest.update(f"{path.relative_to(root).as_posix()}\0{key}\n".encode())
     return digest.hexdigest()
 
 
@@ -82,7 +93,8 @@ def class_images_from_files(
     path = None
     if cache:
         path = class_images_cache_path(
-            cache_dir, label, "image_files", files_fingerprint(paths, root), preprocessing
+            cache_dir, label, "image_files", files_fingerprint(paths, root, content=False),
+            preprocessing,
         )
     return load_or_build(path, build)
 
