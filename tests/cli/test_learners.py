@@ -102,6 +102,11 @@ def test_conditional_neural_process_learns_curves_and_exports(run_tfmeta, tmp_pa
     assert evaluation["query_mse_of_mean"]["tasks"] == 10
     assert evaluation["query_mse_of_mean"]["mean"] > 0
     assert "held-out query NLL: " in result.stdout and "MSE of the predicted mean" in result.stdout
+    result = run_tfmeta("evaluate", f"--output_dir={tmp_path}", "--eval_shots=5",
+                        "--eval_episodes=4")
+    assert result.returncode == 0, result.stderr[-3000:]
+    written = json.loads(next((tmp_path / "evaluations").glob("5shot_*.json")).read_text())
+    assert written["eval"]["query_mse_of_mean"]["tasks"] == 4 and written["eval"]["shots"] == 5
     for export_format in ("saved_model", "tflite"):
         result = run_tfmeta("export", f"--output_dir={tmp_path}", f"--format={export_format}")
         assert result.returncode == 0, result.stderr[-3000:]
