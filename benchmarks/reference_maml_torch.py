@@ -18,7 +18,9 @@ Omniglot example, step for step:
 
 Protocol P: 28x28x1 random episodes held in memory, 5-way 1-shot, 15 queries per class,
 meta-batch 32, 1 inner step at 0.4, Adam; tasks per second at the median step time after
-warm-up, torch using as many threads as the machine has cores (as TensorFlow does).
+warm-up, torch using as many threads as the machine has cores (as TensorFlow does). On a
+machine other processes share, those OpenMP threads wait at every barrier for a core and
+the figure falls by an order of magnitude: measure it idle.
 
     python benchmarks/reference_maml_torch.py                  # second order
     python benchmarks/reference_maml_torch.py --first_order --repeats=20

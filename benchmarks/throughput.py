@@ -15,7 +15,9 @@ the second-order MAML rows and first order for the first-order ones, and the rat
 tfmeta's tasks/s over the reference's from this run. Without PyTorch (`pip install
 .[bench]`) no ratio is printed. The processor, the load average before and after, the
 FLOP per task and the share of the processor's nominal FP32 peak (benchmarks/flops.py)
-are printed with the figures.
+are printed with the figures. Only a run on an otherwise idle machine gives a ratio worth
+quoting: when other processes take cores, the reference's OpenMP threads (as many as
+there are cores) wait at every barrier and its tasks/s falls by an order of magnitude.
 
 Each configuration runs in a fresh process, so its peak resident memory is its own.
 On protocol P that peak is mostly TensorFlow itself and graph compilation;
