@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 SCRIPT = pathlib.Path(__file__).with_name("multi_worker_train.py")
 
@@ -22,6 +23,7 @@ def free_ports(count):
     return ports
 
 
+@pytest.mark.slow  # two worker processes; MirroredStrategy runs by default
 def test_two_workers_end_with_identical_weights_and_only_the_chief_writes(tmp_path):
     workers = [f"localhost:{port}" for port in free_ports(2)]
     processes = []

@@ -89,6 +89,7 @@ def test_saved_and_reloaded_fine_tune_gives_identical_outputs(tmp_path, omniglot
     np.testing.assert_array_equal(learner.predict_on_batch(batch), restored.predict_on_batch(batch))
 
 
+@pytest.mark.slow  # real training; MAML's and ProtoNet's run by default
 def test_fine_tune_beats_chance_on_held_out_omniglot_characters(omniglot, omniglot_5way_1shot):
     keras.utils.set_random_seed(0)
     learner = tfmeta.FineTune(tfmeta.models.conv4(num_classes=None, filters=32), ways=5,

@@ -101,6 +101,7 @@ def test_saved_and_reloaded_meta_sgd_keeps_its_learned_rates(tmp_path, omniglot_
     np.testing.assert_array_equal(learner.predict_on_batch(batch), restored.predict_on_batch(batch))
 
 
+@pytest.mark.slow  # real training; MAML's and ProtoNet's run by default
 def test_meta_sgd_beats_chance_on_held_out_omniglot_characters(omniglot_5way_1shot):
     keras.utils.set_random_seed(0)
     learner = tfmeta.MetaSGD(tfmeta.models.conv4(num_classes=5, filters=32),

@@ -85,6 +85,7 @@ def test_non_positive_inner_steps_are_rejected():
         tfmeta.Reptile(tiny_model(), inner_steps=-1)
 
 
+@pytest.mark.slow  # real training; MAML's and ProtoNet's run by default
 def test_reptile_beats_chance_on_held_out_omniglot_characters(omniglot_5way_1shot):
     keras.utils.set_random_seed(0)
     learner = tfmeta.Reptile(tfmeta.models.conv4(num_classes=5, filters=32),
