@@ -78,7 +78,10 @@ def test_every_algorithm_trains_and_evaluates_on_image_classes(
         assert list((tmp_path / "export").glob("*.tflite"))
 
 
-@pytest.mark.parametrize("algorithm", ["fomaml", "metasgd", "anil", "reptile"])
+@pytest.mark.parametrize(
+    "algorithm",
+    ["fomaml", *(pytest.param(a, marks=pytest.mark.slow) for a in ("metasgd", "anil", "reptile"))],
+)
 def test_gradient_algorithms_learn_sinusoids(run_tfmeta, tmp_path, algorithm):
     result = run_tfmeta(
         "train", f"--algorithm={algorithm}", *TINY, "--eval_episodes=10", f"--output_dir={tmp_path}"
@@ -90,7 +93,9 @@ def test_gradient_algorithms_learn_sinusoids(run_tfmeta, tmp_path, algorithm):
 
 
 
-@pytest.mark.parametrize("dataset", ["gaussian_process", "sinusoid"])
+@pytest.mark.parametrize(
+    "dataset", ["gaussian_process", pytest.param("sinusoid", marks=pytest.mark.slow)]
+)
 def test_conditional_neural_process_learns_curves_and_exports(run_tfmeta, tmp_path, dataset):
     result = run_tfmeta(
         "train", "--algorithm=cnp", f"--dataset={dataset}", *TINY, "--eval_episodes=10",
