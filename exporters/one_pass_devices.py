@@ -97,19 +97,27 @@ class PrototypeDeviceModule(DeviceModule):
             _, state = self._stateless_call(params, state, support_x, training=False)
         return list(state)
 
-    def _prototypes(self, embeddings: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    # The head: what the support set determines (`_own_state`), and how queries are scored
+    # with it. Subclasses replace these three; the signatures below serve every head.
+    def _fit_head(self, embeddings: tf.Tensor, labels: tf.Tensor) -> list[tf.Tensor]:
+        """The head state of `_own_state` fitted to support embeddings: the prototypes."""
         one_hot = tf.one_hot(labels, self._task.ways, dtype=tf.float32)
         sums = tf.matmul(one_hot, embeddings, transpose_a=True)
-        return sums / tf.maximum(tf.reduce_sum(one_hot, axis=0)[:, None], 1.0)
+        return [sums / tf.maximum(tf.reduce_sum(one_hot, axis=0)[:, None], 1.0)]
 
-    @staticmethod
-    def _logits(queries: tf.Tensor, prototypes: tf.Tensor) -> tf.Tensor:
-        differences = queries[:, None, :] - prototypes[None, :, :]
+    def _head_scores(self, queries: tf.Tensor, head: list[tf.Tensor]) -> tf.Tensor:
+        """Query scores from the head state: negative squared distances to the prototypes."""
+        differences = queries[:, None, :] - head[0][None, :, :]
         return -tf.reduce_sum(differences * differences, axis=-1)
+
+    def _support_loss(self, labels: tf.Tensor, scores: tf.Tensor) -> tf.Tensor:
+        """`train_step`'s loss of the support set scored by its own head."""
+        return builtin_grads.sparse_softmax_cross_entropy(labels, scores)
 
     def signatures(self) -> dict[str, Any]:
         task, q, s = self._task, self._query_size, self._task.support_size
-        initial_state = [tf.constant(v) for v in self._initial[len(self._own_layout):]]
+        heads = len(self._own_layout)
+        initial_state = [tf.constant(v) for v in self._initial[heads:]]
 
         @tf.function(input_signature=[task.inputs_spec(s), task.targets_spec(s),
                                       task.inputs_spec(q)])
@@ -117,8 +125,8 @@ class PrototypeDeviceModule(DeviceModule):
             support_x, support_y, valid = self._checked_support(support_x, support_y)
             inputs = tf.concat([support_x, exact_size(query_x)], 0)
             embeddings = self._embed(inputs, initial_state, self._episode_statistics(s))
-            prototypes = self._prototypes(embeddings[:s], support_y)
-            return {"outputs": nan_unless(valid, self._logits(embeddings[s:], prototypes))}
+            head = self._fit_head(embeddings[:s], support_y)
+            return {"outputs": nan_unless(valid, self._head_scores(embeddings[s:], head))}
 
         @tf.function(input_signature=[task.inputs_spec(s), task.targets_spec(s)])
         def train_step(support_x, support_y):
@@ -128,22 +136,19 @@ class PrototypeDeviceModule(DeviceModule):
                 state = self._support_state(support_x, state)
             context = self._statistics() if self._mode == query_statistics.TRANSDUCTIVE else None
             embeddings = self._embed(support_x, state, context)
-            prototypes = self._prototypes(embeddings, support_y)
+            head = self._fit_head(embeddings, support_y)
             values = self._read()
-            self._assign([tf.where(valid, new, old)
-                          for new, old in zip([prototypes] + state, values)])
+            self._assign([tf.where(valid, new, old) for new, old in zip(head + state, values)])
             self.steps_taken.assign_add(tf.cast(valid, tf.int32))
-            loss = builtin_grads.sparse_softmax_cross_entropy(
-                support_y, self._logits(embeddings, prototypes)
-            )
+            loss = self._support_loss(support_y, self._head_scores(embeddings, head))
             return {"loss": nan_unless(valid, loss)}
 
         @tf.function(input_signature=[task.inputs_spec(q)])
         def infer(query_x):
             values = self._read()
             context = self._statistics() if self._mode == query_statistics.TRANSDUCTIVE else None
-            embeddings = self._embed(exact_size(query_x), values[1:], context)
-            return {"outputs": self._logits(embeddings, values[0])}
+            queries = self._embed(exact_size(query_x), values[heads:], context)
+            return {"outputs": self._head_scores(queries, values[:heads])}
 
         @tf.function(input_signature=[task.inputs_spec(q)])
         def embed(inputs):
@@ -184,53 +189,22 @@ class SupportSetDeviceModule(PrototypeDeviceModule):
             return outputs
 
         self._scores = scores
-        self._support_loss = _support_loss(learner)
+        self._learner_loss = _builtin_task_loss(learner)
         super().__init__(learner, task, query_size)
 
     def _own_state(self, task: TaskFormat) -> list[tuple[str, list[int]]]:
         return [("support_embeddings", [task.support_size, self._dim]),
                 ("support_labels", [task.support_size, task.ways])]
 
-    def signatures(self) -> dict[str, Any]:
-        signatures = super().signatures()  # embed and the common ones
-        task, q, s = self._task, self._query_size, self._task.support_size
-        initial_state = [tf.constant(v) for v in self._initial[len(self._own_layout):]]
+    def _fit_head(self, embeddings: tf.Tensor, labels: tf.Tensor) -> list[tf.Tensor]:
+        return [embeddings, tf.one_hot(labels, self._task.ways, dtype=tf.float32)]
 
-        @tf.function(input_signature=[task.inputs_spec(s), task.targets_spec(s),
-                                      task.inputs_spec(q)])
-        def adapt_and_predict(support_x, support_y, query_x):
-            support_x, support_y, valid = self._checked_support(support_x, support_y)
-            inputs = tf.concat([support_x, exact_size(query_x)], 0)
-            embeddings = self._embed(inputs, initial_state, self._episode_statistics(s))
-            outputs = self._scores(embeddings[:s], support_y, embeddings[s:])
-            return {"outputs": nan_unless(valid, outputs)}
+    def _head_scores(self, queries: tf.Tensor, head: list[tf.Tensor]) -> tf.Tensor:
+        support, one_hot = head
+        return self._scores(support, tf.argmax(one_hot, axis=-1, output_type=tf.int32), queries)
 
-        @tf.function(input_signature=[task.inputs_spec(s), task.targets_spec(s)])
-        def train_step(support_x, support_y):
-            support_x, support_y, valid = self._checked_support(support_x, support_y)
-            state = initial_state
-            if self._mode == query_statistics.SUPPORT:
-                state = self._support_state(support_x, state)
-            context = self._statistics() if self._mode == query_statistics.TRANSDUCTIVE else None
-            embeddings = self._embed(support_x, state, context)
-            labels = tf.one_hot(support_y, task.ways, dtype=tf.float32)
-            values = self._read()
-            self._assign([tf.where(valid, new, old)
-                          for new, old in zip([embeddings, labels] + state, values)])
-            self.steps_taken.assign_add(tf.cast(valid, tf.int32))
-            loss = self._support_loss(support_y, self._scores(embeddings, support_y, embeddings))
-            return {"loss": nan_unless(valid, loss)}
-
-        @tf.function(input_signature=[task.inputs_spec(q)])
-        def infer(query_x):
-            values = self._read()
-            context = self._statistics() if self._mode == query_statistics.TRANSDUCTIVE else None
-            queries = self._embed(exact_size(query_x), values[2:], context)
-            labels = tf.argmax(values[1], axis=-1, output_type=tf.int32)
-            return {"outputs": self._scores(values[0], labels, queries)}
-
-        signatures.update(adapt_and_predict=adapt_and_predict, train_step=train_step, infer=infer)
-        return signatures
+    def _support_loss(self, labels: tf.Tensor, scores: tf.Tensor) -> tf.Tensor:
+        return self._learner_loss(labels, scores)
 
 
 class RidgeDeviceModule(PrototypeDeviceModule):
@@ -258,61 +232,20 @@ class RidgeDeviceModule(PrototypeDeviceModule):
     def _with_ones(features: tf.Tensor) -> tf.Tensor:
         return tf.concat([features, tf.ones([features.shape[0], 1], features.dtype)], axis=1)
 
-    def _ridge_weights(self, embeddings: tf.Tensor, labels: tf.Tensor) -> tf.Tensor:
+    def _fit_head(self, embeddings: tf.Tensor, labels: tf.Tensor) -> list[tf.Tensor]:
         norm = float(np.sqrt(embeddings.shape[0]))
         features = self._with_ones(embeddings) / norm
         targets = tf.one_hot(labels, self._task.ways, dtype=tf.float32) / norm
         gram = tf.matmul(features, features, transpose_b=True)
         gram += self._l2 * tf.eye(features.shape[0])
-        return tf.matmul(features, builtin_linalg.cholesky_solve(gram, targets),
-                         transpose_a=True)
+        return [tf.matmul(features, builtin_linalg.cholesky_solve(gram, targets),
+                          transpose_a=True)]
 
-    def _scores(self, queries: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
-        return self._scale * tf.matmul(self._with_ones(queries), weights) + self._bias
-
-    def signatures(self) -> dict[str, Any]:
-        signatures = super().signatures()  # embed and the common ones
-        task, q, s = self._task, self._query_size, self._task.support_size
-        initial_state = [tf.constant(v) for v in self._initial[len(self._own_layout):]]
-
-        @tf.function(input_signature=[task.inputs_spec(s), task.targets_spec(s),
-                                      task.inputs_spec(q)])
-        def adapt_and_predict(support_x, support_y, query_x):
-            support_x, support_y, valid = self._checked_support(support_x, support_y)
-            inputs = tf.concat([support_x, exact_size(query_x)], 0)
-            embeddings = self._embed(inputs, initial_state, self._episode_statistics(s))
-            weights = self._ridge_weights(embeddings[:s], support_y)
-            return {"outputs": nan_unless(valid, self._scores(embeddings[s:], weights))}
-
-        @tf.function(input_signature=[task.inputs_spec(s), task.targets_spec(s)])
-        def train_step(support_x, support_y):
-            support_x, support_y, valid = self._checked_support(support_x, support_y)
-            state = initial_state
-            if self._mode == query_statistics.SUPPORT:
-                state = self._support_state(support_x, state)
-            context = self._statistics() if self._mode == query_statistics.TRANSDUCTIVE else None
-            embeddings = self._embed(support_x, state, context)
-            weights = self._ridge_weights(embeddings, support_y)
-            values = self._read()
-            self._assign([tf.where(valid, new, old)
-                          for new, old in zip([weights] + state, values)])
-            self.steps_taken.assign_add(tf.cast(valid, tf.int32))
-            loss = builtin_grads.sparse_softmax_cross_entropy(
-                support_y, self._scores(embeddings, weights))
-            return {"loss": nan_unless(valid, loss)}
-
-        @tf.function(input_signature=[task.inputs_spec(q)])
-        def infer(query_x):
-            values = self._read()
-            context = self._statistics() if self._mode == query_statistics.TRANSDUCTIVE else None
-            queries = self._embed(exact_size(query_x), values[1:], context)
-            return {"outputs": self._scores(queries, values[0])}
-
-        signatures.update(adapt_and_predict=adapt_and_predict, train_step=train_step, infer=infer)
-        return signatures
+    def _head_scores(self, queries: tf.Tensor, head: list[tf.Tensor]) -> tf.Tensor:
+        return self._scale * tf.matmul(self._with_ones(queries), head[0]) + self._bias
 
 
-def _support_loss(learner: MetaLearner):
+def _builtin_task_loss(learner: MetaLearner):
     """`fn(labels, scores)`: the learner's task loss in builtin ops.
 
     Raises:
