@@ -44,6 +44,25 @@ def check_learning_rate(name: str, value: Any) -> float:
     return value
 
 
+def set_inner_loop(
+    learner: keras.Model,
+    inner_learning_rate: Any,
+    inner_steps: Any,
+    eval_inner_learning_rate: Any = None,
+    eval_inner_steps: Any = None,
+) -> None:
+    """Checks and sets a learner's inner-loop settings; evaluation defaults to training's."""
+    learner.inner_learning_rate = check_learning_rate("inner_learning_rate", inner_learning_rate)
+    learner.inner_steps = check_steps("inner_steps", inner_steps)
+    learner.eval_inner_learning_rate = check_learning_rate(
+        "eval_inner_learning_rate",
+        inner_learning_rate if eval_inner_learning_rate is None else eval_inner_learning_rate,
+    )
+    learner.eval_inner_steps = check_steps(
+        "eval_inner_steps", inner_steps if eval_inner_steps is None else eval_inner_steps
+    )
+
+
 def check_steps(name: str, value: Any) -> int:
     """Returns `value` unless it is not an integer >= 0."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:

@@ -47,16 +47,8 @@ class GradientLearner(base.MetaLearner):
         **kwargs,
     ):
         super().__init__(model, query_statistics=query_statistics, **kwargs)
-        self.inner_learning_rate = base.check_learning_rate(
-            "inner_learning_rate", inner_learning_rate
-        )
-        self.inner_steps = base.check_steps("inner_steps", inner_steps)
-        self.eval_inner_learning_rate = base.check_learning_rate(
-            "eval_inner_learning_rate",
-            inner_learning_rate if eval_inner_learning_rate is None else eval_inner_learning_rate,
-        )
-        self.eval_inner_steps = base.check_steps(
-            "eval_inner_steps", inner_steps if eval_inner_steps is None else eval_inner_steps
+        base.set_inner_loop(
+            self, inner_learning_rate, inner_steps, eval_inner_learning_rate, eval_inner_steps
         )
 
     @property
