@@ -43,7 +43,7 @@ from absl import app, flags
 import machine
 import tfmeta
 from tfmeta import evaluation
-from tfmeta.exporters import OnDeviceModel, export_saved_model, export_tflite
+from tfmeta.exporters import OnDeviceModel, export_saved_model, export_tflite, image_inputs
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("learners", [], "Saved learners (.keras); default: the --fresh ones.")
@@ -160,10 +160,9 @@ def test_episodes(sources) -> list[dict[str, np.ndarray]]:
     return [{key: value[0].numpy() for key, value in batch.items()} for batch in dataset]
 
 
-def png_bytes(images: np.ndarray) -> list[bytes]:
+def png_bytes(images: np.ndarray) -> np.ndarray:
     """Omniglot PNGs (paper white, strokes black) that preprocess back to `images`."""
-    pixels = np.round((1.0 - images) * 255).astype(np.uint8)
-    return [tf.io.encode_png(image).numpy() for image in pixels]
+    return image_inputs.encode_png(np.round((1.0 - images) * 255).astype(np.uint8))
 
 
 def measure(name: str, option: tfmeta.MetaLearner, episodes, directory: str) -> dict:
