@@ -186,9 +186,10 @@ def gradient_plan(learner: MetaLearner) -> GradientPlan:
     """Reads a gradient learner's evaluation inner loop.
 
     Raises:
-        ValueError: if the learner is not a `GradientLearner`, or keeps state
+        ValueError: if the learner is not a `GradientLearner`, keeps state
             of its own besides the model's weights (MAML++ per-step BatchNorm
-            statistics).
+            statistics), or starts tasks from a zero head
+            (`head_initialization="zeros"`).
     """
     if not predicts_with_model(learner):
         raise ValueError(
@@ -201,6 +202,14 @@ def gradient_plan(learner: MetaLearner) -> GradientPlan:
             "Expected a learner whose only state is the wrapped model's non-trainable "
             f"weights. Received: {type(learner).__name__} with {extra_state} state variables "
             "of its own (e.g. per_step_batch_norm_statistics=True)"
+        )
+    head_initialization = getattr(learner, "head_initialization", "learned")
+    if head_initialization != "learned":
+        raise ValueError(
+            "Expected a learner whose tasks start from the meta-learned weights "
+            "(head_initialization='learned'): the on-device module adapts the model's own "
+            f"variables. Received: {type(learner).__name__} with "
+            f"head_initialization={head_initialization!r}"
         )
     adapted = learner.adapted_indices
     adapted = tuple(range(len(learner.model.trainable_variables)) if adapted is None else adapted)

@@ -35,6 +35,13 @@ def test_anil_adapts_the_head_only():
     assert plan.adapted == (2, 3)
 
 
+def test_zero_initialised_head_has_no_on_device_plan():
+    learner = et.compiled(tfmeta.MAML(tfmeta.models.mlp(4, (3,), 2), head_initialization="zeros"))
+    with pytest.raises(ValueError, match="head_initialization='learned'.*Received: MAML with "
+                                         "head_initialization='zeros'"):
+        adaptation_plan.gradient_plan(learner)
+
+
 @pytest.mark.parametrize("loss, kind", [
     (keras.losses.SparseCategoricalCrossentropy(from_logits=True), adaptation_plan.CROSS_ENTROPY),
     ("mse", adaptation_plan.MEAN_SQUARED_ERROR),

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Mapping
+
 import keras
 import tensorflow as tf
 
 from tfmeta import adaptation
 from tfmeta import query_statistics as query_statistics_lib
 from tfmeta.data import episode as episode_lib
-from tfmeta.learners import base
+from tfmeta.learners import base, padded_episodes
 
 
 class GradientLearner(base.MetaLearner):
@@ -20,6 +22,17 @@ class GradientLearner(base.MetaLearner):
     Subclasses say how the outer loop uses that: MAML differentiates the
     query loss through the inner loop, Reptile moves towards the adapted
     weights.
+
+    Padded episodes (`tfmeta.data.variable_episodes`: varying ways and
+    shots) are accepted by a classifier with N outputs, N at least their
+    largest way count. Each task adapts and predicts on its real examples
+    only (so BatchNorm's batch statistics, in every `query_statistics`
+    mode, are those of the unpadded episode); the logits of classes without
+    a support example are -1e30 in the inner loop and for the queries, so
+    they never win and add nothing to the loss or its gradients; padded
+    queries get zero predictions and count in no loss or metric. The
+    results equal those of the unpadded episode with the head restricted to
+    its classes, in one trace for every episode shape.
 
     Args:
         model: a built Keras model; its variables are the meta-learned
@@ -51,6 +64,8 @@ class GradientLearner(base.MetaLearner):
             self, inner_learning_rate, inner_steps, eval_inner_learning_rate, eval_inner_steps
         )
 
+    accepts_padded_episodes = True
+
     @property
     def adapted_indices(self) -> list[int] | None:
         """Indices into `model.trainable_variables` of the weights that adapt (None: all)."""
@@ -70,6 +85,25 @@ class GradientLearner(base.MetaLearner):
         rate = self.inner_learning_rate if training else self.eval_inner_learning_rate
         return adaptation.constant_learning_rates(rate, self.steps(training), self.num_adapted())
 
+    def task_initial_weights(self) -> adaptation.Weights:
+        """The trainable weights every task's inner loop starts from (the meta-learned ones).
+
+        Read under a tape, they carry the meta-gradient back to the model's
+        variables. MAML's `head_initialization="zeros"` overrides the head's.
+        """
+        params, _ = adaptation.initial_weights(self.model)
+        return params
+
+    def checked_episodes(self, episodes):
+        """As `MetaLearner.checked_episodes`; padded episodes also need as many class scores
+        as their largest way count (`padded_episodes.check_way_count`)."""
+        if isinstance(episodes, Mapping) and padded_episodes.is_padded(episodes):
+            episodes = episode_lib.validate_meta_batch(episodes, self.model, padded=True)
+            episodes = padded_episodes.check_way_count(
+                episodes, self._prediction_spec(episodes), type(self).__name__
+            )
+        return super().checked_episodes(episodes)
+
     def adapt(
         self,
         support_x: tf.Tensor,
@@ -83,21 +117,34 @@ class GradientLearner(base.MetaLearner):
             support_x: `[S, *input_shape]` support inputs.
             support_y: `[S, *target_shape]` support targets.
             state: the wrapped model's non-trainable weights to start from
-                (default: their current values).
+                (default: the learner's current state).
             training: use the meta-training inner loop (steps, learning rates)
                 instead of the evaluation one.
 
         Returns:
             `(adapted_trainable_weights, non_trainable_state)`, aligned with
-            the wrapped model's variable lists; the model itself is unchanged.
+            the wrapped model's variable lists, ready to predict the query
+            with `adaptation.forward`; the model itself is unchanged.
         """
-        params, initial_state = adaptation.initial_weights(self.model)
+        if state is None:
+            state = self.read_state()
+        return self._adapt(support_x, support_y, state, training, self.task_loss)
+
+    def _adapt(
+        self,
+        support_x: tf.Tensor,
+        support_y: tf.Tensor,
+        state: adaptation.Weights,
+        training: bool,
+        loss_fn: adaptation.LossFn,
+    ) -> tuple[adaptation.Weights, adaptation.Weights]:
+        """`adapt` on the support loss `loss_fn` (a padded task's: over its classes only)."""
         with query_statistics_lib.support_passes(self.model, training, self.query_statistics):
             return adaptation.adapt(
                 self.model,
-                self.task_loss,
-                params,
-                initial_state if state is None else state,
+                loss_fn,
+                self.task_initial_weights(),
+                state,
                 support_x,
                 support_y,
                 learning_rates=self.inner_learning_rates(training),
@@ -107,17 +154,49 @@ class GradientLearner(base.MetaLearner):
             )
 
     def adapt_and_predict(self, task, state, training):
-        support_x = task[episode_lib.SUPPORT_X]
-        params, state = self.adapt(support_x, task[episode_lib.SUPPORT_Y], state, training)
-        return query_statistics_lib.predict_queries(
+        episode = padded_episodes.real_examples(task)
+        params, state = self._adapt_episode(episode, state, training)
+        return self._predict_queries(params, state, episode, training)
+
+    def _adapt_episode(
+        self, episode: padded_episodes.RealExamples, state: adaptation.Weights, training: bool
+    ) -> tuple[adaptation.Weights, adaptation.Weights]:
+        """`adapt` to a task's real support examples, on the loss over its classes."""
+        return self._adapt(
+            episode.task[episode_lib.SUPPORT_X],
+            episode.task[episode_lib.SUPPORT_Y],
+            state,
+            training,
+            episode.loss_over_classes(self.task_loss),
+        )
+
+    def _predict_queries(
+        self,
+        params: adaptation.Weights,
+        state: adaptation.Weights,
+        episode: padded_episodes.RealExamples,
+        training: bool,
+    ) -> tuple[tf.Tensor, adaptation.Weights]:
+        """`(query_predictions, new_state)` of the (adapted) weights on a task's real queries,
+        over its classes and in its padded rows when it is padded."""
+        predictions, state = query_statistics_lib.predict_queries(
             self.model,
             params,
             state,
-            support_x,
-            task[episode_lib.QUERY_X],
+            episode.task[episode_lib.SUPPORT_X],
+            episode.task[episode_lib.QUERY_X],
             mode=self.query_statistics,
             training=training,
         )
+        return episode.in_padded_rows(episode.classes_only(predictions)), state
+
+    def predict_without_adaptation(self, task, state):
+        """Query predictions of the weights each task starts from (`task_initial_weights`)."""
+        episode = padded_episodes.real_examples(task)
+        predictions, _ = self._predict_queries(
+            self.task_initial_weights(), self.model_state(state), episode, training=False
+        )
+        return predictions
 
     def get_config(self) -> dict:
         config = super().get_config()

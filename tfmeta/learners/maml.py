@@ -8,12 +8,15 @@ import tensorflow as tf
 from tfmeta import adaptation
 from tfmeta import query_statistics as query_statistics_lib
 from tfmeta.data import episode as episode_lib
-from tfmeta.learners import base
+from tfmeta.learners import base, padded_episodes
 from tfmeta.learners.gradient_learner import GradientLearner
 
 PER_LAYER_PER_STEP = "per_layer_per_step"
 PER_PARAMETER = "per_parameter"
 LEARNED_RATE_KINDS = (None, PER_LAYER_PER_STEP, PER_PARAMETER)
+LEARNED_HEAD = "learned"
+ZERO_HEAD = "zeros"
+HEAD_INITIALIZATIONS = (LEARNED_HEAD, ZERO_HEAD)
 _MIN_INTERMEDIATE_WEIGHT = 0.03  # times 1/steps: MAML++'s floor for the non-final step losses
 
 
@@ -58,6 +61,16 @@ class MAML(GradientLearner):
       `query_statistics="moving"`; inner-loop passes normalise with batch
       statistics.
 
+    Padded episodes (`tfmeta.data.variable_episodes`, varying ways and shots)
+    need a classifier whose head has N outputs, N at least their largest way
+    count; see `GradientLearner` for how they are handled. When ways vary,
+    output slot `n` is only "the `n`-th class of this episode", so a
+    meta-learned head binds nothing useful to it: `head_initialization=
+    "zeros"` starts every task's head (the model's final `Dense`, kernel and
+    bias) at zero, as Triantafillou et al. (2020) do for fo-MAML on
+    Meta-Dataset. The first inner step then starts from uniform predictions
+    over the episode's classes, and the outer loop meta-learns the body.
+
     Args:
         model: a built Keras model; its variables are the meta-learned
             initialization and are only changed by the outer optimizer.
@@ -84,6 +97,10 @@ class MAML(GradientLearner):
             Trades compute for memory when many inner steps or large support
             sets exhaust it; results are unchanged. `benchmarks/throughput.py`
             measures its cost (learner `maml_recompute`).
+        head_initialization: where each task's head starts: `"learned"` (the
+            meta-learned weights, as in Finn et al.) or `"zeros"` (the final
+            `Dense` layer's kernel and bias at zero; its meta-learned values
+            are then unused and get zero meta-gradients).
         **kwargs: forwarded to `keras.Model`.
 
     Example:
@@ -101,6 +118,11 @@ class MAML(GradientLearner):
     # MAML++: multi-step loss, learned per-layer per-step learning rates.
     maml_pp = tfmeta.MAML(net, inner_steps=5, multi_step_loss=True,
                           learned_inner_learning_rates="per_layer_per_step")
+
+    # Meta-Dataset episodes of 5-20 ways: a 20-way head that starts every task at zero.
+    conv = tfmeta.models.conv4((28, 28, 1), num_classes=20)
+    fo_maml = tfmeta.MAML(conv, inner_learning_rate=0.1, inner_steps=5, first_order=True,
+                          head_initialization="zeros")
     ```
     """
 
@@ -118,6 +140,7 @@ class MAML(GradientLearner):
         learned_inner_learning_rates: str | None = None,
         per_step_batch_norm_statistics: bool = False,
         recompute_inner_steps: bool = False,
+        head_initialization: str = LEARNED_HEAD,
         **kwargs,
     ):
         super().__init__(
@@ -147,6 +170,10 @@ class MAML(GradientLearner):
         self.learned_inner_learning_rates = learned_inner_learning_rates
         self.per_step_batch_norm_statistics = bool(per_step_batch_norm_statistics)
         self.recompute_inner_steps = bool(recompute_inner_steps)
+        self.head_initialization = _check_head_initialization(head_initialization)
+        self._zeroed_head = (
+            _final_dense_indices(model) if self.head_initialization == ZERO_HEAD else []
+        )
         self.inner_learning_rate_variables = self._create_learning_rate_variables()
         self.step_statistics_variables = self._create_step_statistics()
 
@@ -215,6 +242,18 @@ class MAML(GradientLearner):
         return list(self.model.non_trainable_variables) + list(self.step_statistics_variables)
 
     # ----------------------------------------------------------- inner loop
+    def task_initial_weights(self) -> adaptation.Weights:
+        """The meta-learned weights, with the head at zero under `head_initialization="zeros"`.
+
+        The head is multiplied by zero rather than replaced: its variables stay
+        connected to the loss with a zero meta-gradient (a tape cannot build
+        zero gradients for unconnected Keras variables).
+        """
+        params = super().task_initial_weights()
+        for index in self._zeroed_head:
+            params[index] = 0.0 * params[index]
+        return params
+
     def inner_learning_rates(self, training: bool) -> list[list[tf.Tensor | float]]:
         """Per step, per adapted weight: the inner learning rates (see `adaptation.adapt`)."""
         if self.learned_inner_learning_rates is None:
@@ -260,13 +299,14 @@ class MAML(GradientLearner):
         model_state = _with_statistics(model_state, self._statistics_indices, statistics[0])
         return model_state + [value for copy in statistics[1:] for value in copy]
 
-    def _inner_loop(self, support_x, support_y, state, training):
-        """Runs the inner loop; returns `(params, model_state, statistics, trajectory)`.
+    def _inner_loop(self, support_x, support_y, state, training, loss_fn):
+        """Runs the inner loop on the support loss `loss_fn`.
 
+        Returns `(params, model_state, statistics, trajectory)`:
         `trajectory[k]` holds `(params, model_state)` after step `k + 1`, the
         model state carrying the statistics copy that step ran on.
         """
-        params, _ = adaptation.initial_weights(self.model)
+        params = self.task_initial_weights()
         model_state, statistics = self._split_state(state)
         indices = self._statistics_indices
         trajectory = []
@@ -276,7 +316,7 @@ class MAML(GradientLearner):
             with query_statistics_lib.support_passes(self.model, training, self.query_statistics):
                 params, model_state = adaptation.gradient_step(
                     self.model,
-                    self.task_loss,
+                    loss_fn,
                     params,
                     model_state,
                     support_x,
@@ -291,59 +331,36 @@ class MAML(GradientLearner):
             trajectory.append((params, model_state))
         return params, model_state, statistics, trajectory
 
-    def adapt(
-        self,
-        support_x: tf.Tensor,
-        support_y: tf.Tensor,
-        state: adaptation.Weights | None = None,
-        training: bool = False,
-    ) -> tuple[adaptation.Weights, adaptation.Weights]:
-        """Adapts the meta-learned weights to one task's support set.
+    def _adapt(self, support_x, support_y, state, training, loss_fn):
+        """`GradientLearner._adapt` through MAML's inner loop (learned rates, per-step statistics).
 
-        Args:
-            support_x: `[S, *input_shape]` support inputs.
-            support_y: `[S, *target_shape]` support targets.
-            state: the wrapped model's non-trainable weights to start from
-                (default: their current values); with per-step statistics,
-                the learner's copies are read from its variables.
-            training: use the meta-training inner loop (steps, learning rates)
-                instead of the evaluation one.
-
-        Returns:
-            `(adapted_trainable_weights, non_trainable_state)`, aligned with
-            the wrapped model's variable lists, ready to predict the query
-            with `adaptation.forward`; the model itself is unchanged.
+        `state` may be the wrapped model's non-trainable weights alone; the
+        per-step statistics copies are then read from the learner's variables.
         """
-        if state is None:
-            state = self.read_state()
-        elif len(state) == len(self.model.non_trainable_variables):
+        if len(state) == len(self.model.non_trainable_variables):
             copies = [tf.convert_to_tensor(v.value) for v in self.step_statistics_variables]
             state = list(state) + copies
-        params, model_state, _, _ = self._inner_loop(support_x, support_y, state, training)
+        params, model_state, _, _ = self._inner_loop(support_x, support_y, state, training, loss_fn)
         return params, model_state
 
     def _adapt_and_predict(self, task, state, training):
+        """One task (padded or not): `(query_predictions, new_state, trajectory, episode)`,
+        `episode` its real examples (`padded_episodes.real_examples`)."""
+        episode = padded_episodes.real_examples(task)
         params, model_state, statistics, trajectory = self._inner_loop(
-            task[episode_lib.SUPPORT_X], task[episode_lib.SUPPORT_Y], state, training
+            episode.task[episode_lib.SUPPORT_X],
+            episode.task[episode_lib.SUPPORT_Y],
+            state,
+            training,
+            episode.loss_over_classes(self.task_loss),
         )
-        predictions, model_state = self._predict_queries(params, model_state, task, training)
+        predictions, model_state = self._predict_queries(params, model_state, episode, training)
         last_copy = min(max(len(trajectory) - 1, 0), len(statistics) - 1)
         statistics[last_copy] = [model_state[i] for i in self._statistics_indices]
-        return predictions, self._join_state(model_state, statistics), trajectory
-
-    def _predict_queries(self, params, model_state, task, training):
-        return query_statistics_lib.predict_queries(
-            self.model,
-            params,
-            model_state,
-            task[episode_lib.SUPPORT_X],
-            task[episode_lib.QUERY_X],
-            mode=self.query_statistics,
-            training=training,
-        )
+        return predictions, self._join_state(model_state, statistics), trajectory, episode
 
     def adapt_and_predict(self, task, state, training):
-        predictions, state, _ = self._adapt_and_predict(task, state, training)
+        predictions, state, _, _ = self._adapt_and_predict(task, state, training)
         return predictions, state
 
     def _fused_batch_norm_is_exact(self, training: bool) -> bool:
@@ -355,15 +372,16 @@ class MAML(GradientLearner):
         """The query loss (multi-step when enabled) and its gradients w.r.t. `meta_variables`."""
         if not self.multi_step_loss:
             return super().task_meta_gradients(task, state)
-        query_y = task[episode_lib.QUERY_Y]
         with tf.GradientTape() as tape:
-            predictions, state, trajectory = self._adapt_and_predict(task, state, training=True)
-            final_loss = self.task_loss(query_y, predictions)
+            predictions, state, trajectory, episode = self._adapt_and_predict(
+                task, state, training=True
+            )
+            final_loss = self.query_loss(task, predictions)
             weights = self.multi_step_loss_weights(final_loss.dtype)
             loss = weights[-1] * final_loss
             for step, (params, step_state) in enumerate(trajectory[:-1]):
-                outputs, _ = self._predict_queries(params, step_state, task, training=True)
-                loss += weights[step] * self.task_loss(query_y, outputs)
+                outputs, _ = self._predict_queries(params, step_state, episode, training=True)
+                loss += weights[step] * self.query_loss(task, outputs)
         grads = tape.gradient(
             loss, self.meta_variables, unconnected_gradients=tf.UnconnectedGradients.ZERO
         )
@@ -378,6 +396,7 @@ class MAML(GradientLearner):
             learned_inner_learning_rates=self.learned_inner_learning_rates,
             per_step_batch_norm_statistics=self.per_step_batch_norm_statistics,
             recompute_inner_steps=self.recompute_inner_steps,
+            head_initialization=self.head_initialization,
         )
         return config
 
@@ -390,3 +409,32 @@ def _with_statistics(
     for index, value in zip(indices, values):
         model_state[index] = value
     return model_state
+
+
+def _check_head_initialization(value) -> str:
+    """Returns `value` unless it is not one of `HEAD_INITIALIZATIONS`."""
+    if value not in HEAD_INITIALIZATIONS:
+        raise ValueError(
+            f"Expected `head_initialization` to be one of {list(HEAD_INITIALIZATIONS)}. "
+            f"Received: head_initialization={value!r}"
+        )
+    return value
+
+
+def _final_dense_indices(model: keras.Model) -> list[int]:
+    """Indices into `model.trainable_variables` of the head: the last layer with weights, a Dense.
+
+    Raises:
+        ValueError: if that layer is not a `keras.layers.Dense`.
+    """
+    with_weights = [layer for layer in model.layers if layer.trainable_weights]
+    head = with_weights[-1] if with_weights else None
+    if not isinstance(head, keras.layers.Dense):
+        ending = f"layer '{head.name}' ({type(head).__name__})" if head else "no layer with weights"
+        raise ValueError(
+            "Expected a model whose last layer with trainable weights is a `keras.layers.Dense` "
+            "(the head that head_initialization='zeros' starts at zero). Received: model "
+            f"'{model.name}' ending in {ending}"
+        )
+    position = {id(v): i for i, v in enumerate(model.trainable_variables)}
+    return sorted(position[id(v)] for v in head.trainable_weights)

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from tfmeta import adaptation
 from tfmeta import query_statistics as query_statistics_lib
-from tfmeta.data import episode as episode_lib
+from tfmeta.learners import padded_episodes
 from tfmeta.learners.gradient_learner import GradientLearner
 
 
@@ -23,7 +23,9 @@ class Reptile(GradientLearner):
     own code) can take the pseudo-gradient too. The query set is not used
     for the update, only for the reported loss and metrics (query
     predictions with `phi`). Nothing is differentiated through the inner
-    loop.
+    loop. Padded episodes (`tfmeta.data.variable_episodes`) are handled as
+    by every `GradientLearner`: the weights of classes absent from a task do
+    not move in its inner loop, so their pseudo-gradient is zero.
 
     Differences from the paper's Omniglot setup, which you can reproduce
     through the data and the optimizer: its inner loop takes minibatch Adam
@@ -87,17 +89,9 @@ class Reptile(GradientLearner):
     def task_meta_gradients(self, task, state):
         """The pseudo-gradient `theta - phi` of one task, with the query loss after adaptation."""
         theta, _ = adaptation.initial_weights(self.model)
-        support_x = task[episode_lib.SUPPORT_X]
-        phi, state = self.adapt(support_x, task[episode_lib.SUPPORT_Y], state, training=True)
-        predictions, state = query_statistics_lib.predict_queries(
-            self.model,
-            phi,
-            state,
-            support_x,
-            task[episode_lib.QUERY_X],
-            mode=self.query_statistics,
-            training=True,
-        )
-        loss = self.task_loss(task[episode_lib.QUERY_Y], predictions)
+        episode = padded_episodes.real_examples(task)
+        phi, state = self._adapt_episode(episode, state, training=True)
+        predictions, state = self._predict_queries(phi, state, episode, training=True)
+        loss = self.query_loss(task, predictions)
         pseudo_gradients = [tf.stop_gradient(t - p) for t, p in zip(theta, phi)]
         return loss, predictions, pseudo_gradients, state
