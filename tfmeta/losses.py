@@ -16,13 +16,17 @@ import math
 import keras
 import tensorflow as tf
 
+from tfmeta.learners.padded_episodes import ABSENT_CLASS_LOGIT
+
 
 @keras.saving.register_keras_serializable(package="tfmeta")
 class OneHotMeanSquaredError(keras.losses.Loss):
     """Mean squared error between class scores `[..., N]` and one-hot integer labels `[...]`.
 
     Relation Networks (Sung et al. 2018) regress each relation score to 1 for
-    the query's class and 0 for the others.
+    the query's class and 0 for the others. Classes scored
+    `ABSENT_CLASS_LOGIT` (without support examples, as in padded episodes)
+    are left out of the mean, so the loss is that of the episode's own classes.
 
     Example:
 
@@ -39,7 +43,11 @@ class OneHotMeanSquaredError(keras.losses.Loss):
         y_pred = tf.convert_to_tensor(y_pred)
         labels = tf.cast(tf.reshape(y_true, tf.shape(y_pred)[:-1]), tf.int32)
         targets = tf.one_hot(labels, tf.shape(y_pred)[-1], dtype=y_pred.dtype)
-        return tf.reduce_mean(tf.square(y_pred - targets), axis=-1)
+        scored = y_pred > tf.cast(ABSENT_CLASS_LOGIT, y_pred.dtype)
+        # Zero, not the huge difference, where a class is absent: no overflow, no gradient.
+        errors = tf.where(scored, y_pred - targets, tf.zeros_like(y_pred))
+        count = tf.reduce_sum(tf.cast(scored, y_pred.dtype), axis=-1)
+        return tf.reduce_sum(tf.square(errors), axis=-1) / tf.maximum(count, 1)
 
 
 @keras.saving.register_keras_serializable(package="tfmeta")

@@ -77,10 +77,10 @@ def test_training_on_episodes_of_many_shapes_traces_once():
 
 def test_learners_without_mask_support_refuse_padded_episodes():
     batch = padded_batch()
-    maml = compiled(tfmeta.MAML(keras.Sequential([keras.Input((6, 6, 1)), keras.layers.Flatten(),
-                                                  keras.layers.Dense(6)])))
-    with pytest.raises(ValueError, match="only ProtoNet\\(ways=N\\) handles their masks"):
-        maml.predict_on_batch(batch)
+    fine_tune = compiled(tfmeta.FineTune(keras.Sequential([
+        keras.Input((6, 6, 1)), keras.layers.Flatten(), keras.layers.Dense(6)]), ways=6))
+    with pytest.raises(ValueError, match="masks this learner does not handle"):
+        fine_tune.predict_on_batch(batch)
     with pytest.raises(ValueError, match="Expected ProtoNet\\(ways=N\\) for padded episodes"):
         compiled(tfmeta.ProtoNet(embedding(), ways=None)).train_on_batch(batch)
 

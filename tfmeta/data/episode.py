@@ -134,9 +134,10 @@ def validate_meta_batch(
     masks = [key for key in MASK_KEYS if isinstance(episodes, Mapping) and key in episodes]
     if masks and not padded:
         raise ValueError(
-            f"Expected episodes without padding. Received: padded episodes ({masks}); of the "
-            "learners only ProtoNet(ways=N) handles their masks: pass N >= the episodes' "
-            "largest way count, or sample fixed-shape episodes (FewShotEpisodes.episodes)"
+            f"Expected episodes without padding. Received: padded episodes ({masks}), whose "
+            "masks this learner does not handle: use one whose `accepts_padded_episodes` is "
+            "True (e.g. ProtoNet(ways=N), N >= the episodes' largest way count), or sample "
+            "fixed-shape episodes (FewShotEpisodes.episodes)"
         )
     mask_tensors = {key: tf.convert_to_tensor(episodes[key]) for key in masks}
     episodes = select_episode(episodes)

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from tfmeta import query_statistics as query_statistics_lib
 from tfmeta.learners import support_set_classifier
-from tfmeta.learners.support_set_classifier import flatten
+from tfmeta.learners.n_way import flatten
 
 
 def cosine_attention(queries: tf.Tensor, support: tf.Tensor) -> tf.Tensor:
@@ -56,9 +56,15 @@ class MatchingNetworks(support_set_classifier.SupportSetClassifier):
     predictions then depend on it, as in the paper. The paper's Omniglot
     results use no FCE (it did not help there).
 
+    Padded episodes (`tfmeta.data.variable_episodes`) need `ways=N`, N at
+    least their largest way count: attention runs over the real support
+    examples only, and classes without support examples (probability 0)
+    score -1e30 instead of `log 0` (`SupportSetClassifier`).
+
     Args:
         model: a built Keras model mapping inputs to embeddings (flattened).
-        ways: the classes of every episode, or None (per episode).
+        ways: the classes of every episode, or None (per episode); padded episodes
+            need N.
         full_context_embeddings: add the FCE LSTMs (learner weights).
         fce_steps: processing steps K of the query's attention LSTM (the
             paper does not state K).
@@ -122,10 +128,12 @@ class MatchingNetworks(support_set_classifier.SupportSetClassifier):
         if self.full_context_embeddings:
             support = self._support_context(support)
             queries = self._query_context(queries, support)
-        probabilities = tf.matmul(
-            cosine_attention(queries, support), tf.one_hot(support_y, ways, dtype=support.dtype)
-        )
-        return tf.math.log(probabilities), state
+        targets = tf.one_hot(support_y, ways, dtype=support.dtype)
+        probabilities = tf.matmul(cosine_attention(queries, support), targets)
+        # A class without support examples has probability 0: its log would send NaN through
+        # the gradient; it scores ABSENT_CLASS_LOGIT after the head anyway.
+        present = tf.reduce_max(targets, axis=0) > 0
+        return tf.math.log(tf.where(present, probabilities, tf.ones_like(probabilities))), state
 
     def _support_context(self, support: tf.Tensor) -> tf.Tensor:
         """`g(x_i) = g'(x_i) + h_forward_i + h_backward_i` over the support set in its order."""

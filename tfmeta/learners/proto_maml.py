@@ -7,7 +7,7 @@ import keras
 import tensorflow as tf
 
 from tfmeta import query_statistics as query_statistics_lib
-from tfmeta.learners import base, protonet
+from tfmeta.learners import base, padded_episodes, protonet
 
 
 @keras.saving.register_keras_serializable(package="tfmeta")
@@ -74,9 +74,9 @@ class ProtoMAML(protonet.ProtoNet):
             raise ValueError(f"Expected first_order to be a bool. Received: {first_order!r}")
         self.first_order = first_order
 
-    def query_logits(self, support_embeddings, support_y, query_embeddings, training):
+    def query_logits(self, support_embeddings, support_y, query_embeddings, ways, training):
         """Scores of the queries under the head initialised from the prototypes, then adapted."""
-        prototypes = self.prototypes(support_embeddings, support_y)
+        prototypes = self.prototypes(support_embeddings, support_y, ways)
         weights = 2.0 * prototypes
         bias = -tf.reduce_sum(tf.square(prototypes), axis=-1)
         labels = tf.cast(tf.reshape(support_y, [-1]), tf.int32)
@@ -97,7 +97,7 @@ class ProtoMAML(protonet.ProtoNet):
         logits = tf.matmul(embeddings, weights, transpose_b=True) + bias
         if self.ways is None:
             return logits
-        return protonet._without_absent_classes(logits, support_labels, self.ways)
+        return padded_episodes.without_absent_classes(logits, support_labels)
 
     def get_config(self) -> dict:
         config = super().get_config()

@@ -5,14 +5,12 @@ from __future__ import annotations
 import keras
 import tensorflow as tf
 
-from tfmeta import adaptation
-from tfmeta import query_statistics as query_statistics_lib
-from tfmeta.data import episode as episode_lib
-from tfmeta.learners import base
+from tfmeta.learners import n_way
+from tfmeta.learners.n_way import flatten
 
 
 @keras.saving.register_keras_serializable(package="tfmeta")
-class ProtoNet(base.MetaLearner):
+class ProtoNet(n_way.NWayClassifier):
     """Prototypical Networks: classify queries by their distance to class prototypes.
 
     The wrapped model embeds images; a class's prototype is the mean
@@ -71,122 +69,42 @@ class ProtoNet(base.MetaLearner):
     ```
     """
 
-    def __init__(
-        self,
-        model: keras.Model,
-        ways: int | None = None,
-        query_statistics: str = query_statistics_lib.MOVING,
-        **kwargs,
-    ):
-        super().__init__(model, query_statistics=query_statistics, **kwargs)
-        if ways is not None and (isinstance(ways, bool) or not isinstance(ways, int) or ways < 1):
-            raise ValueError(
-                f"Expected `ways` to be None or an integer >= 1. Received: ways={ways!r}"
-            )
-        self.ways = ways
+    _inferred_from_labels = "the number of prototypes"
 
-    accepts_padded_episodes = True
-
-    def checked_episodes(self, episodes):
-        """As `MetaLearner.checked_episodes`; padded episodes need `ways=N` (a fixed logit count)."""
-        if self.ways is None and any(key in episodes for key in episode_lib.MASK_KEYS):
-            raise ValueError(
-                "Expected ProtoNet(ways=N) for padded episodes (N >= their largest way count: "
-                "every task of a meta-batch predicts N scores). Received: ways=None"
-            )
-        return super().checked_episodes(episodes)
-
-    def adapt_and_predict(self, task, state, training):
-        params, _ = adaptation.initial_weights(self.model)
-        support_x, support_y = task[episode_lib.SUPPORT_X], task[episode_lib.SUPPORT_Y]
-        query_x = task[episode_lib.QUERY_X]
-        padded = episode_lib.QUERY_MASK in task
-        if padded:  # Embed the real examples only.
-            support_rows = tf.where(task[episode_lib.SUPPORT_MASK])[:, 0]
-            query_rows = tf.where(task[episode_lib.QUERY_MASK])[:, 0]
-            support_x, support_y = (tf.gather(t, support_rows) for t in (support_x, support_y))
-            query_x = tf.gather(query_x, query_rows)
-        support, queries, model_state = query_statistics_lib.episode_forward(
-            self.model,
-            params,
-            self.model_state(state),
-            support_x,
-            query_x,
-            mode=self.query_statistics,
-            training=training,
-        )
-        logits = self.query_logits(_flatten(support), support_y, _flatten(queries), training)
-        if self.ways is not None:
-            logits = _without_absent_classes(logits, support_y, self.ways)
-        if padded:
-            rows = tf.shape(task[episode_lib.QUERY_X], out_type=tf.int64)[0]
-            logits = tf.scatter_nd(
-                query_rows[:, tf.newaxis], logits, tf.stack([rows, tf.shape(logits, tf.int64)[1]])
-            )
-        return logits, model_state
+    def head(self, support, support_y, queries, ways, state, training):
+        logits = self.query_logits(flatten(support), support_y, flatten(queries), ways, training)
+        return logits, state
 
     def query_logits(
         self,
         support_embeddings: tf.Tensor,
         support_y: tf.Tensor,
         query_embeddings: tf.Tensor,
+        ways: int | tf.Tensor,
         training: bool,
     ) -> tf.Tensor:
-        """The class scores `[Q, N]` of the queries: minus their squared distances to the prototypes.
+        """The class scores `[Q, ways]` of the queries: minus their squared distances to prototypes.
 
         Subclasses classify the embedded task another way (`ProtoMAML`).
         """
         del training
-        prototypes = self.prototypes(support_embeddings, support_y)
+        prototypes = self.prototypes(support_embeddings, support_y, ways)
         return _squared_distance_logits(query_embeddings, prototypes)
 
-    def prototypes(self, support_embeddings: tf.Tensor, support_y: tf.Tensor) -> tf.Tensor:
-        """The mean embedding of each class: `[N, D]` from `[S, D]` embeddings and labels."""
+    def prototypes(
+        self,
+        support_embeddings: tf.Tensor,
+        support_y: tf.Tensor,
+        ways: int | tf.Tensor | None = None,
+    ) -> tf.Tensor:
+        """The mean embedding of each class: `[N, D]` from `[S, D]` embeddings and labels.
+
+        `ways` defaults to the learner's, or `max(support_y) + 1` with `ways=None`.
+        """
         labels = tf.cast(tf.reshape(support_y, [-1]), tf.int32)
-        ways = self.ways if self.ways is not None else tf.reduce_max(labels) + 1
+        if ways is None:
+            ways = self.ways if self.ways is not None else tf.reduce_max(labels) + 1
         return tf.math.unsorted_segment_mean(support_embeddings, labels, ways)
-
-    def predict_without_adaptation(self, task, state):
-        return None
-
-    def xla_unsupported(self) -> str | None:
-        if self.ways is None:
-            return (
-                "ways=None infers the number of prototypes from each episode's labels, a shape "
-                "XLA must know when it compiles; pass ways=N (every episode N-way)"
-            )
-        return None
-
-    def _fused_batch_norm_is_exact(self, training: bool) -> bool:
-        # One backward pass through the embedding, with batch statistics in training.
-        return True
-
-    def _prediction_spec(self, episodes):
-        query_x = episodes[episode_lib.QUERY_X]
-        dtype = self.model.compute_output_spec(
-            keras.KerasTensor(query_x.shape[1:], dtype=query_x.dtype.name)
-        ).dtype
-        return tf.TensorSpec([query_x.shape[1], self.ways], dtype)
-
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(ways=self.ways)
-        return config
-
-
-def _flatten(embeddings: tf.Tensor) -> tf.Tensor:
-    return tf.reshape(embeddings, [tf.shape(embeddings)[0], -1])
-
-
-# The logit of a class without support examples: exp() of it vanishes next to any real logit.
-ABSENT_CLASS_LOGIT = -1e30
-
-
-def _without_absent_classes(logits: tf.Tensor, support_y: tf.Tensor, ways: int) -> tf.Tensor:
-    """`logits` (`[Q, ways]`) with classes that have no support example set to `ABSENT_CLASS_LOGIT`."""
-    labels = tf.cast(tf.reshape(support_y, [-1]), tf.int32)
-    present = tf.math.unsorted_segment_max(tf.ones_like(labels), labels, ways) > 0
-    return tf.where(present[tf.newaxis], logits, tf.cast(ABSENT_CLASS_LOGIT, logits.dtype))
 
 
 def _squared_distance_logits(queries: tf.Tensor, prototypes: tf.Tensor) -> tf.Tensor:

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from tfmeta import query_statistics as query_statistics_lib
 from tfmeta.learners import support_set_classifier
-from tfmeta.learners.support_set_classifier import flatten
+from tfmeta.learners.n_way import flatten
 
 
 def ridge_regression(features: tf.Tensor, targets: tf.Tensor, l2: tf.Tensor) -> tf.Tensor:
@@ -65,10 +65,17 @@ class R2D2(support_set_classifier.SupportSetClassifier):
     meta-learned (`learn_l2=False` fixes the penalty). Compile with
     `SparseCategoricalCrossentropy(from_logits=True)`.
 
+    Padded episodes (`tfmeta.data.variable_episodes`) need `ways=N`, N at
+    least their largest way count: the regression fits the real support
+    examples on the episode's own classes (`S` and the one-hot targets as in
+    the unpadded episode), and the other classes score -1e30
+    (`SupportSetClassifier`).
+
     Args:
         model: a built Keras model mapping inputs to embeddings (any rank:
             flattened), e.g. `tfmeta.models.conv4(num_classes=None)`.
-        ways: the classes of every episode, or None (per episode).
+        ways: the classes of every episode, or None (per episode); padded episodes
+            need N.
         l2: the initial ridge penalty lambda (the authors' code: 50).
         scale: the initial output scale alpha (the authors' Omniglot runs: 10).
         bias: the initial output bias beta.

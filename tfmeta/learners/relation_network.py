@@ -39,6 +39,13 @@ class RelationNetwork(support_set_classifier.SupportSetClassifier):
     so in `"support"` mode a query's scores depend only on the support set and
     that query.
 
+    Padded episodes (`tfmeta.data.variable_episodes`) need `ways=N`, N at
+    least their largest way count: the pairs are those of the real examples
+    with the episode's own classes (so the relation module's BatchNorm
+    statistics are those of the unpadded episode), the other classes score
+    -1e30 (`SupportSetClassifier`), and `OneHotMeanSquaredError` leaves them
+    out of its mean.
+
     Args:
         model: a built Keras model mapping inputs to embeddings, e.g. Conv-4
             without its pooling (`keras.Model(net.input,
@@ -46,7 +53,8 @@ class RelationNetwork(support_set_classifier.SupportSetClassifier):
         relation_module: a built Keras model mapping a pair `(*feature_shape[:-1],
             2 * channels)` to a score `(1,)`, e.g.
             `tfmeta.models.relation_module(feature_shape)`.
-        ways: the classes of every episode, or None (per episode).
+        ways: the classes of every episode, or None (per episode); padded episodes
+            need N.
         query_statistics: see `tfmeta.learners.support_set_classifier`.
         **kwargs: forwarded to `tfmeta.MetaLearner`.
 
