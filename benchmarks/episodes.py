@@ -1,4 +1,4 @@
-"""How fast Omniglot episodes come out of `tfmeta.data`.
+"""How fast Omniglot episodes come out of `tfmeta.data`, and how much memory drawing them takes.
 
 Measures, on the real Omniglot (`../shared/data/omniglot/omniglot.tar.gz`
 relative to the repository, or --omniglot):
@@ -12,19 +12,35 @@ relative to the repository, or --omniglot):
   "small" and "meta_dataset" configs) of the same split, and fixed and
   variable episodes of a synthetic 84x84x3 source (64 classes of 100 random
   images: the shapes of mini-ImageNet, without its files), next to the rate
-  at which ProtoNet (Conv-4) meta-trains on the same variable episodes.
+  at which ProtoNet (Conv-4) meta-trains on the same variable episodes;
+- the peak memory of each configuration. Every configuration runs in a fresh
+  process of its own (spawned, so nothing is inherited from the others): it
+  imports TensorFlow and loads its source, the kernel's peak-RSS mark (VmHWM)
+  is then reset to the current RSS (`/proc/self/clear_refs`), and after the
+  timed meta-batches VmHWM is read. "peak RSS" is the whole process at its
+  highest while drawing episodes (TensorFlow, the loaded images, the
+  pipeline); "rise" is that peak minus the RSS just before the pipeline was
+  built, i.e. what the pipeline itself (buffers, prefetched meta-batches,
+  tf.data's runtime) adds. Where clear_refs cannot be written, the peak is
+  the process's peak since it started and the rise is not given. ProtoNet is
+  timed after the peak is read, so the learner's memory is not in it.
 
     python benchmarks/episodes.py
     python benchmarks/episodes.py --batches=200 --cache_dir=/tmp/tfmeta-bench
 
-Prints a table, and as its last line one JSON object with the same figures.
-`episodes_per_second()` is the hook to compare with a learner's training rate.
+Prints the processor and a table, and as its last line one JSON object with the
+same figures. `episodes_per_second()` is the hook to compare with a learner's
+training rate.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
+import dataclasses
 import json
+import multiprocessing
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -33,6 +49,7 @@ from pathlib import Path
 import tensorflow as tf
 from absl import app, flags
 
+import machine
 import tfmeta.data
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -57,6 +74,36 @@ flags.DEFINE_integer("learner_steps", 10, "ProtoNet meta-training steps timed pe
 FLAGS = flags.FLAGS
 
 
+@dataclasses.dataclass(frozen=True)
+class Configuration:
+    """One row of the table: a source and its episodes (fixed ways and shots, or variable)."""
+
+    source: str  # "omniglot" (the Vinyals train split) or "synthetic84"
+    ways: int = 0
+    shots: int = 0
+    variable: str | None = None  # a `tfmeta.data.VARIABLE_EPISODE_CONFIGS` name
+
+    @property
+    def name(self) -> str:
+        if self.variable:
+            return f"{self.source}_variable_{self.variable}"
+        return f"{self.source}_{self.ways}way_{self.shots}shot"
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What a measuring process needs (passed explicitly: a spawned process has no parsed flags)."""
+
+    omniglot: str  # the extracted ImageFolder
+    cache_dir: str
+    queries: int
+    meta_batch_size: int
+    variable_meta_batch_size: int
+    batches: int
+    warmup: int
+    learner_steps: int
+
+
 def episodes_per_second(
     source: tfmeta.data.FewShotEpisodes,
     ways: int,
@@ -79,16 +126,8 @@ def episodes_per_second(
     Returns:
         Tasks per second (meta-batches per second x `meta_batch_size`).
     """
-    iterator = iter(
-        source.episodes(ways, shots, queries, meta_batch_size=meta_batch_size, seed=seed)
-    )
-    for _ in range(warmup):
-        next(iterator)
-    start = time.perf_counter()
-    for _ in range(num_batches):
-        batch = next(iterator)
-    batch["query_x"].numpy()  # make sure the last one is materialised
-    return num_batches * meta_batch_size / (time.perf_counter() - start)
+    data = source.episodes(ways, shots, queries, meta_batch_size=meta_batch_size, seed=seed)
+    return _rate(iter(data), meta_batch_size, num_batches, warmup)
 
 
 def variable_episodes_per_second(
@@ -119,7 +158,7 @@ def protonet_tasks_per_second(
 
     import tfmeta
 
-    height, _, channels = source.image_shape
+    height = source.image_shape[0]
     net = tfmeta.models.conv4(
         source.image_shape, num_classes=None, filters=32 if height > 28 else 64,
         max_pool=height > 28,
@@ -136,14 +175,54 @@ def protonet_tasks_per_second(
     return steps * meta_batch_size / (time.perf_counter() - start)
 
 
+def measure(config: Configuration, settings: Settings) -> dict[str, float]:
+    """Episodes/s, peak RSS and (for variable episodes) ProtoNet's rate of one configuration.
+
+    Meant to run in a fresh process of its own (see `measure_in_own_process`): the peak is
+    the process's, so anything measured before in the same process would be in it.
+    """
+    source = _load_source(config.source, settings)
+    rss_before = _reset_peak_rss_mib()
+    if config.variable:
+        variable_config = tfmeta.data.VARIABLE_EPISODE_CONFIGS[config.variable]
+        rate = variable_episodes_per_second(
+            source, variable_config, settings.variable_meta_batch_size, settings.batches,
+            settings.warmup)
+    else:
+        rate = episodes_per_second(source, config.ways, config.shots, settings.queries,
+                                   settings.meta_batch_size, settings.batches, settings.warmup)
+    peak = _peak_rss_mib()
+    row = {"episodes_per_s": round(rate, 2), "peak_rss_mib": round(peak)}
+    if rss_before is not None:
+        row["peak_rss_rise_mib"] = round(peak - rss_before)
+    if config.variable and settings.learner_steps:
+        row["protonet_tasks_per_s"] = round(protonet_tasks_per_second(
+            source, variable_config, settings.variable_meta_batch_size, settings.learner_steps), 2)
+    return row
+
+
+def measure_in_own_process(config: Configuration, settings: Settings) -> dict[str, float]:
+    """`measure(config, settings)` in a freshly spawned Python process, so its peak is its own."""
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        return pool.submit(measure, config, settings).result()
+
+
 def _rate(iterator, meta_batch_size: int, num_batches: int, warmup: int) -> float:
     for _ in range(warmup):
         next(iterator)
     start = time.perf_counter()
     for _ in range(num_batches):
         batch = next(iterator)
-    batch["query_x"].numpy()
+    batch["query_x"].numpy()  # make sure the last one is materialised
     return num_batches * meta_batch_size / (time.perf_counter() - start)
+
+
+def _load_source(name: str, settings: Settings) -> tfmeta.data.FewShotEpisodes:
+    if name == "omniglot":
+        return tfmeta.data.omniglot(settings.omniglot, "vinyals", cache_dir=settings.cache_dir)[
+            "train"]
+    return _synthetic_84()
 
 
 def _synthetic_84(classes: int = 64, per_class: int = 100) -> tfmeta.data.FewShotEpisodes:
@@ -156,17 +235,37 @@ def _synthetic_84(classes: int = 64, per_class: int = 100) -> tfmeta.data.FewSho
     return tfmeta.data.FewShotEpisodes(data, name="synthetic_84x84x3")
 
 
-def _variable_rows(source, label: str) -> dict[str, dict[str, float]]:
-    """Pipeline and ProtoNet rates of `source` under each named variable config."""
-    rows = {}
-    for name, config in tfmeta.data.VARIABLE_EPISODE_CONFIGS.items():
-        row = {"episodes_per_s": variable_episodes_per_second(
-            source, config, FLAGS.variable_meta_batch_size, FLAGS.batches, FLAGS.warmup)}
-        if FLAGS.learner_steps:
-            row["protonet_tasks_per_s"] = protonet_tasks_per_second(
-                source, config, FLAGS.variable_meta_batch_size, FLAGS.learner_steps)
-        rows[f"{label}_variable_{name}"] = {k: round(v, 2) for k, v in row.items()}
-    return rows
+def _reset_peak_rss_mib() -> float | None:
+    """Resets this process's peak-RSS mark to its current RSS; returns that RSS, or None if refused.
+
+    Linux keeps the peak in VmHWM; writing "5" to /proc/self/clear_refs (Linux >= 4.0) resets it.
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as file:
+            file.write("5")
+    except OSError:
+        return None
+    return _status_mib("VmRSS")
+
+
+def _peak_rss_mib() -> float:
+    """The process's peak RSS (VmHWM) in MiB, since start or since `_reset_peak_rss_mib`."""
+    return _status_mib("VmHWM")
+
+
+def _status_mib(field: str) -> float:
+    with open("/proc/self/status") as file:
+        return int(re.search(rf"^{field}:\s+(\d+) kB", file.read(), re.M).group(1)) / 1024
+
+
+def _configurations() -> list[Configuration]:
+    variable = tuple(tfmeta.data.VARIABLE_EPISODE_CONFIGS)
+    return (
+        [Configuration("omniglot", ways, shots) for ways, shots in CONFIGS]
+        + [Configuration("omniglot", variable=name) for name in variable]
+        + [Configuration("synthetic84", 5, 1)]
+        + [Configuration("synthetic84", variable=name) for name in variable]
+    )
 
 
 def _find_omniglot() -> Path:
@@ -181,6 +280,26 @@ def _find_omniglot() -> Path:
     )
 
 
+def _print_table(times: dict[str, float], rows: dict[str, dict], processor: str) -> None:
+    print("Omniglot episodes (tfmeta.data)")
+    print(f"  processor: {processor}")
+    print(f"  extract the archive (32,460 files):         {times['extract_s']:8.2f} s")
+    print(f"  cache, cold (decode + resize 32,460 PNGs):  {times['cache_cold_s']:8.2f} s")
+    print(f"  cache, warm (load the .npz files):          {times['cache_warm_s']:8.2f} s")
+    print(f"  vinyals split sources from warm cache:      {times['vinyals_sources_warm_s']:8.2f} s")
+    print(f"  {'configuration':<36}{'episodes/s':>12}{'peak RSS MiB':>14}{'rise MiB':>10}"
+          f"{'ProtoNet tasks/s':>18}")
+    for name, row in rows.items():
+        rise = row.get("peak_rss_rise_mib", float("nan"))
+        learner = row.get("protonet_tasks_per_s", float("nan"))
+        print(f"  {name:<36}{row['episodes_per_s']:>12.1f}{row['peak_rss_mib']:>14.0f}"
+              f"{rise:>10.0f}{learner:>18.2f}")
+    print(f"  (fixed: {FLAGS.queries} queries, meta-batches of {FLAGS.meta_batch_size}; variable: "
+          f"meta-batches of {FLAGS.variable_meta_batch_size}; {FLAGS.batches} timed each; every "
+          "row in a process of its own, peak RSS while drawing, rise over the RSS before the "
+          "pipeline was built)")
+
+
 def main(argv):
     del argv
     data = _find_omniglot()
@@ -188,77 +307,45 @@ def main(argv):
         Path(FLAGS.cache_dir) if FLAGS.cache_dir else Path(tempfile.mkdtemp(prefix="tfmeta-bench-"))
     )
     try:
+        times = {}
         start = time.perf_counter()
         if data.is_file():  # the .tar.gz: extract once, then read the ImageFolder
             data = tfmeta.data.extract_archive(data, cache_dir) / "omniglot"
-        extract = time.perf_counter() - start
+        times["extract_s"] = time.perf_counter() - start
         start = time.perf_counter()
         tfmeta.data.omniglot_class_images(data, cache_dir=cache_dir)
-        cold = time.perf_counter() - start
+        times["cache_cold_s"] = time.perf_counter() - start
         start = time.perf_counter()
         tfmeta.data.omniglot_class_images(data, cache_dir=cache_dir)
-        warm = time.perf_counter() - start
+        times["cache_warm_s"] = time.perf_counter() - start
         start = time.perf_counter()
-        sources = tfmeta.data.omniglot(data, "vinyals", cache_dir=cache_dir)
-        split = time.perf_counter() - start
-        rates = {}
-        for ways, shots in CONFIGS:
-            rates[f"{ways}way_{shots}shot"] = episodes_per_second(
-                sources["train"],
-                ways,
-                shots,
-                FLAGS.queries,
-                FLAGS.meta_batch_size,
-                FLAGS.batches,
-                FLAGS.warmup,
-            )
-        variable = _variable_rows(sources["train"], "omniglot")
-        synthetic = _synthetic_84()
-        rates_84 = {"synthetic84_5way_1shot": episodes_per_second(
-            synthetic, 5, 1, FLAGS.queries, FLAGS.meta_batch_size, FLAGS.batches, FLAGS.warmup)}
-        variable.update(_variable_rows(synthetic, "synthetic84"))
+        tfmeta.data.omniglot(data, "vinyals", cache_dir=cache_dir)
+        times["vinyals_sources_warm_s"] = time.perf_counter() - start
+        settings = Settings(str(data), str(cache_dir), FLAGS.queries, FLAGS.meta_batch_size,
+                            FLAGS.variable_meta_batch_size, FLAGS.batches, FLAGS.warmup,
+                            FLAGS.learner_steps)
+        rows = {config.name: measure_in_own_process(config, settings)
+                for config in _configurations()}
     finally:
         if not FLAGS.cache_dir:
             shutil.rmtree(cache_dir, ignore_errors=True)
 
+    processor = machine.processor()
     results = {
         "benchmark": "omniglot_episodes",
-        "extract_s": round(extract, 3),
-        "cache_cold_s": round(cold, 3),
-        "cache_warm_s": round(warm, 3),
-        "vinyals_sources_warm_s": round(split, 3),
+        **{name: round(value, 3) for name, value in times.items()},
         "meta_batch_size": FLAGS.meta_batch_size,
         "queries": FLAGS.queries,
-        "timed_meta_batches": FLAGS.batches,
-        "episodes_per_s": {name: round(rate, 1) for name, rate in rates.items()},
-        "meta_batches_per_s": {
-            name: round(rate / FLAGS.meta_batch_size, 2) for name, rate in rates.items()
-        },
-        "synthetic84_episodes_per_s": {name: round(r, 1) for name, r in rates_84.items()},
         "variable_meta_batch_size": FLAGS.variable_meta_batch_size,
-        "variable": variable,
+        "timed_meta_batches": FLAGS.batches,
+        "configurations": rows,
+        "peak_memory": "VmHWM of a fresh process per configuration while drawing episodes; rise: "
+                       "over its RSS before the pipeline was built",
+        "processor": processor,
         "cpu_count": os.cpu_count(),
         "tensorflow": tf.__version__,
     }
-    print("Omniglot episodes (tfmeta.data)")
-    print(f"  extract the archive (32,460 files):         {extract:8.2f} s")
-    print(f"  cache, cold (decode + resize 32,460 PNGs):  {cold:8.2f} s")
-    print(f"  cache, warm (load the .npz files):          {warm:8.2f} s")
-    print(f"  vinyals split sources from warm cache:      {split:8.2f} s")
-    print(f"  {'episodes':<22}{'episodes/s':>12}{'meta-batches/s':>16}")
-    for (ways, shots), (name, rate) in zip(CONFIGS, rates.items()):
-        label = f"{ways}-way {shots}-shot {FLAGS.queries}-query"
-        print(f"  {label:<22}{rate:>12.1f}{rate / FLAGS.meta_batch_size:>16.2f}")
-    print(
-        f"  (meta-batches of {FLAGS.meta_batch_size}, {FLAGS.batches} timed, {os.cpu_count()} CPUs)"
-    )
-    for name, rate in rates_84.items():
-        print(f"  {name:<36}{rate:>12.1f} episodes/s")
-    print(f"  {'variable episodes':<36}{'episodes/s':>12}{'ProtoNet tasks/s':>18}")
-    for name, row in variable.items():
-        learner = row.get("protonet_tasks_per_s", float("nan"))
-        print(f"  {name:<36}{row['episodes_per_s']:>12.1f}{learner:>18.2f}")
-    print(f"  (variable: meta-batches of {FLAGS.variable_meta_batch_size})")
+    _print_table(times, rows, machine.describe())
     print(json.dumps(results))
 
 
