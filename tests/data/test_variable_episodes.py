@@ -71,6 +71,20 @@ def test_mixed_sources_follow_their_weights(toy_class_images):
     assert abs(share - 0.8) < 4 * math.sqrt(0.8 * 0.2 / 1000), share
 
 
+def test_mixed_episodes_concatenate_and_depend_only_on_seed_and_index(toy_class_images):
+    """Training streams are concatenated blocks: TF 2.21 cannot iterate a concatenation of
+    `choose_from_datasets` datasets, which the sampler therefore does not use."""
+    sources = [_source(toy_class_images, 10, "a"), _source(toy_class_images, 10, "b")]
+    blocks = [tfmeta.data.variable_episodes(sources, CONFIG, num_episodes=3, seed=seed)
+              for seed in (1, 2)]
+    episodes = list(blocks[0].concatenate(blocks[1]).as_numpy_iterator())
+    assert len(episodes) == 6
+    longer = _episodes(sources, 6)
+    for a, b in zip(_episodes(sources, 3), longer):  # episode i: a function of (seed, i)
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+
+
 def test_episodes_are_deterministic_and_batched_to_one_shape(toy_class_images):
     source = _source(toy_class_images, 10)
     one = _episodes(source, 4)

@@ -153,26 +153,12 @@ def variable_episodes(
     probabilities = _probabilities(weights, len(sources))
     if seed is None:
         seed = int(np.random.SeedSequence().entropy % (2**63))
-    per_source = [
-        tf.data.Dataset.counter(dtype=tf.int64).map(
-            _episode_fn(source, index, config, seed),
-            num_parallel_calls=tf.data.AUTOTUNE,
-            deterministic=True,
-        )
-        for index, source in enumerate(sources)
-    ]
-    if len(sources) == 1:
-        episodes = per_source[0]
-    else:
-        logits = tf.math.log(tf.constant([probabilities], tf.float32))
-        seed_t = tf.constant(seed, tf.int64)
-        choices = tf.data.Dataset.counter(dtype=tf.int64).map(
-            lambda i: tf.cast(
-                tf.random.stateless_categorical(logits, 1, tf.stack([seed_t, -1 - i]))[0, 0],
-                tf.int64,
-            )
-        )
-        episodes = tf.data.Dataset.choose_from_datasets(per_source, choices)
+    makers = [_episode_fn(source, index, config, seed) for index, source in enumerate(sources)]
+    episodes = tf.data.Dataset.counter(dtype=tf.int64).map(
+        makers[0] if len(makers) == 1 else _mixed_episode_fn(makers, probabilities, seed),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
     if num_episodes is not None:
         episodes = episodes.take(num_episodes)
     if meta_batch_size is not None:
@@ -192,6 +178,27 @@ def _probabilities(weights, count: int) -> list[float]:
             f"Received: weights={weights}"
         )
     return [w / sum(weights) for w in weights]
+
+
+def _mixed_episode_fn(makers, probabilities: list[float], seed: int):
+    """Episode `i` from the source drawn for `(seed, i)`, made by that source's maker.
+
+    One map with a `tf.switch_case` rather than `Dataset.choose_from_datasets`:
+    in TF 2.21 a dataset built with `choose_from_datasets` (or
+    `sample_from_datasets`) cannot be concatenated with any other ("Incompatible
+    shapes at component 0" when iterated), and training streams are concatenated
+    blocks (`tfmeta train`, resumption).
+    """
+    logits = tf.math.log(tf.constant([probabilities], tf.float32))
+    seed_t = tf.constant(seed, tf.int64)
+
+    def make_episode(index: tf.Tensor) -> dict[str, tf.Tensor]:
+        choice = tf.random.stateless_categorical(logits, 1, tf.stack([seed_t, -1 - index]))[0, 0]
+        return tf.switch_case(
+            tf.cast(choice, tf.int32), [lambda make=make: make(index) for make in makers]
+        )
+
+    return make_episode
 
 
 def _episode_fn(source: FewShotEpisodes, source_index: int, config: VariableEpisodeConfig, seed):
