@@ -84,3 +84,41 @@ def test_variable_episodes_train_protonet_and_evaluate_fixed_episodes(run_tfmeta
     result = run_tfmeta("train", "--dataset=cub", f"--data_dir={cub_dir}", "--image_size=8",
                         "--episodes=variable:small", *maml, f"--output_dir={tmp_path / 'maml'}")
     assert result.returncode == 2 and "trains --algorithm=protonet" in result.stderr
+
+
+def test_several_benchmarks_train_mixed_and_evaluate_per_source(run_tfmeta, cub_dir, tmp_path):
+    cifar = layouts.write_cifar100_binary(tmp_path / "cifar")
+    mixed = ["--dataset=cub,fc100", f"--data_dir={cub_dir},{cifar}", "--image_size=8",
+             "--episodes=variable:small", "--val_episodes=2", *TINY]
+    result = run_tfmeta("train", *mixed, f"--output_dir={tmp_path / 'run'}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    evaluation = json.loads((tmp_path / "run" / "metrics.json").read_text())["eval"]
+    assert list(evaluation["per_source"]) == ["cub", "fc100"]
+    assert [s["tasks"] for s in evaluation["per_source"].values()] == [3, 3]
+    assert evaluation["accuracy"]["tasks"] == 6
+    result = run_tfmeta("evaluate", f"--output_dir={tmp_path / 'run'}", "--eval_episodes=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    (written,) = (tmp_path / "run" / "evaluations").glob("*.json")
+    per_source = json.loads(written.read_text())["eval"]["per_source"]
+    assert [s["tasks"] for s in per_source.values()] == [2, 2]
+    for name, summary in per_source.items():
+        line = f"tfmeta:   {name}: {100 * summary['mean']:.2f}% +/- {100 * summary['ci95']:.2f}%"
+        assert line in result.stdout, result.stdout
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--data_dir=/a", "--episodes=variable:small"],
+         "--dataset=cub,fc100 needs one --data_dir per benchmark, joined by commas"),
+        (["--data_dir={cub},{cub}"], "mixes benchmarks in variable episodes only"),
+    ],
+)
+def test_several_benchmarks_need_a_folder_each_and_variable_episodes(
+    run_tfmeta, cub_dir, tmp_path, flags, message
+):
+    flags = [flag.format(cub=cub_dir) for flag in flags]
+    result = run_tfmeta("train", "--dataset=cub,fc100", *flags, *TINY,
+                        f"--output_dir={tmp_path}")
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr

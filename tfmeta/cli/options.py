@@ -44,6 +44,9 @@ REGRESSION_DATASETS = (SINUSOID, GAUSSIAN_PROCESS)  # generated task families
 OMNIGLOT = "omniglot"
 # The standard benchmarks, read from the files --data_dir holds (tfmeta.data.mini_imagenet, ...).
 BENCHMARKS = ("mini_imagenet", "tiered_imagenet", "cifar_fs", "fc100", "cub")
+# Several benchmarks at once (`--dataset=cub,fc100 --data_dir=<cub>,<cifar>`): variable training
+# episodes mixed over them, and evaluation per source.
+MIXED_BENCHMARKS = "mixed_benchmarks"
 # --episodes: fixed N-way K-shot, or Meta-Dataset's varying ways and shots under one of
 # tfmeta.data.VARIABLE_EPISODE_CONFIGS (named here so that --help imports no TensorFlow).
 FIXED_EPISODES = "fixed"
@@ -89,7 +92,9 @@ flags.DEFINE_string(
     "(the archive or folder given by --data_dir, else "
     "TFDS's builder); 'mini_imagenet', 'tiered_imagenet', 'cifar_fs', 'fc100' or 'cub' (the "
     "benchmark's published "
-    "class split, from the files --data_dir holds; with --channels=3); "
+    "class split, from the files --data_dir holds; with --channels=3); several of these "
+    "joined by commas, e.g. 'cub,fc100' with one --data_dir each, also comma-joined (training "
+    "mixes them with --episodes=variable:*, evaluation reports accuracy per source); "
     "a TFDS name such as 'mnist'; or an ImageFolder directory "
     "<dir>/<split>/<class>/<image> (an existing path, or one starting with '.', '/' or '~').",
 )
@@ -100,7 +105,8 @@ flags.DEFINE_string(
     "mini_imagenet: the folder of JPEGs with train.csv/val.csv/test.csv, or an ILSVRC train "
     "folder; tiered_imagenet: an ILSVRC train folder or a copy with train/ val/ test/; "
     "cifar_fs, fc100: CIFAR-100's binary version (.tar.gz or folder); cub: the "
-    "extracted CUB_200_2011 folder. "
+    "extracted CUB_200_2011 folder; several benchmarks: their folders in --dataset's order, "
+    "joined by commas. "
     "A TFDS name: TFDS's data folder.",
 )
 flags.DEFINE_enum(
@@ -350,7 +356,7 @@ def default_run_name(options: RunOptions) -> str:
         base = options.config
     else:
         dataset = os.path.basename(os.path.normpath(options.dataset)).split(":")[0]
-        base = f"{dataset.replace('/', '_')}_{options.algorithm}"
+        base = f"{dataset.replace('/', '_').replace(',', '+')}_{options.algorithm}"
     text = json.dumps(_defining(options), sort_keys=True)
     return f"{base}_{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
@@ -384,14 +390,18 @@ def saved_options_text(options: RunOptions) -> str:
 
 
 def dataset_kind(dataset: str) -> str:
-    """`SINUSOID`, `GAUSSIAN_PROCESS`, `OMNIGLOT`, one of `BENCHMARKS`, `IMAGE_FOLDER` or `TFDS`.
+    """`SINUSOID`, `GAUSSIAN_PROCESS`, `OMNIGLOT`, one of `BENCHMARKS`, `MIXED_BENCHMARKS`,
+    `IMAGE_FOLDER` or `TFDS`.
 
-    A dataset is an ImageFolder path if it exists as a directory or starts with
-    '.', '/' or '~'; any other name but 'sinusoid', 'gaussian_process' and
-    'omniglot' is a TFDS name.
+    A comma-joined list of benchmark names is `MIXED_BENCHMARKS`. A dataset is
+    an ImageFolder path if it exists as a directory or starts with '.', '/' or
+    '~'; any other name but 'sinusoid', 'gaussian_process' and 'omniglot' is a
+    TFDS name.
     """
     if dataset in (*REGRESSION_DATASETS, OMNIGLOT, *BENCHMARKS):
         return dataset
+    if "," in dataset and set(dataset.split(",")) <= set(BENCHMARKS):
+        return MIXED_BENCHMARKS
     if dataset.startswith((".", "~", os.sep)) or os.path.isdir(dataset):
         return IMAGE_FOLDER
     return TFDS
@@ -492,9 +502,10 @@ def check_options(options: RunOptions) -> None:
 
 def _check_dataset(options: RunOptions) -> None:
     kind = dataset_kind(options.dataset)
-    if kind in (*REGRESSION_DATASETS, OMNIGLOT, *BENCHMARKS) and options.val_split is not None:
+    benchmarks = (*BENCHMARKS, MIXED_BENCHMARKS)
+    if kind in (*REGRESSION_DATASETS, OMNIGLOT, *benchmarks) and options.val_split is not None:
         source = {OMNIGLOT: "the protocol's validation characters"}.get(
-            kind, "its published validation classes" if kind in BENCHMARKS else "fresh tasks"
+            kind, "its published validation classes" if kind in benchmarks else "fresh tasks"
         )
         raise ValueError(
             f"--val_split does not apply to --dataset={kind} (it validates on {source}); "
@@ -520,6 +531,8 @@ def _check_dataset(options: RunOptions) -> None:
             )
     elif kind in BENCHMARKS:
         _check_benchmark(options)
+    elif kind == MIXED_BENCHMARKS:
+        _check_mixed_benchmarks(options)
     elif kind == IMAGE_FOLDER:
         root = os.path.expanduser(options.dataset)
         if not os.path.isdir(root):
@@ -572,6 +585,31 @@ def _check_benchmark(options: RunOptions) -> None:
         raise ValueError(
             f"--dataset={options.dataset} has RGB images; pass --channels=3 (and --image_size, "
             "84 for mini_imagenet, tiered_imagenet and cub, 32 for cifar_fs and fc100)"
+        )
+
+
+def benchmark_data_dirs(options: RunOptions) -> dict[str, str]:
+    """`--dataset=cub,fc100 --data_dir=a,b` as `{"cub": "a", "fc100": "b"}`, in that order."""
+    return dict(zip(options.dataset.split(","), (options.data_dir or "").split(",")))
+
+
+def _check_mixed_benchmarks(options: RunOptions) -> None:
+    """Several benchmarks: distinct, one --data_dir each, mixed by variable episodes."""
+    names = options.dataset.split(",")
+    if len(set(names)) != len(names):
+        raise ValueError(f"--dataset={options.dataset} names a benchmark twice; name each once")
+    folders = (options.data_dir or "").split(",")
+    if len(folders) != len(names):
+        raise ValueError(
+            f"--dataset={options.dataset} needs one --data_dir per benchmark, joined by commas "
+            f"in the same order; received --data_dir={options.data_dir}"
+        )
+    for name, folder in benchmark_data_dirs(options).items():
+        _check_benchmark(dataclasses.replace(options, dataset=name, data_dir=folder))
+    if options.episodes == FIXED_EPISODES:
+        raise ValueError(
+            f"--dataset={options.dataset} mixes benchmarks in variable episodes only; pass "
+            "--episodes=variable:small or variable:meta_dataset"
         )
 
 

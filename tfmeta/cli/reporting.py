@@ -116,6 +116,8 @@ def held_out_evaluation(learner: MetaLearner, source, options: RunOptions):
     if "accuracy" in scores:
         result["ways"] = options.evaluation_ways
         result["accuracy"] = evaluation.mean_and_ci95(scores["accuracy"])
+    if "source" in scores:  # several benchmarks, `--eval_episodes` tasks of each
+        result["per_source"] = _per_source(scores, source.source_names)
     result["query_loss_after_adaptation"] = evaluation.mean_and_ci95(scores["loss"])
     if options.algorithm == "cnp":  # its loss is the NLL; the MSE of its mean compares with MSEs
         squared_errors = evaluation.per_task_values(
@@ -125,6 +127,15 @@ def held_out_evaluation(learner: MetaLearner, source, options: RunOptions):
         )
         result["query_mse_of_mean"] = evaluation.mean_and_ci95(squared_errors)
     return result, scores.get("accuracy")
+
+
+def _per_source(scores: dict[str, np.ndarray], names: list[str]) -> dict[str, dict[str, float]]:
+    """Each source's query accuracy (mean, 95% CI, tasks), by name; its `"source"` index is
+    its place in `names`."""
+    return {
+        name: evaluation.mean_and_ci95(scores["accuracy"][scores["source"] == index])
+        for index, name in enumerate(names)
+    }
 
 
 def evaluation_name(options: RunOptions) -> str:
@@ -213,9 +224,14 @@ def report(
         [*([options_lib.LEARNER_FILE] if name is None else []), metrics_path.name, *written]
     )
     where = directory if name is None else directory.relative_to(output_dir.parent)
+    per_source = "".join(
+        f"tfmeta:   {source_name}: {100 * part['mean']:.2f}% +/- {100 * part['ci95']:.2f}% "
+        f"({part['tasks']} tasks)\n"
+        for source_name, part in result.get("per_source", {}).items()
+    )
     print(
         f"tfmeta: {options.algorithm} on {options.dataset}, {run.get('iterations_done')} "
-        f"{options.step_name}; {what} ({score['tasks']} tasks)\n"
+        f"{options.step_name}; {what} ({score['tasks']} tasks)\n{per_source}"
         f"tfmeta: wrote {where}/ ({files}{'' if written else figure_note})",
         flush=True,
     )

@@ -217,6 +217,56 @@ class ImageSource(TaskSource):
         )
 
 
+class MixedImageSource(TaskSource):
+    """Several benchmarks (`--dataset=cub,fc100`): training episodes of varying ways, each
+    from the training classes of one benchmark drawn uniformly, and held-out episodes of each
+    benchmark's own classes, tagged with its index (`"source"`) so that the evaluation
+    reports each one."""
+
+    classification = True
+
+    def __init__(self, options: RunOptions, parts: dict[str, ImageSource]):
+        self.options = options
+        self.parts = parts
+        self.name = options.dataset
+        self.input_shape = next(iter(parts.values())).input_shape
+
+    @property
+    def source_names(self) -> list[str]:
+        """The benchmarks, in the order of their `"source"` index."""
+        return list(self.parts)
+
+    def training_block(self, num_meta_batches: int, seed: int) -> tf.data.Dataset:
+        o = self.options
+        return data.variable_episodes(
+            [part.train for part in self.parts.values()],
+            data.VARIABLE_EPISODE_CONFIGS[o.variable_episodes],
+            meta_batch_size=o.meta_batch_size,
+            num_episodes=num_meta_batches * o.meta_batch_size,
+            seed=seed,
+        )
+
+    def eval_episodes(self, num_episodes: int | None = None) -> tf.data.Dataset:
+        """`num_episodes` (default `--eval_episodes`) held-out tasks of every benchmark in turn."""
+        return _tagged([part.eval_episodes(num_episodes) for part in self.parts.values()])
+
+    def val_episodes(self) -> tf.data.Dataset | None:
+        episodes = [part.val_episodes() for part in self.parts.values()]
+        return None if None in episodes else _tagged(episodes)
+
+
+def _tagged(batches: list[tf.data.Dataset]) -> tf.data.Dataset:
+    """The batches of each dataset in turn, each task carrying its dataset's index as `source`."""
+
+    def tag(index: int):
+        return lambda batch: {
+            **batch, "source": tf.fill(tf.shape(batch["query_y"])[:1], tf.constant(index, tf.int32))
+        }
+
+    tagged = [episodes.map(tag(index)) for index, episodes in enumerate(batches)]
+    return functools.reduce(tf.data.Dataset.concatenate, tagged)
+
+
 def labelled_batches(
     images: data.ClassImages, batch_size: int, seed: int, start: int = 0
 ) -> tf.data.Dataset:
@@ -296,7 +346,7 @@ BENCHMARK_READERS = {
 }
 
 
-def build(options: RunOptions) -> RegressionSource | ImageSource:
+def build(options: RunOptions) -> RegressionSource | ImageSource | MixedImageSource:
     """The task source `--dataset` names.
 
     Raises:
@@ -315,12 +365,12 @@ def build(options: RunOptions) -> RegressionSource | ImageSource:
         )
         return ImageSource(options, sources["train"], sources["test"], sources.get("validation"))
     if kind in options_lib.BENCHMARKS:
-        read = BENCHMARK_READERS[kind]
-        sources = _read_images(
-            lambda: read(os.path.expanduser(options.data_dir), image_size=options.image_size),
-            options.data_dir,
-        )
-        return ImageSource(options, sources["train"], sources["test"], sources["validation"])
+        return _benchmark(options, kind, options.data_dir)
+    if kind == options_lib.MIXED_BENCHMARKS:
+        return MixedImageSource(options, {
+            name: _benchmark(options, name, folder)
+            for name, folder in options_lib.benchmark_data_dirs(options).items()
+        })
     preprocessing = image_preprocessing(options)
     splits = [options.train_split, options.eval_split]
     if options.val_split is not None and options.val_episodes:
@@ -351,6 +401,15 @@ def build(options: RunOptions) -> RegressionSource | ImageSource:
             for split in splits
         ]
     return ImageSource(options, *sources)
+
+
+def _benchmark(options: RunOptions, name: str, data_dir: str) -> ImageSource:
+    """One benchmark's published split, read from the files in `data_dir`."""
+    read = BENCHMARK_READERS[name]
+    sources = _read_images(
+        lambda: read(os.path.expanduser(data_dir), image_size=options.image_size), data_dir
+    )
+    return ImageSource(options, sources["train"], sources["test"], sources["validation"])
 
 
 def _read_images(read, where: str):
