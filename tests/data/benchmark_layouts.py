@@ -7,7 +7,10 @@ position in the published lists), so tests can read the class back.
 from __future__ import annotations
 
 import csv
+import io
+import tarfile
 from pathlib import Path
+from typing import Mapping
 
 import numpy as np
 import tensorflow as tf
@@ -85,6 +88,35 @@ def write_mini_imagenet_folders(
             for index in range(per_class):
                 write_jpeg(folder / f"{wnid}_{index + 10}.JPEG", position[wnid])
     return root
+
+
+def class_tar(folder: Path) -> bytes:
+    """The class tar ILSVRC's train tar holds for `folder` (`<wnid>/`): its images by bare name,
+    in reverse name order, so that readers must sort them as the folder layout does."""
+    data = io.BytesIO()
+    with tarfile.open(fileobj=data, mode="w") as tar:
+        for path in sorted(folder.iterdir(), reverse=True):
+            tar.add(path, arcname=path.name)
+    return data.getvalue()
+
+
+def write_tar(path: Path, members: Mapping[str, bytes]) -> Path:
+    """A tar at `path` holding `members` (name -> bytes), e.g. the train tar's class tars."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def write_ilsvrc_train_tar(manual_dir: Path, ilsvrc: Path) -> Path:
+    """TFDS's imagenet2012 manual directory: `ILSVRC2012_img_train.tar` with one `<wnid>.tar`
+    per class folder of the ILSVRC train folder `ilsvrc`, and `ILSVRC2012_img_val.tar` beside it."""
+    members = {f"{folder.name}.tar": class_tar(folder) for folder in sorted(ilsvrc.iterdir())}
+    write_tar(manual_dir / "ILSVRC2012_img_val.tar", {"ILSVRC2012_val_00000001.JPEG": b""})
+    return write_tar(manual_dir / "ILSVRC2012_img_train.tar", members)
 
 
 def cifar100_names() -> tuple[list[str], list[str], dict[str, str]]:

@@ -102,8 +102,10 @@ flags.DEFINE_string(
     "data_dir",
     None,
     "Omniglot: its .tar.gz, or an ImageFolder folder with train/ and test/. "
-    "mini_imagenet: the folder of JPEGs with train.csv/val.csv/test.csv, or an ILSVRC train "
-    "folder; tiered_imagenet: an ILSVRC train folder or a copy with train/ val/ test/; "
+    "mini_imagenet: the folder of JPEGs with train.csv/val.csv/test.csv, an ILSVRC train "
+    "folder, or ILSVRC2012_img_train.tar or the folder holding it (TFDS's imagenet2012 manual "
+    "directory); tiered_imagenet: an ILSVRC train folder or train tar (or its folder), or a "
+    "copy with train/ val/ test/; "
     "cifar_fs, fc100: CIFAR-100's binary version (.tar.gz or folder); cub: the "
     "extracted CUB_200_2011 folder; several benchmarks: their folders in --dataset's order, "
     "joined by commas. "

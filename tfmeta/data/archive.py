@@ -85,7 +85,7 @@ def extract_archive(archive: str | os.PathLike, cache_dir: str | os.PathLike | N
         try:
             with tarfile.open(archive) as tar:
                 _extract_all(tar, tmp)
-                _check_read_to_end(tar)
+                check_read_to_end(tar)
         except _FILTER_ERROR as error:
             raise ValueError(
                 f"Refusing to extract {str(archive)!r}: {error}. tfmeta extracts only files and "
@@ -121,10 +121,12 @@ def _extract_all(tar: tarfile.TarFile, destination: Path) -> None:
     tar.extractall(destination)
 
 
-def _check_read_to_end(tar: tarfile.TarFile) -> None:
+def check_read_to_end(tar: tarfile.TarFile) -> None:
     """Raises a `tarfile.ReadError` unless only end-of-archive zeros follow the last member.
 
-    Reading to the end also makes gzip, bz2 and xz check their own checksums.
+    tarfile stops listing members silently at a damaged member header; this
+    tells such an archive from a complete one. Reading to the end also makes
+    gzip, bz2 and xz check their own checksums.
     """
     stream = tar.fileobj
     stream.seek(tar.offset)

@@ -82,7 +82,7 @@ def class_images_from_files(
             ([str(path) for path in paths], [str(name) for name in class_names])
         )
         decoded = files.map(
-            lambda path, name: (_decode(tf.io.read_file(path), preprocessing.channels), name),
+            lambda path, name: (decode_image(tf.io.read_file(path), preprocessing.channels), name),
             num_parallel_calls=tf.data.AUTOTUNE,
         )
         try:
@@ -99,7 +99,12 @@ def class_images_from_files(
     return load_or_build(path, build)
 
 
-def _decode(encoded: tf.Tensor, channels: int) -> tf.Tensor:
+def decode_image(encoded: tf.Tensor, channels: int) -> tf.Tensor:
+    """Decodes one PNG, JPEG, GIF or BMP image (a scalar string) to `channels`, unresized.
+
+    `ClassImages.from_dataset` then applies the preprocessing, the same for
+    every reader of encoded images (files, or members of ILSVRC's train tar).
+    """
     image = tf.io.decode_image(encoded, channels=channels, expand_animations=False)
     image.set_shape([None, None, channels])
     return image
@@ -109,7 +114,7 @@ def _first_undecodable(paths: Sequence[Path], channels: int) -> str:
     """The message naming the first of `paths` that TensorFlow cannot decode."""
     for path in paths:
         try:
-            _decode(tf.io.read_file(str(path)), channels)
+            decode_image(tf.io.read_file(str(path)), channels)
         except tf.errors.InvalidArgumentError as error:
             reason = error.message.splitlines()[0]
             return (

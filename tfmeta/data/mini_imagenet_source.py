@@ -18,6 +18,11 @@ from tfmeta.data.benchmark_files import (
     shown,
 )
 from tfmeta.data.few_shot import FewShotEpisodes
+from tfmeta.data.ilsvrc_tar import (
+    ilsvrc_tar_class_images,
+    ilsvrc_train_tar,
+    missing_train_tar_hint,
+)
 from tfmeta.data.image_files import class_images_from_files
 from tfmeta.data.imagenet_layouts import (
     has_split_folders,
@@ -34,7 +39,8 @@ _SPLIT = "Ravi & Larochelle's split"
 _LAYOUTS = (
     "the shared folder: images/ holding <wnid><index>.jpg with train.csv, val.csv and test.csv "
     "(filename,label) beside it; a copy laid out by split: train/, val/, test/ holding one "
-    "folder per wnid; or an ILSVRC-2012 train folder holding one folder per wnid"
+    "folder per wnid; an ILSVRC-2012 train folder holding one folder per wnid; or "
+    "ILSVRC2012_img_train.tar or the folder holding it (TFDS's imagenet2012 manual directory)"
 )
 
 
@@ -48,7 +54,7 @@ def mini_imagenet(
 ) -> dict[str, FewShotEpisodes]:
     """mini-ImageNet episode sources with Ravi & Larochelle's 64 / 16 / 20 class split.
 
-    Reads, without downloading anything, one of three layouts of `data_dir`:
+    Reads, without downloading anything, one of four layouts of `data_dir`:
 
     - the widely shared folder: `images/` with the 60,000 JPEGs
       (`n0153282900000005.jpg`, ...) and the split files `train.csv`,
@@ -56,13 +62,17 @@ def mini_imagenet(
       The files listed in the CSVs are read: the exact published images.
     - a copy laid out by split: `train/`, `val/`, `test/`, each holding one
       folder per wnid; every image in them is read.
-    - an ILSVRC-2012 train folder (`<wnid>/<wnid>_<n>.JPEG`, e.g. TFDS's
-      `imagenet2012` manual folder after extracting its train tar): the
-      first `images_per_class` files of each of the 100 classes in sorted
-      name order. The classes are the published ones; the images are not
+    - an ILSVRC-2012 train folder (`<wnid>/<wnid>_<n>.JPEG`): the first
+      `images_per_class` files of each of the 100 classes in sorted name
+      order. The classes are the published ones; the images are not
       necessarily the ones the CSVs select (those CSVs name images by an
       index of their own), so numbers from this layout are close to, not
       identical with, the benchmark's.
+    - ILSVRC-2012's train tar, unextracted: `ILSVRC2012_img_train.tar`
+      itself or the folder holding it (TFDS's `imagenet2012` manual
+      directory). Only the 100 classes' tars inside it are opened and only
+      the images taken are read (`tfmeta.data.ilsvrc_tar`): the same images,
+      arrays and episodes as the extracted folder.
 
     The class split ships with tfmeta (`tfmeta.data.published_split(
     "mini_imagenet")`); CSVs that list other classes are refused. Pickle files
@@ -72,9 +82,9 @@ def mini_imagenet(
     arrays are cached (about 1.3 GB at 84x84 for all 60,000 images).
 
     Args:
-        data_dir: the folder, in one of the layouts above.
+        data_dir: the folder (or train tar), in one of the layouts above.
         image_size: side of the square images (84 is the standard).
-        images_per_class: images taken per class from an ILSVRC folder.
+        images_per_class: images taken per class from an ILSVRC folder or tar.
         cache: keep decoded arrays under `cache_dir` (see `tfmeta.data.cache`).
         cache_dir: the cache root (default: `tfmeta.data.default_cache_dir()`).
 
@@ -83,9 +93,10 @@ def mini_imagenet(
 
     Raises:
         FileNotFoundError: naming the split files, classes or images that are
-            missing and the folder they were looked for in.
+            missing and the folder or tar they were looked for in (or the
+            train tar missing from a manual directory).
         ValueError: for a pickle file, CSVs listing other classes than the
-            published split, or an image that cannot be decoded.
+            published split, a damaged tar, or an image that cannot be decoded.
 
     Example:
 
@@ -94,10 +105,17 @@ def mini_imagenet(
     """
     root = Path(data_dir)
     refuse_pickle(root, "the folder of JPEG images with its split CSVs")
-    check_folder(root, f"a mini-ImageNet folder ({_LAYOUTS})")
     published = published_split("mini_imagenet")
-    files = _split_files(root, published, images_per_class)
     preprocessing = ImagePreprocessing(image_size=image_size, channels=3)
+    train_tar = ilsvrc_train_tar(root)
+    if train_tar is not None:
+        splits = ilsvrc_tar_class_images(
+            train_tar, published, _SPLIT, images_per_class, preprocessing,
+            benchmark="mini_imagenet", cache=cache, cache_dir=cache_dir,
+        )
+        return episode_sources(splits, "mini_imagenet")
+    check_folder(root, f"a mini-ImageNet folder ({_LAYOUTS})")
+    files = _split_files(root, published, images_per_class)
     splits = {
         split: class_images_from_files(
             paths,
@@ -133,7 +151,7 @@ def _split_files(root: Path, published, images_per_class: int):
     )
     raise FileNotFoundError(
         f"Expected a mini-ImageNet folder: {_LAYOUTS}. Received: {str(root)!r}, holding "
-        f"{shown(sorted(p.name for p in root.iterdir()))}.{hint}"
+        f"{shown(sorted(p.name for p in root.iterdir()))}.{hint}{missing_train_tar_hint(root)}"
     )
 
 

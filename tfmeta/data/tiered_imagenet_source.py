@@ -17,6 +17,11 @@ from tfmeta.data.benchmark_files import (
     shown,
 )
 from tfmeta.data.few_shot import FewShotEpisodes
+from tfmeta.data.ilsvrc_tar import (
+    ilsvrc_tar_class_images,
+    ilsvrc_train_tar,
+    missing_train_tar_hint,
+)
 from tfmeta.data.image_files import class_images_from_files
 from tfmeta.data.imagenet_layouts import (
     has_split_folders,
@@ -29,8 +34,9 @@ from tfmeta.data.published_splits import published_split
 
 _SPLIT = "Ren et al.'s tieredImageNet split"
 _LAYOUTS = (
-    "a copy laid out by split (train/, val/, test/ holding one folder per wnid), or an "
-    "ILSVRC-2012 train folder holding one folder per wnid"
+    "a copy laid out by split (train/, val/, test/ holding one folder per wnid), an "
+    "ILSVRC-2012 train folder holding one folder per wnid, or ILSVRC2012_img_train.tar or "
+    "the folder holding it (TFDS's imagenet2012 manual directory)"
 )
 
 
@@ -44,17 +50,21 @@ def tiered_imagenet(
 ) -> dict[str, FewShotEpisodes]:
     """tieredImageNet episode sources: 351 / 97 / 160 classes of 20 / 6 / 8 super-categories.
 
-    Reads, without downloading anything, either a copy laid out by split
-    (`train/`, `val/`, `test/`, each holding one folder per wnid) or an
-    ILSVRC-2012 train folder (`<wnid>/<wnid>_<n>.JPEG`), whose images of the
-    608 classes are the benchmark's (about 779,000). Held in memory at 84x84
+    Reads, without downloading anything, a copy laid out by split (`train/`,
+    `val/`, `test/`, each holding one folder per wnid), an ILSVRC-2012 train
+    folder (`<wnid>/<wnid>_<n>.JPEG`), or ILSVRC-2012's train tar unextracted
+    (`ILSVRC2012_img_train.tar` itself or the folder holding it, TFDS's
+    `imagenet2012` manual directory; only the 608 classes' tars inside it are
+    opened, see `tfmeta.data.ilsvrc_tar`). The ILSVRC images of the 608
+    classes are the benchmark's (about 779,000); folder and tar give the same
+    arrays and episodes. Held in memory at 84x84
     they take about 16.5 GB: `images_per_class` caps each class (the first
     images in file-name order), at the price of a smaller benchmark than the
     published one. Pickle files (the widely shared `*_images_png.pkl`) are
     never read: unpickling runs code.
 
     Args:
-        data_dir: the folder, in one of the layouts above.
+        data_dir: the folder (or train tar), in one of the layouts above.
         image_size: side of the square images (84 is the standard).
         images_per_class: take at most this many images of each class; None
             (default) takes all.
@@ -65,35 +75,28 @@ def tiered_imagenet(
         `{"train", "validation", "test"}` to `FewShotEpisodes`.
 
     Raises:
-        FileNotFoundError: naming the missing classes and the folder looked in.
-        ValueError: for a pickle file or an image that cannot be decoded.
+        FileNotFoundError: naming the missing classes and the folder or tar
+            looked in (or the train tar missing from a manual directory).
+        ValueError: for a pickle file, a damaged tar or an image that cannot
+            be decoded.
 
     Example:
 
     >>> sources = tfmeta.data.tiered_imagenet("path/to/ILSVRC2012/train", images_per_class=300)
     """
     root = Path(data_dir)
-    refuse_pickle(root, "the ILSVRC-2012 train folder, or a copy laid out by split")
-    check_folder(root, f"a tieredImageNet folder ({_LAYOUTS})")
+    refuse_pickle(root, "the ILSVRC-2012 train folder or train tar, or a copy laid out by split")
     published = published_split("tiered_imagenet")
-    if has_split_folders(root):
-        files = split_folder_files(root, published, _SPLIT)
-        if images_per_class is not None:
-            files = {split: _capped(*parts, images_per_class) for split, parts in files.items()}
-    elif has_wnid_folders(root):
-        files = ilsvrc_files(root, published, _SPLIT, images_per_class)
-    else:
-        pickles = pickles_in(root)
-        hint = (
-            f" It holds pickle files {pickles}, which tfmeta never reads (unpickling runs code)."
-            if pickles
-            else ""
-        )
-        raise FileNotFoundError(
-            f"Expected a tieredImageNet folder: {_LAYOUTS}. Received: {str(root)!r}, holding "
-            f"{shown(sorted(p.name for p in root.iterdir()))}.{hint}"
-        )
     preprocessing = ImagePreprocessing(image_size=image_size, channels=3)
+    train_tar = ilsvrc_train_tar(root)
+    if train_tar is not None:
+        splits = ilsvrc_tar_class_images(
+            train_tar, published, _SPLIT, images_per_class, preprocessing,
+            benchmark="tiered_imagenet", cache=cache, cache_dir=cache_dir,
+        )
+        return episode_sources(splits, "tiered_imagenet")
+    check_folder(root, f"a tieredImageNet folder ({_LAYOUTS})")
+    files = _split_files(root, published, images_per_class)
     splits = {
         split: class_images_from_files(
             paths, names, preprocessing, root=root, label=f"tiered_imagenet-{split}",
@@ -102,6 +105,27 @@ def tiered_imagenet(
         for split, (paths, names) in files.items()
     }
     return episode_sources(splits, "tiered_imagenet")
+
+
+def _split_files(root: Path, published, images_per_class: int | None):
+    """`{split: (paths, class names)}` for whichever folder layout `root` holds."""
+    if has_split_folders(root):
+        files = split_folder_files(root, published, _SPLIT)
+        if images_per_class is None:
+            return files
+        return {split: _capped(*parts, images_per_class) for split, parts in files.items()}
+    if has_wnid_folders(root):
+        return ilsvrc_files(root, published, _SPLIT, images_per_class)
+    pickles = pickles_in(root)
+    hint = (
+        f" It holds pickle files {pickles}, which tfmeta never reads (unpickling runs code)."
+        if pickles
+        else ""
+    )
+    raise FileNotFoundError(
+        f"Expected a tieredImageNet folder: {_LAYOUTS}. Received: {str(root)!r}, holding "
+        f"{shown(sorted(p.name for p in root.iterdir()))}.{hint}{missing_train_tar_hint(root)}"
+    )
 
 
 def _capped(paths, names, images_per_class: int):
