@@ -10,28 +10,15 @@ import csv
 import os
 from pathlib import Path
 
-from tfmeta.data.benchmark_files import (
-    check_folder,
-    episode_sources,
-    pickles_in,
-    refuse_pickle,
-    shown,
-)
+from tfmeta.data.benchmark_files import refuse_pickle, shown
 from tfmeta.data.few_shot import FewShotEpisodes
-from tfmeta.data.ilsvrc_tar import (
-    ilsvrc_tar_class_images,
-    ilsvrc_train_tar,
-    missing_train_tar_hint,
-)
-from tfmeta.data.image_files import class_images_from_files
+from tfmeta.data.imagenet_benchmarks import imagenet_benchmark, unrecognised_layout
 from tfmeta.data.imagenet_layouts import (
     has_split_folders,
     has_wnid_folders,
     ilsvrc_files,
     split_folder_files,
 )
-from tfmeta.data.preprocessing import ImagePreprocessing
-from tfmeta.data.published_splits import published_split
 
 # The split files of the widely shared folder, by split.
 CSV_FILES = {"train": "train.csv", "validation": "val.csv", "test": "test.csv"}
@@ -105,30 +92,11 @@ def mini_imagenet(
     """
     root = Path(data_dir)
     refuse_pickle(root, "the folder of JPEG images with its split CSVs")
-    published = published_split("mini_imagenet")
-    preprocessing = ImagePreprocessing(image_size=image_size, channels=3)
-    train_tar = ilsvrc_train_tar(root)
-    if train_tar is not None:
-        splits = ilsvrc_tar_class_images(
-            train_tar, published, _SPLIT, images_per_class, preprocessing,
-            benchmark="mini_imagenet", cache=cache, cache_dir=cache_dir,
-        )
-        return episode_sources(splits, "mini_imagenet")
-    check_folder(root, f"a mini-ImageNet folder ({_LAYOUTS})")
-    files = _split_files(root, published, images_per_class)
-    splits = {
-        split: class_images_from_files(
-            paths,
-            names,
-            preprocessing,
-            root=root,
-            label=f"mini_imagenet-{split}",
-            cache=cache,
-            cache_dir=cache_dir,
-        )
-        for split, (paths, names) in files.items()
-    }
-    return episode_sources(splits, "mini_imagenet")
+    return imagenet_benchmark(
+        root, "mini_imagenet", "mini-ImageNet", _LAYOUTS, _SPLIT, _split_files,
+        image_size=image_size, images_per_class=images_per_class, cache=cache,
+        cache_dir=cache_dir,
+    )
 
 
 def _split_files(root: Path, published, images_per_class: int):
@@ -143,16 +111,7 @@ def _split_files(root: Path, published, images_per_class: int):
         return split_folder_files(root, published, _SPLIT)
     if has_wnid_folders(root):
         return ilsvrc_files(root, published, _SPLIT, images_per_class)
-    pickles = pickles_in(root)
-    hint = (
-        f" It holds pickle files {pickles}, which tfmeta never reads (unpickling runs code)."
-        if pickles
-        else ""
-    )
-    raise FileNotFoundError(
-        f"Expected a mini-ImageNet folder: {_LAYOUTS}. Received: {str(root)!r}, holding "
-        f"{shown(sorted(p.name for p in root.iterdir()))}.{hint}{missing_train_tar_hint(root)}"
-    )
+    raise unrecognised_layout(root, "mini-ImageNet", _LAYOUTS)
 
 
 def _csv_layout(images: Path, csv_dir: Path, published):

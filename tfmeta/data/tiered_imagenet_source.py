@@ -9,28 +9,15 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from tfmeta.data.benchmark_files import (
-    check_folder,
-    episode_sources,
-    pickles_in,
-    refuse_pickle,
-    shown,
-)
+from tfmeta.data.benchmark_files import refuse_pickle
 from tfmeta.data.few_shot import FewShotEpisodes
-from tfmeta.data.ilsvrc_tar import (
-    ilsvrc_tar_class_images,
-    ilsvrc_train_tar,
-    missing_train_tar_hint,
-)
-from tfmeta.data.image_files import class_images_from_files
+from tfmeta.data.imagenet_benchmarks import imagenet_benchmark, unrecognised_layout
 from tfmeta.data.imagenet_layouts import (
     has_split_folders,
     has_wnid_folders,
     ilsvrc_files,
     split_folder_files,
 )
-from tfmeta.data.preprocessing import ImagePreprocessing
-from tfmeta.data.published_splits import published_split
 
 _SPLIT = "Ren et al.'s tieredImageNet split"
 _LAYOUTS = (
@@ -86,25 +73,11 @@ def tiered_imagenet(
     """
     root = Path(data_dir)
     refuse_pickle(root, "the ILSVRC-2012 train folder or train tar, or a copy laid out by split")
-    published = published_split("tiered_imagenet")
-    preprocessing = ImagePreprocessing(image_size=image_size, channels=3)
-    train_tar = ilsvrc_train_tar(root)
-    if train_tar is not None:
-        splits = ilsvrc_tar_class_images(
-            train_tar, published, _SPLIT, images_per_class, preprocessing,
-            benchmark="tiered_imagenet", cache=cache, cache_dir=cache_dir,
-        )
-        return episode_sources(splits, "tiered_imagenet")
-    check_folder(root, f"a tieredImageNet folder ({_LAYOUTS})")
-    files = _split_files(root, published, images_per_class)
-    splits = {
-        split: class_images_from_files(
-            paths, names, preprocessing, root=root, label=f"tiered_imagenet-{split}",
-            cache=cache, cache_dir=cache_dir,
-        )
-        for split, (paths, names) in files.items()
-    }
-    return episode_sources(splits, "tiered_imagenet")
+    return imagenet_benchmark(
+        root, "tiered_imagenet", "tieredImageNet", _LAYOUTS, _SPLIT, _split_files,
+        image_size=image_size, images_per_class=images_per_class, cache=cache,
+        cache_dir=cache_dir,
+    )
 
 
 def _split_files(root: Path, published, images_per_class: int | None):
@@ -116,16 +89,7 @@ def _split_files(root: Path, published, images_per_class: int | None):
         return {split: _capped(*parts, images_per_class) for split, parts in files.items()}
     if has_wnid_folders(root):
         return ilsvrc_files(root, published, _SPLIT, images_per_class)
-    pickles = pickles_in(root)
-    hint = (
-        f" It holds pickle files {pickles}, which tfmeta never reads (unpickling runs code)."
-        if pickles
-        else ""
-    )
-    raise FileNotFoundError(
-        f"Expected a tieredImageNet folder: {_LAYOUTS}. Received: {str(root)!r}, holding "
-        f"{shown(sorted(p.name for p in root.iterdir()))}.{hint}{missing_train_tar_hint(root)}"
-    )
+    raise unrecognised_layout(root, "tieredImageNet", _LAYOUTS)
 
 
 def _capped(paths, names, images_per_class: int):
