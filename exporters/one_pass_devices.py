@@ -26,6 +26,7 @@ from tfmeta.exporters.device_state import (
     weights_layout,
 )
 from tfmeta.exporters.task_format import TaskFormat
+from tfmeta.learners import r2d2
 from tfmeta.learners.base import MetaLearner
 from tfmeta.learners.conditional_neural_process import positive_stddev
 
@@ -208,38 +209,35 @@ class SupportSetDeviceModule(PrototypeDeviceModule):
 
 
 class RidgeDeviceModule(PrototypeDeviceModule):
-    """On-device R2-D2: the device state is the ridge-regression weights `[D + 1, ways]`
-    fitted to the support set (after `train_step`; zeros until then), then the embedding's
-    BatchNorm statistics as for Prototypical Networks.
+    """On-device R2-D2: the device state is the head weights `[D + 1, ways]` fitted to the
+    support set (`ridge_weights`, or `logistic_weights` for LR-D2; after `train_step`, zeros
+    until then), then the embedding's BatchNorm statistics as for Prototypical Networks.
 
-    The fit is the learner's (`tfmeta.learners.r2d2`): features with a column
-    of ones and one-hot labels, both divided by `sqrt(S)`, solved in Woodbury
-    form with the meta-learned penalty; the `S x S` system is solved by an
-    unrolled Cholesky factorization in builtin ops (`builtin_linalg`).
-    Scores are `scale * [q, 1] W + bias`.
+    The fit is the learner's own (`tfmeta.learners.r2d2.fit_head`, Woodbury
+    form, the meta-learned penalty; the logistic head's Newton steps
+    unrolled) with its `S x S` systems solved by an unrolled Cholesky
+    factorization in builtin ops (`builtin_linalg`; in each Newton step, the
+    classes' systems as one batch). Scores are `scale * [q, 1] W + bias`.
     """
 
     def __init__(self, learner: MetaLearner, task: TaskFormat, query_size: int):
         self._l2 = float(learner.l2.numpy())
         self._scale = float(learner.scale.numpy())
         self._bias = float(learner.bias.numpy())
+        self._head_kind, self._newton_steps = learner.head_kind, learner.newton_steps
         super().__init__(learner, task, query_size)
 
     def _own_state(self, task: TaskFormat) -> list[tuple[str, list[int]]]:
-        return [("ridge_weights", [self._dim + 1, task.ways])]
+        return [(f"{self._head_kind}_weights", [self._dim + 1, task.ways])]
 
     @staticmethod
     def _with_ones(features: tf.Tensor) -> tf.Tensor:
         return tf.concat([features, tf.ones([features.shape[0], 1], features.dtype)], axis=1)
 
     def _fit_head(self, embeddings: tf.Tensor, labels: tf.Tensor) -> list[tf.Tensor]:
-        norm = float(np.sqrt(embeddings.shape[0]))
-        features = self._with_ones(embeddings) / norm
-        targets = tf.one_hot(labels, self._task.ways, dtype=tf.float32) / norm
-        gram = tf.matmul(features, features, transpose_b=True)
-        gram += self._l2 * tf.eye(features.shape[0])
-        return [tf.matmul(features, builtin_linalg.cholesky_solve(gram, targets),
-                          transpose_a=True)]
+        targets = tf.one_hot(labels, self._task.ways, dtype=tf.float32)
+        return [r2d2.fit_head(self._with_ones(embeddings), targets, self._l2, self._head_kind,
+                              self._newton_steps, solve=builtin_linalg.cholesky_solve)]
 
     def _head_scores(self, queries: tf.Tensor, head: list[tf.Tensor]) -> tf.Tensor:
         return self._scale * tf.matmul(self._with_ones(queries), head[0]) + self._bias

@@ -34,8 +34,8 @@ context set's mean encoding, `infer` decodes queries with it (outputs
 `[Q, y_dim, 2]`: mean, standard deviation). Matching and Relation Networks
 keep the support set's embeddings and one-hot labels as device state and run
 their own head on them (the relation module and FCE LSTMs frozen into the
-model). R2-D2 keeps the ridge weights fitted to the support set, solved with
-an unrolled Cholesky factorization in builtin ops (`builtin_linalg`).
+model). R2-D2 keeps the ridge (or logistic) weights fitted to the support set,
+solved with an unrolled Cholesky factorization in builtin ops (`builtin_linalg`).
 
 Gradient learners run the wrapped model through `LayerProgram` (supported
 layers: Dense, Conv2D, BatchNormalization, ReLU/activations, pooling,

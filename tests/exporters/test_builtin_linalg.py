@@ -22,6 +22,14 @@ def test_cholesky_and_solve_equal_numpy_in_float64(size):
                                np.linalg.solve(matrix, rhs), rtol=1e-8, atol=1e-10)
 
 
+def test_a_batch_of_systems_is_solved_like_each_system():
+    systems = [spd(6, seed) for seed in range(3)]
+    matrices, rhs = (np.stack(parts) for parts in zip(*systems))
+    np.testing.assert_allclose(builtin_linalg.cholesky_solve(tf.constant(matrices),
+                                                             tf.constant(rhs)),
+                               np.linalg.solve(matrices, rhs), rtol=1e-8, atol=1e-10)
+
+
 def test_solve_converts_to_builtin_ops_and_runs_in_litert():
     matrix, rhs = spd(10, seed=1)
     solve = tf.function(builtin_linalg.cholesky_solve, input_signature=[

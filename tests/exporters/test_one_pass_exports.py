@@ -10,7 +10,7 @@ import exporter_testing as et
 import tfmeta
 from tfmeta.exporters import metadata, saved_model
 
-CLASSIFIERS = ("r2d2", "matching", "matching_fce", "relation")
+CLASSIFIERS = ("r2d2", "r2d2_logistic", "matching", "matching_fce", "relation")
 
 
 def classifier(kind, seed=0, query_statistics="moving"):
@@ -18,8 +18,9 @@ def classifier(kind, seed=0, query_statistics="moving"):
     keras.utils.set_random_seed(seed)
     net = tfmeta.models.conv4((28, 28, 1), num_classes=None, filters=8)
     common = dict(ways=et.WAYS, query_statistics=query_statistics)
-    if kind == "r2d2":
-        return et.compiled(tfmeta.R2D2(net, **common))
+    if kind.startswith("r2d2"):
+        head = "logistic" if kind == "r2d2_logistic" else "ridge"
+        return et.compiled(tfmeta.R2D2(net, head=head, **common))
     if kind.startswith("matching"):
         return et.compiled(tfmeta.MatchingNetworks(
             net, full_context_embeddings=kind == "matching_fce", **common))
@@ -144,6 +145,7 @@ def test_neural_process_adapts_on_the_device_like_the_learner(tmp_path):
 @pytest.mark.parametrize("kind, query_statistics", [
     ("matching", "moving"), ("matching", "support"), ("matching_fce", "moving"),
     ("relation", "moving"), ("relation", "support"), ("r2d2", "moving"), ("r2d2", "support"),
+    ("r2d2_logistic", "moving"), ("r2d2_logistic", "support"),
 ])
 def test_one_pass_classifiers_adapt_on_the_device_like_the_learner(
         tmp_path, kind, query_statistics):
@@ -154,7 +156,8 @@ def test_one_pass_classifiers_adapt_on_the_device_like_the_learner(
     info = tflite.export_tflite(learner, path, ways=et.WAYS, shots=2, query_size=et.QUERIES)
     content = path.read_bytes()
     assert tflite_ops.custom_operators(content) == []
-    state = ["ridge_weights"] if kind == "r2d2" else ["support_embeddings", "support_labels"]
+    state = {"r2d2": ["ridge_weights"], "r2d2_logistic": ["logistic_weights"]}.get(
+        kind, ["support_embeddings", "support_labels"])
     assert [entry["name"] for entry in info["weights_layout"][:len(state)]] == state
     interpreter = tflite.interpreter(content)
     run = {name: interpreter.get_signature_runner(name)

@@ -1,10 +1,11 @@
-"""Small compiled one-pass classifiers (R2-D2, Matching and Relation Networks) for the tests."""
+"""Small compiled one-pass classifiers (R2-D2 and LR-D2, Matching and Relation Networks) for the
+tests."""
 
 import keras
 
 import tfmeta
 
-LEARNERS = ("r2d2", "matching", "matching_fce", "relation")
+LEARNERS = ("r2d2", "r2d2_logistic", "matching", "matching_fce", "relation")
 
 
 def embedding(filters=4, seed=0):
@@ -19,8 +20,9 @@ def make(kind, ways=5, query_statistics="moving", seed=0, **kwargs):
     net = embedding(seed=seed)
     loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     common = dict(ways=ways, query_statistics=query_statistics, **kwargs)
-    if kind == "r2d2":
-        learner = tfmeta.R2D2(net, **common)
+    if kind.startswith("r2d2"):
+        head = "logistic" if kind == "r2d2_logistic" else "ridge"
+        learner = tfmeta.R2D2(net, head=head, **common)
     elif kind.startswith("matching"):
         learner = tfmeta.MatchingNetworks(net, full_context_embeddings=kind == "matching_fce",
                                           **common)

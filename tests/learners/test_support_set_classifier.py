@@ -16,7 +16,7 @@ def permuted_support(batch, seed=1):
             "support_y": tf.gather(batch["support_y"], order, axis=1)}
 
 
-@pytest.mark.parametrize("kind", ["r2d2", "matching", "relation"])
+@pytest.mark.parametrize("kind", ["r2d2", "r2d2_logistic", "matching", "relation"])
 def test_predictions_do_not_depend_on_the_order_of_the_support_set(kind, omniglot_like_batch):
     learner = sst.make(kind, query_statistics="support")
     batch = omniglot_like_batch(tasks=2, ways=5, shots=2, queries=2)
@@ -58,7 +58,7 @@ def test_meta_update_then_save_and_load_round_trip(kind, tmp_path, omniglot_like
         np.testing.assert_array_equal(saved.numpy(), loaded.numpy())
 
 
-@pytest.mark.parametrize("kind", ["r2d2", "matching", "relation"])
+@pytest.mark.parametrize("kind", ["r2d2", "r2d2_logistic", "matching", "relation"])
 def test_bad_episodes_raise_one_clear_error(kind, omniglot_like_batch):
     learner = sst.make(kind)
     batch = omniglot_like_batch(tasks=2, ways=5, shots=1, queries=2)
@@ -78,7 +78,7 @@ def test_bad_episodes_raise_one_clear_error(kind, omniglot_like_batch):
         learner.predict_on_batch(empty)
 
 
-@pytest.mark.parametrize("kind", ["r2d2", "matching", "relation"])
+@pytest.mark.parametrize("kind", ["r2d2", "r2d2_logistic", "matching", "relation"])
 def test_ways_none_takes_the_number_of_classes_from_each_episode(kind, omniglot_like_batch):
     learner = sst.make(kind, ways=None)
     for ways in (8, 5):
@@ -94,6 +94,13 @@ def test_invalid_arguments_are_refused():
         tfmeta.R2D2(net, ways=0)
     with pytest.raises(ValueError, match="Expected `l2` to be a finite float > 0"):
         tfmeta.R2D2(net, l2=0.0)
+    with pytest.raises(ValueError, match=r"Expected `head` to be one of \('ridge', 'logistic'\)"):
+        tfmeta.R2D2(net, head="lasso")
+    for steps in (0, 2.0, True):
+        with pytest.raises(ValueError, match="Expected `newton_steps` to be an integer >= 1"):
+            tfmeta.R2D2(net, head="logistic", newton_steps=steps)
+    with pytest.raises(ValueError, match="Expected newton_steps=None with head='ridge'"):
+        tfmeta.R2D2(net, newton_steps=3)
     with pytest.raises(ValueError, match="Expected `fce_steps` to be an integer >= 1"):
         tfmeta.MatchingNetworks(net, full_context_embeddings=True, fce_steps=0)
     with pytest.raises(ValueError, match=r"Expected a relation module from pairs of shape "

@@ -1,5 +1,6 @@
-"""R2-D2, Matching and Relation Networks on padded variable-way, variable-shot episodes: the
-unpadded results, absent classes at -1e30 without NaN, one trace for every episode shape."""
+"""R2-D2 (ridge and logistic heads), Matching and Relation Networks on padded variable-way,
+variable-shot episodes: the unpadded results, absent classes at -1e30 without NaN, one trace for
+every episode shape."""
 
 import keras
 import numpy as np
@@ -10,8 +11,9 @@ import tfmeta
 
 from padded_episodes_testing import CONFIG, embedding, padded_batch, toy_source, unpadded
 
-CLASSES = {"r2d2": tfmeta.R2D2, "matching": tfmeta.MatchingNetworks,
-           "relation": tfmeta.RelationNetwork}
+CLASSES = {"r2d2": tfmeta.R2D2, "r2d2_logistic": tfmeta.R2D2,
+           "matching": tfmeta.MatchingNetworks, "relation": tfmeta.RelationNetwork}
+OPTIONS = {"r2d2_logistic": dict(head="logistic")}
 # float32 sums in another order (real rows gathered, a Cholesky solve of another size).
 TOLERANCE = dict(rtol=1e-4, atol=1e-5)
 
@@ -31,7 +33,8 @@ def make(kind, ways, query_statistics="moving", cls=None):
         learner = cls(map_embedding(), module, ways=ways, query_statistics=query_statistics)
         loss = tfmeta.losses.OneHotMeanSquaredError()
     else:
-        learner = cls(embedding(), ways=ways, query_statistics=query_statistics)
+        learner = cls(embedding(), ways=ways, query_statistics=query_statistics,
+                      **OPTIONS.get(kind, {}))
         loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     learner.compile(optimizer=keras.optimizers.SGD(0.1), loss=loss, metrics=["accuracy"])
     return learner
@@ -50,7 +53,8 @@ def one_task(batch, task):
 
 
 @pytest.mark.parametrize("kind,query_statistics", [
-    ("r2d2", "moving"), ("matching", "moving"), ("relation", "moving"), ("relation", "support"),
+    ("r2d2", "moving"), ("r2d2_logistic", "moving"), ("matching", "moving"),
+    ("relation", "moving"), ("relation", "support"),
 ])
 def test_padded_predictions_and_losses_equal_the_unpadded_episodes(kind, query_statistics):
     batch = padded_batch()
