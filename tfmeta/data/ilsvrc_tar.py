@@ -30,7 +30,7 @@ from tfmeta.data.benchmark_files import IMAGE_SUFFIXES, shown
 from tfmeta.data.cache import class_images_cache_path, load_or_build
 from tfmeta.data.class_images import ClassImages
 from tfmeta.data.image_files import decode_image
-from tfmeta.data.imagenet_layouts import WNID
+from tfmeta.data.imagenet_layouts import WNID, first_images
 from tfmeta.data.preprocessing import ImagePreprocessing
 
 TRAIN_TAR = "ILSVRC2012_img_train.tar"  # the name in TFDS's imagenet2012 manual directory
@@ -205,13 +205,7 @@ def _class_images(
         raise FileNotFoundError(
             f"Expected images of type {list(IMAGE_SUFFIXES)} in {where}. Received: none"
         )
-    if images_per_class is not None:
-        if len(images) < images_per_class:
-            raise FileNotFoundError(
-                f"Expected at least images_per_class={images_per_class} images in {where}. "
-                f"Received: {len(images)}"
-            )
-        images = images[:images_per_class]
+    images = first_images(images, images_per_class, where)
     return [_Image(wnid, m.name, member.offset_data + m.offset_data, m.size) for m in images]
 
 

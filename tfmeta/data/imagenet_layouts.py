@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import Mapping, Sequence, TypeVar
 
 from tfmeta.data.benchmark_files import images_in, shown
 from tfmeta.data.published_splits import SPLIT_NAMES
@@ -20,6 +20,8 @@ from tfmeta.data.published_splits import SPLIT_NAMES
 # Class folders of a copy laid out by split, by split.
 SPLIT_FOLDERS = {"train": "train", "validation": "val", "test": "test"}
 WNID = re.compile(r"n\d{8}")
+
+T = TypeVar("T")
 
 SplitFiles = dict[str, tuple[list[Path], list[str]]]  # split -> (paths, class names)
 
@@ -82,17 +84,28 @@ def ilsvrc_files(
     }
 
 
+def first_images(images: Sequence[T], images_per_class: int | None, where: str) -> list[T]:
+    """The first `images_per_class` of one class's `images` (all of them when None).
+
+    A class with fewer is refused, naming `where` it was read from, so that a
+    benchmark never silently holds fewer images of a class than asked for.
+    """
+    if images_per_class is None:
+        return list(images)
+    if len(images) < images_per_class:
+        raise FileNotFoundError(
+            f"Expected at least images_per_class={images_per_class} images in {where}. "
+            f"Received: {len(images)}"
+        )
+    return list(images[:images_per_class])
+
+
 def _class_files(folder: Path, wnids: Sequence[str], images_per_class: int | None):
     paths, names = [], []
     for wnid in wnids:
-        class_paths = images_in(folder / wnid)
-        if images_per_class is not None:
-            if len(class_paths) < images_per_class:
-                raise FileNotFoundError(
-                    f"Expected at least images_per_class={images_per_class} images in "
-                    f"{str(folder / wnid)!r}. Received: {len(class_paths)}"
-                )
-            class_paths = class_paths[:images_per_class]
+        class_paths = first_images(
+            images_in(folder / wnid), images_per_class, repr(str(folder / wnid))
+        )
         paths += class_paths
         names += [wnid] * len(class_paths)
     return paths, names
