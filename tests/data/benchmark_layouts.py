@@ -100,10 +100,11 @@ def class_tar(folder: Path) -> bytes:
     return data.getvalue()
 
 
-def write_tar(path: Path, members: Mapping[str, bytes]) -> Path:
-    """A tar at `path` holding `members` (name -> bytes), e.g. the train tar's class tars."""
+def write_tar(path: Path, members: Mapping[str, bytes], mode: str = "w") -> Path:
+    """A tar at `path` holding `members` (name -> bytes), e.g. the train tar's class tars;
+    `mode` as `tarfile.open` takes it (`"w:gz"` compresses)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(path, "w") as tar:
+    with tarfile.open(path, mode) as tar:
         for name, data in members.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)

@@ -3,20 +3,17 @@ import os
 import subprocess
 import sys
 import tarfile
+from pathlib import Path
 
 import pytest
 
 import tfmeta.data
+from benchmark_layouts import write_tar
 from tfmeta.data.temporary_files import temporary_path
 
 
 def make_tar(path, files):
-    with tarfile.open(path, "w:gz") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return path
+    return write_tar(Path(path), files, mode="w:gz")
 
 
 def test_extracts_once_into_the_cache(tmp_path, monkeypatch):
