@@ -31,12 +31,6 @@ def flatten(embeddings: tf.Tensor) -> tf.Tensor:
     return tf.reshape(embeddings, [tf.shape(embeddings)[0], -1])
 
 
-def present_classes(support_y: tf.Tensor, ways: int | tf.Tensor) -> tf.Tensor:
-    """Whether each class `0..ways-1` has a support example: bool `[ways]`."""
-    labels = tf.cast(tf.reshape(support_y, [-1]), tf.int32)
-    return tf.math.unsorted_segment_max(tf.ones_like(labels), labels, ways) > 0
-
-
 class NWayClassifier(base.MetaLearner):
     """Base class of the one-pass classifiers: embeds an episode, then scores queries by a head.
 

@@ -34,10 +34,14 @@ def without_absent_classes(logits: tf.Tensor, support_y: tf.Tensor) -> tf.Tensor
 
     `support_y` holds class ids in `0..N-1` (`N` the logits' last dimension).
     """
-    labels = tf.cast(tf.reshape(support_y, [-1]), tf.int32)
-    ways = tf.shape(logits)[-1]
-    present = tf.math.unsorted_segment_max(tf.ones_like(labels), labels, ways) > 0
+    present = present_classes(support_y, tf.shape(logits)[-1])
     return tf.where(present, logits, tf.cast(ABSENT_CLASS_LOGIT, logits.dtype))
+
+
+def present_classes(support_y: tf.Tensor, ways: int | tf.Tensor) -> tf.Tensor:
+    """Whether each class `0..ways-1` has a support example: bool `[ways]`."""
+    labels = tf.cast(tf.reshape(support_y, [-1]), tf.int32)
+    return tf.math.unsorted_segment_max(tf.ones_like(labels), labels, ways) > 0
 
 
 @dataclasses.dataclass(frozen=True)

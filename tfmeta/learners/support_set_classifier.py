@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from tfmeta.learners import n_way
+from tfmeta.learners import n_way, padded_episodes
 
 
 class SupportSetClassifier(n_way.NWayClassifier):
@@ -25,7 +25,7 @@ class SupportSetClassifier(n_way.NWayClassifier):
     Padded episodes (`tfmeta.data.variable_episodes`) need `ways=N`, N at
     least their largest way count: the head sees only the real examples and
     the episode's own classes, the classes beyond them score -1e30
-    (`n_way.ABSENT_CLASS_LOGIT`) and padded queries zeros, so the results
+    (`padded_episodes.ABSENT_CLASS_LOGIT`) and padded queries zeros, so the results
     equal those of the unpadded episode (see `NWayClassifier`).
 
     Args:
@@ -52,7 +52,7 @@ class SupportSetClassifier(n_way.NWayClassifier):
         if self.ways is None or padded:
             return labels
         check = tf.debugging.Assert(
-            tf.reduce_all(n_way.present_classes(labels, self.ways)),
+            tf.reduce_all(padded_episodes.present_classes(labels, self.ways)),
             [f"Expected a support example of every class 0..{self.ways - 1} in `support_y` "
              f"({type(self).__name__} with ways={self.ways}). Received: a support set missing a "
              "class; build episodes of `ways` classes, or pass ways=None"],
