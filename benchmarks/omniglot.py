@@ -40,6 +40,7 @@ from absl import app, flags
 
 import tfmeta
 from tfmeta import checkpointing, evaluation, query_statistics
+from tfmeta.models.conv4 import NORMALIZATIONS as CONV4_NORMALIZATIONS
 
 flags.DEFINE_string("data", None, "Omniglot ImageFolder folder or .tar.gz (default: TFDS).")
 flags.DEFINE_string("cache_dir", None, "Cache of decoded images (default: tfmeta's).")
@@ -52,6 +53,8 @@ flags.DEFINE_string("checkpoint_dir", None, "Checkpoints and records, to run in 
 flags.DEFINE_integer("meta_batch_size", None, "Tasks per meta-update (default: each recipe's).")
 flags.DEFINE_integer("train_queries", 15, "Query images per class in meta-training episodes.")
 flags.DEFINE_integer("filters", 64, "Conv-4 filters.")
+flags.DEFINE_enum("normalization", "batch", list(CONV4_NORMALIZATIONS),
+                  "Conv-4's normalisation layers: BatchNorm, or TaskNorm-I ('task').")
 flags.DEFINE_bool("first_order", False, "MAML, ANIL and Meta-SGD without second-order terms.")
 flags.DEFINE_integer("eval_episodes", 600, "Test episodes per setting.")
 flags.DEFINE_integer("seed", 0, "Seed of weights and episodes.")
@@ -94,7 +97,8 @@ def _maml_inner_loop(ways: int) -> dict:
 
 
 def _conv4(ways: int | None) -> keras.Model:
-    return tfmeta.models.conv4((28, 28, 1), num_classes=ways, filters=FLAGS.filters)
+    return tfmeta.models.conv4((28, 28, 1), num_classes=ways, filters=FLAGS.filters,
+                               normalization=FLAGS.normalization)
 
 
 def _adam(iterations: int) -> keras.optimizers.Optimizer:
@@ -221,6 +225,8 @@ def _run_dir(name: str) -> str | None:
         return None
     if FLAGS.query_statistics is not None:
         name = f"{name}-{FLAGS.query_statistics}"
+    if FLAGS.normalization != "batch":
+        name = f"{name}-{FLAGS.normalization}norm"
     path = os.path.join(FLAGS.checkpoint_dir, name)
     os.makedirs(path, exist_ok=True)
     return path
@@ -352,6 +358,7 @@ def run_meta_learner(name: str, setting: str, sources) -> dict:
     record = _train(fit, directory, iterations, evaluate)
     record["result"] = _evaluate(learner, sources["test"], ways, shots)
     record["query_statistics"] = learner.query_statistics
+    record["normalization"] = FLAGS.normalization
     if FLAGS.single_queries:
         record["single_query_result"] = _evaluate_single_queries(
             learner, sources["test"], ways, shots)

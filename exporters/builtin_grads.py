@@ -210,16 +210,16 @@ def inverse_sqrt(x: tf.Tensor) -> tf.Tensor:
     return y, grad
 
 
-def pooled_batch_norm(x: tf.Tensor, mean: tf.Tensor, variance: tf.Tensor, count: int,
-                      gamma: tf.Tensor, beta: tf.Tensor, epsilon: float) -> tf.Tensor:
-    """BatchNorm of NHWC `x` with per-channel moments of `count` examples pooled with each
-    example's own spatial moments (weights `count / (count + 1)` and `1 / (count + 1)`).
+def pooled_batch_norm(x: tf.Tensor, mean: tf.Tensor, variance: tf.Tensor,
+                      alpha: tf.Tensor | float, gamma: tf.Tensor, beta: tf.Tensor,
+                      epsilon: float) -> tf.Tensor:
+    """BatchNorm of NHWC `x` with per-channel context moments pooled with each example's own
+    spatial moments (weights `alpha` and `1 - alpha`, per channel or one for all).
 
     TF's own gradients of these ops are builtin ops once shapes are static
     (the inverse square root aside), so the inner loop differentiates them directly.
     """
     _, height, width, _ = _static_shape(x, "pooled_batch_norm")
-    alpha = count / (count + 1.0)
     own_mean = tf.reduce_sum(tf.reduce_sum(x, 2, keepdims=True), 1, keepdims=True) * (
         1.0 / (height * width))
     centered = x - own_mean

@@ -31,6 +31,7 @@ SUPPORTED_LAYERS = (
     "Dense",
     "Conv2D",
     "BatchNormalization",
+    "TaskNormalization",
     "ReLU",
     "Activation",
     "GlobalAveragePooling2D",
@@ -179,14 +180,15 @@ class _BatchNormalization(_Step):
         if not self.trainable or not (training or statistics.batch):
             if pooled:
                 return builtin_grads.pooled_batch_norm(
-                    x, moving_mean, moving_variance, statistics.context_size, gamma, beta,
-                    self.epsilon)
+                    x, moving_mean, moving_variance, _pooling_weight(statistics.context_size),
+                    gamma, beta, self.epsilon)
             scale = gamma * tf.math.rsqrt(moving_variance + self.epsilon)
             return x * scale + (beta - moving_mean * scale)
         sample = x if statistics.rows is None else x[: statistics.rows]
         if pooled:
             mean, variance = builtin_grads.moments(sample)
-            y = builtin_grads.pooled_batch_norm(x, mean, variance, sample.shape[0], gamma, beta,
+            y = builtin_grads.pooled_batch_norm(x, mean, variance,
+                                                _pooling_weight(sample.shape[0]), gamma, beta,
                                                 self.epsilon)
         elif statistics.rows is None:
             y, mean, variance = builtin_grads.batch_norm_train(x, gamma, beta, self.epsilon)
@@ -200,6 +202,49 @@ class _BatchNormalization(_Step):
         updates[self.variance_index] = moving_variance * momentum + tf.stop_gradient(
             variance) * (1.0 - momentum)
         return y
+
+
+def _pooling_weight(count: int) -> float:
+    """The support moments' weight when an example's own are pooled in (`"support_instance"`)."""
+    return count / (count + 1.0)
+
+
+class _TaskNormalization(_BatchNormalization):
+    """`tfmeta.layers.TaskNormalization`: the context's moments (the batch's, or the support
+    rows', or in inference mode the moving ones of `context_size` examples) pooled with each
+    example's own by the learned `alpha = sigmoid(blend_scale * n + blend_offset)`."""
+
+    def __init__(self, layer, weights: _WeightIndex, rank: int):
+        if rank != 4:
+            raise _unsupported(layer, "expected NHWC inputs")
+        super().__init__(layer, weights, rank)
+        self.blend_scale = weights.reader(layer.blend_scale)
+        self.blend_offset = weights.reader(layer.blend_offset)
+        self.context_size = weights.reader(layer.context_size)
+        self.context_index = weights.state_index(layer.context_size)
+
+    def apply(self, params, state, x, training, updates, statistics):
+        channels = x.shape[-1]
+        gamma = self.gamma(params, state) if self.gamma else tf.ones([channels], x.dtype)
+        beta = self.beta(params, state) if self.beta else tf.zeros([channels], x.dtype)
+        if not self.trainable or not (training or statistics.batch):
+            mean = self.moving_mean(params, state)
+            variance = self.moving_variance(params, state)
+            count = self.context_size(params, state)
+        else:
+            sample = x if statistics.rows is None else x[: statistics.rows]
+            mean, variance = builtin_grads.moments(sample)
+            count = tf.constant(float(sample.shape[0]), x.dtype)
+            momentum = 0.0 if statistics.replace_moving else self.momentum
+            for index, value, reader in ((self.mean_index, mean, self.moving_mean),
+                                         (self.variance_index, variance, self.moving_variance)):
+                updates[index] = reader(params, state) * momentum + tf.stop_gradient(value) * (
+                    1.0 - momentum)
+            updates[self.context_index] = count
+        alpha = builtin_grads.sigmoid(
+            self.blend_scale(params, state) * count + self.blend_offset(params, state))
+        return builtin_grads.pooled_batch_norm(x, mean, variance, alpha, gamma, beta,
+                                               self.epsilon)
 
 
 class _Activation(_Step):
@@ -250,6 +295,8 @@ def _step_for(layer: keras.layers.Layer, weights: _WeightIndex, rank: int) -> _S
         return _Conv2D(layer, weights)
     if kind == "BatchNormalization":
         return _BatchNormalization(layer, weights, rank)
+    if kind == "TaskNormalization":
+        return _TaskNormalization(layer, weights, rank)
     if kind == "ReLU":
         if layer.max_value is not None or layer.negative_slope or layer.threshold:
             raise _unsupported(layer, "expected max_value=None, negative_slope=0, threshold=0")

@@ -40,6 +40,7 @@ import keras
 import tensorflow as tf
 
 from tfmeta import adaptation
+from tfmeta.layers import task_normalization
 
 SUPPORT = "support"
 SUPPORT_INSTANCE = "support_instance"
@@ -139,7 +140,8 @@ def batch_statistics(
 
 def _reproducible(layer: keras.layers.BatchNormalization) -> bool:
     """Whether `_normalise` computes what the layer's own training-mode `call` does."""
-    own_call = type(layer).call is not keras.layers.BatchNormalization.call
+    own_call = type(layer).call not in (keras.layers.BatchNormalization.call,
+                                        task_normalization.TaskNormalization.call)
     return not (own_call or layer.renorm)
 
 
@@ -165,65 +167,34 @@ def _batch_statistics_call(layer: keras.layers.BatchNormalization, rows, replace
 
 def _normalise(layer, inputs, rows, replace_moving: bool, with_instance: bool) -> tf.Tensor:
     """Keras's BatchNorm training computation, with statistics of the first `rows` rows
-    (pooled with each example's own spatial moments when `with_instance`)."""
+    (pooled with each example's own spatial moments when `with_instance`, or with the
+    layer's learned blend for a `TaskNormalization` layer)."""
     compute_dtype = keras.backend.result_type(inputs.dtype, "float32")
     inputs = tf.cast(inputs, compute_dtype)
     rank = inputs.shape.rank
     axis = layer.axis % rank
-    reduction_axes = [i for i in range(rank) if i != axis]
     sample = inputs if rows is None else inputs[:rows]
-    mean = tf.reduce_mean(sample, axis=reduction_axes)
-    variance = tf.reduce_mean(tf.square(sample - _broadcastable(mean, rank, axis)),
-                              axis=reduction_axes)
+    mean, variance = task_normalization.batch_moments(sample, axis)
+    count = tf.cast(tf.shape(sample)[0], compute_dtype)
     momentum = 0.0 if replace_moving else layer.momentum
+    if isinstance(layer, task_normalization.TaskNormalization):
+        layer.move_statistics(mean, variance, count, momentum)
+        return tf.cast(layer.normalise(inputs, mean, variance, count), layer.compute_dtype)
     moving_mean = tf.cast(layer.moving_mean, compute_dtype)
     moving_variance = tf.cast(layer.moving_variance, compute_dtype)
     layer.moving_mean.assign(moving_mean * momentum + mean * (1.0 - momentum))
     layer.moving_variance.assign(moving_variance * momentum + variance * (1.0 - momentum))
     offset = tf.cast(layer.beta, compute_dtype) if layer.center else None
     scale = tf.cast(layer.gamma, compute_dtype) if layer.scale else None
-    spatial_axes = [i for i in reduction_axes if i != 0]
-    if with_instance and spatial_axes:
-        mean, variance = _pooled_with_instance(inputs, sample, mean, variance, rank, axis,
-                                               spatial_axes)
-        outputs = (inputs - mean) * tf.math.rsqrt(variance + layer.epsilon)
-        if scale is not None:
-            outputs *= _broadcastable(scale, rank, axis)
-        if offset is not None:
-            outputs += _broadcastable(offset, rank, axis)
+    if with_instance and rank > 2:
+        outputs = task_normalization.normalise_pooled(
+            inputs, mean, variance, count / (count + 1.0), axis, scale, offset, layer.epsilon)
     else:
         outputs = keras.ops.batch_normalization(
             inputs, mean, variance, axis=axis, offset=offset, scale=scale,
             epsilon=layer.epsilon,
         )
     return tf.cast(outputs, layer.compute_dtype)
-
-
-def _pooled_with_instance(inputs, sample, mean, variance, rank, axis, spatial_axes):
-    """Per-example moments of the `n` sample rows plus the example itself (TaskNorm-I pooling).
-
-    Returns mean and variance shaped to broadcast against `inputs` (one per
-    example and channel).
-    """
-    count = tf.cast(tf.shape(sample)[0], inputs.dtype)
-    alpha = count / (count + 1.0)
-    instance_mean = tf.reduce_mean(inputs, axis=spatial_axes, keepdims=True)
-    instance_variance = tf.reduce_mean(tf.square(inputs - instance_mean), axis=spatial_axes,
-                                       keepdims=True)
-    mean = _broadcastable(mean, rank, axis)
-    variance = _broadcastable(variance, rank, axis)
-    pooled_mean = alpha * mean + (1.0 - alpha) * instance_mean
-    pooled_variance = (alpha * (variance + tf.square(mean - pooled_mean))
-                       + (1.0 - alpha) * (instance_variance
-                                          + tf.square(instance_mean - pooled_mean)))
-    return pooled_mean, pooled_variance
-
-
-def _broadcastable(statistic: tf.Tensor, rank: int, axis: int) -> tf.Tensor:
-    """A per-channel statistic reshaped to broadcast against a rank-`rank` input."""
-    shape = [1] * rank
-    shape[axis] = -1
-    return tf.reshape(statistic, shape)
 
 
 def predict_queries(

@@ -52,12 +52,14 @@ def test_fine_tune_has_no_adapted_export(tmp_path):
     assert tfmeta.exporters.versions(tmp_path) == []
 
 
-@pytest.mark.parametrize("kind", ["maml", "protonet"])
+@pytest.mark.parametrize("kind", ["maml", "protonet", "maml_task_norm"])
 def test_adapted_export_in_every_mode_predicts_each_query_like_the_learner(tmp_path, kind):
+    normalization = "task" if kind.endswith("task_norm") else "batch"
     for mode in ("support", "support_instance", "transductive", "moving"):
         keras.utils.set_random_seed(0)
-        if kind == "maml":
-            learner = tfmeta.MAML(tfmeta.models.conv4((28, 28, 1), et.WAYS, filters=4),
+        if kind.startswith("maml"):
+            learner = tfmeta.MAML(tfmeta.models.conv4((28, 28, 1), et.WAYS, filters=4,
+                                                      normalization=normalization),
                                   inner_learning_rate=0.1, eval_inner_steps=2,
                                   query_statistics=mode)
         else:

@@ -125,10 +125,19 @@ def test_invalid_requests_give_nan_on_the_device(exported):
     assert np.isnan(run["adapt_and_predict"](**out_of_range)["outputs"]).all()
 
 
-@pytest.mark.parametrize("mode", ["support_instance", "transductive", "moving"])
-def test_every_query_statistics_mode_adapts_on_the_device_like_the_learner(tmp_path, mode):
+@pytest.mark.parametrize("mode,normalization", [
+    ("support_instance", "batch"), ("transductive", "batch"), ("moving", "batch"),
+    ("support", "task"), ("transductive", "task")])
+def test_every_query_statistics_mode_adapts_on_the_device_like_the_learner(tmp_path, mode,
+                                                                          normalization):
     keras.utils.set_random_seed(0)
-    net = tfmeta.models.conv4((28, 28, 1), num_classes=et.WAYS, filters=4)
+    net = tfmeta.models.conv4((28, 28, 1), num_classes=et.WAYS, filters=4,
+                              normalization=normalization)
+    if normalization == "task":  # a blend away from its initial value, different per channel
+        for layer in net.layers:
+            if isinstance(layer, tfmeta.layers.TaskNormalization):
+                layer.blend_scale.assign(np.linspace(-0.3, 0.3, 4))
+                layer.blend_offset.assign(np.linspace(1.0, -1.0, 4))
     learner = et.compiled(tfmeta.MAML(net, inner_learning_rate=0.1, eval_inner_steps=3,
                                       query_statistics=mode))
     content, info = export(learner, tmp_path, mode, query_statistics=mode)

@@ -39,6 +39,7 @@ def _network(
         num_classes=None if embedding_only else options.ways,
         filters=options.filters,
         max_pool=options.max_pool,
+        normalization=options.normalization,
     )
     if options.algorithm == "relation":
         return keras.Model(net.input, net.get_layer("block3_relu").output, name="embedding")

@@ -171,6 +171,12 @@ flags.DEFINE_enum(
     "the query batch's (papers' convention) or moving ones (default: the learner's).",
 )
 flags.DEFINE_integer("filters", 64, "Conv-4 filters per layer (image datasets).")
+flags.DEFINE_enum(
+    "normalization", "batch", ["batch", "task"],
+    "Conv-4's normalisation layers: BatchNorm, or TaskNorm-I ('task': each example's own "
+    "moments blended with the context's by a learned weight; pair with "
+    "--query_statistics=support).",
+)
 flags.DEFINE_boolean(
     "max_pool", False, "Conv-4's mini-ImageNet variant: stride-1 convolutions, 2x2 max-pooling."
 )
@@ -257,6 +263,7 @@ class RunOptions:
     meta_learning_rate: float = 1e-3
     query_statistics: str | None = None
     filters: int = 64
+    normalization: str = "batch"
     max_pool: bool = False
     iterations: int = 10000
     steps_per_epoch: int = 500

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import keras
 
+from tfmeta.layers import TaskNormalization
+
+NORMALIZATIONS = {"batch": keras.layers.BatchNormalization, "task": TaskNormalization}
+
 
 def conv4(
     input_shape: tuple[int, int, int] = (28, 28, 1),
     num_classes: int | None = 5,
     filters: int = 64,
     max_pool: bool = False,
+    normalization: str = "batch",
     name: str = "conv4",
 ) -> keras.Model:
     """A built Conv-4 network: 4 x [conv 3x3 -> BatchNorm -> ReLU], then a head.
@@ -28,6 +33,9 @@ def conv4(
             the embedding network without head (Prototypical Networks).
         filters: channels of every convolution.
         max_pool: the mini-ImageNet variant.
+        normalization: `"batch"` (`keras.layers.BatchNormalization`) or
+            `"task"` (`tfmeta.layers.TaskNormalization`, TaskNorm-I: each
+            example's own moments blended in with a learned weight).
         name: the model's name.
 
     Returns:
@@ -40,6 +48,11 @@ def conv4(
     logits = net(tf.zeros((2, 28, 28, 1)))  # shape (2, 5)
     ```
     """
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(
+            f"Expected `normalization` to be one of {list(NORMALIZATIONS)}. "
+            f"Received: normalization={normalization!r}"
+        )
     inputs = keras.Input(input_shape)
     x = inputs
     for block in range(4):
@@ -50,7 +63,7 @@ def conv4(
             padding="same",
             name=f"block{block}_conv",
         )(x)
-        x = keras.layers.BatchNormalization(name=f"block{block}_bn")(x)
+        x = NORMALIZATIONS[normalization](name=f"block{block}_bn")(x)
         x = keras.layers.ReLU(name=f"block{block}_relu")(x)
         if max_pool:
             x = keras.layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
