@@ -174,3 +174,12 @@ def test_conv4_builds_task_normalization_on_request_and_refuses_unknown_names():
     assert sum(isinstance(layer, TaskNormalization) for layer in model.layers) == 4
     with pytest.raises(ValueError, match=r"normalization='group'"):
         tfmeta.models.conv4(filters=4, normalization="group")
+
+
+def test_the_command_builds_conv4_with_task_normalization_on_request():
+    from tfmeta.cli import learners, options
+    run = options.RunOptions(algorithm="maml", dataset="omniglot", ways=5, filters=4,
+                             normalization="task", query_statistics="support")
+    learner = learners.build(run, (28, 28, 1), classification=True)
+    kinds = {type(layer).__name__ for layer in learner.model.layers}
+    assert "TaskNormalization" in kinds and "BatchNormalization" not in kinds
