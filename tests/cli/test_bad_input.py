@@ -144,6 +144,16 @@ CASES = [
         "--query_statistics does not apply to --algorithm=cnp",
     ),
     (
+        "unknown_r2d2_head",
+        ["train", "--algorithm=r2d2", "--r2d2_head=newton"],
+        "--r2d2_head=newton: value should be one of",
+    ),
+    (
+        "r2d2_head_for_another_algorithm",
+        ["train", "--algorithm=protonet", "--dataset={images}", "--r2d2_head=logistic", *TOY],
+        "--r2d2_head does not apply to --algorithm=protonet",
+    ),
+    (
         "metasgd_with_fixed_rate",
         ["train", "--algorithm=metasgd", "--eval_inner_learning_rate=0.1"],
         "leave it unset",

@@ -4,9 +4,12 @@ import json
 
 import pytest
 import tensorflow as tf
+from absl import flags
 from cli_testing import TOY
 
-from tfmeta.cli import options
+import tfmeta
+from tfmeta.cli import learners, options
+from tfmeta.learners import r2d2
 
 TINY = [
     "--iterations=4",
@@ -76,6 +79,34 @@ def test_every_algorithm_trains_and_evaluates_on_image_classes(
             assert result.returncode == 0, result.stderr[-3000:]
         assert list((tmp_path / "export").glob("*/1/saved_model.pb"))
         assert list((tmp_path / "export").glob("*.tflite"))
+
+
+@pytest.mark.parametrize("head", [None, "ridge", "logistic"])
+def test_r2d2_head_flag_builds_that_head(head):
+    """`--r2d2_head` reaches `R2D2(head=...)`; unset, the ridge head (R2-D2 as published)."""
+    args = ["tfmeta", "--algorithm=r2d2", "--dataset=omniglot", "--filters=4"]
+    flags.FLAGS.unparse_flags()
+    try:
+        flags.FLAGS(args if head is None else [*args, f"--r2d2_head={head}"])
+        run_options = options.resolve(options.explicit_flags(flags.FLAGS))
+    finally:
+        flags.FLAGS.unparse_flags()
+    options.check_options(run_options)
+    learner = learners.build(run_options, (8, 8, 1), classification=True)
+    assert isinstance(learner, tfmeta.R2D2)
+    assert learner.head_kind == (head or "ridge")
+    assert learner.newton_steps == (r2d2.DEFAULT_NEWTON_STEPS if head == "logistic" else None)
+    assert options.R2D2_HEADS == r2d2.HEADS  # the flag's choices are the learner's heads
+
+
+def test_r2d2_head_in_a_saved_options_file_is_checked():
+    """A value the flag's enum cannot refuse (an edited options.json) fails as one error."""
+    with pytest.raises(ValueError, match="unknown --r2d2_head=newton; choose one of"):
+        options.check_options(
+            options.RunOptions(algorithm="r2d2", dataset="omniglot", r2d2_head="newton")
+        )
+    with pytest.raises(ValueError, match="--r2d2_head does not apply to --algorithm=maml"):
+        options.check_options(options.RunOptions(r2d2_head="ridge"))
 
 
 @pytest.mark.parametrize(

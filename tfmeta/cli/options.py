@@ -30,6 +30,7 @@ ALGORITHMS = (
 RL_ALGORITHMS = ("maml_trpo", "maml_ppo")  # meta-RL with --env: see tfmeta.cli.rl_train
 # Classifiers whose head is no `--ways` output layer (any --eval_ways evaluates).
 CLASSIFICATION_ONLY = ("protonet", "finetune", "r2d2", "matching", "relation")
+R2D2_HEADS = ("ridge", "logistic")  # tfmeta.learners.r2d2.HEADS (named here: no TensorFlow)
 REGRESSION_ONLY = ("cnp",)
 EXPORT_FORMATS = ("saved_model", "tflite")
 OMNIGLOT_PROTOCOLS = ("vinyals", "lake")
@@ -170,6 +171,12 @@ flags.DEFINE_enum(
     "BatchNorm statistics for queries: the support set's (each query predicted independently), "
     "the query batch's (papers' convention) or moving ones (default: the learner's).",
 )
+flags.DEFINE_enum(
+    "r2d2_head",
+    None,
+    R2D2_HEADS,
+    "--algorithm=r2d2: 'ridge' head (closed form) or 'logistic' (LR-D2).",
+)
 flags.DEFINE_integer("filters", 64, "Conv-4 filters per layer (image datasets).")
 flags.DEFINE_enum(
     "normalization", "batch", ["batch", "task"],
@@ -262,6 +269,7 @@ class RunOptions:
     eval_inner_steps: int = 10
     meta_learning_rate: float = 1e-3
     query_statistics: str | None = None
+    r2d2_head: str | None = None
     filters: int = 64
     normalization: str = "batch"
     max_pool: bool = False
@@ -502,6 +510,16 @@ def check_options(options: RunOptions) -> None:
             "--query_statistics does not apply to --algorithm=cnp (its encoder sees the "
             "context set only and its decoder each query on its own); leave it unset"
         )
+    if options.r2d2_head is not None:
+        if options.r2d2_head not in R2D2_HEADS:
+            raise ValueError(
+                f"unknown --r2d2_head={options.r2d2_head}; choose one of {list(R2D2_HEADS)}"
+            )
+        if options.algorithm != "r2d2":
+            raise ValueError(
+                f"--r2d2_head does not apply to --algorithm={options.algorithm} (it chooses "
+                "R2-D2's head); leave it unset, or pass --algorithm=r2d2"
+            )
     if options.algorithm == "metasgd" and options.eval_inner_learning_rate is not None:
         raise ValueError(
             "--eval_inner_learning_rate does not apply to --algorithm=metasgd (it learns its "
