@@ -8,11 +8,15 @@ images, Conv-4 (64 filters). Each learner is trained per setting (5-way
 (see `RECIPES`), then adapts to 600 test episodes (15 queries per class): we
 report the mean accuracy with its 95% CI (`1.96 * std / sqrt(600)`), the
 training time and the meta-iterations run. FineTune pretrains once on all
-training classes and is evaluated in every setting.
+training classes and is evaluated in every setting. The one-pass learners
+(R2-D2, Matching Networks, Relation Networks) fit no inner loop: each
+predicts a test episode in one forward pass over its support set.
 
     python benchmarks/omniglot.py --data=../shared/data/omniglot/omniglot.tar.gz
     python benchmarks/omniglot.py --data=... --learners=maml,protonet --settings=5w1s \\
         --budget_minutes=10 --first_order --checkpoint_dir=omniglot-runs
+    python benchmarks/omniglot.py --data=... --learners=r2d2,matching,relation \\
+        --settings=5w1s,20w1s --budget_minutes=30 --checkpoint_dir=omniglot-runs
 
 `--budget_minutes` caps the training time of each (learner, setting) run;
 `--iterations` replaces the recipes' iteration counts. With
@@ -44,7 +48,8 @@ from tfmeta.models.conv4 import NORMALIZATIONS as CONV4_NORMALIZATIONS
 
 flags.DEFINE_string("data", None, "Omniglot ImageFolder folder or .tar.gz (default: TFDS).")
 flags.DEFINE_string("cache_dir", None, "Cache of decoded images (default: tfmeta's).")
-flags.DEFINE_list("learners", ["maml", "protonet", "reptile", "metasgd", "anil", "finetune"],
+flags.DEFINE_list("learners", ["maml", "protonet", "reptile", "metasgd", "anil", "finetune",
+                               "r2d2", "matching", "relation"],
                   "Learners to run.")
 flags.DEFINE_list("settings", ["5w1s", "5w5s", "20w1s", "20w5s"], "N-way K-shot settings.")
 flags.DEFINE_integer("iterations", None, "Meta-iterations per run (default: each recipe's).")
@@ -73,6 +78,10 @@ PUBLISHED = {  # accuracy %, Omniglot 5w1s / 5w5s / 20w1s / 20w5s
     "protonet": {"5w1s": 98.8, "5w5s": 99.7, "20w1s": 96.0, "20w5s": 98.9},  # Snell et al. 2017
     "reptile": {"5w1s": 95.39, "5w5s": 98.90, "20w1s": 88.14, "20w5s": 96.65},  # Nichol et al.
     "metasgd": {"5w1s": 99.53, "5w5s": 99.93},  # Li et al. 2017
+    "matching": {"5w1s": 98.1, "5w5s": 98.9, "20w1s": 93.8, "20w5s": 98.5},  # Vinyals et al.
+    "relation": {"5w1s": 99.6, "5w5s": 99.8, "20w1s": 97.6, "20w5s": 99.1},  # Sung et al. 2018
+    # R2-D2 (Bertinetto et al. 2019) is left out: its Omniglot table could not be found to
+    # check the figures against; add them from the paper.
 }
 
 
@@ -86,7 +95,9 @@ class Recipe:
     meta_batch_size: Callable[[int], int]  # ways -> tasks per meta-update
     train_ways: Callable[[int], int] = lambda ways: ways
     train_shots: Callable[[int], int] = lambda shots: shots
-    train_queries: int | None = None  # None: --train_queries
+    train_queries: Callable[[int, int], int] | None = None  # (ways, shots); None: --train_queries
+    loss: Callable[[], keras.losses.Loss] = lambda: keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True)
 
 
 def _maml_inner_loop(ways: int) -> dict:
@@ -96,9 +107,28 @@ def _maml_inner_loop(ways: int) -> dict:
     return dict(inner_learning_rate=0.1, inner_steps=5, eval_inner_steps=5)
 
 
-def _conv4(ways: int | None) -> keras.Model:
+def _conv4(ways: int | None, max_pool: bool = False) -> keras.Model:
     return tfmeta.models.conv4((28, 28, 1), num_classes=ways, filters=FLAGS.filters,
-                               normalization=FLAGS.normalization)
+                               max_pool=max_pool, normalization=FLAGS.normalization)
+
+
+def _relation_network(ways: int) -> tfmeta.RelationNetwork:
+    """Sung et al.'s pair: Conv-4's feature maps before pooling (2x2 after the stride-2
+    blocks), and the relation module (2 x [conv, BatchNorm, ReLU, max-pool], 8 + 1 units)."""
+    net = _conv4(None)
+    embedding = keras.Model(net.input, net.get_layer("block3_relu").output, name="embedding")
+    module = tfmeta.models.relation_module(embedding.outputs[0].shape[1:], filters=FLAGS.filters)
+    return tfmeta.RelationNetwork(embedding, module, ways=ways)
+
+
+def _halved_every(rate: float, steps: int) -> keras.optimizers.Optimizer:
+    """Adam at `rate`, halved every `steps` meta-updates."""
+    return keras.optimizers.Adam(
+        keras.optimizers.schedules.ExponentialDecay(rate, steps, 0.5, staircase=True))
+
+
+# Relation Networks' training queries per class (Sung et al. 2018), by (ways, shots).
+RELATION_QUERIES = {(5, 1): 19, (5, 5): 15, (20, 1): 10, (20, 5): 5}
 
 
 def _adam(iterations: int) -> keras.optimizers.Optimizer:
@@ -144,7 +174,8 @@ RECIPES = {
         iterations=100_000,
         meta_batch_size=lambda ways: 5,
         train_shots=lambda shots: 10,
-        train_queries=5,  # only for the reported loss; 10 + 5 of the 20 drawings of a character
+        # only for the reported loss; 10 + 5 of the 20 drawings of a character
+        train_queries=lambda ways, shots: 5,
     ),
     "protonet": Recipe(  # Snell et al.: 60-way training, 5 queries, Adam halved every 2000
         build=lambda ways, shots: tfmeta.ProtoNet(_conv4(None)),
@@ -154,7 +185,43 @@ RECIPES = {
         iterations=20_000,
         meta_batch_size=lambda ways: 1,
         train_ways=lambda ways: 60,
-        train_queries=5,
+        train_queries=lambda ways, shots: 5,
+    ),
+    # Bertinetto et al. 2019, the authors' Omniglot scripts (bertinetto/r2d2): 60-way training
+    # episodes of 600 images (shots + queries = 10 per class), ridge penalty 50 and output
+    # scale 10 meta-learned, Adam 5e-3 halved every 20 epochs of 100 episodes. Not done here:
+    # their shots drawn per episode (1 to 9; here the setting's), their embedding network
+    # (here Conv-4), early stopping; 20,000 updates as `omniglot_*_r2d2` in tfmeta.cli.
+    "r2d2": Recipe(
+        build=lambda ways, shots: tfmeta.R2D2(_conv4(None), ways=None, l2=50.0, scale=10.0),
+        optimizer=lambda iterations: _halved_every(5e-3, 2000),
+        iterations=20_000,
+        meta_batch_size=lambda ways: 1,
+        train_ways=lambda ways: 60,
+        train_queries=lambda ways, shots: 10 - shots,
+    ),
+    # Vinyals et al. 2016: the paper's Omniglot embedding (Conv-4 with 2x2 max-pooling, 64
+    # features), cosine attention without full-context embeddings. The paper gives no
+    # optimizer settings: Adam 1e-3, one episode per update, 5 queries per class and 20,000
+    # updates as `omniglot_*_matching` in tfmeta.cli.
+    "matching": Recipe(
+        build=lambda ways, shots: tfmeta.MatchingNetworks(_conv4(None, max_pool=True), ways=ways),
+        optimizer=_adam,
+        iterations=20_000,
+        meta_batch_size=lambda ways: 1,
+        train_queries=lambda ways, shots: 5,
+    ),
+    # Sung et al. 2018: Adam 1e-3 halved every 100,000 episodes, one episode per update, 19 /
+    # 15 / 10 / 5 queries per class, 1,000,000 episodes, MSE of the relation scores to one-hot
+    # labels. Not done here: the paper's embedding (max-pooling after its first two blocks,
+    # larger maps); tfmeta's strided Conv-4 gives 2x2 maps, as `omniglot_*_relation`.
+    "relation": Recipe(
+        build=lambda ways, shots: _relation_network(ways),
+        optimizer=lambda iterations: _halved_every(1e-3, 100_000),
+        iterations=1_000_000,
+        meta_batch_size=lambda ways: 1,
+        train_queries=lambda ways, shots: RELATION_QUERIES[ways, shots],
+        loss=tfmeta.losses.OneHotMeanSquaredError,
     ),
 }
 FINETUNE_PRETRAINING = dict(iterations=20_000, batch_size=64)  # Adam 1e-3, all 4400 classes
@@ -168,10 +235,12 @@ def _with_query_statistics(learner: tfmeta.MetaLearner) -> tfmeta.MetaLearner:
     return type(learner).from_config(config)
 
 
-def _compile(learner: tfmeta.MetaLearner, optimizer) -> None:
+def _compile(learner: tfmeta.MetaLearner, optimizer,
+             loss: keras.losses.Loss | None = None) -> None:
+    """Compiles with `loss` (default: cross-entropy of the logits) and accuracy."""
     learner.compile(
         optimizer=optimizer,
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        loss=loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
     )
 
@@ -339,9 +408,10 @@ def run_meta_learner(name: str, setting: str, sources) -> dict:
         return record
     keras.utils.set_random_seed(FLAGS.seed)
     learner = _with_query_statistics(recipe.build(ways, shots))
-    _compile(learner, recipe.optimizer(iterations))
+    _compile(learner, recipe.optimizer(iterations), recipe.loss())
     train_ways, train_shots = recipe.train_ways(ways), recipe.train_shots(shots)
-    queries = recipe.train_queries or FLAGS.train_queries
+    queries = FLAGS.train_queries if recipe.train_queries is None \
+        else recipe.train_queries(ways, shots)
     batch = FLAGS.meta_batch_size or recipe.meta_batch_size(ways)
 
     def fit(seed, epochs, initial_epoch, callbacks):
