@@ -87,3 +87,11 @@ def test_default_names_never_collide_with_a_named_config_or_another_run():
     resumable = {"iterations": 20, "eval_episodes": 5, "log_every": 3}
     assert options.resolve(resumable).output_dir == bare
 
+
+
+def test_options_added_later_leave_a_runs_default_name_unchanged_at_their_defaults():
+    # The name of a MAML Omniglot run as computed before --normalization and --r2d2_head existed.
+    run = options.RunOptions(dataset="omniglot", algorithm="maml")
+    assert options.default_run_name(run) == "omniglot_maml_02de85a3"
+    assert options.default_run_name(dataclasses.replace(run, normalization="task")) != (
+        "omniglot_maml_02de85a3")

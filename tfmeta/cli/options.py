@@ -348,9 +348,17 @@ def resolve(explicit: dict[str, Any], base: RunOptions | None = None) -> RunOpti
 _NOT_DEFINING = RESUMABLE_CHANGES + EXPORT_FIELDS + ("strategy",)
 
 
+# Options added after runs were already named: at these defaults they leave out of the name,
+# so a run started before they existed is found again by the same command.
+_NAMED_ONLY_WHEN_SET = {"normalization": "batch", "r2d2_head": None}
+
+
 def _defining(options: RunOptions) -> dict[str, Any]:
     values = dataclasses.asdict(options)
-    return {name: value for name, value in values.items() if name not in _NOT_DEFINING}
+    return {
+        name: value for name, value in values.items()
+        if name not in _NOT_DEFINING and _NAMED_ONLY_WHEN_SET.get(name, object()) != value
+    }
 
 
 def default_run_name(options: RunOptions) -> str:
