@@ -303,3 +303,26 @@ def test_example_images_encode_to_png_bytes():
     images = image_inputs.example_images(2, PREPROCESSING)
     encoded = image_inputs.encode_png(images)
     np.testing.assert_array_equal(tf.io.decode_png(encoded[1]).numpy(), images[1])
+
+
+def test_a_task_normalization_learner_predicts_each_query_alone_as_in_a_batch_when_served(
+        omniglot_vinyals, episodes, tmp_path):
+    """TaskNorm-I Conv-4 (support mode): alone through LiteRT (one query per call) and alone
+    through the SavedModel in a fresh process equal the SavedModel's whole-batch predictions."""
+    keras.utils.set_random_seed(0)
+    net = tfmeta.models.conv4((28, 28, 1), num_classes=et.WAYS, filters=8, normalization="task")
+    maml = et.compiled(tfmeta.MAML(net, inner_learning_rate=0.4, eval_inner_steps=3))
+    maml.fit(omniglot_vinyals["train"].episodes(et.WAYS, 1, 5, meta_batch_size=4, seed=0),
+             steps_per_epoch=10, verbose=0)
+    path = saved_model.export_saved_model(maml, tmp_path / "saved", ways=et.WAYS, shots=1)
+    served = run_fresh_process(path, tmp_path, episodes=episodes, rest_bodies=[])
+    tflite.export_tflite(maml, tmp_path / "q1.tflite", ways=et.WAYS, shots=1, query_size=1)
+    one = OnDeviceModel(tmp_path / "q1.tflite", num_threads=1)
+    for index, task in enumerate(episodes):
+        batch = served[f"batch/{index}"]
+        np.testing.assert_allclose(served[f"alone/{index}"], batch, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(batch, et.learner_predict(maml, task), rtol=1e-5, atol=1e-5)
+        on_device = np.concatenate([one.adapt_and_predict(task["support_x"], task["support_y"],
+                                                          q[None]) for q in task["query_x"]])
+        np.testing.assert_allclose(on_device, batch, rtol=1e-4, atol=1e-4)
+        np.testing.assert_array_equal(on_device.argmax(-1), batch.argmax(-1))
