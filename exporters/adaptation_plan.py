@@ -189,7 +189,8 @@ def gradient_plan(learner: MetaLearner) -> GradientPlan:
         ValueError: if the learner is not a `GradientLearner`, keeps state
             of its own besides the model's weights (MAML++ per-step BatchNorm
             statistics), or starts tasks from a zero head
-            (`head_initialization="zeros"`).
+            (`head_initialization="zeros"`), or adapts with an update rule
+            other than plain gradient descent (Reptile's `inner_optimizer="adam"`).
     """
     if not predicts_with_model(learner):
         raise ValueError(
@@ -210,6 +211,15 @@ def gradient_plan(learner: MetaLearner) -> GradientPlan:
             "(head_initialization='learned'): the on-device module adapts the model's own "
             f"variables. Received: {type(learner).__name__} with "
             f"head_initialization={head_initialization!r}"
+        )
+    inner_optimizer = getattr(learner, "inner_optimizer", "sgd")
+    if inner_optimizer != "sgd":
+        raise ValueError(
+            "Expected a learner whose inner loop is plain gradient descent "
+            "(inner_optimizer='sgd'): the on-device module steps by `lr * grad` and carries no "
+            f"optimizer moments. Received: {type(learner).__name__} with "
+            f"inner_optimizer={inner_optimizer!r}; use export_saved_model (it runs the "
+            "learner's own Adam inner loop), or a learner with inner_optimizer='sgd'"
         )
     adapted = learner.adapted_indices
     adapted = tuple(range(len(learner.model.trainable_variables)) if adapted is None else adapted)
@@ -239,6 +249,8 @@ def describe(learner: MetaLearner) -> dict[str, Any]:
         values = [np.asarray(keras.ops.convert_to_numpy(r)) for step in rates for r in step]
         uniform = all(v.ndim == 0 for v in values) and len({float(v) for v in values}) == 1
         description["inner_steps"] = len(rates)
+        if getattr(learner, "inner_optimizer", "sgd") != "sgd":
+            description["inner_optimizer"] = learner.inner_optimizer
         description["inner_learning_rate"] = (
             float(values[0]) if uniform else "learned (per parameter or per step)"
             if values else None

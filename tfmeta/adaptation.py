@@ -13,6 +13,7 @@ and the next call consumes it.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable, Sequence
 
 import keras
@@ -98,6 +99,7 @@ def adapt(
     first_order: bool = False,
     adapted: Sequence[int] | None = None,
     training: bool = True,
+    update_rule: SGD | Adam | None = None,
 ) -> tuple[Weights, Weights]:
     """Gradient-descent inner loop: `params <- params - lr * grad(loss)`.
 
@@ -120,24 +122,100 @@ def adapt(
         adapted: indices of the parameters that adapt (default: all). ANIL
             adapts only the head.
         training: the `training` flag of the forward passes.
+        update_rule: how a step turns the gradients into an update: `SGD()`
+            (the default, `lr * grad`) or `Adam(...)`, whose moments start
+            at zero here, i.e. afresh for every call (every task).
 
     Returns:
         `(adapted_params, state)`.
     """
+    rule = SGD() if update_rule is None else update_rule
+    indices = list(range(len(params))) if adapted is None else list(adapted)
+    rule_state = rule.init([params[i] for i in indices])
     for step_rates in learning_rates:
-        params, state = gradient_step(
+        params, state, rule_state = rule_step(
             model,
             loss_fn,
             params,
             state,
+            rule_state,
             inputs,
             targets,
             learning_rates=step_rates,
             first_order=first_order,
             adapted=adapted,
             training=training,
+            update_rule=rule,
         )
     return list(params), state
+
+
+@dataclasses.dataclass(frozen=True)
+class SGD:
+    """The plain inner-loop update `lr * grad`; it keeps no state."""
+
+    def init(self, params: Weights) -> Weights:
+        return []
+
+    def updates(
+        self, grads: Weights, rates: list, rule_state: Weights
+    ) -> tuple[Weights, Weights]:
+        """`(updates, new_rule_state)`: a step is `params[i] - updates[i]`."""
+        return [rate * grad for grad, rate in zip(grads, rates)], rule_state
+
+
+@dataclasses.dataclass(frozen=True)
+class Adam:
+    """Adam as an inner-loop update rule, in TensorFlow 1's `AdamOptimizer` form.
+
+    Per adapted weight, at step `t` (from 1) with gradient `g` and rate `lr`:
+    `m = beta1 * m + (1 - beta1) * g`, `v = beta2 * v + (1 - beta2) * g**2`,
+    update `lr * sqrt(1 - beta2**t) / (1 - beta1**t) * m / (sqrt(v) + epsilon)`.
+    The state `[t, *m, *v]` is a weight list like any other, threaded
+    through the steps (`rule_step`); `init` gives the zero state. The
+    defaults are those of Nichol et al.'s Reptile code (`beta1=0`, TF1's
+    `beta2=0.999`, `epsilon=1e-8`). The update of a weight whose gradient is
+    0 at every step stays 0 (padded classes do not move). Differentiating
+    through it is possible but meets `sqrt(v)` at 0 for such weights.
+    """
+
+    beta1: float = 0.0
+    beta2: float = 0.999
+    epsilon: float = 1e-8
+
+    def __post_init__(self):
+        for name in ("beta1", "beta2"):
+            value = getattr(self, name)
+            if not 0.0 <= value < 1.0:
+                raise ValueError(f"Expected Adam's `{name}` in [0, 1). Received: {name}={value!r}")
+        if not self.epsilon > 0.0:
+            raise ValueError(f"Expected Adam's `epsilon` > 0. Received: epsilon={self.epsilon!r}")
+
+    def init(self, params: Weights) -> Weights:
+        dtype = params[0].dtype if params else tf.float32
+        zeros = [tf.zeros_like(p) for p in params]
+        return [tf.zeros((), dtype)] + zeros + list(zeros)
+
+    def updates(
+        self, grads: Weights, rates: list, rule_state: Weights
+    ) -> tuple[Weights, Weights]:
+        """`(updates, new_rule_state)`: a step is `params[i] - updates[i]`."""
+        n = len(grads)
+        t = rule_state[0] + 1
+        firsts, seconds = rule_state[1 : 1 + n], rule_state[1 + n :]
+        new_firsts, new_seconds, updates = [], [], []
+        for grad, rate, m, v in zip(grads, rates, firsts, seconds):
+            dtype = grad.dtype
+            beta1, beta2 = tf.constant(self.beta1, dtype), tf.constant(self.beta2, dtype)
+            m = beta1 * m + (1 - beta1) * grad
+            v = beta2 * v + (1 - beta2) * tf.square(grad)
+            step_size = rate * tf.sqrt(1 - beta2 ** tf.cast(t, dtype))
+            if self.beta1:
+                step_size = step_size / (1 - beta1 ** tf.cast(t, dtype))
+            updates.append(step_size * m / (tf.sqrt(v) + tf.constant(self.epsilon, dtype)))
+            new_firsts.append(m)
+            new_seconds.append(v)
+        return updates, [t] + new_firsts + new_seconds
 
 
 def gradient_step(
@@ -170,11 +248,56 @@ def gradient_step(
     Returns:
         `(new_params, new_state)`.
     """
+    params, state, _ = rule_step(
+        model,
+        loss_fn,
+        params,
+        state,
+        [],
+        inputs,
+        targets,
+        learning_rates=learning_rates,
+        first_order=first_order,
+        adapted=adapted,
+        training=training,
+        recompute=recompute,
+    )
+    return params, state
+
+
+def rule_step(
+    model: keras.Model,
+    loss_fn: LossFn,
+    params: Weights,
+    state: Weights,
+    rule_state: Weights,
+    inputs: tf.Tensor,
+    targets: tf.Tensor,
+    *,
+    learning_rates: Sequence[tf.Tensor | float],
+    first_order: bool = False,
+    adapted: Sequence[int] | None = None,
+    training: bool = True,
+    update_rule: SGD | Adam | None = None,
+    recompute: bool = False,
+) -> tuple[Weights, Weights, Weights]:
+    """`gradient_step` with an update rule (`SGD`, `Adam`) and its state threaded through.
+
+    Returns:
+        `(new_params, new_state, new_rule_state)`; `params[i] <- params[i] -
+        update_i` with `update_rule.updates(grads, rates, rule_state)`.
+    """
+    rule = SGD() if update_rule is None else update_rule
     indices = list(range(len(params))) if adapted is None else list(adapted)
     if len(learning_rates) != len(indices):
         raise ValueError(
             f"Expected one learning rate per adapted parameter ({len(indices)}). "
             f"Received: {len(learning_rates)}"
+        )
+    if recompute and rule_state:
+        raise ValueError(
+            "Expected a stateless update rule (SGD) with `recompute=True`. "
+            f"Received: update_rule={rule!r}"
         )
     rates = [_as_dtype(rate, params[i].dtype) for i, rate in zip(indices, learning_rates)]
 
@@ -182,15 +305,19 @@ def gradient_step(
         _, grads, new_state = loss_and_gradients(
             model, loss_fn, params, state, inputs, targets, wrt=indices, training=training
         )
+        if first_order:
+            grads = [tf.stop_gradient(grad) for grad in grads]
+        updates, new_rule_state = rule.updates(grads, rates, rule_state)
         params = list(params)
-        for i, grad, rate in zip(indices, grads, rates):
-            if first_order:
-                grad = tf.stop_gradient(grad)
-            params[i] = params[i] - rate * grad
-        return params, new_state
+        for i, update in zip(indices, updates):
+            params[i] = params[i] - update
+        return params, new_state, new_rule_state
 
     if recompute:
-        return _recomputed_step(step, list(params), rates)
+        new_params, new_state = _recomputed_step(
+            lambda params, rates: step(params, rates)[:2], list(params), rates
+        )
+        return new_params, new_state, rule_state
     return step(list(params), rates)
 
 

@@ -1,5 +1,6 @@
 """Every `--algorithm` through `tfmeta train`, on toy image classes and on the sinusoid."""
 
+import dataclasses
 import json
 
 import pytest
@@ -10,6 +11,7 @@ from cli_testing import TOY
 import tfmeta
 from tfmeta.cli import learners, options
 from tfmeta.learners import r2d2
+from tfmeta.learners import reptile as tfmeta_reptile
 
 TINY = [
     "--iterations=4",
@@ -107,6 +109,33 @@ def test_r2d2_head_in_a_saved_options_file_is_checked():
         )
     with pytest.raises(ValueError, match="--r2d2_head does not apply to --algorithm=maml"):
         options.check_options(options.RunOptions(r2d2_head="ridge"))
+
+
+@pytest.mark.parametrize("inner_optimizer", [None, "sgd", "adam"])
+def test_reptile_inner_optimizer_flag_builds_that_inner_loop(inner_optimizer):
+    """`--reptile_inner_optimizer` reaches `Reptile(inner_optimizer=...)`; unset, SGD, and the
+    run's default name is the one it had before the flag existed."""
+    args = ["tfmeta", "--algorithm=reptile", "--dataset=omniglot", "--filters=4"]
+    flags.FLAGS.unparse_flags()
+    try:
+        flags.FLAGS(args if inner_optimizer is None
+                    else [*args, f"--reptile_inner_optimizer={inner_optimizer}"])
+        run_options = options.resolve(options.explicit_flags(flags.FLAGS))
+    finally:
+        flags.FLAGS.unparse_flags()
+    options.check_options(run_options)
+    learner = learners.build(run_options, (8, 8, 1), classification=True)
+    assert isinstance(learner, tfmeta.Reptile)
+    assert learner.inner_optimizer == (inner_optimizer or "sgd")
+    assert options.REPTILE_INNER_OPTIMIZERS == tfmeta_reptile.INNER_OPTIMIZERS
+    unset = dataclasses.replace(run_options, reptile_inner_optimizer=None)
+    assert (options.default_run_name(run_options) == options.default_run_name(unset)) == (
+        inner_optimizer is None)
+    with pytest.raises(ValueError, match="unknown --reptile_inner_optimizer=rmsprop"):
+        options.check_options(dataclasses.replace(run_options, reptile_inner_optimizer="rmsprop"))
+    with pytest.raises(ValueError, match="--reptile_inner_optimizer does not apply to "
+                                         "--algorithm=maml"):
+        options.check_options(options.RunOptions(reptile_inner_optimizer="adam"))
 
 
 @pytest.mark.parametrize(

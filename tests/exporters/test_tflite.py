@@ -248,6 +248,15 @@ def test_learners_without_an_on_device_version_are_rejected(tmp_path):
         export(cosine, tmp_path, "loss")
 
 
+def test_reptile_with_an_adam_inner_loop_is_refused_with_the_reason(tmp_path):
+    learner = et.compiled(tfmeta.Reptile(tfmeta.models.mlp(20, (8,), et.WAYS),
+                                         inner_optimizer="adam", inner_learning_rate=0.001))
+    with pytest.raises(ValueError, match="plain gradient descent .*carries no optimizer moments"
+                                         ".*Received: Reptile with inner_optimizer='adam'"):
+        export(learner, tmp_path, "reptile_adam")
+    assert not (tmp_path / "reptile_adam.tflite").exists()
+
+
 def test_verification_against_the_learner_catches_a_wrong_model(tmp_path, mlp_learner):
     content, _ = export(mlp_learner, tmp_path, "mlp")
     task = task_format.task_format(mlp_learner, et.WAYS, et.SHOTS)

@@ -89,7 +89,8 @@ def test_maml_on_a_padded_episode_equals_the_unpadded_episode_with_its_head(mode
     (tfmeta.MAML, {"multi_step_loss": True, "per_step_batch_norm_statistics": True,
                    "first_order": True}),
     (tfmeta.Reptile, {}),
-], ids=["meta_sgd", "anil_zero_head", "maml_plus_plus", "reptile"])
+    (tfmeta.Reptile, {"inner_optimizer": "adam"}),
+], ids=["meta_sgd", "anil_zero_head", "maml_plus_plus", "reptile", "reptile_adam"])
 def test_maml_family_on_a_padded_episode_equals_the_unpadded_episode(learner, kwargs):
     batch = task_of(padded_batch(), 3)
     ways = int(batch["ways"][0])

@@ -92,3 +92,105 @@ def test_reptile_beats_chance_on_held_out_omniglot_characters(omniglot_5way_1sho
                              inner_learning_rate=0.5, inner_steps=3, eval_inner_steps=5)
     result = omniglot_5way_1shot(learner, iterations=150, optimizer=keras.optimizers.SGD(1.0))
     assert result["accuracy"] > 0.45, result  # chance: 0.2
+
+
+def _adam_by_hand(model, loss_fn, support_x, support_y, rate, steps, beta2=0.999, epsilon=1e-8):
+    """Adam with beta1 = 0 from zero moments, in float64 numpy (TF1 AdamOptimizer's form);
+    only the gradients come from TensorFlow, each at the hand-computed weights."""
+    params = [v.numpy().astype(np.float64) for v in model.trainable_variables]
+    second = [np.zeros_like(p) for p in params]
+    for t in range(1, steps + 1):
+        _, grads, _ = adaptation.loss_and_gradients(
+            model, loss_fn, [tf.constant(p) for p in params], [], support_x, support_y,
+            wrt=range(len(params)))
+        for i, g in enumerate(g.numpy() for g in grads):
+            second[i] = beta2 * second[i] + (1 - beta2) * g * g  # first moment: g (beta1 = 0)
+            step_size = rate * np.sqrt(1 - beta2**t)  # / (1 - 0**t) = 1
+            params[i] = params[i] - step_size * g / (np.sqrt(second[i]) + epsilon)
+    return params
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_inner_adam_steps_equal_a_hand_computation_with_beta1_zero(steps):
+    rate = 0.01
+    learner = tfmeta.Reptile(tiny_model(), inner_optimizer="adam", inner_learning_rate=rate,
+                             inner_steps=steps)
+    learner.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
+    batch = sinusoid_batch(tasks=1)
+    x, y = batch["support_x"][0], batch["support_y"][0]
+    phi, _ = learner.adapt(x, y, training=True)
+    expected = _adam_by_hand(learner.model, learner.task_loss, x, y, rate, steps)
+    for got, want in zip(phi, expected):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-15)
+    # Not SGD: from zero moments the first step moves each weight by the rate times the
+    # sign of its gradient (up to epsilon), whatever the gradient's size.
+    theta = [v.numpy() for v in learner.model.trainable_variables]
+    if steps == 1:
+        moved = np.concatenate([np.abs(p.numpy() - t).ravel() for p, t in zip(phi, theta)])
+        assert moved.max() <= rate and np.median(moved) == pytest.approx(rate, rel=1e-5)
+
+
+def test_every_task_of_a_meta_batch_starts_adam_afresh():
+    """Each task's Adam moments start at zero: the meta-update is the mean of the tasks
+    adapted alone, and swapping the tasks of the meta-batch changes nothing."""
+    epsilon, rate, steps = 0.5, 0.02, 3
+    batch = sinusoid_batch(tasks=2)
+    swapped = {key: tf.reverse(value, axis=[0]) for key, value in batch.items()}
+
+    def trained(meta_batch):
+        learner = tfmeta.Reptile(tiny_model(), inner_optimizer="adam",
+                                 inner_learning_rate=rate, inner_steps=steps)
+        learner.compile(optimizer=keras.optimizers.SGD(epsilon), loss="mse")
+        theta = [v.numpy().copy() for v in learner.model.trainable_variables]
+        alone = [learner.adapt(meta_batch["support_x"][i], meta_batch["support_y"][i],
+                               training=True)[0] for i in range(2)]
+        learner.train_on_batch(meta_batch)  # graph mode
+        return theta, [[p.numpy() for p in phi] for phi in alone], [
+            v.numpy() for v in learner.model.trainable_variables]
+
+    theta, (phi_a, phi_b), weights = trained(batch)
+    _, _, weights_swapped = trained(swapped)
+    for old, a, b, new, new_swapped in zip(theta, phi_a, phi_b, weights, weights_swapped):
+        np.testing.assert_allclose(new, old + epsilon * ((a + b) / 2 - old), rtol=1e-12,
+                                   atol=1e-14)
+        np.testing.assert_allclose(new_swapped, new, rtol=1e-12, atol=1e-14)
+    # the tasks differ, so a state carried from one into the other would show
+    assert max(np.abs(a - b).max() for a, b in zip(phi_a, phi_b)) > 1e-3
+    assert max(np.abs(new - old).max() for new, old in zip(weights, theta)) > 1e-3
+
+
+def test_inner_optimizer_round_trips_through_config_and_save(tmp_path):
+    learner = tfmeta.Reptile(tiny_model(), inner_optimizer="adam", inner_learning_rate=0.01,
+                             inner_steps=2, eval_inner_steps=4, inner_beta2=0.99,
+                             inner_epsilon=1e-6)
+    learner.compile(optimizer=keras.optimizers.SGD(1.0), loss="mse")
+    config = learner.get_config()
+    assert (config["inner_optimizer"], config["inner_beta1"], config["inner_beta2"],
+            config["inner_epsilon"]) == ("adam", 0.0, 0.99, 1e-6)
+    copy = tfmeta.Reptile.from_config(config)
+    assert copy.inner_update_rule() == learner.inner_update_rule()
+    batch = sinusoid_batch(tasks=2)
+    learner.train_on_batch(batch)
+    path = tmp_path / "reptile_adam.keras"
+    learner.save(path)
+    restored = keras.saving.load_model(path)
+    assert restored.inner_optimizer == "adam"
+    assert restored.inner_update_rule() == adaptation.Adam(0.0, 0.99, 1e-6)
+    np.testing.assert_array_equal(learner.predict_on_batch(batch), restored.predict_on_batch(batch))
+    plain = tfmeta.Reptile(tiny_model())
+    assert plain.get_config()["inner_optimizer"] == "sgd"
+    assert plain.inner_update_rule() == adaptation.SGD()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"inner_optimizer": "rmsprop"},
+     r"`inner_optimizer` to be one of \['sgd', 'adam'\]. Received: inner_optimizer='rmsprop'"),
+    ({"inner_optimizer": "adam", "inner_learning_rate": -0.001},
+     "`inner_learning_rate` to be a finite float >= 0. Received: inner_learning_rate=-0.001"),
+    ({"inner_optimizer": "adam", "inner_beta2": 1.0}, r"`beta2` in \[0, 1\). Received: beta2=1.0"),
+    ({"inner_optimizer": "adam", "inner_beta1": -0.1}, r"`beta1` in \[0, 1\)"),
+    ({"inner_optimizer": "adam", "inner_epsilon": 0.0}, "`epsilon` > 0. Received: epsilon=0.0"),
+])
+def test_bad_inner_optimizer_settings_are_rejected(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        tfmeta.Reptile(tiny_model(), **kwargs)

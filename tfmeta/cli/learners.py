@@ -105,6 +105,8 @@ def build(
             kwargs["eval_inner_learning_rate"] = options.eval_inner_learning_rate
         if options.algorithm in ("maml", "fomaml"):
             kwargs["first_order"] = options.algorithm == "fomaml"
+        if options.algorithm == "reptile" and options.reptile_inner_optimizer is not None:
+            kwargs["inner_optimizer"] = options.reptile_inner_optimizer
         learner = _GRADIENT_LEARNERS[options.algorithm](net, **kwargs)
     _compile(learner, options, classification)
     return learner

@@ -31,6 +31,7 @@ RL_ALGORITHMS = ("maml_trpo", "maml_ppo")  # meta-RL with --env: see tfmeta.cli.
 # Classifiers whose head is no `--ways` output layer (any --eval_ways evaluates).
 CLASSIFICATION_ONLY = ("protonet", "finetune", "r2d2", "matching", "relation")
 R2D2_HEADS = ("ridge", "logistic")  # tfmeta.learners.r2d2.HEADS (named here: no TensorFlow)
+REPTILE_INNER_OPTIMIZERS = ("sgd", "adam")  # tfmeta.learners.reptile.INNER_OPTIMIZERS
 REGRESSION_ONLY = ("cnp",)
 EXPORT_FORMATS = ("saved_model", "tflite")
 OMNIGLOT_PROTOCOLS = ("vinyals", "lake")
@@ -177,6 +178,12 @@ flags.DEFINE_enum(
     R2D2_HEADS,
     "--algorithm=r2d2: 'ridge' head (closed form) or 'logistic' (LR-D2).",
 )
+flags.DEFINE_enum(
+    "reptile_inner_optimizer",
+    None,
+    REPTILE_INNER_OPTIMIZERS,
+    "--algorithm=reptile: inner 'sgd' or 'adam' (beta1=0).",
+)
 flags.DEFINE_integer("filters", 64, "Conv-4 filters per layer (image datasets).")
 flags.DEFINE_enum(
     "normalization", "batch", ["batch", "task"],
@@ -270,6 +277,7 @@ class RunOptions:
     meta_learning_rate: float = 1e-3
     query_statistics: str | None = None
     r2d2_head: str | None = None
+    reptile_inner_optimizer: str | None = None
     filters: int = 64
     normalization: str = "batch"
     max_pool: bool = False
@@ -350,7 +358,8 @@ _NOT_DEFINING = RESUMABLE_CHANGES + EXPORT_FIELDS + ("strategy",)
 
 # Options added after runs were already named: at these defaults they leave out of the name,
 # so a run started before they existed is found again by the same command.
-_NAMED_ONLY_WHEN_SET = {"normalization": "batch", "r2d2_head": None}
+_NAMED_ONLY_WHEN_SET = {"normalization": "batch", "r2d2_head": None,
+                        "reptile_inner_optimizer": None}
 
 
 def _defining(options: RunOptions) -> dict[str, Any]:
@@ -527,6 +536,17 @@ def check_options(options: RunOptions) -> None:
             raise ValueError(
                 f"--r2d2_head does not apply to --algorithm={options.algorithm} (it chooses "
                 "R2-D2's head); leave it unset, or pass --algorithm=r2d2"
+            )
+    if options.reptile_inner_optimizer is not None:
+        if options.reptile_inner_optimizer not in REPTILE_INNER_OPTIMIZERS:
+            raise ValueError(
+                f"unknown --reptile_inner_optimizer={options.reptile_inner_optimizer}; choose "
+                f"one of {list(REPTILE_INNER_OPTIMIZERS)}"
+            )
+        if options.algorithm != "reptile":
+            raise ValueError(
+                f"--reptile_inner_optimizer does not apply to --algorithm={options.algorithm} "
+                "(it chooses Reptile's inner loop); leave it unset, or pass --algorithm=reptile"
             )
     if options.algorithm == "metasgd" and options.eval_inner_learning_rate is not None:
         raise ValueError(

@@ -85,6 +85,11 @@ class GradientLearner(base.MetaLearner):
         rate = self.inner_learning_rate if training else self.eval_inner_learning_rate
         return adaptation.constant_learning_rates(rate, self.steps(training), self.num_adapted())
 
+    def inner_update_rule(self) -> adaptation.SGD | adaptation.Adam:
+        """How an inner step turns gradients into an update (`adaptation.SGD()`; Reptile
+        may use `adaptation.Adam`)."""
+        return adaptation.SGD()
+
     def task_initial_weights(self) -> adaptation.Weights:
         """The trainable weights every task's inner loop starts from (the meta-learned ones).
 
@@ -151,6 +156,7 @@ class GradientLearner(base.MetaLearner):
                 first_order=self.first_order,
                 adapted=self.adapted_indices,
                 training=training,
+                update_rule=self.inner_update_rule(),
             )
 
     def adapt_and_predict(self, task, state, training):

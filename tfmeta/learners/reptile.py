@@ -10,13 +10,16 @@ from tfmeta import query_statistics as query_statistics_lib
 from tfmeta.learners import padded_episodes
 from tfmeta.learners.gradient_learner import GradientLearner
 
+INNER_OPTIMIZERS = ("sgd", "adam")  # Reptile's inner update rules (`inner_optimizer`)
+
 
 @keras.saving.register_keras_serializable(package="tfmeta")
 class Reptile(GradientLearner):
     """Reptile: `theta <- theta + epsilon * (mean_tasks(phi) - theta)`.
 
     For each task of a meta-batch the inner loop takes `inner_steps` SGD
-    steps on the **support set** from `theta`, giving `phi`. The learner
+    steps (or Adam steps, `inner_optimizer="adam"`) on the **support set**
+    from `theta`, giving `phi`. The learner
     hands `theta - phi` (averaged over tasks) to the compiled optimizer as
     a pseudo-gradient, so `keras.optimizers.SGD(epsilon)` applies exactly
     the Reptile update above; any other optimizer (Adam, as in the paper's
@@ -27,15 +30,25 @@ class Reptile(GradientLearner):
     by every `GradientLearner`: the weights of classes absent from a task do
     not move in its inner loop, so their pseudo-gradient is zero.
 
-    Differences from the paper's Omniglot setup, which you can reproduce
-    through the data and the optimizer: its inner loop takes minibatch Adam
-    steps over more examples per class than the evaluation shots ("train
-    shots": build training episodes with more shots), and its outer step size
-    decays linearly to 0 (a `LearningRateSchedule`, see the example).
+    The paper's inner loop is Adam with `beta1 = 0` (`inner_optimizer="adam"`,
+    `inner_learning_rate` then being Adam's step size, 0.001 on Omniglot;
+    `adaptation.Adam`). Here every task's Adam moments start at zero, in
+    meta-training and in evaluation alike, so a task's adaptation depends on
+    that task only. The paper's code (openai/supervised-reptile) does not
+    reset them between training tasks (it restores only the model's weights,
+    so Adam's second moments run on across tasks and meta-updates) and
+    starts each evaluation task from that training-time state. Other
+    differences from its Omniglot setup, which you can reproduce through the
+    data and the optimizer: its inner steps take minibatches of the task's
+    examples (here each step uses the whole support set) over more examples
+    per class than the evaluation shots ("train shots": build training
+    episodes with more shots), and its outer step size decays linearly to 0
+    (a `LearningRateSchedule`, see the example).
 
     Args:
         model: a built Keras model (the meta-learned initialization).
-        inner_learning_rate: SGD step size of the inner loop in meta-training.
+        inner_learning_rate: step size of the inner loop in meta-training
+            (SGD's, or Adam's).
         inner_steps: inner steps in meta-training.
         eval_inner_learning_rate: step size in evaluation (default:
             `inner_learning_rate`).
@@ -43,6 +56,11 @@ class Reptile(GradientLearner):
             the paper uses more at test time, e.g. 50).
         query_statistics: see `MetaLearner` (the paper's headline numbers are
             not transductive).
+        inner_optimizer: `"sgd"` (default) or `"adam"`, the inner loop's
+            update rule in meta-training and in evaluation.
+        inner_beta1, inner_beta2, inner_epsilon: Adam's (with
+            `inner_optimizer="adam"`), by default the paper code's: 0 (no
+            momentum), 0.999 and 1e-8 (TensorFlow 1's `AdamOptimizer`).
         **kwargs: forwarded to `keras.Model`.
 
     Example:
@@ -50,7 +68,8 @@ class Reptile(GradientLearner):
     ```python
     import keras, tfmeta
     net = tfmeta.models.conv4((28, 28, 1), num_classes=5)
-    reptile = tfmeta.Reptile(net, inner_learning_rate=0.1, inner_steps=5, eval_inner_steps=50)
+    reptile = tfmeta.Reptile(net, inner_optimizer="adam", inner_learning_rate=0.001,
+                             inner_steps=5, eval_inner_steps=50)
     iterations = 100_000
     epsilon = keras.optimizers.schedules.PolynomialDecay(1.0, iterations, end_learning_rate=0.0)
     reptile.compile(optimizer=keras.optimizers.SGD(epsilon),
@@ -70,8 +89,20 @@ class Reptile(GradientLearner):
         eval_inner_learning_rate: float | None = None,
         eval_inner_steps: int | None = None,
         query_statistics: str = query_statistics_lib.SUPPORT,
+        inner_optimizer: str = "sgd",
+        inner_beta1: float = 0.0,
+        inner_beta2: float = 0.999,
+        inner_epsilon: float = 1e-8,
         **kwargs,
     ):
+        if inner_optimizer not in INNER_OPTIMIZERS:
+            raise ValueError(
+                f"Expected `inner_optimizer` to be one of {list(INNER_OPTIMIZERS)}. "
+                f"Received: inner_optimizer={inner_optimizer!r}"
+            )
+        adam = adaptation.Adam(  # checks the values whichever the optimizer
+            beta1=float(inner_beta1), beta2=float(inner_beta2), epsilon=float(inner_epsilon)
+        )
         super().__init__(
             model,
             inner_learning_rate=inner_learning_rate,
@@ -81,6 +112,12 @@ class Reptile(GradientLearner):
             query_statistics=query_statistics,
             **kwargs,
         )
+        self.inner_optimizer = inner_optimizer
+        self._adam = adam
+
+    def inner_update_rule(self) -> adaptation.SGD | adaptation.Adam:
+        """`adaptation.Adam` with this learner's betas and epsilon, or `adaptation.SGD()`."""
+        return self._adam if self.inner_optimizer == "adam" else adaptation.SGD()
 
     def _fused_batch_norm_is_exact(self, training: bool) -> bool:
         # The pseudo-gradient `theta - phi` needs only the inner loop's gradients.
@@ -95,3 +132,13 @@ class Reptile(GradientLearner):
         loss = self.query_loss(task, predictions)
         pseudo_gradients = [tf.stop_gradient(t - p) for t, p in zip(theta, phi)]
         return loss, predictions, pseudo_gradients, state
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(
+            inner_optimizer=self.inner_optimizer,
+            inner_beta1=self._adam.beta1,
+            inner_beta2=self._adam.beta2,
+            inner_epsilon=self._adam.epsilon,
+        )
+        return config
