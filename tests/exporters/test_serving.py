@@ -305,6 +305,7 @@ def test_example_images_encode_to_png_bytes():
     np.testing.assert_array_equal(tf.io.decode_png(encoded[1]).numpy(), images[1])
 
 
+@pytest.mark.slow  # about a minute; the fast exporter tests cover TaskNormalization too
 def test_a_task_normalization_learner_predicts_each_query_alone_as_in_a_batch_when_served(
         omniglot_vinyals, episodes, tmp_path):
     """TaskNorm-I Conv-4 (support mode): alone through LiteRT (one query per call) and alone
