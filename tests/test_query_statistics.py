@@ -8,10 +8,9 @@ import tensorflow as tf
 
 import finite_differences
 import tfmeta
+from query_statistics_testing import CROSS_ENTROPY, maml, pooled_batch_norm, predict
 from tfmeta import query_statistics
 from tfmeta.data import SinusoidTasks
-
-CROSS_ENTROPY = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
 def bn_mlp(dtype="float32", seed=0, dropout=None, norm="batch"):
@@ -55,19 +54,6 @@ def episode(dtype=np.float32, queries=7, seed=0):
         "query_x": rng.standard_normal((queries, 6)).astype(dtype) + 0.5,
         "query_y": rng.integers(0, 3, queries).astype(np.int32),
     }
-
-
-def maml(model, **kwargs):
-    learner = tfmeta.MAML(model, inner_learning_rate=0.3, inner_steps=2, **kwargs)
-    learner.compile(optimizer=keras.optimizers.SGD(0.1), loss=CROSS_ENTROPY)
-    return learner
-
-
-def predict(learner, task):
-    predictions, _ = learner.adapt_and_predict(
-        {k: tf.constant(v) for k, v in task.items()}, learner.read_state(), training=False
-    )
-    return predictions.numpy()
 
 
 def learners_in_support_mode():
@@ -132,15 +118,9 @@ def test_support_instance_mode_pools_the_support_moments_with_the_examples_own()
     features = tf.nn.conv2d(np.concatenate([task["support_x"], task["query_x"]]), kernel, 1,
                             "VALID").numpy() + bias
     support = features[:6]
-    mean, variance = support.mean(axis=(0, 1, 2)), support.var(axis=(0, 1, 2))
-    own_mean = features.mean(axis=(1, 2), keepdims=True)
-    own_variance = features.var(axis=(1, 2), keepdims=True)
-    alpha = 6 / 7
-    pooled_mean = alpha * mean + (1 - alpha) * own_mean
-    pooled_variance = (alpha * (variance + (mean - pooled_mean) ** 2)
-                       + (1 - alpha) * (own_variance + (own_mean - pooled_mean) ** 2))
-    epsilon = learner.model.layers[1].epsilon
-    normalised = (features - pooled_mean) / np.sqrt(pooled_variance + epsilon) * gamma + beta
+    normalised = pooled_batch_norm(features, support.mean(axis=(0, 1, 2)),
+                                   support.var(axis=(0, 1, 2)), 6 / 7, gamma, beta,
+                                   learner.model.layers[1].epsilon)
     pooled = np.maximum(normalised, 0.0).mean(axis=(1, 2))
     expected = pooled[6:] @ head_kernel + head_bias
     np.testing.assert_allclose(predict(learner, task), expected, rtol=1e-10)

@@ -8,10 +8,9 @@ import tensorflow as tf
 
 import finite_differences
 import tfmeta
+from query_statistics_testing import CROSS_ENTROPY, maml, pooled_batch_norm, predict
 from tfmeta import query_statistics
 from tfmeta.layers import TaskNormalization
-
-CROSS_ENTROPY = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
 
 def tn_conv(dtype="float32", seed=0):
@@ -38,27 +37,10 @@ def image_episode(dtype=np.float32, queries=7, seed=0):
     }
 
 
-def maml(model, **kwargs):
-    learner = tfmeta.MAML(model, inner_learning_rate=0.3, inner_steps=2, **kwargs)
-    learner.compile(optimizer=keras.optimizers.SGD(0.1), loss=CROSS_ENTROPY)
-    return learner
-
-
-def predict(learner, task):
-    predictions, _ = learner.adapt_and_predict(
-        {k: tf.constant(v) for k, v in task.items()}, learner.read_state(), training=False)
-    return predictions.numpy()
-
-
 def blended(features, context, alpha, gamma, beta, epsilon):
-    """TaskNorm-I by hand: the context's moments pooled with each example's own."""
-    mean, variance = context.mean(axis=(0, 1, 2)), context.var(axis=(0, 1, 2))
-    own_mean = features.mean(axis=(1, 2), keepdims=True)
-    own_variance = features.var(axis=(1, 2), keepdims=True)
-    pooled_mean = alpha * mean + (1 - alpha) * own_mean
-    pooled_variance = (alpha * (variance + (mean - pooled_mean) ** 2)
-                       + (1 - alpha) * (own_variance + (own_mean - pooled_mean) ** 2))
-    return (features - pooled_mean) / np.sqrt(pooled_variance + epsilon) * gamma + beta
+    """TaskNorm-I by hand: the context examples' moments pooled with each example's own."""
+    return pooled_batch_norm(features, context.mean(axis=(0, 1, 2)), context.var(axis=(0, 1, 2)),
+                             alpha, gamma, beta, epsilon)
 
 
 def test_training_call_blends_the_batch_moments_with_each_examples_own_by_the_learned_alpha():
@@ -84,13 +66,8 @@ def test_inference_call_blends_the_moving_moments_as_a_context_of_context_size_e
     layer.moving_variance.assign([2.0, 0.5])
     layer.context_size.assign(5.0)
     alpha = 1 / (1 + np.exp(-1.0))  # blend_scale 0, blend_offset 1 initially
-    mean, variance = np.array([0.2, -0.3]), np.array([2.0, 0.5])
-    own_mean = x.mean(axis=(1, 2), keepdims=True)
-    own_variance = x.var(axis=(1, 2), keepdims=True)
-    pooled_mean = alpha * mean + (1 - alpha) * own_mean
-    pooled_variance = (alpha * (variance + (mean - pooled_mean) ** 2)
-                       + (1 - alpha) * (own_variance + (own_mean - pooled_mean) ** 2))
-    expected = (x - pooled_mean) / np.sqrt(pooled_variance + layer.epsilon)
+    expected = pooled_batch_norm(x, np.array([0.2, -0.3]), np.array([2.0, 0.5]), alpha, 1.0, 0.0,
+                                 layer.epsilon)
     np.testing.assert_allclose(layer(x, training=False).numpy(), expected, rtol=1e-10)
 
 
