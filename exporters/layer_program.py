@@ -171,13 +171,11 @@ class _BatchNormalization(_Step):
         self.epsilon = layer.epsilon
 
     def apply(self, params, state, x, training, updates, statistics):
-        channels = x.shape[-1]
-        gamma = self.gamma(params, state) if self.gamma else tf.ones([channels], x.dtype)
-        beta = self.beta(params, state) if self.beta else tf.zeros([channels], x.dtype)
+        gamma, beta = self._scale_and_offset(params, state, x)
         moving_mean = self.moving_mean(params, state)
         moving_variance = self.moving_variance(params, state)
         pooled = statistics.with_instance and x.shape.rank == 4 and self.trainable
-        if not self.trainable or not (training or statistics.batch):
+        if self._uses_moving_statistics(training, statistics):
             if pooled:
                 return builtin_grads.pooled_batch_norm(
                     x, moving_mean, moving_variance, _pooling_weight(statistics.context_size),
@@ -196,12 +194,27 @@ class _BatchNormalization(_Step):
             mean, variance = builtin_grads.moments(sample)
             scale = gamma * tf.math.rsqrt(variance + self.epsilon)
             y = x * scale + (beta - mean * scale)
-        momentum = 0.0 if statistics.replace_moving else self.momentum
-        updates[self.mean_index] = moving_mean * momentum + tf.stop_gradient(mean) * (
-            1.0 - momentum)
-        updates[self.variance_index] = moving_variance * momentum + tf.stop_gradient(
-            variance) * (1.0 - momentum)
+        self._move_statistics(params, state, updates, mean, variance, statistics)
         return y
+
+    def _scale_and_offset(self, params, state, x) -> tuple[tf.Tensor, tf.Tensor]:
+        """`(gamma, beta)`, ones and zeros for a layer without them."""
+        channels = x.shape[-1]
+        gamma = self.gamma(params, state) if self.gamma else tf.ones([channels], x.dtype)
+        beta = self.beta(params, state) if self.beta else tf.zeros([channels], x.dtype)
+        return gamma, beta
+
+    def _uses_moving_statistics(self, training, statistics: Statistics) -> bool:
+        return not self.trainable or not (training or statistics.batch)
+
+    def _move_statistics(self, params, state, updates, mean, variance,
+                         statistics: Statistics) -> None:
+        """Records the moving statistics moved towards batch moments (set, `replace_moving`)."""
+        momentum = 0.0 if statistics.replace_moving else self.momentum
+        updates[self.mean_index] = self.moving_mean(params, state) * momentum + tf.stop_gradient(
+            mean) * (1.0 - momentum)
+        updates[self.variance_index] = self.moving_variance(
+            params, state) * momentum + tf.stop_gradient(variance) * (1.0 - momentum)
 
 
 def _pooling_weight(count: int) -> float:
@@ -224,10 +237,8 @@ class _TaskNormalization(_BatchNormalization):
         self.context_index = weights.state_index(layer.context_size)
 
     def apply(self, params, state, x, training, updates, statistics):
-        channels = x.shape[-1]
-        gamma = self.gamma(params, state) if self.gamma else tf.ones([channels], x.dtype)
-        beta = self.beta(params, state) if self.beta else tf.zeros([channels], x.dtype)
-        if not self.trainable or not (training or statistics.batch):
+        gamma, beta = self._scale_and_offset(params, state, x)
+        if self._uses_moving_statistics(training, statistics):
             mean = self.moving_mean(params, state)
             variance = self.moving_variance(params, state)
             count = self.context_size(params, state)
@@ -235,11 +246,7 @@ class _TaskNormalization(_BatchNormalization):
             sample = x if statistics.rows is None else x[: statistics.rows]
             mean, variance = builtin_grads.moments(sample)
             count = tf.constant(float(sample.shape[0]), x.dtype)
-            momentum = 0.0 if statistics.replace_moving else self.momentum
-            for index, value, reader in ((self.mean_index, mean, self.moving_mean),
-                                         (self.variance_index, variance, self.moving_variance)):
-                updates[index] = reader(params, state) * momentum + tf.stop_gradient(value) * (
-                    1.0 - momentum)
+            self._move_statistics(params, state, updates, mean, variance, statistics)
             updates[self.context_index] = count
         alpha = builtin_grads.sigmoid(
             self.blend_scale(params, state) * count + self.blend_offset(params, state))
