@@ -83,18 +83,24 @@ def test_every_algorithm_trains_and_evaluates_on_image_classes(
         assert list((tmp_path / "export").glob("*.tflite"))
 
 
-@pytest.mark.parametrize("head", [None, "ridge", "logistic"])
-def test_r2d2_head_flag_builds_that_head(head):
-    """`--r2d2_head` reaches `R2D2(head=...)`; unset, the ridge head (R2-D2 as published)."""
-    args = ["tfmeta", "--algorithm=r2d2", "--dataset=omniglot", "--filters=4"]
+def built_from_command_line(*args):
+    """`(run_options, learner)` that `tfmeta train` builds from these flags (Omniglot, Conv-4
+    of 4 filters), the options parsed by absl and checked as the command does."""
     flags.FLAGS.unparse_flags()
     try:
-        flags.FLAGS(args if head is None else [*args, f"--r2d2_head={head}"])
+        flags.FLAGS(["tfmeta", "--dataset=omniglot", "--filters=4", *args])
         run_options = options.resolve(options.explicit_flags(flags.FLAGS))
     finally:
         flags.FLAGS.unparse_flags()
     options.check_options(run_options)
-    learner = learners.build(run_options, (8, 8, 1), classification=True)
+    return run_options, learners.build(run_options, (8, 8, 1), classification=True)
+
+
+@pytest.mark.parametrize("head", [None, "ridge", "logistic"])
+def test_r2d2_head_flag_builds_that_head(head):
+    """`--r2d2_head` reaches `R2D2(head=...)`; unset, the ridge head (R2-D2 as published)."""
+    run_options, learner = built_from_command_line(
+        "--algorithm=r2d2", *([] if head is None else [f"--r2d2_head={head}"]))
     assert isinstance(learner, tfmeta.R2D2)
     assert learner.head_kind == (head or "ridge")
     assert learner.newton_steps == (r2d2.DEFAULT_NEWTON_STEPS if head == "logistic" else None)
@@ -115,16 +121,9 @@ def test_r2d2_head_in_a_saved_options_file_is_checked():
 def test_reptile_inner_optimizer_flag_builds_that_inner_loop(inner_optimizer):
     """`--reptile_inner_optimizer` reaches `Reptile(inner_optimizer=...)`; unset, SGD, and the
     run's default name is the one it had before the flag existed."""
-    args = ["tfmeta", "--algorithm=reptile", "--dataset=omniglot", "--filters=4"]
-    flags.FLAGS.unparse_flags()
-    try:
-        flags.FLAGS(args if inner_optimizer is None
-                    else [*args, f"--reptile_inner_optimizer={inner_optimizer}"])
-        run_options = options.resolve(options.explicit_flags(flags.FLAGS))
-    finally:
-        flags.FLAGS.unparse_flags()
-    options.check_options(run_options)
-    learner = learners.build(run_options, (8, 8, 1), classification=True)
+    run_options, learner = built_from_command_line(
+        "--algorithm=reptile",
+        *([] if inner_optimizer is None else [f"--reptile_inner_optimizer={inner_optimizer}"]))
     assert isinstance(learner, tfmeta.Reptile)
     assert learner.inner_optimizer == (inner_optimizer or "sgd")
     assert options.REPTILE_INNER_OPTIMIZERS == tfmeta_reptile.INNER_OPTIMIZERS
