@@ -60,6 +60,8 @@ flags.DEFINE_integer("train_queries", 15, "Query images per class in meta-traini
 flags.DEFINE_integer("filters", 64, "Conv-4 filters.")
 flags.DEFINE_enum("normalization", "batch", list(CONV4_NORMALIZATIONS),
                   "Conv-4's normalisation layers: BatchNorm, or TaskNorm-I ('task').")
+flags.DEFINE_enum("matching_similarity", "euclidean", ["cosine", "euclidean"],
+                  "Matching Networks' attention scores.")
 flags.DEFINE_bool("first_order", False, "MAML, ANIL and Meta-SGD without second-order terms.")
 flags.DEFINE_integer("eval_episodes", 600, "Test episodes per setting.")
 flags.DEFINE_integer("seed", 0, "Seed of weights and episodes.")
@@ -212,11 +214,14 @@ RECIPES = {
         train_queries=lambda ways, shots: 10 - shots,
     ),
     # Vinyals et al. 2016: the paper's Omniglot embedding (Conv-4 with 2x2 max-pooling, 64
-    # features), cosine attention without full-context embeddings. The paper gives no
-    # optimizer settings: Adam 1e-3, one episode per update, 5 queries per class and 20,000
-    # updates as `omniglot_*_matching` in tfmeta.cli.
+    # features) without full-context embeddings. The paper gives no optimizer settings:
+    # Adam 1e-3, one episode per update, 5 queries per class and 20,000 updates as
+    # `omniglot_*_matching` in tfmeta.cli. Not as theirs: attention over negative squared
+    # distances instead of cosines (--matching_similarity), as the cosine's scores of
+    # non-negative features stay within [0, 1], too flat a softmax: 91.00 at 5-way 1-shot.
     "matching": Recipe(
-        build=lambda ways, shots: tfmeta.MatchingNetworks(_conv4(None, max_pool=True), ways=ways),
+        build=lambda ways, shots: tfmeta.MatchingNetworks(
+            _conv4(None, max_pool=True), ways=ways, similarity=FLAGS.matching_similarity),
         optimizer=_adam,
         iterations=20_000,
         meta_batch_size=lambda ways: 1,
@@ -307,6 +312,8 @@ def _run_dir(name: str) -> str | None:
         name = f"{name}-{FLAGS.query_statistics}"
     if FLAGS.normalization != "batch":
         name = f"{name}-{FLAGS.normalization}norm"
+    if name.startswith("matching-") and FLAGS.matching_similarity != "cosine":
+        name = f"{name}-{FLAGS.matching_similarity}"
     path = os.path.join(FLAGS.checkpoint_dir, name)
     os.makedirs(path, exist_ok=True)
     return path
@@ -440,6 +447,8 @@ def run_meta_learner(name: str, setting: str, sources) -> dict:
     record["result"] = _evaluate(learner, sources["test"], ways, shots)
     record["query_statistics"] = learner.query_statistics
     record["normalization"] = FLAGS.normalization
+    if isinstance(learner, tfmeta.MatchingNetworks):
+        record["similarity"] = learner.similarity
     if FLAGS.single_queries:
         record["single_query_result"] = _evaluate_single_queries(
             learner, sources["test"], ways, shots)

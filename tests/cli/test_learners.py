@@ -10,7 +10,7 @@ from cli_testing import TOY
 
 import tfmeta
 from tfmeta.cli import learners, options
-from tfmeta.learners import r2d2
+from tfmeta.learners import matching_networks, r2d2
 from tfmeta.learners import reptile as tfmeta_reptile
 
 TINY = [
@@ -115,6 +115,26 @@ def test_r2d2_head_in_a_saved_options_file_is_checked():
         )
     with pytest.raises(ValueError, match="--r2d2_head does not apply to --algorithm=maml"):
         options.check_options(options.RunOptions(r2d2_head="ridge"))
+
+
+@pytest.mark.parametrize("similarity", [None, "cosine", "euclidean"])
+def test_matching_similarity_flag_builds_that_attention(similarity):
+    """`--matching_similarity` reaches `MatchingNetworks(similarity=...)`; unset, cosine (the
+    paper's), and the run's default name is the one it had before the flag existed."""
+    run_options, learner = built_from_command_line(
+        "--algorithm=matching",
+        *([] if similarity is None else [f"--matching_similarity={similarity}"]))
+    assert isinstance(learner, tfmeta.MatchingNetworks)
+    assert learner.similarity == (similarity or "cosine")
+    assert options.MATCHING_SIMILARITIES == matching_networks.SIMILARITIES
+    unset = dataclasses.replace(run_options, matching_similarity=None)
+    assert (options.default_run_name(run_options) == options.default_run_name(unset)) == (
+        similarity is None)
+    with pytest.raises(ValueError, match="unknown --matching_similarity=l1"):
+        options.check_options(dataclasses.replace(run_options, matching_similarity="l1"))
+    with pytest.raises(ValueError, match="--matching_similarity does not apply to "
+                                         "--algorithm=maml"):
+        options.check_options(options.RunOptions(matching_similarity="cosine"))
 
 
 @pytest.mark.parametrize("inner_optimizer", [None, "sgd", "adam"])

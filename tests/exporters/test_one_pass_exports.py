@@ -10,7 +10,8 @@ import exporter_testing as et
 import tfmeta
 from tfmeta.exporters import metadata, saved_model
 
-CLASSIFIERS = ("r2d2", "r2d2_logistic", "matching", "matching_fce", "relation")
+CLASSIFIERS = ("r2d2", "r2d2_logistic", "matching", "matching_fce", "matching_euclidean",
+               "relation")
 
 
 def classifier(kind, seed=0, query_statistics="moving"):
@@ -23,7 +24,8 @@ def classifier(kind, seed=0, query_statistics="moving"):
         return et.compiled(tfmeta.R2D2(net, head=head, **common))
     if kind.startswith("matching"):
         return et.compiled(tfmeta.MatchingNetworks(
-            net, full_context_embeddings=kind == "matching_fce", **common))
+            net, full_context_embeddings=kind == "matching_fce",
+            similarity="euclidean" if kind == "matching_euclidean" else "cosine", **common))
     maps = keras.Model(net.input, net.get_layer("block3_relu").output)
     module = tfmeta.models.relation_module(maps.outputs[0].shape[1:], filters=8)
     return et.compiled(tfmeta.RelationNetwork(maps, module, **common),

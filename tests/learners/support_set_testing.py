@@ -24,8 +24,9 @@ def make(kind, ways=5, query_statistics="moving", seed=0, **kwargs):
         head = "logistic" if kind == "r2d2_logistic" else "ridge"
         learner = tfmeta.R2D2(net, head=head, **common)
     elif kind.startswith("matching"):
-        learner = tfmeta.MatchingNetworks(net, full_context_embeddings=kind == "matching_fce",
-                                          **common)
+        learner = tfmeta.MatchingNetworks(
+            net, full_context_embeddings=kind == "matching_fce",
+            similarity="euclidean" if kind == "matching_euclidean" else "cosine", **common)
     else:
         learner = tfmeta.RelationNetwork(
             net, tfmeta.models.relation_module(net.outputs[0].shape[1:], filters=4), **common

@@ -16,7 +16,8 @@ def permuted_support(batch, seed=1):
             "support_y": tf.gather(batch["support_y"], order, axis=1)}
 
 
-@pytest.mark.parametrize("kind", ["r2d2", "r2d2_logistic", "matching", "relation"])
+@pytest.mark.parametrize("kind", ["r2d2", "r2d2_logistic", "matching", "matching_euclidean",
+                                  "relation"])
 def test_predictions_do_not_depend_on_the_order_of_the_support_set(kind, omniglot_like_batch):
     learner = sst.make(kind, query_statistics="support")
     batch = omniglot_like_batch(tasks=2, ways=5, shots=2, queries=2)

@@ -49,14 +49,16 @@ def _network(
 def _support_set_classifier(
     options: RunOptions, net: keras.Model, common: dict
 ) -> learners.SupportSetClassifier:
-    """R2-D2 (its head from `--r2d2_head`), Matching or Relation Networks over `net`, N-way
-    unless evaluation changes N."""
+    """R2-D2 (its head from `--r2d2_head`), Matching Networks (`--matching_similarity`) or
+    Relation Networks over `net`, N-way unless evaluation changes N."""
     ways = options.ways if options.evaluation_ways == options.ways else None
     if options.algorithm == "relation":
         module = models.relation_module(net.outputs[0].shape[1:], filters=options.filters)
         return learners.RelationNetwork(net, module, ways=ways, **common)
     if options.algorithm == "r2d2" and options.r2d2_head is not None:
         common = dict(common, head=options.r2d2_head)
+    if options.algorithm == "matching" and options.matching_similarity is not None:
+        common = dict(common, similarity=options.matching_similarity)
     return _SUPPORT_SET_CLASSIFIERS[options.algorithm](net, ways=ways, **common)
 
 

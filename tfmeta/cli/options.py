@@ -32,6 +32,14 @@ RL_ALGORITHMS = ("maml_trpo", "maml_ppo")  # meta-RL with --env: see tfmeta.cli.
 CLASSIFICATION_ONLY = ("protonet", "finetune", "r2d2", "matching", "relation")
 R2D2_HEADS = ("ridge", "logistic")  # tfmeta.learners.r2d2.HEADS (named here: no TensorFlow)
 REPTILE_INNER_OPTIMIZERS = ("sgd", "adam")  # tfmeta.learners.reptile.INNER_OPTIMIZERS
+MATCHING_SIMILARITIES = ("cosine", "euclidean")  # tfmeta.learners.matching_networks.SIMILARITIES
+# Flags that choose a variant of one algorithm: their choices, that algorithm, what they choose.
+ALGORITHM_VARIANTS = {
+    "r2d2_head": (R2D2_HEADS, "r2d2", "R2-D2's head"),
+    "reptile_inner_optimizer": (REPTILE_INNER_OPTIMIZERS, "reptile", "Reptile's inner loop"),
+    "matching_similarity": (MATCHING_SIMILARITIES, "matching",
+                            "Matching Networks' attention scores"),
+}
 REGRESSION_ONLY = ("cnp",)
 EXPORT_FORMATS = ("saved_model", "tflite")
 OMNIGLOT_PROTOCOLS = ("vinyals", "lake")
@@ -179,6 +187,13 @@ flags.DEFINE_enum(
     "--algorithm=r2d2: 'ridge' head (closed form) or 'logistic' (LR-D2).",
 )
 flags.DEFINE_enum(
+    "matching_similarity",
+    None,
+    MATCHING_SIMILARITIES,
+    "--algorithm=matching: attention scores, 'cosine' (the paper's) or 'euclidean' "
+    "(negative squared distances).",
+)
+flags.DEFINE_enum(
     "reptile_inner_optimizer",
     None,
     REPTILE_INNER_OPTIMIZERS,
@@ -278,6 +293,7 @@ class RunOptions:
     query_statistics: str | None = None
     r2d2_head: str | None = None
     reptile_inner_optimizer: str | None = None
+    matching_similarity: str | None = None
     filters: int = 64
     normalization: str = "batch"
     max_pool: bool = False
@@ -359,7 +375,7 @@ _NOT_DEFINING = RESUMABLE_CHANGES + EXPORT_FIELDS + ("strategy",)
 # Options added after runs were already named: at these defaults they leave out of the name,
 # so a run started before they existed is found again by the same command.
 _NAMED_ONLY_WHEN_SET = {"normalization": "batch", "r2d2_head": None,
-                        "reptile_inner_optimizer": None}
+                        "reptile_inner_optimizer": None, "matching_similarity": None}
 
 
 def _defining(options: RunOptions) -> dict[str, Any]:
@@ -527,26 +543,16 @@ def check_options(options: RunOptions) -> None:
             "--query_statistics does not apply to --algorithm=cnp (its encoder sees the "
             "context set only and its decoder each query on its own); leave it unset"
         )
-    if options.r2d2_head is not None:
-        if options.r2d2_head not in R2D2_HEADS:
+    for flag, (choices, algorithm, what) in ALGORITHM_VARIANTS.items():
+        value = getattr(options, flag)
+        if value is None:
+            continue
+        if value not in choices:
+            raise ValueError(f"unknown --{flag}={value}; choose one of {list(choices)}")
+        if options.algorithm != algorithm:
             raise ValueError(
-                f"unknown --r2d2_head={options.r2d2_head}; choose one of {list(R2D2_HEADS)}"
-            )
-        if options.algorithm != "r2d2":
-            raise ValueError(
-                f"--r2d2_head does not apply to --algorithm={options.algorithm} (it chooses "
-                "R2-D2's head); leave it unset, or pass --algorithm=r2d2"
-            )
-    if options.reptile_inner_optimizer is not None:
-        if options.reptile_inner_optimizer not in REPTILE_INNER_OPTIMIZERS:
-            raise ValueError(
-                f"unknown --reptile_inner_optimizer={options.reptile_inner_optimizer}; choose "
-                f"one of {list(REPTILE_INNER_OPTIMIZERS)}"
-            )
-        if options.algorithm != "reptile":
-            raise ValueError(
-                f"--reptile_inner_optimizer does not apply to --algorithm={options.algorithm} "
-                "(it chooses Reptile's inner loop); leave it unset, or pass --algorithm=reptile"
+                f"--{flag} does not apply to --algorithm={options.algorithm} (it chooses "
+                f"{what}); leave it unset, or pass --algorithm={algorithm}"
             )
     if options.algorithm == "metasgd" and options.eval_inner_learning_rate is not None:
         raise ValueError(

@@ -10,20 +10,40 @@ from tfmeta.learners import support_set_classifier
 from tfmeta.learners.n_way import flatten
 
 
-def cosine_attention(queries: tf.Tensor, support: tf.Tensor) -> tf.Tensor:
-    """`softmax_i cos(q, s_i)` for every query: `[Q, S]` from `[Q, D]` and `[S, D]`.
+COSINE = "cosine"
+EUCLIDEAN = "euclidean"
+SIMILARITIES = (COSINE, EUCLIDEAN)
+
+
+def similarities(queries: tf.Tensor, support: tf.Tensor, kind: str = COSINE) -> tf.Tensor:
+    """Attention scores `[Q, S]` between query and support embeddings `[Q, D]`, `[S, D]`.
+
+    `"cosine"`: `cos(q, s_i)`, the paper's, bounded in [-1, 1] (in [0, 1] for
+    non-negative features such as a ReLU's), so the softmax over a few support
+    examples stays close to uniform. `"euclidean"`: `-||q - s_i||^2`, unbounded,
+    as Prototypical Networks score prototypes.
 
     Example:
 
     ```python
-    a = tfmeta.learners.matching_networks.cosine_attention(tf.ones([2, 4]), tf.eye(4))
+    scores = tfmeta.learners.matching_networks.similarities(tf.ones([2, 4]), tf.eye(4))
     ```
     """
-    similarity = tf.matmul(
-        tf.math.l2_normalize(queries, axis=-1), tf.math.l2_normalize(support, axis=-1),
-        transpose_b=True,
-    )
-    return tf.nn.softmax(similarity, axis=-1)
+    if kind == COSINE:
+        return tf.matmul(tf.math.l2_normalize(queries, axis=-1),
+                         tf.math.l2_normalize(support, axis=-1), transpose_b=True)
+    return -(tf.reduce_sum(tf.square(queries), axis=-1, keepdims=True)
+             - 2.0 * tf.matmul(queries, support, transpose_b=True)
+             + tf.reduce_sum(tf.square(support), axis=-1)[tf.newaxis])
+
+
+def log_class_probabilities(scores: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
+    """`log sum_i softmax(scores)_i onehot(y_i)`: `[Q, N]` from scores `[Q, S]` and one-hot
+    targets `[S, N]`, in log space (a far support example's attention underflows to 0)."""
+    log_attention = tf.nn.log_softmax(scores, axis=-1)
+    in_class = tf.transpose(targets)[tf.newaxis] > 0  # [1, N, S]
+    masked = tf.where(in_class, log_attention[:, tf.newaxis, :], log_attention.dtype.min)
+    return tf.reduce_logsumexp(masked, axis=-1)
 
 
 def _check_steps(value) -> int:
@@ -68,6 +88,8 @@ class MatchingNetworks(support_set_classifier.SupportSetClassifier):
         full_context_embeddings: add the FCE LSTMs (learner weights).
         fce_steps: processing steps K of the query's attention LSTM (the
             paper does not state K).
+        similarity: the attention's scores: `"cosine"` (the paper's) or
+            `"euclidean"` (negative squared distances; see `similarities`).
         query_statistics: see `tfmeta.learners.support_set_classifier`.
         **kwargs: forwarded to `tfmeta.MetaLearner`.
 
@@ -92,10 +114,17 @@ class MatchingNetworks(support_set_classifier.SupportSetClassifier):
         ways: int | None = None,
         full_context_embeddings: bool = False,
         fce_steps: int = 5,
+        similarity: str = COSINE,
         query_statistics: str = query_statistics_lib.MOVING,
         **kwargs,
     ):
         super().__init__(model, ways=ways, query_statistics=query_statistics, **kwargs)
+        if similarity not in SIMILARITIES:
+            raise ValueError(
+                f"Expected `similarity` to be one of {SIMILARITIES}. Received: "
+                f"similarity={similarity!r}"
+            )
+        self.similarity = similarity
         if not isinstance(full_context_embeddings, bool):
             raise ValueError(
                 "Expected `full_context_embeddings` to be a bool. Received: "
@@ -129,11 +158,8 @@ class MatchingNetworks(support_set_classifier.SupportSetClassifier):
             support = self._support_context(support)
             queries = self._query_context(queries, support)
         targets = tf.one_hot(support_y, ways, dtype=support.dtype)
-        probabilities = tf.matmul(cosine_attention(queries, support), targets)
-        # A class without support examples has probability 0: its log would send NaN through
-        # the gradient; it scores ABSENT_CLASS_LOGIT after the head anyway.
-        present = tf.reduce_max(targets, axis=0) > 0
-        return tf.math.log(tf.where(present, probabilities, tf.ones_like(probabilities))), state
+        return log_class_probabilities(similarities(queries, support, self.similarity),
+                                       targets), state
 
     def _support_context(self, support: tf.Tensor) -> tf.Tensor:
         """`g(x_i) = g'(x_i) + h_forward_i + h_backward_i` over the support set in its order."""
@@ -154,7 +180,7 @@ class MatchingNetworks(support_set_classifier.SupportSetClassifier):
     def get_config(self) -> dict:
         config = super().get_config()
         config.update(full_context_embeddings=self.full_context_embeddings,
-                      fce_steps=self.fce_steps)
+                      fce_steps=self.fce_steps, similarity=self.similarity)
         return config
 
 
