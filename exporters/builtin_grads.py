@@ -231,6 +231,35 @@ def pooled_batch_norm(x: tf.Tensor, mean: tf.Tensor, variance: tf.Tensor,
     return (x - pooled_mean) * inverse_sqrt(pooled_variance + epsilon) * gamma + beta
 
 
+def group_norm(x: tf.Tensor, groups: int, gamma: tf.Tensor, beta: tf.Tensor,
+               epsilon: float) -> tf.Tensor:
+    """`keras.layers.GroupNormalization` on channels-last `x`: each example's channels in
+    `groups` groups, each normalised with its own moments over the example's positions and
+    the group's channels (one group: "layer" normalisation of an image).
+
+    Sums run axis by axis like `moments`; TF's gradients of these ops are builtin ops once
+    shapes are static, the inverse square root aside.
+    """
+    shape = _static_shape(x, "group_norm")
+    channels = shape[-1]
+    grouped = tf.reshape(x, [*shape[:-1], groups, channels // groups])
+    axes = [axis for axis in range(1, len(shape) + 1) if axis != len(shape) - 1]
+    count = 1
+    for axis in axes:
+        count *= grouped.shape[axis]
+
+    def per_group_sum(t):
+        for axis in reversed(axes):
+            t = tf.reduce_sum(t, axis=axis, keepdims=True)
+        return t
+
+    mean = per_group_sum(grouped) * (1.0 / count)
+    centered = grouped - mean
+    variance = per_group_sum(centered * centered) * (1.0 / count)
+    normalized = tf.reshape(centered * inverse_sqrt(variance + epsilon), shape)
+    return normalized * gamma + beta
+
+
 def batch_norm_train(
     x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: float
 ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:

@@ -32,6 +32,7 @@ SUPPORTED_LAYERS = (
     "Conv2D",
     "BatchNormalization",
     "TaskNormalization",
+    "GroupNormalization",
     "ReLU",
     "Activation",
     "GlobalAveragePooling2D",
@@ -156,12 +157,26 @@ class _Conv2D(_Step):
         return self.activation(y)
 
 
-class _BatchNormalization(_Step):
+class _Normalization(_Step):
+    """A normalisation layer's learned per-channel scale and offset (`scale`, `center`)."""
+
+    def __init__(self, layer, weights: _WeightIndex):
+        self.gamma = weights.reader(layer.gamma) if layer.scale else None
+        self.beta = weights.reader(layer.beta) if layer.center else None
+
+    def _scale_and_offset(self, params, state, x) -> tuple[tf.Tensor, tf.Tensor]:
+        """`(gamma, beta)`, ones and zeros for a layer without them."""
+        channels = x.shape[-1]
+        gamma = self.gamma(params, state) if self.gamma else tf.ones([channels], x.dtype)
+        beta = self.beta(params, state) if self.beta else tf.zeros([channels], x.dtype)
+        return gamma, beta
+
+
+class _BatchNormalization(_Normalization):
     def __init__(self, layer, weights: _WeightIndex, rank: int):
         if layer.axis not in (-1, rank - 1) or getattr(layer, "renorm", False):
             raise _unsupported(layer, "expected axis=-1 and renorm=False")
-        self.gamma = weights.reader(layer.gamma) if layer.scale else None
-        self.beta = weights.reader(layer.beta) if layer.center else None
+        super().__init__(layer, weights)
         self.moving_mean = weights.reader(layer.moving_mean)
         self.moving_variance = weights.reader(layer.moving_variance)
         self.mean_index = weights.state_index(layer.moving_mean)
@@ -196,13 +211,6 @@ class _BatchNormalization(_Step):
             y = x * scale + (beta - mean * scale)
         self._move_statistics(params, state, updates, mean, variance, statistics)
         return y
-
-    def _scale_and_offset(self, params, state, x) -> tuple[tf.Tensor, tf.Tensor]:
-        """`(gamma, beta)`, ones and zeros for a layer without them."""
-        channels = x.shape[-1]
-        gamma = self.gamma(params, state) if self.gamma else tf.ones([channels], x.dtype)
-        beta = self.beta(params, state) if self.beta else tf.zeros([channels], x.dtype)
-        return gamma, beta
 
     def _uses_moving_statistics(self, training, statistics: Statistics) -> bool:
         return not self.trainable or not (training or statistics.batch)
@@ -252,6 +260,21 @@ class _TaskNormalization(_BatchNormalization):
             self.blend_scale(params, state) * count + self.blend_offset(params, state))
         return builtin_grads.pooled_batch_norm(x, mean, variance, alpha, gamma, beta,
                                                self.epsilon)
+
+
+class _GroupNormalization(_Normalization):
+    """`keras.layers.GroupNormalization`: per-example statistics, so no state to move."""
+
+    def __init__(self, layer, weights: _WeightIndex, rank: int):
+        if layer.axis not in (-1, rank - 1):
+            raise _unsupported(layer, "expected axis=-1")
+        super().__init__(layer, weights)
+        self.groups = layer.groups
+        self.epsilon = layer.epsilon
+
+    def apply(self, params, state, x, training, updates, statistics):
+        gamma, beta = self._scale_and_offset(params, state, x)
+        return builtin_grads.group_norm(x, self.groups, gamma, beta, self.epsilon)
 
 
 class _Activation(_Step):
@@ -304,6 +327,8 @@ def _step_for(layer: keras.layers.Layer, weights: _WeightIndex, rank: int) -> _S
         return _BatchNormalization(layer, weights, rank)
     if kind == "TaskNormalization":
         return _TaskNormalization(layer, weights, rank)
+    if kind == "GroupNormalization":
+        return _GroupNormalization(layer, weights, rank)
     if kind == "ReLU":
         if layer.max_value is not None or layer.negative_slope or layer.threshold:
             raise _unsupported(layer, "expected max_value=None, negative_slope=0, threshold=0")

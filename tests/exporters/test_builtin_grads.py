@@ -1,5 +1,6 @@
 """Each builtin-gradient op: same forward and same gradients as TensorFlow's own ops."""
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -64,6 +65,28 @@ def test_batch_norm_train_matches_moments_and_normalization():
     expected_mean, expected_variance = tf.nn.moments(x, axes=[0, 1, 2])
     np.testing.assert_allclose(mean, expected_mean, atol=1e-5)
     np.testing.assert_allclose(variance, expected_variance, atol=1e-5)
+
+
+def _group_norm_reference(x, groups, gamma, beta, epsilon):
+    grouped = tf.reshape(x, [*x.shape[:-1], groups, x.shape[-1] // groups])
+    axes = [axis for axis in range(1, grouped.shape.rank) if axis != grouped.shape.rank - 2]
+    mean, variance = tf.nn.moments(grouped, axes, keepdims=True)
+    normalized = tf.reshape((grouped - mean) * tf.math.rsqrt(variance + epsilon), x.shape)
+    return normalized * gamma + beta
+
+
+@pytest.mark.parametrize("shape, groups", [((3, 4, 4, 6), 1), ((3, 4, 4, 6), 3), ((3, 6), 2)])
+def test_group_norm_matches_keras_group_normalization(shape, groups):
+    x = normal(*shape) * 2.0 + 1.0
+    gamma, beta = normal(shape[-1], seed=1), normal(shape[-1], seed=2)
+    layer = keras.layers.GroupNormalization(groups=groups)
+    layer.build(shape)
+    layer.set_weights([gamma.numpy(), beta.numpy()])
+    np.testing.assert_allclose(builtin_grads.group_norm(x, groups, gamma, beta, layer.epsilon),
+                               layer(x), atol=1e-5)
+    assert_same(lambda *a: builtin_grads.group_norm(a[0], groups, a[1], a[2], layer.epsilon),
+                lambda *a: _group_norm_reference(a[0], groups, a[1], a[2], layer.epsilon),
+                x, gamma, beta, atol=1e-4)
 
 
 def test_global_average_pool_matches_reduce_mean():

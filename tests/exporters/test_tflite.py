@@ -127,7 +127,7 @@ def test_invalid_requests_give_nan_on_the_device(exported):
 
 @pytest.mark.parametrize("mode,normalization", [
     ("support_instance", "batch"), ("transductive", "batch"), ("moving", "batch"),
-    ("support", "task"), ("transductive", "task")])
+    ("support", "task"), ("transductive", "task"), ("support", "layer")])
 def test_every_query_statistics_mode_adapts_on_the_device_like_the_learner(tmp_path, mode,
                                                                           normalization):
     keras.utils.set_random_seed(0)

@@ -29,3 +29,16 @@ def test_sinusoid_mlp_is_40_40():
     model = tfmeta.models.mlp()
     assert [layer.units for layer in model.layers] == [40, 40, 1]
     assert model.count_params() == (1 * 40 + 40) + (40 * 40 + 40) + (40 + 1)
+
+
+def test_per_example_normalizations_keep_each_prediction_independent_of_the_batch():
+    """"layer" (GroupNormalization, one group) and "none" share no statistics between examples."""
+    images = tf.random.stateless_normal((4, 28, 28, 1), seed=[1, 2])
+    for normalization, kind in (("layer", "GroupNormalization"), ("none", None)):
+        model = tfmeta.models.conv4((28, 28, 1), num_classes=5, filters=8,
+                                    normalization=normalization)
+        kinds = {type(layer).__name__ for layer in model.layers}
+        assert "BatchNormalization" not in kinds and (kind is None or kind in kinds)
+        together = model(images, training=True)
+        alone = tf.concat([model(images[i:i + 1], training=True) for i in range(4)], axis=0)
+        tf.debugging.assert_near(alone, together, atol=1e-5)

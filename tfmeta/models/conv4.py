@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import functools
+
 import keras
 
 from tfmeta.layers import TaskNormalization
 
-NORMALIZATIONS = {"batch": keras.layers.BatchNormalization, "task": TaskNormalization}
+NORMALIZATIONS = {
+    "batch": keras.layers.BatchNormalization,
+    "task": TaskNormalization,
+    # Each example normalised over its own (height, width, channels): no statistics shared
+    # between the examples of a batch, so a query is predicted alone as in any batch.
+    "layer": functools.partial(keras.layers.GroupNormalization, groups=1),
+    "none": None,
+}
 
 
 def conv4(
@@ -17,7 +26,7 @@ def conv4(
     normalization: str = "batch",
     name: str = "conv4",
 ) -> keras.Model:
-    """A built Conv-4 network: 4 x [conv 3x3 -> BatchNorm -> ReLU], then a head.
+    """A built Conv-4 network: 4 x [conv 3x3 -> normalisation -> ReLU], then a head.
 
     Two variants, as in the literature:
 
@@ -33,9 +42,13 @@ def conv4(
             the embedding network without head (Prototypical Networks).
         filters: channels of every convolution.
         max_pool: the mini-ImageNet variant.
-        normalization: `"batch"` (`keras.layers.BatchNormalization`) or
+        normalization: `"batch"` (`keras.layers.BatchNormalization`),
             `"task"` (`tfmeta.layers.TaskNormalization`, TaskNorm-I: each
-            example's own moments blended in with a learned weight).
+            example's own moments blended in with a learned weight), `"layer"`
+            (`keras.layers.GroupNormalization(groups=1)`: each example over its
+            own positions and channels) or `"none"`. With `"layer"` or `"none"`
+            no statistics are shared between examples, so every query is
+            predicted alone as in any batch, whatever `query_statistics` says.
         name: the model's name.
 
     Returns:
@@ -63,7 +76,8 @@ def conv4(
             padding="same",
             name=f"block{block}_conv",
         )(x)
-        x = NORMALIZATIONS[normalization](name=f"block{block}_bn")(x)
+        if NORMALIZATIONS[normalization] is not None:
+            x = NORMALIZATIONS[normalization](name=f"block{block}_bn")(x)
         x = keras.layers.ReLU(name=f"block{block}_relu")(x)
         if max_pool:
             x = keras.layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
