@@ -6,14 +6,14 @@ import functools
 
 import keras
 
-from tfmeta.layers import TaskNormalization
+from tfmeta.layers import GroupNormalization, TaskNormalization
 
 NORMALIZATIONS = {
     "batch": keras.layers.BatchNormalization,
     "task": TaskNormalization,
     # Each example normalised over its own (height, width, channels): no statistics shared
     # between the examples of a batch, so a query is predicted alone as in any batch.
-    "layer": functools.partial(keras.layers.GroupNormalization, groups=1),
+    "layer": functools.partial(GroupNormalization, groups=1),
     "none": None,
 }
 
@@ -45,7 +45,7 @@ def conv4(
         normalization: `"batch"` (`keras.layers.BatchNormalization`),
             `"task"` (`tfmeta.layers.TaskNormalization`, TaskNorm-I: each
             example's own moments blended in with a learned weight), `"layer"`
-            (`keras.layers.GroupNormalization(groups=1)`: each example over its
+            (`tfmeta.layers.GroupNormalization(groups=1)`: each example over its
             own positions and channels) or `"none"`. With `"layer"` or `"none"`
             no statistics are shared between examples, so every query is
             predicted alone as in any batch, whatever `query_statistics` says.
