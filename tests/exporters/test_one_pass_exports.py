@@ -146,6 +146,7 @@ def test_neural_process_adapts_on_the_device_like_the_learner(tmp_path):
 
 @pytest.mark.parametrize("kind, query_statistics", [
     ("matching", "moving"), ("matching", "support"), ("matching_fce", "moving"),
+    ("matching_euclidean", "moving"),
     ("relation", "moving"), ("relation", "support"), ("r2d2", "moving"), ("r2d2", "support"),
     ("r2d2_logistic", "moving"), ("r2d2_logistic", "support"),
 ])
