@@ -1,10 +1,12 @@
-"""Shared by the query-statistics and TaskNormalization tests: a compiled MAML, its evaluation
-predictions, and BatchNorm with pooled moments computed by hand in numpy."""
+"""Shared by the query-statistics and normalisation-layer tests: a compiled MAML, its evaluation
+predictions, its meta-gradients beside finite differences, and BatchNorm with pooled moments
+computed by hand in numpy."""
 
 import keras
 import numpy as np
 import tensorflow as tf
 
+import finite_differences
 import tfmeta
 
 CROSS_ENTROPY = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -21,6 +23,16 @@ def predict(learner, task):
         {k: tf.constant(v) for k, v in task.items()}, learner.read_state(), training=False
     )
     return predictions.numpy()
+
+
+def meta_gradients_and_finite_differences(learner, task):
+    """`(variables, meta-gradients, their finite differences)` of a float64 learner's meta-loss
+    on a meta-batch of `task` and `task` with its rows reversed."""
+    batch = {k: tf.constant(np.stack([v, v[::-1].copy()])) for k, v in task.items()}
+    _, grads, _, _ = learner.compute_meta_gradients(batch)
+    variables = learner.model.trainable_variables
+    traced = tf.function(lambda: learner.compute_meta_gradients(batch)[0])
+    return variables, grads, finite_differences.gradients(lambda: float(traced()), variables)
 
 
 def pooled_batch_norm(features, mean, variance, alpha, gamma, beta, epsilon):

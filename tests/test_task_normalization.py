@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import finite_differences
 import tfmeta
-from query_statistics_testing import CROSS_ENTROPY, maml, pooled_batch_norm, predict
+from query_statistics_testing import (CROSS_ENTROPY, maml, meta_gradients_and_finite_differences,
+                                      pooled_batch_norm, predict)
 from tfmeta import query_statistics
 from tfmeta.layers import TaskNormalization
 
@@ -101,12 +101,8 @@ def test_support_mode_predicts_each_query_the_same_alone_or_in_any_batch(name):
 @pytest.mark.parametrize("mode", ["support", "transductive"])
 def test_second_order_meta_gradient_through_task_normalization_matches_finite_differences(mode):
     learner = maml(tn_conv("float64"), query_statistics=mode)
-    task = image_episode(np.float64)
-    batch = {k: tf.constant(np.stack([v, v[::-1].copy()])) for k, v in task.items()}
-    _, grads, _, _ = learner.compute_meta_gradients(batch)
-    variables = learner.model.trainable_variables
-    traced = tf.function(lambda: learner.compute_meta_gradients(batch)[0])
-    numeric = finite_differences.gradients(lambda: float(traced()), variables)
+    variables, grads, numeric = meta_gradients_and_finite_differences(
+        learner, image_episode(np.float64))
     for variable, grad, expected in zip(variables, grads, numeric):
         error = np.linalg.norm(grad.numpy() - expected)
         assert error < 1e-5 * np.linalg.norm(expected) + 1e-8, (variable.path, error)

@@ -117,44 +117,36 @@ def test_r2d2_head_in_a_saved_options_file_is_checked():
         options.check_options(options.RunOptions(r2d2_head="ridge"))
 
 
-@pytest.mark.parametrize("similarity", [None, "cosine", "euclidean"])
-def test_matching_similarity_flag_builds_that_attention(similarity):
-    """`--matching_similarity` reaches `MatchingNetworks(similarity=...)`; unset, cosine (the
-    paper's), and the run's default name is the one it had before the flag existed."""
-    run_options, learner = built_from_command_line(
-        "--algorithm=matching",
-        *([] if similarity is None else [f"--matching_similarity={similarity}"]))
-    assert isinstance(learner, tfmeta.MatchingNetworks)
-    assert learner.similarity == (similarity or "cosine")
-    assert options.MATCHING_SIMILARITIES == matching_networks.SIMILARITIES
-    unset = dataclasses.replace(run_options, matching_similarity=None)
-    assert (options.default_run_name(run_options) == options.default_run_name(unset)) == (
-        similarity is None)
-    with pytest.raises(ValueError, match="unknown --matching_similarity=l1"):
-        options.check_options(dataclasses.replace(run_options, matching_similarity="l1"))
-    with pytest.raises(ValueError, match="--matching_similarity does not apply to "
-                                         "--algorithm=maml"):
-        options.check_options(options.RunOptions(matching_similarity="cosine"))
+# Flags that choose a variant of one learner: the learner, its attribute, its default, the
+# learner module's choices, an unknown value.
+VARIANT_FLAGS = {
+    "reptile_inner_optimizer": (tfmeta.Reptile, "inner_optimizer", "sgd",
+                                tfmeta_reptile.INNER_OPTIMIZERS, "rmsprop"),
+    "matching_similarity": (tfmeta.MatchingNetworks, "similarity", "cosine",
+                            matching_networks.SIMILARITIES, "l1"),
+}
 
 
-@pytest.mark.parametrize("inner_optimizer", [None, "sgd", "adam"])
-def test_reptile_inner_optimizer_flag_builds_that_inner_loop(inner_optimizer):
-    """`--reptile_inner_optimizer` reaches `Reptile(inner_optimizer=...)`; unset, SGD, and the
-    run's default name is the one it had before the flag existed."""
+@pytest.mark.parametrize("flag, choice", [
+    (flag, choice) for flag, (_, _, _, choices, _) in VARIANT_FLAGS.items()
+    for choice in (None, *choices)])
+def test_variant_flag_builds_that_variant(flag, choice):
+    """`--reptile_inner_optimizer` and `--matching_similarity` reach the learner; unset, its
+    default (the paper's), and the run's default name is the one it had before the flag."""
+    learner_class, attribute, default, choices, unknown = VARIANT_FLAGS[flag]
+    algorithm = options.ALGORITHM_VARIANTS[flag][1]
     run_options, learner = built_from_command_line(
-        "--algorithm=reptile",
-        *([] if inner_optimizer is None else [f"--reptile_inner_optimizer={inner_optimizer}"]))
-    assert isinstance(learner, tfmeta.Reptile)
-    assert learner.inner_optimizer == (inner_optimizer or "sgd")
-    assert options.REPTILE_INNER_OPTIMIZERS == tfmeta_reptile.INNER_OPTIMIZERS
-    unset = dataclasses.replace(run_options, reptile_inner_optimizer=None)
+        f"--algorithm={algorithm}", *([] if choice is None else [f"--{flag}={choice}"]))
+    assert isinstance(learner, learner_class)
+    assert getattr(learner, attribute) == (choice or default)
+    assert options.ALGORITHM_VARIANTS[flag][0] == choices  # the flag's are the learner's
+    unset = dataclasses.replace(run_options, **{flag: None})
     assert (options.default_run_name(run_options) == options.default_run_name(unset)) == (
-        inner_optimizer is None)
-    with pytest.raises(ValueError, match="unknown --reptile_inner_optimizer=rmsprop"):
-        options.check_options(dataclasses.replace(run_options, reptile_inner_optimizer="rmsprop"))
-    with pytest.raises(ValueError, match="--reptile_inner_optimizer does not apply to "
-                                         "--algorithm=maml"):
-        options.check_options(options.RunOptions(reptile_inner_optimizer="adam"))
+        choice is None)
+    with pytest.raises(ValueError, match=f"unknown --{flag}={unknown}"):
+        options.check_options(dataclasses.replace(run_options, **{flag: unknown}))
+    with pytest.raises(ValueError, match=f"--{flag} does not apply to --algorithm=maml"):
+        options.check_options(options.RunOptions(**{flag: choices[0]}))
 
 
 @pytest.mark.parametrize(
