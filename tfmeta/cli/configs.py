@@ -146,8 +146,11 @@ def _omniglot(ways: int, shots: int, algorithm: str) -> dict[str, Any]:
             steps_per_epoch=1000,
         )
     elif algorithm == "matching":
+        # Euclidean attention: the paper's cosine reached 91.00 at 5-way 1-shot, this 98.33
+        # (benchmarks/omniglot.py, README).
         options.update(
-            queries=5, meta_batch_size=1, max_pool=True, iterations=20000, steps_per_epoch=1000,
+            queries=5, meta_batch_size=1, max_pool=True, matching_similarity="euclidean",
+            iterations=20000, steps_per_epoch=1000,
         )
     elif algorithm == "relation":
         options.update(
