@@ -190,8 +190,7 @@ flags.DEFINE_enum(
     "matching_similarity",
     None,
     MATCHING_SIMILARITIES,
-    "--algorithm=matching: attention scores, 'cosine' (the paper's) or 'euclidean' "
-    "(negative squared distances).",
+    "--algorithm=matching: cosine or euclidean attention.",
 )
 flags.DEFINE_enum(
     "reptile_inner_optimizer",
@@ -202,10 +201,8 @@ flags.DEFINE_enum(
 flags.DEFINE_integer("filters", 64, "Conv-4 filters per layer (image datasets).")
 flags.DEFINE_enum(
     "normalization", "batch", ["batch", "task", "layer", "none"],
-    "Conv-4's normalisation layers: BatchNorm; TaskNorm-I ('task': each example's own "
-    "moments blended with the context's by a learned weight; pair with "
-    "--query_statistics=support); 'layer' (each example over its own positions and "
-    "channels, GroupNormalization with one group); or none.",
+    "Conv-4's normalisation: BatchNorm, TaskNorm-I (with --query_statistics=support), "
+    "per-example layer norm, or none.",
 )
 flags.DEFINE_boolean(
     "max_pool", False, "Conv-4's mini-ImageNet variant: stride-1 convolutions, 2x2 max-pooling."
