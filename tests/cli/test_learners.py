@@ -140,6 +140,7 @@ def test_variant_flag_builds_that_variant(flag, choice):
     assert isinstance(learner, learner_class)
     assert getattr(learner, attribute) == (choice or default)
     assert options.ALGORITHM_VARIANTS[flag][0] == choices  # the flag's are the learner's
+    assert options.ALGORITHM_VARIANTS[flag][3] == attribute  # the keyword that takes it
     unset = dataclasses.replace(run_options, **{flag: None})
     assert (options.default_run_name(run_options) == options.default_run_name(unset)) == (
         choice is None)

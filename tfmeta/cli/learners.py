@@ -5,7 +5,7 @@ from __future__ import annotations
 import keras
 
 from tfmeta import data, learners, losses, models
-from tfmeta.cli.options import RunOptions
+from tfmeta.cli.options import ALGORITHM_VARIANTS, RunOptions
 
 _GRADIENT_LEARNERS = {
     "maml": learners.MAML,
@@ -46,19 +46,25 @@ def _network(
     return net
 
 
+def _variant_keywords(options: RunOptions) -> dict:
+    """The learner's keyword arguments that the variant flags set (`ALGORITHM_VARIANTS`)."""
+    keywords = {}
+    for flag, (_, algorithm, _, keyword) in ALGORITHM_VARIANTS.items():
+        value = getattr(options, flag)
+        if options.algorithm == algorithm and value is not None:
+            keywords[keyword] = value
+    return keywords
+
+
 def _support_set_classifier(
     options: RunOptions, net: keras.Model, common: dict
 ) -> learners.SupportSetClassifier:
-    """R2-D2 (its head from `--r2d2_head`), Matching Networks (`--matching_similarity`) or
-    Relation Networks over `net`, N-way unless evaluation changes N."""
+    """R2-D2, Matching Networks or Relation Networks over `net`, N-way unless evaluation
+    changes N."""
     ways = options.ways if options.evaluation_ways == options.ways else None
     if options.algorithm == "relation":
         module = models.relation_module(net.outputs[0].shape[1:], filters=options.filters)
         return learners.RelationNetwork(net, module, ways=ways, **common)
-    if options.algorithm == "r2d2" and options.r2d2_head is not None:
-        common = dict(common, head=options.r2d2_head)
-    if options.algorithm == "matching" and options.matching_similarity is not None:
-        common = dict(common, similarity=options.matching_similarity)
     return _SUPPORT_SET_CLASSIFIERS[options.algorithm](net, ways=ways, **common)
 
 
@@ -78,10 +84,9 @@ def build(
         _compile(learner, options, classification)
         return learner
     net = _network(options, input_shape, classification)
-    common = (
-        {} if options.query_statistics is None
-        else {"query_statistics": options.query_statistics}
-    )
+    common = _variant_keywords(options)
+    if options.query_statistics is not None:
+        common["query_statistics"] = options.query_statistics
     if options.algorithm in _SUPPORT_SET_CLASSIFIERS:
         learner = _support_set_classifier(options, net, common)
     elif options.algorithm == "protonet":
@@ -107,8 +112,6 @@ def build(
             kwargs["eval_inner_learning_rate"] = options.eval_inner_learning_rate
         if options.algorithm in ("maml", "fomaml"):
             kwargs["first_order"] = options.algorithm == "fomaml"
-        if options.algorithm == "reptile" and options.reptile_inner_optimizer is not None:
-            kwargs["inner_optimizer"] = options.reptile_inner_optimizer
         learner = _GRADIENT_LEARNERS[options.algorithm](net, **kwargs)
     _compile(learner, options, classification)
     return learner

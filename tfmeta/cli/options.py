@@ -33,12 +33,14 @@ CLASSIFICATION_ONLY = ("protonet", "finetune", "r2d2", "matching", "relation")
 R2D2_HEADS = ("ridge", "logistic")  # tfmeta.learners.r2d2.HEADS (named here: no TensorFlow)
 REPTILE_INNER_OPTIMIZERS = ("sgd", "adam")  # tfmeta.learners.reptile.INNER_OPTIMIZERS
 MATCHING_SIMILARITIES = ("cosine", "euclidean")  # tfmeta.learners.matching_networks.SIMILARITIES
-# Flags that choose a variant of one algorithm: their choices, that algorithm, what they choose.
+# Flags that choose a variant of one algorithm: their choices, that algorithm, what they
+# choose, and the learner's keyword argument that takes the choice.
 ALGORITHM_VARIANTS = {
-    "r2d2_head": (R2D2_HEADS, "r2d2", "R2-D2's head"),
-    "reptile_inner_optimizer": (REPTILE_INNER_OPTIMIZERS, "reptile", "Reptile's inner loop"),
+    "r2d2_head": (R2D2_HEADS, "r2d2", "R2-D2's head", "head"),
+    "reptile_inner_optimizer": (REPTILE_INNER_OPTIMIZERS, "reptile", "Reptile's inner loop",
+                                "inner_optimizer"),
     "matching_similarity": (MATCHING_SIMILARITIES, "matching",
-                            "Matching Networks' attention scores"),
+                            "Matching Networks' attention scores", "similarity"),
 }
 REGRESSION_ONLY = ("cnp",)
 EXPORT_FORMATS = ("saved_model", "tflite")
@@ -541,7 +543,7 @@ def check_options(options: RunOptions) -> None:
             "--query_statistics does not apply to --algorithm=cnp (its encoder sees the "
             "context set only and its decoder each query on its own); leave it unset"
         )
-    for flag, (choices, algorithm, what) in ALGORITHM_VARIANTS.items():
+    for flag, (choices, algorithm, what, _) in ALGORITHM_VARIANTS.items():
         value = getattr(options, flag)
         if value is None:
             continue
