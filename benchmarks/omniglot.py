@@ -166,9 +166,10 @@ RECIPES = {
     # 1e-8, their code's defaults), step 1e-3 (20-way: 5e-4 and 10 inner steps, taken from
     # the paper's 20-way column as recalled, not re-checked), 5 inner steps on 10 shots per
     # class, 50 at test, meta-batch 5, outer SGD step 1.0 annealed linearly to 0, 100,000
-    # updates. Not as theirs: each inner step takes the whole support set (theirs: batches of
-    # 10 in training, 5 at test; for 5-way 1-shot tests the same), every task's Adam moments
-    # start at zero (their code carries them over from task to task), 20-way's 200,000
+    # updates; Adam's second moments carried from task to task as in their code. Not as
+    # theirs: each inner step takes the whole support set (theirs: batches of 10 in training,
+    # 5 at test; for 5-way 1-shot tests the same), the moments merged over a meta-batch's
+    # tasks (theirs run one after another), 20-way's 200,000
     # updates, and the BatchNorm statistics of the queries: the support set's (their
     # non-transductive test normalises a query with the support set plus itself;
     # --query_statistics=transductive gives their transductive one).
@@ -180,6 +181,7 @@ RECIPES = {
             inner_steps=5 if ways <= 5 else 10,
             eval_inner_steps=50,
             query_statistics="support",
+            carry_inner_moments=True,
         ),
         optimizer=lambda iterations: keras.optimizers.SGD(
             keras.optimizers.schedules.PolynomialDecay(1.0, iterations, end_learning_rate=0.0)

@@ -197,12 +197,14 @@ def gradient_plan(learner: MetaLearner) -> GradientPlan:
             "Expected a learner that adapts by gradient descent (a `GradientLearner`: MAML, "
             f"MetaSGD, ANIL, Reptile). Received: {type(learner).__name__}"
         )
-    extra_state = len(learner.state_variables) - len(learner.model.non_trainable_variables)
-    if extra_state:
+    inner_optimizer = getattr(learner, "inner_optimizer", "sgd")
+    if inner_optimizer != "sgd":
         raise ValueError(
-            "Expected a learner whose only state is the wrapped model's non-trainable "
-            f"weights. Received: {type(learner).__name__} with {extra_state} state variables "
-            "of its own (e.g. per_step_batch_norm_statistics=True)"
+            "Expected a learner whose inner loop is plain gradient descent "
+            "(inner_optimizer='sgd'): the on-device module steps by `lr * grad` and carries no "
+            f"optimizer moments. Received: {type(learner).__name__} with "
+            f"inner_optimizer={inner_optimizer!r}; use export_saved_model (it runs the "
+            "learner's own Adam inner loop), or a learner with inner_optimizer='sgd'"
         )
     head_initialization = getattr(learner, "head_initialization", "learned")
     if head_initialization != "learned":
@@ -212,14 +214,12 @@ def gradient_plan(learner: MetaLearner) -> GradientPlan:
             f"variables. Received: {type(learner).__name__} with "
             f"head_initialization={head_initialization!r}"
         )
-    inner_optimizer = getattr(learner, "inner_optimizer", "sgd")
-    if inner_optimizer != "sgd":
+    extra_state = len(learner.state_variables) - len(learner.model.non_trainable_variables)
+    if extra_state:
         raise ValueError(
-            "Expected a learner whose inner loop is plain gradient descent "
-            "(inner_optimizer='sgd'): the on-device module steps by `lr * grad` and carries no "
-            f"optimizer moments. Received: {type(learner).__name__} with "
-            f"inner_optimizer={inner_optimizer!r}; use export_saved_model (it runs the "
-            "learner's own Adam inner loop), or a learner with inner_optimizer='sgd'"
+            "Expected a learner whose only state is the wrapped model's non-trainable "
+            f"weights. Received: {type(learner).__name__} with {extra_state} state variables "
+            "of its own (e.g. per_step_batch_norm_statistics=True)"
         )
     adapted = learner.adapted_indices
     adapted = tuple(range(len(learner.model.trainable_variables)) if adapted is None else adapted)

@@ -196,6 +196,24 @@ def test_learner_variables_such_as_meta_sgd_rates_are_saved(tmp_path):
     assert metadata.read(path)["inner_learning_rate"] == "learned (per parameter or per step)"
 
 
+def test_reptiles_carried_adam_moments_are_saved(tmp_path):
+    keras.utils.set_random_seed(0)
+    learner = et.compiled(tfmeta.Reptile(tfmeta.models.mlp(20, (16,), et.WAYS),
+                                         inner_optimizer="adam", inner_learning_rate=0.01,
+                                         eval_inner_steps=3, carry_inner_moments=True))
+    step_count, *second_moments = learner.inner_moment_variables
+    step_count.assign(40.0)
+    for variable in second_moments:
+        variable.assign(np.random.default_rng(1).uniform(1e-6, 1e-4, variable.shape))
+    path = saved_model.export_saved_model(learner, tmp_path, ways=et.WAYS, shots=1)
+    task = et.episode((20,))
+    outputs = tf.saved_model.load(path).signatures["adapt_and_predict"](**task)["outputs"]
+    assert np.max(np.abs(outputs - et.learner_predict(learner, task))) < 1e-5
+    for variable in second_moments:
+        variable.assign(tf.zeros_like(variable))  # the export keeps what it was given
+    assert np.max(np.abs(outputs - et.learner_predict(learner, task))) > 1e-3
+
+
 def test_regression_export_takes_float_targets(tmp_path):
     keras.utils.set_random_seed(0)
     learner = et.compiled(tfmeta.MAML(tfmeta.models.mlp(), inner_learning_rate=0.01,

@@ -248,9 +248,11 @@ def test_learners_without_an_on_device_version_are_rejected(tmp_path):
         export(cosine, tmp_path, "loss")
 
 
-def test_reptile_with_an_adam_inner_loop_is_refused_with_the_reason(tmp_path):
+@pytest.mark.parametrize("carry_inner_moments", [False, True])
+def test_reptile_with_an_adam_inner_loop_is_refused_with_the_reason(tmp_path, carry_inner_moments):
     learner = et.compiled(tfmeta.Reptile(tfmeta.models.mlp(20, (8,), et.WAYS),
-                                         inner_optimizer="adam", inner_learning_rate=0.001))
+                                         inner_optimizer="adam", inner_learning_rate=0.001,
+                                         carry_inner_moments=carry_inner_moments))
     with pytest.raises(ValueError, match="plain gradient descent .*carries no optimizer moments"
                                          ".*Received: Reptile with inner_optimizer='adam'"):
         export(learner, tmp_path, "reptile_adam")

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 
 import tfmeta
-from tfmeta import adaptation
+from tfmeta import adaptation, checkpointing
 from learner_testing import sinusoid_batch, tiny_model
 from tfmeta.data import SinusoidTasks
 
@@ -94,12 +94,14 @@ def test_reptile_beats_chance_on_held_out_omniglot_characters(omniglot_5way_1sho
     assert result["accuracy"] > 0.45, result  # chance: 0.2
 
 
-def _adam_by_hand(model, loss_fn, support_x, support_y, rate, steps, beta2=0.999, epsilon=1e-8):
-    """Adam with beta1 = 0 from zero moments, in float64 numpy (TF1 AdamOptimizer's form);
-    only the gradients come from TensorFlow, each at the hand-computed weights."""
+def _adam_by_hand(model, loss_fn, support_x, support_y, rate, steps, beta2=0.999, epsilon=1e-8,
+                  second=None, step_count=0):
+    """`(params, second_moments)` after Adam with beta1 = 0 from `second` (default: zero) at
+    step `step_count`, in float64 numpy (TF1 AdamOptimizer's form); only the gradients come
+    from TensorFlow, each at the hand-computed weights."""
     params = [v.numpy().astype(np.float64) for v in model.trainable_variables]
-    second = [np.zeros_like(p) for p in params]
-    for t in range(1, steps + 1):
+    second = [np.zeros_like(p) for p in params] if second is None else [s.copy() for s in second]
+    for t in range(step_count + 1, step_count + steps + 1):
         _, grads, _ = adaptation.loss_and_gradients(
             model, loss_fn, [tf.constant(p) for p in params], [], support_x, support_y,
             wrt=range(len(params)))
@@ -107,7 +109,7 @@ def _adam_by_hand(model, loss_fn, support_x, support_y, rate, steps, beta2=0.999
             second[i] = beta2 * second[i] + (1 - beta2) * g * g  # first moment: g (beta1 = 0)
             step_size = rate * np.sqrt(1 - beta2**t)  # / (1 - 0**t) = 1
             params[i] = params[i] - step_size * g / (np.sqrt(second[i]) + epsilon)
-    return params
+    return params, second
 
 
 @pytest.mark.parametrize("steps", [1, 3])
@@ -119,7 +121,7 @@ def test_inner_adam_steps_equal_a_hand_computation_with_beta1_zero(steps):
     batch = sinusoid_batch(tasks=1)
     x, y = batch["support_x"][0], batch["support_y"][0]
     phi, _ = learner.adapt(x, y, training=True)
-    expected = _adam_by_hand(learner.model, learner.task_loss, x, y, rate, steps)
+    expected, _ = _adam_by_hand(learner.model, learner.task_loss, x, y, rate, steps)
     for got, want in zip(phi, expected):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-15)
     # Not SGD: from zero moments the first step moves each weight by the rate times the
@@ -159,6 +161,93 @@ def test_every_task_of_a_meta_batch_starts_adam_afresh():
     assert max(np.abs(new - old).max() for new, old in zip(weights, theta)) > 1e-3
 
 
+def _carrying_learner(rate=0.01, steps=2, eval_steps=3, step_count=7.0, seed=0):
+    """A Reptile with carried Adam moments set to `step_count` and random second moments."""
+    learner = tfmeta.Reptile(tiny_model(), inner_optimizer="adam", inner_learning_rate=rate,
+                             inner_steps=steps, eval_inner_steps=eval_steps,
+                             carry_inner_moments=True)
+    learner.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
+    rng = np.random.default_rng(seed)
+    step_variable, *second_variables = learner.inner_moment_variables
+    step_variable.assign(step_count)
+    for variable in second_variables:
+        variable.assign(rng.uniform(1e-4, 1e-2, variable.shape))
+    return learner
+
+
+def _moments(learner):
+    step_variable, *second_variables = learner.inner_moment_variables
+    return float(step_variable.numpy()), [v.numpy().copy() for v in second_variables]
+
+
+def test_carried_moments_start_every_task_and_training_writes_back_their_task_mean():
+    rate, steps, eval_steps = 0.01, 2, 3
+    learner = _carrying_learner(rate, steps, eval_steps)
+    step_count, second = _moments(learner)
+    batch = sinusoid_batch(tasks=2)
+    theta = [v.numpy().copy() for v in learner.model.trainable_variables]
+    by_hand = [
+        _adam_by_hand(learner.model, learner.task_loss, batch["support_x"][i],
+                      batch["support_y"][i], rate, steps, second=second, step_count=7)
+        for i in range(2)
+    ]
+    for i, (expected, _) in enumerate(by_hand):
+        phi, _ = learner.adapt(batch["support_x"][i], batch["support_y"][i], training=True)
+        for got, want in zip(phi, expected):
+            np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-15)
+    # evaluation: its own steps from the same moments, which it does not move
+    expected, _ = _adam_by_hand(learner.model, learner.task_loss, batch["support_x"][0],
+                                batch["support_y"][0], rate, eval_steps, second=second,
+                                step_count=7)
+    phi, _ = learner.adapt(batch["support_x"][0], batch["support_y"][0])
+    for got, want in zip(phi, expected):
+        np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-15)
+    learner.predict_on_batch(batch)
+    learner.evaluate(tf.data.Dataset.from_tensors(batch), verbose=0)
+    assert _moments(learner)[0] == step_count
+    for before, after in zip(second, _moments(learner)[1]):
+        np.testing.assert_array_equal(after, before)
+
+    learner.train_on_batch(batch)
+    new_step_count, new_second = _moments(learner)
+    assert new_step_count == step_count + steps
+    for got, a, b in zip(new_second, by_hand[0][1], by_hand[1][1]):
+        np.testing.assert_allclose(got, (a + b) / 2, rtol=1e-12)
+    for variable, old, a, b in zip(learner.model.trainable_variables, theta,
+                                   by_hand[0][0], by_hand[1][0]):
+        np.testing.assert_allclose(variable.numpy(), old + 0.5 * ((a + b) / 2 - old),
+                                   rtol=1e-12, atol=1e-14)
+    # carried, the moments change the step: not the update from zero moments
+    fresh, _ = _adam_by_hand(learner.model, learner.task_loss, batch["support_x"][0],
+                             batch["support_y"][0], rate, steps)
+    assert max(np.abs(f - p).max() for f, p in zip(fresh, by_hand[0][0])) > 1e-3
+
+
+def test_carried_moments_round_trip_through_save_and_checkpoint(tmp_path):
+    learner = _carrying_learner()
+    batch = sinusoid_batch(tasks=2)
+    learner.train_on_batch(batch)
+    path = tmp_path / "reptile_carried.keras"
+    learner.save(path)
+    restored = keras.saving.load_model(path)
+    assert restored.carry_inner_moments
+    assert _moments(restored)[0] == _moments(learner)[0]
+    for got, want in zip(_moments(restored)[1], _moments(learner)[1]):
+        np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(learner.predict_on_batch(batch), restored.predict_on_batch(batch))
+
+    checkpoint = checkpointing.MetaCheckpoint(tmp_path / "checkpoints")
+    learner.fit(tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=2, verbose=0,
+                callbacks=[checkpoint])
+    resumed = _carrying_learner(step_count=0.0, seed=1)
+    resumed.fit(tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=2,
+                initial_epoch=1, epochs=1, verbose=0,  # restores, trains nothing past it
+                callbacks=[checkpointing.MetaCheckpoint(tmp_path / "checkpoints")])
+    assert _moments(resumed)[0] == _moments(learner)[0]
+    for got, want in zip(_moments(resumed)[1], _moments(learner)[1]):
+        np.testing.assert_array_equal(got, want)
+
+
 def test_inner_optimizer_round_trips_through_config_and_save(tmp_path):
     learner = tfmeta.Reptile(tiny_model(), inner_optimizer="adam", inner_learning_rate=0.01,
                              inner_steps=2, eval_inner_steps=4, inner_beta2=0.99,
@@ -190,6 +279,9 @@ def test_inner_optimizer_round_trips_through_config_and_save(tmp_path):
     ({"inner_optimizer": "adam", "inner_beta2": 1.0}, r"`beta2` in \[0, 1\). Received: beta2=1.0"),
     ({"inner_optimizer": "adam", "inner_beta1": -0.1}, r"`beta1` in \[0, 1\)"),
     ({"inner_optimizer": "adam", "inner_epsilon": 0.0}, "`epsilon` > 0. Received: epsilon=0.0"),
+    ({"carry_inner_moments": True}, "Expected inner_optimizer='adam' with "
+     r"`carry_inner_moments=True` \(plain SGD keeps no moments\). Received: "
+     "inner_optimizer='sgd'"),
 ])
 def test_bad_inner_optimizer_settings_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):

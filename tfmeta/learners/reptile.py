@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from tfmeta import adaptation
 from tfmeta import query_statistics as query_statistics_lib
+from tfmeta.data import episode as episode_lib
 from tfmeta.learners import padded_episodes
 from tfmeta.learners.gradient_learner import GradientLearner
 
@@ -32,18 +33,25 @@ class Reptile(GradientLearner):
 
     The paper's inner loop is Adam with `beta1 = 0` (`inner_optimizer="adam"`,
     `inner_learning_rate` then being Adam's step size, 0.001 on Omniglot;
-    `adaptation.Adam`). Here every task's Adam moments start at zero, in
-    meta-training and in evaluation alike, so a task's adaptation depends on
-    that task only. The paper's code (openai/supervised-reptile) does not
-    reset them between training tasks (it restores only the model's weights,
-    so Adam's second moments run on across tasks and meta-updates) and
-    starts each evaluation task from that training-time state. Other
-    differences from its Omniglot setup, which you can reproduce through the
-    data and the optimizer: its inner steps take minibatches of the task's
-    examples (here each step uses the whole support set) over more examples
-    per class than the evaluation shots ("train shots": build training
-    episodes with more shots), and its outer step size decays linearly to 0
-    (a `LearningRateSchedule`, see the example).
+    `adaptation.Adam`). By default every task's Adam moments start at zero,
+    in meta-training and in evaluation alike: from zero moments Adam's first
+    step moves every weight by the step size times the sign of its gradient,
+    however small the gradient. The paper's code (openai/supervised-reptile)
+    restores only the model's weights between training tasks, so Adam's
+    second moments and step count run on across tasks and meta-updates, and
+    each evaluation task starts from that training-time state.
+    `carry_inner_moments=True` does the same: the second moments and the step
+    count are state of the learner (`inner_moment_variables`, saved and
+    checkpointed with it), every task starts from them, meta-training writes
+    back their mean over the meta-batch's tasks (the paper's code runs the
+    tasks one after another instead), and evaluation reads them without
+    writing, so a task's adaptation still depends only on that task and what
+    meta-training learned. Other differences from its Omniglot setup, which
+    you can reproduce through the data and the optimizer: its inner steps
+    take minibatches of the task's examples (here each step uses the whole
+    support set) over more examples per class than the evaluation shots
+    ("train shots": build training episodes with more shots), and its outer
+    step size decays linearly to 0 (a `LearningRateSchedule`, see the example).
 
     Args:
         model: a built Keras model (the meta-learned initialization).
@@ -61,6 +69,9 @@ class Reptile(GradientLearner):
         inner_beta1, inner_beta2, inner_epsilon: Adam's (with
             `inner_optimizer="adam"`), by default the paper code's: 0 (no
             momentum), 0.999 and 1e-8 (TensorFlow 1's `AdamOptimizer`).
+        carry_inner_moments: with `inner_optimizer="adam"`, start every task
+            from the second moments and step count carried through
+            meta-training (the paper code's behaviour) instead of from zero.
         **kwargs: forwarded to `keras.Model`.
 
     Example:
@@ -69,7 +80,7 @@ class Reptile(GradientLearner):
     import keras, tfmeta
     net = tfmeta.models.conv4((28, 28, 1), num_classes=5)
     reptile = tfmeta.Reptile(net, inner_optimizer="adam", inner_learning_rate=0.001,
-                             inner_steps=5, eval_inner_steps=50)
+                             inner_steps=5, eval_inner_steps=50, carry_inner_moments=True)
     iterations = 100_000
     epsilon = keras.optimizers.schedules.PolynomialDecay(1.0, iterations, end_learning_rate=0.0)
     reptile.compile(optimizer=keras.optimizers.SGD(epsilon),
@@ -93,12 +104,18 @@ class Reptile(GradientLearner):
         inner_beta1: float = 0.0,
         inner_beta2: float = 0.999,
         inner_epsilon: float = 1e-8,
+        carry_inner_moments: bool = False,
         **kwargs,
     ):
         if inner_optimizer not in INNER_OPTIMIZERS:
             raise ValueError(
                 f"Expected `inner_optimizer` to be one of {list(INNER_OPTIMIZERS)}. "
                 f"Received: inner_optimizer={inner_optimizer!r}"
+            )
+        if carry_inner_moments and inner_optimizer != "adam":
+            raise ValueError(
+                "Expected inner_optimizer='adam' with `carry_inner_moments=True` (plain SGD "
+                f"keeps no moments). Received: inner_optimizer={inner_optimizer!r}"
             )
         adam = adaptation.Adam(  # checks the values whichever the optimizer
             beta1=float(inner_beta1), beta2=float(inner_beta2), epsilon=float(inner_epsilon)
@@ -114,6 +131,30 @@ class Reptile(GradientLearner):
         )
         self.inner_optimizer = inner_optimizer
         self._adam = adam
+        self.carry_inner_moments = bool(carry_inner_moments)
+        self.inner_moment_variables = self._create_inner_moments()
+
+    def _create_inner_moments(self) -> list:
+        """`[step_count, *second_moments]` (one per trainable weight), all zero, when carried."""
+        if not self.carry_inner_moments:
+            return []
+        weights = self.model.trainable_variables
+        step_count = self.add_weight(
+            shape=(), dtype=weights[0].dtype, initializer="zeros", trainable=False,
+            name="inner_adam_step_count",
+        )
+        return [step_count] + [
+            self.add_weight(
+                shape=weight.shape, dtype=weight.dtype, initializer="zeros", trainable=False,
+                name="inner_adam_second_moment_" + weight.path.replace("/", "_"),
+            )
+            for weight in weights
+        ]
+
+    @property
+    def state_variables(self) -> list:
+        """The model's non-trainable weights, then the carried Adam moments (if any)."""
+        return list(self.model.non_trainable_variables) + list(self.inner_moment_variables)
 
     def inner_update_rule(self) -> adaptation.SGD | adaptation.Adam:
         """`adaptation.Adam` with this learner's betas and epsilon, or `adaptation.SGD()`."""
@@ -123,12 +164,56 @@ class Reptile(GradientLearner):
         # The pseudo-gradient `theta - phi` needs only the inner loop's gradients.
         return True
 
+    def _inner_loop(self, support_x, support_y, state, training, loss_fn):
+        """`(phi, model_state, moments)`: the inner loop from the carried moments in `state`
+        (the wrapped model's state alone: from the learner's variables), and the moments
+        after it in meta-training (before it in evaluation, which does not move them)."""
+        num_model = len(self.model.non_trainable_variables)
+        model_state, moments = list(state[:num_model]), list(state[num_model:])
+        if not self.carry_inner_moments:
+            phi, model_state = super()._adapt(support_x, support_y, model_state, training, loss_fn)
+            return phi, model_state, moments
+        if not moments:
+            moments = [tf.convert_to_tensor(v.value) for v in self.inner_moment_variables]
+        second_moments = moments[1:]
+        rule_state = [moments[0]] + [tf.zeros_like(v) for v in second_moments] + second_moments
+        phi = self.task_initial_weights()
+        with query_statistics_lib.support_passes(self.model, training, self.query_statistics):
+            for rates in self.inner_learning_rates(training):
+                phi, model_state, rule_state = adaptation.rule_step(
+                    self.model, loss_fn, phi, model_state, rule_state, support_x, support_y,
+                    learning_rates=rates, first_order=self.first_order, training=training,
+                    update_rule=self._adam,
+                )
+        if training:
+            moments = [rule_state[0]] + rule_state[1 + len(second_moments):]
+        return phi, model_state, moments
+
+    def _adapt(self, support_x, support_y, state, training, loss_fn):
+        phi, model_state, _ = self._inner_loop(support_x, support_y, state, training, loss_fn)
+        return phi, model_state
+
+    def _adapt_episode_and_predict(self, task, state, training):
+        """`(phi, query_predictions, new_state)` of one task (padded or not)."""
+        episode = padded_episodes.real_examples(task)
+        phi, model_state, moments = self._inner_loop(
+            episode.task[episode_lib.SUPPORT_X],
+            episode.task[episode_lib.SUPPORT_Y],
+            state,
+            training,
+            episode.loss_over_classes(self.task_loss),
+        )
+        predictions, model_state = self._predict_queries(phi, model_state, episode, training)
+        return phi, predictions, model_state + moments
+
+    def adapt_and_predict(self, task, state, training):
+        _, predictions, state = self._adapt_episode_and_predict(task, state, training)
+        return predictions, state
+
     def task_meta_gradients(self, task, state):
         """The pseudo-gradient `theta - phi` of one task, with the query loss after adaptation."""
         theta, _ = adaptation.initial_weights(self.model)
-        episode = padded_episodes.real_examples(task)
-        phi, state = self._adapt_episode(episode, state, training=True)
-        predictions, state = self._predict_queries(phi, state, episode, training=True)
+        phi, predictions, state = self._adapt_episode_and_predict(task, state, training=True)
         loss = self.query_loss(task, predictions)
         pseudo_gradients = [tf.stop_gradient(t - p) for t, p in zip(theta, phi)]
         return loss, predictions, pseudo_gradients, state
@@ -140,5 +225,6 @@ class Reptile(GradientLearner):
             inner_beta1=self._adam.beta1,
             inner_beta2=self._adam.beta2,
             inner_epsilon=self._adam.epsilon,
+            carry_inner_moments=self.carry_inner_moments,
         )
         return config
