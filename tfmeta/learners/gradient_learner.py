@@ -168,7 +168,13 @@ class GradientLearner(base.MetaLearner):
         self, episode: padded_episodes.RealExamples, state: adaptation.Weights, training: bool
     ) -> tuple[adaptation.Weights, adaptation.Weights]:
         """`adapt` to a task's real support examples, on the loss over its classes."""
-        return self._adapt(
+        return self._on_support(self._adapt, episode, state, training)
+
+    def _on_support(self, inner_loop, episode: padded_episodes.RealExamples,
+                    state: adaptation.Weights, training: bool):
+        """`inner_loop(support_x, support_y, state, training, loss_fn)` (`_adapt` or a
+        learner's own) on a task's real support examples, `loss_fn` over its classes."""
+        return inner_loop(
             episode.task[episode_lib.SUPPORT_X],
             episode.task[episode_lib.SUPPORT_Y],
             state,

@@ -7,7 +7,6 @@ import tensorflow as tf
 
 from tfmeta import adaptation
 from tfmeta import query_statistics as query_statistics_lib
-from tfmeta.data import episode as episode_lib
 from tfmeta.learners import base, padded_episodes
 from tfmeta.learners.gradient_learner import GradientLearner
 
@@ -347,12 +346,8 @@ class MAML(GradientLearner):
         """One task (padded or not): `(query_predictions, new_state, trajectory, episode)`,
         `episode` its real examples (`padded_episodes.real_examples`)."""
         episode = padded_episodes.real_examples(task)
-        params, model_state, statistics, trajectory = self._inner_loop(
-            episode.task[episode_lib.SUPPORT_X],
-            episode.task[episode_lib.SUPPORT_Y],
-            state,
-            training,
-            episode.loss_over_classes(self.task_loss),
+        params, model_state, statistics, trajectory = self._on_support(
+            self._inner_loop, episode, state, training
         )
         predictions, model_state = self._predict_queries(params, model_state, episode, training)
         last_copy = min(max(len(trajectory) - 1, 0), len(statistics) - 1)

@@ -7,7 +7,6 @@ import tensorflow as tf
 
 from tfmeta import adaptation
 from tfmeta import query_statistics as query_statistics_lib
-from tfmeta.data import episode as episode_lib
 from tfmeta.learners import padded_episodes
 from tfmeta.learners.gradient_learner import GradientLearner
 
@@ -196,13 +195,7 @@ class Reptile(GradientLearner):
     def _adapt_episode_and_predict(self, task, state, training):
         """`(phi, query_predictions, new_state)` of one task (padded or not)."""
         episode = padded_episodes.real_examples(task)
-        phi, model_state, moments = self._inner_loop(
-            episode.task[episode_lib.SUPPORT_X],
-            episode.task[episode_lib.SUPPORT_Y],
-            state,
-            training,
-            episode.loss_over_classes(self.task_loss),
-        )
+        phi, model_state, moments = self._on_support(self._inner_loop, episode, state, training)
         predictions, model_state = self._predict_queries(phi, model_state, episode, training)
         return phi, predictions, model_state + moments
 
