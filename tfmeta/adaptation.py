@@ -129,9 +129,48 @@ def adapt(
     Returns:
         `(adapted_params, state)`.
     """
+    params, state, _ = adapt_with_rule_state(
+        model,
+        loss_fn,
+        params,
+        state,
+        inputs,
+        targets,
+        learning_rates=learning_rates,
+        first_order=first_order,
+        adapted=adapted,
+        training=training,
+        update_rule=update_rule,
+    )
+    return params, state
+
+
+def adapt_with_rule_state(
+    model: keras.Model,
+    loss_fn: LossFn,
+    params: Weights,
+    state: Weights,
+    inputs: tf.Tensor,
+    targets: tf.Tensor,
+    *,
+    learning_rates: Sequence[Sequence[tf.Tensor | float]],
+    first_order: bool = False,
+    adapted: Sequence[int] | None = None,
+    training: bool = True,
+    update_rule: SGD | Adam | None = None,
+    rule_state: Weights | None = None,
+) -> tuple[Weights, Weights, Weights]:
+    """`adapt` from the update rule's state `rule_state` (default: `update_rule.init`,
+    Adam's zero moments), also returning the rule's state after the last step, for a
+    learner that carries it from task to task (Reptile's `carry_inner_moments`).
+
+    Returns:
+        `(adapted_params, state, rule_state)`.
+    """
     rule = SGD() if update_rule is None else update_rule
-    indices = list(range(len(params))) if adapted is None else list(adapted)
-    rule_state = rule.init([params[i] for i in indices])
+    if rule_state is None:
+        indices = list(range(len(params))) if adapted is None else list(adapted)
+        rule_state = rule.init([params[i] for i in indices])
     for step_rates in learning_rates:
         params, state, rule_state = rule_step(
             model,
@@ -147,7 +186,7 @@ def adapt(
             training=training,
             update_rule=rule,
         )
-    return list(params), state
+    return list(params), state, rule_state
 
 
 @dataclasses.dataclass(frozen=True)

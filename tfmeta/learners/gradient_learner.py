@@ -144,8 +144,25 @@ class GradientLearner(base.MetaLearner):
         loss_fn: adaptation.LossFn,
     ) -> tuple[adaptation.Weights, adaptation.Weights]:
         """`adapt` on the support loss `loss_fn` (a padded task's: over its classes only)."""
+        params, state, _ = self._adapt_with_rule_state(
+            support_x, support_y, state, training, loss_fn
+        )
+        return params, state
+
+    def _adapt_with_rule_state(
+        self,
+        support_x: tf.Tensor,
+        support_y: tf.Tensor,
+        state: adaptation.Weights,
+        training: bool,
+        loss_fn: adaptation.LossFn,
+        rule_state: adaptation.Weights | None = None,
+    ) -> tuple[adaptation.Weights, adaptation.Weights, adaptation.Weights]:
+        """`_adapt` from the update rule's state `rule_state` (default: its zero state),
+        also returning the rule's state after the last step
+        (`adaptation.adapt_with_rule_state`)."""
         with query_statistics_lib.support_passes(self.model, training, self.query_statistics):
-            return adaptation.adapt(
+            return adaptation.adapt_with_rule_state(
                 self.model,
                 loss_fn,
                 self.task_initial_weights(),
@@ -157,6 +174,7 @@ class GradientLearner(base.MetaLearner):
                 adapted=self.adapted_indices,
                 training=training,
                 update_rule=self.inner_update_rule(),
+                rule_state=rule_state,
             )
 
     def adapt_and_predict(self, task, state, training):

@@ -170,20 +170,17 @@ class Reptile(GradientLearner):
         num_model = len(self.model.non_trainable_variables)
         model_state, moments = list(state[:num_model]), list(state[num_model:])
         if not self.carry_inner_moments:
-            phi, model_state = super()._adapt(support_x, support_y, model_state, training, loss_fn)
+            phi, model_state, _ = self._adapt_with_rule_state(
+                support_x, support_y, model_state, training, loss_fn
+            )
             return phi, model_state, moments
         if not moments:
             moments = [tf.convert_to_tensor(v.value) for v in self.inner_moment_variables]
         second_moments = moments[1:]
         rule_state = [moments[0]] + [tf.zeros_like(v) for v in second_moments] + second_moments
-        phi = self.task_initial_weights()
-        with query_statistics_lib.support_passes(self.model, training, self.query_statistics):
-            for rates in self.inner_learning_rates(training):
-                phi, model_state, rule_state = adaptation.rule_step(
-                    self.model, loss_fn, phi, model_state, rule_state, support_x, support_y,
-                    learning_rates=rates, first_order=self.first_order, training=training,
-                    update_rule=self._adam,
-                )
+        phi, model_state, rule_state = self._adapt_with_rule_state(
+            support_x, support_y, model_state, training, loss_fn, rule_state
+        )
         if training:
             moments = [rule_state[0]] + rule_state[1 + len(second_moments):]
         return phi, model_state, moments
