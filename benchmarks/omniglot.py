@@ -137,6 +137,65 @@ def _adam(iterations: int) -> keras.optimizers.Optimizer:
     return keras.optimizers.Adam(1e-3)
 
 
+# Nichol et al. 2018: the commands behind the paper's Omniglot table, from its code's README
+# (openai/supervised-reptile), by (ways, shots): train shots per class, inner minibatch, inner
+# Adam steps and step size, meta-batch, outer SGD step (annealed linearly to 0 over the
+# updates), updates, and the evaluation's minibatch and steps. Adam with beta1 = 0 (its
+# code's TF1 defaults otherwise), second moments carried from task to task as in its code.
+REPTILE_SETTINGS = {
+    (5, 1): dict(train_shots=12, inner_batch_size=5, inner_steps=12, inner_learning_rate=0.00044,
+                 meta_batch_size=3, meta_step=1.0, iterations=200_000,
+                 eval_inner_batch_size=5, eval_inner_steps=86),
+    (5, 5): dict(train_shots=10, inner_batch_size=10, inner_steps=5, inner_learning_rate=0.0015,
+                 meta_batch_size=5, meta_step=0.7, iterations=100_000,
+                 eval_inner_batch_size=6, eval_inner_steps=100),
+    (20, 1): dict(train_shots=9, inner_batch_size=15, inner_steps=12,
+                  inner_learning_rate=0.00046, meta_batch_size=3, meta_step=1.0,
+                  iterations=200_000, eval_inner_batch_size=10, eval_inner_steps=97),
+    (20, 5): dict(train_shots=12, inner_batch_size=20, inner_steps=12,
+                  inner_learning_rate=0.00046, meta_batch_size=3, meta_step=1.0,
+                  iterations=200_000, eval_inner_batch_size=10, eval_inner_steps=97),
+}
+# Its transductive 5-way 1-shot command (--query_statistics=transductive); the evaluation's
+# minibatch of 25 is five passes over the 5 support images, the same as the whole set.
+REPTILE_TRANSDUCTIVE_5W1S = dict(
+    train_shots=15, inner_batch_size=25, inner_steps=3, inner_learning_rate=0.001,
+    meta_batch_size=10, meta_step=1.0, iterations=100_000,
+    eval_inner_batch_size=None, eval_inner_steps=5)
+
+
+def _reptile_recipe(ways: int, shots: int) -> Recipe:
+    """Reptile's recipe for one setting (`REPTILE_SETTINGS`). Not as the paper's code: the
+    moments are merged over a meta-batch's tasks (its tasks run one after another), and
+    its non-transductive test normalises each query with the support set plus that query
+    (here: the support set's statistics)."""
+    transductive = FLAGS.query_statistics == query_statistics.TRANSDUCTIVE
+    settings = REPTILE_TRANSDUCTIVE_5W1S if transductive and (ways, shots) == (5, 1) \
+        else REPTILE_SETTINGS[ways, shots]
+    return Recipe(
+        build=lambda ways, shots: tfmeta.Reptile(
+            _conv4(ways),
+            inner_optimizer="adam",
+            inner_learning_rate=settings["inner_learning_rate"],
+            inner_steps=settings["inner_steps"],
+            inner_batch_size=settings["inner_batch_size"],
+            eval_inner_steps=settings["eval_inner_steps"],
+            eval_inner_batch_size=settings["eval_inner_batch_size"],
+            query_statistics="support",
+            carry_inner_moments=True,
+            seed=FLAGS.seed,
+        ),
+        optimizer=lambda iterations: keras.optimizers.SGD(
+            keras.optimizers.schedules.PolynomialDecay(
+                settings["meta_step"], iterations, end_learning_rate=0.0)
+        ),
+        iterations=settings["iterations"],
+        meta_batch_size=lambda ways: settings["meta_batch_size"],
+        train_shots=lambda shots: settings["train_shots"],
+        train_queries=lambda ways, shots: 5,  # only for the reported loss
+    )
+
+
 RECIPES = {
     "maml": Recipe(
         build=lambda ways, shots: tfmeta.MAML(
@@ -162,36 +221,7 @@ RECIPES = {
         iterations=60_000,
         meta_batch_size=lambda ways: 32 if ways <= 5 else 16,
     ),
-    # Nichol et al. 2018, their Omniglot table: inner Adam with beta1 = 0 (beta2 0.999, eps
-    # 1e-8, their code's defaults), step 1e-3 (20-way: 5e-4 and 10 inner steps, taken from
-    # the paper's 20-way column as recalled, not re-checked), 5 inner steps on 10 shots per
-    # class, 50 at test, meta-batch 5, outer SGD step 1.0 annealed linearly to 0, 100,000
-    # updates; Adam's second moments carried from task to task as in their code. Not as
-    # theirs: each inner step takes the whole support set (theirs: batches of 10 in training,
-    # 5 at test; for 5-way 1-shot tests the same), the moments merged over a meta-batch's
-    # tasks (theirs run one after another), 20-way's 200,000
-    # updates, and the BatchNorm statistics of the queries: the support set's (their
-    # non-transductive test normalises a query with the support set plus itself;
-    # --query_statistics=transductive gives their transductive one).
-    "reptile": Recipe(
-        build=lambda ways, shots: tfmeta.Reptile(
-            _conv4(ways),
-            inner_optimizer="adam",
-            inner_learning_rate=1e-3 if ways <= 5 else 5e-4,
-            inner_steps=5 if ways <= 5 else 10,
-            eval_inner_steps=50,
-            query_statistics="support",
-            carry_inner_moments=True,
-        ),
-        optimizer=lambda iterations: keras.optimizers.SGD(
-            keras.optimizers.schedules.PolynomialDecay(1.0, iterations, end_learning_rate=0.0)
-        ),
-        iterations=100_000,
-        meta_batch_size=lambda ways: 5,
-        train_shots=lambda shots: 10,
-        # only for the reported loss; 10 + 5 of the 20 drawings of a character
-        train_queries=lambda ways, shots: 5,
-    ),
+    "reptile": _reptile_recipe,  # one recipe per setting
     "protonet": Recipe(  # Snell et al.: 60-way training, 5 queries, Adam halved every 2000
         build=lambda ways, shots: tfmeta.ProtoNet(_conv4(None)),
         optimizer=lambda iterations: keras.optimizers.Adam(
@@ -421,6 +451,8 @@ def _evaluate_single_queries(learner: tfmeta.MetaLearner, test, ways: int, shots
 
 def run_meta_learner(name: str, setting: str, sources) -> dict:
     recipe, (ways, shots) = RECIPES[name], _parse(setting)
+    if not isinstance(recipe, Recipe):  # a recipe per setting (Reptile's)
+        recipe = recipe(ways, shots)
     directory = _run_dir(f"{name}-{setting}")
     iterations = FLAGS.iterations or recipe.iterations
     record = _read_record(directory)

@@ -190,7 +190,8 @@ def gradient_plan(learner: MetaLearner) -> GradientPlan:
             of its own besides the model's weights (MAML++ per-step BatchNorm
             statistics), or starts tasks from a zero head
             (`head_initialization="zeros"`), or adapts with an update rule
-            other than plain gradient descent (Reptile's `inner_optimizer="adam"`).
+            other than plain gradient descent (Reptile's `inner_optimizer="adam"`),
+            or on minibatches of the support set (Reptile's `inner_batch_size`).
     """
     if not predicts_with_model(learner):
         raise ValueError(
@@ -205,6 +206,17 @@ def gradient_plan(learner: MetaLearner) -> GradientPlan:
             f"optimizer moments. Received: {type(learner).__name__} with "
             f"inner_optimizer={inner_optimizer!r}; use export_saved_model (it runs the "
             "learner's own Adam inner loop), or a learner with inner_optimizer='sgd'"
+        )
+    batch_sizes = {
+        name: getattr(learner, name, None) for name in ("inner_batch_size", "eval_inner_batch_size")
+    }
+    if any(size is not None for size in batch_sizes.values()):
+        received = ", ".join(f"{name}={size}" for name, size in batch_sizes.items())
+        raise ValueError(
+            "Expected a learner whose inner steps take the whole support set: the on-device "
+            f"module draws no minibatches. Received: {type(learner).__name__} with {received}; "
+            "use export_saved_model (it runs the learner's own inner loop), or rebuild the "
+            "learner without them from its config and weights"
         )
     head_initialization = getattr(learner, "head_initialization", "learned")
     if head_initialization != "learned":
@@ -251,6 +263,8 @@ def describe(learner: MetaLearner) -> dict[str, Any]:
         description["inner_steps"] = len(rates)
         if getattr(learner, "inner_optimizer", "sgd") != "sgd":
             description["inner_optimizer"] = learner.inner_optimizer
+        if getattr(learner, "eval_inner_batch_size", None) is not None:
+            description["inner_batch_size"] = learner.eval_inner_batch_size
         description["inner_learning_rate"] = (
             float(values[0]) if uniform else "learned (per parameter or per step)"
             if values else None

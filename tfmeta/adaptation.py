@@ -159,10 +159,15 @@ def adapt_with_rule_state(
     training: bool = True,
     update_rule: SGD | Adam | None = None,
     rule_state: Weights | None = None,
+    minibatches: tf.Tensor | None = None,
 ) -> tuple[Weights, Weights, Weights]:
     """`adapt` from the update rule's state `rule_state` (default: `update_rule.init`,
     Adam's zero moments), also returning the rule's state after the last step, for a
     learner that carries it from task to task (Reptile's `carry_inner_moments`).
+
+    `minibatches` (`[steps, batch_size]` indices into `inputs`, e.g. from
+    `minibatch_indices`) gives every step its own minibatch of the examples;
+    by default every step takes all of them.
 
     Returns:
         `(adapted_params, state, rule_state)`.
@@ -171,15 +176,24 @@ def adapt_with_rule_state(
     if rule_state is None:
         indices = list(range(len(params))) if adapted is None else list(adapted)
         rule_state = rule.init([params[i] for i in indices])
-    for step_rates in learning_rates:
+    if minibatches is not None and minibatches.shape[0] != len(learning_rates):
+        raise ValueError(
+            f"Expected one minibatch per inner step ({len(learning_rates)}). "
+            f"Received: minibatches of shape {minibatches.shape}"
+        )
+    for step, step_rates in enumerate(learning_rates):
+        step_inputs, step_targets = inputs, targets
+        if minibatches is not None:
+            step_inputs = tf.gather(inputs, minibatches[step])
+            step_targets = tf.gather(targets, minibatches[step])
         params, state, rule_state = rule_step(
             model,
             loss_fn,
             params,
             state,
             rule_state,
-            inputs,
-            targets,
+            step_inputs,
+            step_targets,
             learning_rates=step_rates,
             first_order=first_order,
             adapted=adapted,
@@ -187,6 +201,26 @@ def adapt_with_rule_state(
             update_rule=rule,
         )
     return list(params), state, rule_state
+
+
+def minibatch_indices(
+    num_examples: tf.Tensor | int, batch_size: int, steps: int, seed: tf.Tensor
+) -> tf.Tensor:
+    """`[steps, batch_size]` indices of `num_examples` examples: consecutive minibatches of
+    passes over them, each pass in its own random order (sampling without replacement,
+    as the Reptile paper's code draws its inner-loop minibatches).
+
+    A minibatch may span two passes; with `batch_size` above `num_examples` an
+    example repeats within one. `num_examples` may be a tensor (a padded
+    task's real support size). The draw is a function of the stateless
+    `seed` (`[2]` integers) alone.
+    """
+    num_examples = tf.cast(num_examples, tf.int32)
+    total = steps * batch_size
+    passes = (total + num_examples - 1) // num_examples
+    keys = tf.random.stateless_uniform(tf.stack([passes, num_examples]), seed=seed)
+    order = tf.reshape(tf.argsort(keys, axis=1), [-1])[:total]
+    return tf.reshape(order, [steps, batch_size])
 
 
 @dataclasses.dataclass(frozen=True)

@@ -214,6 +214,22 @@ def test_reptiles_carried_adam_moments_are_saved(tmp_path):
     assert np.max(np.abs(outputs - et.learner_predict(learner, task))) > 1e-3
 
 
+def test_reptiles_evaluation_minibatches_are_exported(tmp_path):
+    keras.utils.set_random_seed(0)
+    learner = et.compiled(tfmeta.Reptile(tfmeta.models.mlp(20, (16,), et.WAYS),
+                                         inner_learning_rate=0.5, eval_inner_steps=4,
+                                         eval_inner_batch_size=2))
+    path = saved_model.export_saved_model(learner, tmp_path, ways=et.WAYS, shots=1)
+    task = et.episode((20,))
+    outputs = tf.saved_model.load(path).signatures["adapt_and_predict"](**task)["outputs"]
+    assert np.max(np.abs(outputs - et.learner_predict(learner, task))) < 1e-5
+    assert metadata.read(path)["inner_batch_size"] == 2
+    whole = tfmeta.Reptile.from_config(dict(learner.get_config(), eval_inner_batch_size=None))
+    whole.set_weights(learner.get_weights())
+    whole = et.compiled(whole)
+    assert np.max(np.abs(outputs - et.learner_predict(whole, task))) > 1e-3
+
+
 def test_regression_export_takes_float_targets(tmp_path):
     keras.utils.set_random_seed(0)
     learner = et.compiled(tfmeta.MAML(tfmeta.models.mlp(), inner_learning_rate=0.01,

@@ -259,6 +259,17 @@ def test_reptile_with_an_adam_inner_loop_is_refused_with_the_reason(tmp_path, ca
     assert not (tmp_path / "reptile_adam.tflite").exists()
 
 
+@pytest.mark.parametrize("sizes", [dict(inner_batch_size=2), dict(eval_inner_batch_size=3)])
+def test_reptile_on_minibatches_is_refused_with_the_reason(tmp_path, sizes):
+    learner = et.compiled(tfmeta.Reptile(tfmeta.models.mlp(20, (8,), et.WAYS), **sizes))
+    received = ", ".join(f"{name}={sizes.get(name)}"
+                         for name in ("inner_batch_size", "eval_inner_batch_size"))
+    with pytest.raises(ValueError, match="whole support set: the on-device module draws no "
+                                         f"minibatches. Received: Reptile with {received}"):
+        export(learner, tmp_path, "reptile_minibatches")
+    assert not (tmp_path / "reptile_minibatches.tflite").exists()
+
+
 def test_verification_against_the_learner_catches_a_wrong_model(tmp_path, mlp_learner):
     content, _ = export(mlp_learner, tmp_path, "mlp")
     task = task_format.task_format(mlp_learner, et.WAYS, et.SHOTS)

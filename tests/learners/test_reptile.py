@@ -7,6 +7,7 @@ import tensorflow as tf
 
 import tfmeta
 from tfmeta import adaptation, checkpointing
+from tfmeta.learners import reptile as reptile_lib
 from learner_testing import sinusoid_batch, tiny_model
 from tfmeta.data import SinusoidTasks
 
@@ -286,3 +287,129 @@ def test_inner_optimizer_round_trips_through_config_and_save(tmp_path):
 def test_bad_inner_optimizer_settings_are_rejected(kwargs, message):
     with pytest.raises(ValueError, match=message):
         tfmeta.Reptile(tiny_model(), **kwargs)
+
+
+def test_minibatch_indices_run_through_passes_each_in_its_own_random_order():
+    seed = tf.constant([3, 0], tf.int64)
+    indices = adaptation.minibatch_indices(7, 3, 5, seed).numpy()
+    assert indices.shape == (5, 3)
+    flat = indices.ravel()
+    for start in (0, 7):  # two whole passes, then the third's first example
+        assert sorted(flat[start:start + 7]) == list(range(7))
+    assert not np.array_equal(flat[:7], flat[7:14])  # each pass reshuffled
+    np.testing.assert_array_equal(adaptation.minibatch_indices(7, 3, 5, seed), indices)
+    other = adaptation.minibatch_indices(7, 3, 5, tf.constant([3, 1], tf.int64))
+    assert not np.array_equal(other, indices)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32)])
+    def dynamic(examples):  # a padded task's support size is only known when it runs
+        return adaptation.minibatch_indices(tf.shape(examples)[0], 4, 3, seed)
+
+    np.testing.assert_array_equal(dynamic(tf.zeros([2])).numpy().ravel(),
+                                  adaptation.minibatch_indices(2, 4, 3, seed).numpy().ravel())
+    assert sorted(dynamic(tf.zeros([2])).numpy().ravel()[:2]) == [0, 1]
+
+
+def _sgd_on_minibatches(model, loss_fn, support_x, support_y, rate, batches):
+    """Float64 SGD by hand, step `s` on the examples `batches[s]`; gradients from TF."""
+    params = [v.numpy().astype(np.float64) for v in model.trainable_variables]
+    for batch in np.asarray(batches):
+        _, grads, _ = adaptation.loss_and_gradients(
+            model, loss_fn, [tf.constant(p) for p in params], [],
+            tf.gather(support_x, batch), tf.gather(support_y, batch), wrt=range(len(params)))
+        params = [p - rate * g.numpy() for p, g in zip(params, grads)]
+    return params
+
+
+def _minibatch_learner(**kwargs):
+    settings = dict(inner_learning_rate=0.05, inner_steps=3, inner_batch_size=2,
+                    eval_inner_steps=4, eval_inner_batch_size=3, seed=5)
+    learner = tfmeta.Reptile(tiny_model(), **dict(settings, **kwargs))
+    learner.compile(optimizer=keras.optimizers.SGD(0.5), loss="mse")
+    return learner
+
+
+def test_inner_steps_on_minibatches_equal_a_hand_computation():
+    learner = _minibatch_learner()
+    batch = sinusoid_batch(tasks=2, shots=5)
+    x, y = batch["support_x"][0], batch["support_y"][0]
+    seed_state = learner.minibatch_seed_generator.state.numpy()
+    np.testing.assert_array_equal(seed_state, [5, 0])
+    for training, size, steps, seed in ((True, 2, 3, seed_state),
+                                        (False, 3, 4, reptile_lib.EVALUATION_MINIBATCH_SEED)):
+        batches = adaptation.minibatch_indices(5, size, steps, tf.constant(seed, tf.int64))
+        expected = _sgd_on_minibatches(learner.model, learner.task_loss, x, y, 0.05, batches)
+        phi, _ = learner.adapt(x, y, training=training)
+        for got, want in zip(phi, expected):
+            np.testing.assert_allclose(got.numpy(), want, rtol=1e-12, atol=1e-15)
+        whole = _sgd_on_minibatches(learner.model, learner.task_loss, x, y, 0.05,
+                                    [np.arange(5)] * steps)
+        assert max(np.abs(w - p).max() for w, p in zip(whole, expected)) > 1e-4
+
+
+def test_every_task_draws_its_own_minibatches_and_each_meta_update_fresh_ones():
+    learner = _minibatch_learner()
+    batch = sinusoid_batch(tasks=2, shots=5)
+    theta = [v.numpy().copy() for v in learner.model.trainable_variables]
+    phis = [  # task i's stream: the seed offset by its index in the meta-batch
+        _sgd_on_minibatches(learner.model, learner.task_loss, batch["support_x"][i],
+                            batch["support_y"][i], 0.05,
+                            adaptation.minibatch_indices(5, 2, 3, tf.constant([5 + i, 0],
+                                                                             tf.int64)))
+        for i in range(2)
+    ]
+    learner.train_on_batch(batch)
+    for variable, old, a, b in zip(learner.model.trainable_variables, theta, *phis):
+        np.testing.assert_allclose(variable.numpy(), old + 0.5 * ((a + b) / 2 - old),
+                                   rtol=1e-12, atol=1e-14)
+    np.testing.assert_array_equal(learner.minibatch_seed_generator.state.numpy(), [5, 1])
+    learner.train_on_batch(batch)
+    np.testing.assert_array_equal(learner.minibatch_seed_generator.state.numpy(), [5, 2])
+
+
+def test_evaluation_minibatches_depend_only_on_the_task():
+    """Prediction is a function of the support set: the same in every call and at every
+    place in a meta-batch, and it leaves the seed's state alone."""
+    learner = _minibatch_learner()
+    batch = sinusoid_batch(tasks=3, shots=5)
+    swapped = {key: tf.reverse(value, axis=[0]) for key, value in batch.items()}
+    predictions = learner.predict_on_batch(batch)
+    np.testing.assert_array_equal(learner.predict_on_batch(batch), predictions)
+    np.testing.assert_allclose(learner.predict_on_batch(swapped)[::-1], predictions,
+                               rtol=1e-12, atol=1e-15)
+    learner.evaluate(tf.data.Dataset.from_tensors(batch), verbose=0)
+    np.testing.assert_array_equal(learner.minibatch_seed_generator.state.numpy(), [5, 0])
+
+
+def test_minibatch_settings_round_trip_and_a_checkpoint_resumes_the_draws(tmp_path):
+    learner = _minibatch_learner(inner_optimizer="adam", inner_learning_rate=0.01,
+                                 carry_inner_moments=True)
+    batch = sinusoid_batch(tasks=2, shots=5)
+    learner.train_on_batch(batch)
+    path = tmp_path / "reptile_minibatches.keras"
+    learner.save(path)
+    restored = keras.saving.load_model(path)
+    assert (restored.inner_batch_size, restored.eval_inner_batch_size, restored.seed) == (2, 3, 5)
+    np.testing.assert_array_equal(learner.predict_on_batch(batch), restored.predict_on_batch(batch))
+
+    data = tf.data.Dataset.from_tensors(batch).repeat()
+    learner.fit(data, steps_per_epoch=2, verbose=0,
+                callbacks=[checkpointing.MetaCheckpoint(tmp_path / "checkpoints")])
+    resumed = _minibatch_learner(inner_optimizer="adam", inner_learning_rate=0.01,
+                                 carry_inner_moments=True, seed=9)
+    resumed.fit(data, steps_per_epoch=2, initial_epoch=1, epochs=1, verbose=0,
+                callbacks=[checkpointing.MetaCheckpoint(tmp_path / "checkpoints")])
+    np.testing.assert_array_equal(resumed.minibatch_seed_generator.state.numpy(),
+                                  learner.minibatch_seed_generator.state.numpy())
+    learner.train_on_batch(batch)
+    resumed.train_on_batch(batch)  # the same draws as the uninterrupted run
+    for got, want in zip(resumed.model.trainable_variables, learner.model.trainable_variables):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+
+
+@pytest.mark.parametrize("name", ["inner_batch_size", "eval_inner_batch_size"])
+@pytest.mark.parametrize("value", [0, -2, 2.5, True])
+def test_bad_minibatch_sizes_are_rejected(name, value):
+    with pytest.raises(ValueError, match=f"Expected `{name}` to be a positive integer or None. "
+                                         f"Received: {name}={value!r}"):
+        tfmeta.Reptile(tiny_model(), **{name: value})

@@ -157,8 +157,10 @@ class GradientLearner(base.MetaLearner):
         training: bool,
         loss_fn: adaptation.LossFn,
         rule_state: adaptation.Weights | None = None,
+        minibatches: tf.Tensor | None = None,
     ) -> tuple[adaptation.Weights, adaptation.Weights, adaptation.Weights]:
         """`_adapt` from the update rule's state `rule_state` (default: its zero state),
+        each step on its minibatch of `minibatches` (default: the whole support set),
         also returning the rule's state after the last step
         (`adaptation.adapt_with_rule_state`)."""
         with query_statistics_lib.support_passes(self.model, training, self.query_statistics):
@@ -175,6 +177,7 @@ class GradientLearner(base.MetaLearner):
                 training=training,
                 update_rule=self.inner_update_rule(),
                 rule_state=rule_state,
+                minibatches=minibatches,
             )
 
     def adapt_and_predict(self, task, state, training):

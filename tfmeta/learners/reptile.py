@@ -11,6 +11,9 @@ from tfmeta.learners import padded_episodes
 from tfmeta.learners.gradient_learner import GradientLearner
 
 INNER_OPTIMIZERS = ("sgd", "adam")  # Reptile's inner update rules (`inner_optimizer`)
+# Evaluation draws its inner minibatches from this fixed seed, so a task's adaptation is a
+# function of its support set alone (not of the call, nor of its place in a meta-batch).
+EVALUATION_MINIBATCH_SEED = (0, 0)
 
 
 @keras.saving.register_keras_serializable(package="tfmeta")
@@ -45,12 +48,22 @@ class Reptile(GradientLearner):
     back their mean over the meta-batch's tasks (the paper's code runs the
     tasks one after another instead), and evaluation reads them without
     writing, so a task's adaptation still depends only on that task and what
-    meta-training learned. Other differences from its Omniglot setup, which
-    you can reproduce through the data and the optimizer: its inner steps
-    take minibatches of the task's examples (here each step uses the whole
-    support set) over more examples per class than the evaluation shots
-    ("train shots": build training episodes with more shots), and its outer
-    step size decays linearly to 0 (a `LearningRateSchedule`, see the example).
+    meta-training learned.
+
+    By default every inner step takes the whole support set. The paper's
+    inner steps take minibatches: `inner_batch_size` (meta-training) and
+    `eval_inner_batch_size` (evaluation) give each step the next minibatch
+    of passes over the support set, each pass in a fresh random order
+    (`adaptation.minibatch_indices`). Meta-training draws them from the
+    learner's seed generator, each task of a meta-batch its own stream
+    (`MetaCheckpoint` keeps the generator's state, so a resumed run draws as
+    an uninterrupted one; a `.keras` file keeps the seed only, as for Keras's
+    own Dropout); evaluation draws from a fixed seed, so a task's adaptation
+    depends only on its support set. The rest of its
+    Omniglot setup comes from the data and the optimizer: more examples per
+    class in training than the evaluation shots ("train shots": build
+    training episodes with more shots), and an outer step size that decays
+    linearly to 0 (a `LearningRateSchedule`, see the example).
 
     Args:
         model: a built Keras model (the meta-learned initialization).
@@ -71,6 +84,11 @@ class Reptile(GradientLearner):
         carry_inner_moments: with `inner_optimizer="adam"`, start every task
             from the second moments and step count carried through
             meta-training (the paper code's behaviour) instead of from zero.
+        inner_batch_size: support examples per inner step in meta-training
+            (default None: all of them).
+        eval_inner_batch_size: support examples per inner step in evaluation
+            (default None: all of them).
+        seed: seed of meta-training's minibatches (with `inner_batch_size`).
         **kwargs: forwarded to `keras.Model`.
 
     Example:
@@ -78,15 +96,16 @@ class Reptile(GradientLearner):
     ```python
     import keras, tfmeta
     net = tfmeta.models.conv4((28, 28, 1), num_classes=5)
-    reptile = tfmeta.Reptile(net, inner_optimizer="adam", inner_learning_rate=0.001,
-                             inner_steps=5, eval_inner_steps=50, carry_inner_moments=True)
-    iterations = 100_000
+    reptile = tfmeta.Reptile(net, inner_optimizer="adam", inner_learning_rate=0.00044,
+                             inner_steps=12, inner_batch_size=5, eval_inner_steps=86,
+                             eval_inner_batch_size=5, carry_inner_moments=True)
+    iterations = 200_000
     epsilon = keras.optimizers.schedules.PolynomialDecay(1.0, iterations, end_learning_rate=0.0)
     reptile.compile(optimizer=keras.optimizers.SGD(epsilon),
                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                     metrics=["accuracy"])
     sources = tfmeta.data.omniglot("path/to/omniglot.tar.gz")
-    reptile.fit(sources["train"].episodes(ways=5, shots=10, queries=5, meta_batch_size=5,
+    reptile.fit(sources["train"].episodes(ways=5, shots=12, queries=5, meta_batch_size=3,
                                           seed=0), steps_per_epoch=iterations)
     ```
     """
@@ -104,6 +123,9 @@ class Reptile(GradientLearner):
         inner_beta2: float = 0.999,
         inner_epsilon: float = 1e-8,
         carry_inner_moments: bool = False,
+        inner_batch_size: int | None = None,
+        eval_inner_batch_size: int | None = None,
+        seed: int | None = None,
         **kwargs,
     ):
         if inner_optimizer not in INNER_OPTIMIZERS:
@@ -132,6 +154,15 @@ class Reptile(GradientLearner):
         self._adam = adam
         self.carry_inner_moments = bool(carry_inner_moments)
         self.inner_moment_variables = self._create_inner_moments()
+        self.inner_batch_size = _checked_batch_size(inner_batch_size, "inner_batch_size")
+        self.eval_inner_batch_size = _checked_batch_size(
+            eval_inner_batch_size, "eval_inner_batch_size"
+        )
+        self.seed = seed
+        self.minibatch_seed_generator = (
+            None if self.inner_batch_size is None
+            else keras.random.SeedGenerator(seed, name="inner_minibatch_seed")
+        )
 
     def _create_inner_moments(self) -> list:
         """`[step_count, *second_moments]` (one per trainable weight), all zero, when carried."""
@@ -151,9 +182,15 @@ class Reptile(GradientLearner):
         ]
 
     @property
+    def own_state_variables(self) -> list:
+        """The carried Adam moments (if any), then the minibatch seed's state (if any)."""
+        seed = self.minibatch_seed_generator
+        return list(self.inner_moment_variables) + ([] if seed is None else [seed.state])
+
+    @property
     def state_variables(self) -> list:
-        """The model's non-trainable weights, then the carried Adam moments (if any)."""
-        return list(self.model.non_trainable_variables) + list(self.inner_moment_variables)
+        """The model's non-trainable weights, then `own_state_variables`."""
+        return list(self.model.non_trainable_variables) + self.own_state_variables
 
     def inner_update_rule(self) -> adaptation.SGD | adaptation.Adam:
         """`adaptation.Adam` with this learner's betas and epsilon, or `adaptation.SGD()`."""
@@ -163,27 +200,47 @@ class Reptile(GradientLearner):
         # The pseudo-gradient `theta - phi` needs only the inner loop's gradients.
         return True
 
+    def _minibatches(self, num_examples, seed: list, training: bool):
+        """`(minibatch indices or None, seed state after the draw)` of one task's inner loop."""
+        if not training:
+            if self.eval_inner_batch_size is None:
+                return None, seed
+            return adaptation.minibatch_indices(
+                num_examples, self.eval_inner_batch_size, self.eval_inner_steps,
+                tf.constant(EVALUATION_MINIBATCH_SEED, tf.int64),
+            ), seed
+        if self.inner_batch_size is None:
+            return None, seed
+        (seed_state,) = seed
+        indices = adaptation.minibatch_indices(
+            num_examples, self.inner_batch_size, self.inner_steps, seed_state
+        )
+        return indices, [seed_state + tf.constant([0, 1], seed_state.dtype)]
+
     def _inner_loop(self, support_x, support_y, state, training, loss_fn):
-        """`(phi, model_state, moments)`: the inner loop from the carried moments in `state`
-        (the wrapped model's state alone: from the learner's variables), and the moments
-        after it in meta-training (before it in evaluation, which does not move them)."""
+        """`(phi, model_state, own_state)`: the inner loop from the carried moments and seed
+        in `state` (the wrapped model's state alone: from the learner's variables), and
+        them after it in meta-training (before it in evaluation, which moves neither)."""
         num_model = len(self.model.non_trainable_variables)
-        model_state, moments = list(state[:num_model]), list(state[num_model:])
+        model_state, own = list(state[:num_model]), list(state[num_model:])
+        if not own:
+            own = [tf.convert_to_tensor(v.value) for v in self.own_state_variables]
+        num_moments = len(self.inner_moment_variables)
+        moments, seed = own[:num_moments], own[num_moments:]
+        minibatches, seed = self._minibatches(tf.shape(support_x)[0], seed, training)
         if not self.carry_inner_moments:
             phi, model_state, _ = self._adapt_with_rule_state(
-                support_x, support_y, model_state, training, loss_fn
+                support_x, support_y, model_state, training, loss_fn, minibatches=minibatches
             )
-            return phi, model_state, moments
-        if not moments:
-            moments = [tf.convert_to_tensor(v.value) for v in self.inner_moment_variables]
+            return phi, model_state, seed
         second_moments = moments[1:]
         rule_state = [moments[0]] + [tf.zeros_like(v) for v in second_moments] + second_moments
         phi, model_state, rule_state = self._adapt_with_rule_state(
-            support_x, support_y, model_state, training, loss_fn, rule_state
+            support_x, support_y, model_state, training, loss_fn, rule_state, minibatches
         )
         if training:
             moments = [rule_state[0]] + rule_state[1 + len(second_moments):]
-        return phi, model_state, moments
+        return phi, model_state, moments + seed
 
     def _adapt(self, support_x, support_y, state, training, loss_fn):
         phi, model_state, _ = self._inner_loop(support_x, support_y, state, training, loss_fn)
@@ -192,9 +249,9 @@ class Reptile(GradientLearner):
     def _adapt_episode_and_predict(self, task, state, training):
         """`(phi, query_predictions, new_state)` of one task (padded or not)."""
         episode = padded_episodes.real_examples(task)
-        phi, model_state, moments = self._on_support(self._inner_loop, episode, state, training)
+        phi, model_state, own = self._on_support(self._inner_loop, episode, state, training)
         predictions, model_state = self._predict_queries(phi, model_state, episode, training)
-        return phi, predictions, model_state + moments
+        return phi, predictions, model_state + own
 
     def adapt_and_predict(self, task, state, training):
         _, predictions, state = self._adapt_episode_and_predict(task, state, training)
@@ -216,5 +273,19 @@ class Reptile(GradientLearner):
             inner_beta2=self._adam.beta2,
             inner_epsilon=self._adam.epsilon,
             carry_inner_moments=self.carry_inner_moments,
+            inner_batch_size=self.inner_batch_size,
+            eval_inner_batch_size=self.eval_inner_batch_size,
+            seed=self.seed,
         )
         return config
+
+
+def _checked_batch_size(value: int | None, name: str) -> int | None:
+    """`value` as an int, or None; refuses anything but a positive integer."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"Expected `{name}` to be a positive integer or None. Received: {name}={value!r}"
+        )
+    return value
