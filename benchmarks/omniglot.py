@@ -115,10 +115,9 @@ def _conv4(ways: int | None, max_pool: bool = False) -> keras.Model:
 
 
 def _relation_network(ways: int) -> tfmeta.RelationNetwork:
-    """Sung et al.'s pair: Conv-4's feature maps before pooling (2x2 after the stride-2
-    blocks), and the relation module (2 x [conv, BatchNorm, ReLU, max-pool], 8 + 1 units)."""
-    net = _conv4(None)
-    embedding = keras.Model(net.input, net.get_layer("block3_relu").output, name="embedding")
+    """Sung et al.'s pair: their embedding network (5x5 feature maps), and the relation
+    module (2 x [conv, BatchNorm, ReLU, max-pool], 8 + 1 units)."""
+    embedding = tfmeta.models.relation_embedding((28, 28, 1), filters=FLAGS.filters)
     module = tfmeta.models.relation_module(embedding.outputs[0].shape[1:], filters=FLAGS.filters)
     return tfmeta.RelationNetwork(embedding, module, ways=ways)
 
@@ -261,8 +260,7 @@ RECIPES = {
     ),
     # Sung et al. 2018: Adam 1e-3 halved every 100,000 episodes, one episode per update, 19 /
     # 15 / 10 / 5 queries per class, 1,000,000 episodes, MSE of the relation scores to one-hot
-    # labels. Not done here: the paper's embedding (max-pooling after its first two blocks,
-    # larger maps); tfmeta's strided Conv-4 gives 2x2 maps, as `omniglot_*_relation`.
+    # labels; the paper's embedding network (`tfmeta.models.relation_embedding`).
     "relation": Recipe(
         build=lambda ways, shots: _relation_network(ways),
         optimizer=lambda iterations: _halved_every(1e-3, 100_000),
