@@ -1,5 +1,7 @@
 """The paper's Relation Network embedding: its feature maps, and a learner built on it."""
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -42,3 +44,12 @@ def test_relation_network_on_it_scores_every_class_of_an_episode():
     before = [v.numpy().copy() for v in learner.trainable_variables]
     learner.train_on_batch(tf.data.Dataset.from_tensors(episode).get_single_element())
     assert any(np.abs(v.numpy() - b).max() > 0 for v, b in zip(learner.trainable_variables, before))
+
+
+@pytest.mark.parametrize("input_shape", [(9, 28, 1), (28, 28)])
+def test_embedding_refuses_inputs_it_cannot_embed(input_shape):
+    message = (r"Expected images \(height, width, channels\) of at least 10x10.*Received: "
+               + re.escape(f"input_shape={input_shape}"))
+    with pytest.raises(ValueError, match=message):
+        tfmeta.models.relation_embedding(input_shape)
+    assert tfmeta.models.relation_embedding((10, 10, 1), filters=2).outputs[0].shape[1:3] == (1, 1)

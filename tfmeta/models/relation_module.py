@@ -6,6 +6,8 @@ from typing import Sequence
 
 import keras
 
+MIN_EMBEDDING_SIZE = 10  # pixels: 10 -> 8 -> 4 -> 2 -> 1 through `relation_embedding`'s blocks
+
 
 def relation_module(
     feature_shape: Sequence[int],
@@ -86,7 +88,14 @@ def relation_embedding(
     learner = tfmeta.RelationNetwork(embedding, module, ways=5)
     ```
     """
-    inputs = keras.Input(tuple(int(d) for d in input_shape))
+    input_shape = tuple(int(d) for d in input_shape)
+    if len(input_shape) != 3 or min(input_shape[:2]) < MIN_EMBEDDING_SIZE:
+        raise ValueError(
+            f"Expected images (height, width, channels) of at least {MIN_EMBEDDING_SIZE}x"
+            f"{MIN_EMBEDDING_SIZE}: two unpadded convolutions and poolings leave 1x1 maps "
+            f"from them. Received: input_shape={input_shape}"
+        )
+    inputs = keras.Input(input_shape)
     x = inputs
     for block in range(4):
         pooled = block < 2
