@@ -228,17 +228,14 @@ class Reptile(GradientLearner):
         num_moments = len(self.inner_moment_variables)
         moments, seed = own[:num_moments], own[num_moments:]
         minibatches, seed = self._minibatches(tf.shape(support_x)[0], seed, training)
-        if not self.carry_inner_moments:
-            phi, model_state, _ = self._adapt_with_rule_state(
-                support_x, support_y, model_state, training, loss_fn, minibatches=minibatches
-            )
-            return phi, model_state, seed
-        second_moments = moments[1:]
-        rule_state = [moments[0]] + [tf.zeros_like(v) for v in second_moments] + second_moments
+        rule_state = None  # without carried moments: the rule's zero state
+        if self.carry_inner_moments:
+            second_moments = moments[1:]
+            rule_state = [moments[0]] + [tf.zeros_like(v) for v in second_moments] + second_moments
         phi, model_state, rule_state = self._adapt_with_rule_state(
             support_x, support_y, model_state, training, loss_fn, rule_state, minibatches
         )
-        if training:
+        if training and self.carry_inner_moments:
             moments = [rule_state[0]] + rule_state[1 + len(second_moments):]
         return phi, model_state, moments + seed
 
