@@ -150,6 +150,33 @@ def meta_step(weights: Sequence[torch.Tensor], optimizer: torch.optim.Optimizer,
     return total / len(tasks)
 
 
+def tasks_from_meta_batch(batch: dict[str, np.ndarray]) -> list[dict[str, torch.Tensor]]:
+    """Per-task torch episodes from a tfmeta meta-batch (`[tasks, examples, H, W, C]` images).
+
+    Images become `[examples, C, H, W]` (a copy, same dtype) and labels int64, as `F.conv2d` and
+    `F.cross_entropy` take them; the values are the same, so both frameworks see one episode.
+    """
+    tasks = []
+    for index in range(len(batch["support_y"])):
+        tasks.append({
+            key: torch.from_numpy(
+                np.array(batch[key][index].transpose(0, 3, 1, 2))
+                if key.endswith("_x") else batch[key][index].astype(np.int64))
+            for key in ("support_x", "support_y", "query_x", "query_y")
+        })
+    return tasks
+
+
+def accuracy(weights: Sequence[torch.Tensor], tasks: Sequence[dict[str, torch.Tensor]],
+             **forward_kwargs) -> list[float]:
+    """Query accuracy of each task after its inner step: how the reference is evaluated.
+
+    The adaptation needs a gradient, but nothing is kept for a meta-update.
+    """
+    return [task_query_loss(weights, task, first_order=True, **forward_kwargs)[1].item()
+            for task in tasks]
+
+
 def protocol_p_tasks(meta_batch_size: int, seed: int = 0) -> list[dict[str, torch.Tensor]]:
     """A meta-batch of random Omniglot-shaped episodes (the learner's time alone)."""
     rng = np.random.default_rng(seed)

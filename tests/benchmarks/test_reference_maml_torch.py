@@ -78,3 +78,30 @@ def test_reference_meta_gradient_equals_tfmeta_maml(float64, first_order):
     np.testing.assert_allclose(float(tf_loss), loss.item(), rtol=1e-10)
     for got, want, variable in zip(tf_grads, keras_weights(torch_grads), model.trainable_variables):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-7, atol=1e-10, err_msg=variable.path)
+
+
+def test_reference_accuracy_equals_tfmeta_evaluation_task_by_task(float64):
+    """benchmarks/time_to_accuracy.py scores both sides on one set of test episodes: the
+    reference's per-task accuracy after its inner step must be tfmeta MAML's."""
+    weights = reference.init_weights(dtype=torch.float64, seed=2)
+    tasks = [episode(seed) for seed in range(4)]
+    batch = {key: np.stack([task[key] for task in tasks]) for key in tasks[0]}
+    model = tfmeta.models.conv4((28, 28, 1), WAYS)
+    for variable, value in zip(model.trainable_variables, keras_weights(weights)):
+        variable.assign(value)
+    learner = tfmeta.MAML(model, inner_learning_rate=reference.INNER_LEARNING_RATE,
+                          inner_steps=1, query_statistics="transductive")
+    learner.compile(optimizer="adam",
+                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    logits = learner.predict_on_batch({key: tf.constant(value) for key, value in batch.items()})
+    want = (np.argmax(logits, axis=-1) == batch["query_y"]).mean(axis=1)
+
+    torch_tasks = reference.tasks_from_meta_batch(batch)
+    got = reference.accuracy(weights, torch_tasks, padding="same", epsilon=1e-3)
+
+    assert torch_tasks[1]["query_x"].shape == (WAYS * QUERIES, 1, 28, 28)
+    assert torch_tasks[1]["support_y"].dtype == torch.int64
+    np.testing.assert_array_equal(torch_tasks[1]["query_x"].numpy()[3, 0],
+                                  batch["query_x"][1, 3, ..., 0])
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)  # float32 means of hits
+    assert len(set(np.round(want, 6))) > 1  # tasks told apart, not one constant accuracy
