@@ -25,6 +25,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfmeta.argument_validation import check_integer
+
 _PREFIX = "ckpt"
 _GROUPS = ("model_variables", "optimizer_variables")
 STATE_FILE = "checkpoint"  # the name TensorFlow's checkpoint tools read
@@ -249,11 +251,7 @@ class MetaCheckpoint(keras.callbacks.Callback):
 
     def __init__(self, directory: str | os.PathLike, max_to_keep: int = 2):
         super().__init__()
-        if isinstance(max_to_keep, bool) or not isinstance(max_to_keep, int) or max_to_keep < 1:
-            raise ValueError(
-                "Expected `max_to_keep` to be an integer >= 1. "
-                f"Received: max_to_keep={max_to_keep!r}"
-            )
+        max_to_keep = check_integer("max_to_keep", max_to_keep)
         self.directory = os.fspath(directory)
         self.max_to_keep = max_to_keep
         self.saved_step = -1  # the step of the last checkpoint written or restored

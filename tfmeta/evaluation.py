@@ -7,6 +7,7 @@ from typing import Callable
 import numpy as np
 import tensorflow as tf
 
+from tfmeta.argument_validation import check_integer
 from tfmeta.learners.base import MetaLearner
 
 PerTaskMetric = Callable[[np.ndarray, np.ndarray], float]
@@ -103,13 +104,7 @@ def task_scores(
         ValueError: for a `num_episodes` that is not an integer >= 1, an
             infinite dataset without `num_episodes`, or fewer tasks than asked for.
     """
-    if num_episodes is not None and (
-        isinstance(num_episodes, bool) or not isinstance(num_episodes, int) or num_episodes < 1
-    ):
-        raise ValueError(
-            "Expected `num_episodes` to be an integer >= 1 or None. "
-            f"Received: num_episodes={num_episodes!r}"
-        )
+    num_episodes = check_integer("num_episodes", num_episodes, allow_none=True)
     if num_episodes is None and episodes.cardinality() == tf.data.INFINITE_CARDINALITY:
         raise ValueError(
             "Expected a finite dataset of episodes, or num_episodes=N to score the first N "

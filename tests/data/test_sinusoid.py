@@ -56,10 +56,10 @@ def test_dtype_is_configurable():
 @pytest.mark.parametrize(
     "kwargs, message",
     [
-        ({"support_shots": 0}, "support_shots to be an integer >= 1. Received: support_shots=0"),
-        ({"query_shots": -1}, "query_shots to be an integer >= 1"),
-        ({"meta_batch_size": 0}, r"meta_batch_size to be an integer >= 1 or None\. Received: "),
-        ({"num_episodes": 2.5}, r"num_episodes to be an integer >= 1 or None\. Received: num"),
+        ({"support_shots": 0}, "`support_shots` to be an integer >= 1. Received: support_shots=0"),
+        ({"query_shots": -1}, "`query_shots` to be an integer >= 1"),
+        ({"meta_batch_size": 0}, r"`meta_batch_size` to be an integer >= 1 or None\. Received: "),
+        ({"num_episodes": 2.5}, r"`num_episodes` to be an integer >= 1 or None\. Received: num"),
     ],
 )
 def test_bad_episode_arguments_are_named(kwargs, message):

@@ -47,5 +47,5 @@ def test_a_family_without_sample_or_with_a_wrong_episode_is_named():
         ValueError, match=r"Expected NoQueries\.sample to return a dict with the keys"
     ):
         NoQueries().episodes(2, 2)
-    with pytest.raises(ValueError, match=r"support_shots to be an integer >= 1\. Received: supp"):
+    with pytest.raises(ValueError, match=r"`support_shots` to be an integer >= 1\. Received: supp"):
         LineTasks().episodes(0, 2)

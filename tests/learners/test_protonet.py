@@ -57,7 +57,7 @@ def test_embedding_gradients_flow_and_batchnorm_statistics_are_kept(omniglot_lik
 
 
 def test_invalid_ways_are_rejected():
-    with pytest.raises(ValueError, match="Expected `ways` to be None or an integer >= 1"):
+    with pytest.raises(ValueError, match="Expected `ways` to be an integer >= 1 or None"):
         tfmeta.ProtoNet(embedding(), ways=0)
 
 

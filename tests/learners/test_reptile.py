@@ -410,6 +410,6 @@ def test_minibatch_settings_round_trip_and_a_checkpoint_resumes_the_draws(tmp_pa
 @pytest.mark.parametrize("name", ["inner_batch_size", "eval_inner_batch_size"])
 @pytest.mark.parametrize("value", [0, -2, 2.5, True])
 def test_bad_minibatch_sizes_are_rejected(name, value):
-    with pytest.raises(ValueError, match=f"Expected `{name}` to be a positive integer or None. "
+    with pytest.raises(ValueError, match=f"Expected `{name}` to be an integer >= 1 or None. "
                                          f"Received: {name}={value!r}"):
         tfmeta.Reptile(tiny_model(), **{name: value})

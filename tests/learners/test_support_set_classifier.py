@@ -91,7 +91,7 @@ def test_ways_none_takes_the_number_of_classes_from_each_episode(kind, omniglot_
 
 def test_invalid_arguments_are_refused():
     net = sst.embedding()
-    with pytest.raises(ValueError, match="Expected `ways` to be None or an integer >= 1"):
+    with pytest.raises(ValueError, match="Expected `ways` to be an integer >= 1 or None"):
         tfmeta.R2D2(net, ways=0)
     with pytest.raises(ValueError, match="Expected `l2` to be a finite float > 0"):
         tfmeta.R2D2(net, l2=0.0)

@@ -9,11 +9,9 @@ method.
 
 from __future__ import annotations
 
-import numbers
-from typing import Any
-
 import tensorflow as tf
 
+from tfmeta.argument_validation import check_integer
 from tfmeta.data import episode as episode_lib
 
 
@@ -110,10 +108,9 @@ class TaskFamily:
                 that does not return the episode tensors.
         """
         for name, value in (("support_shots", support_shots), ("query_shots", query_shots)):
-            _check_count(name, value)
+            check_integer(name, value)
         for name, value in (("meta_batch_size", meta_batch_size), ("num_episodes", num_episodes)):
-            if value is not None:
-                _check_count(name, value, " or None")
+            check_integer(name, value, allow_none=True)
         self.element_spec(support_shots, query_shots)
         dataset = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=False)
         if num_episodes is not None:
@@ -128,10 +125,3 @@ class TaskFamily:
         if meta_batch_size is not None:
             dataset = dataset.batch(meta_batch_size, drop_remainder=True)
         return dataset.prefetch(tf.data.AUTOTUNE)
-
-
-def _check_count(name: str, value: Any, alternative: str = "") -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(
-            f"Expected {name} to be an integer >= 1{alternative}. Received: {name}={value!r}"
-        )

@@ -30,6 +30,7 @@ from typing import Sequence
 import numpy as np
 import tensorflow as tf
 
+from tfmeta.argument_validation import check_integer
 from tfmeta.data.episode import (
     QUERY_MASK,
     QUERY_X,
@@ -65,11 +66,7 @@ class VariableEpisodeConfig:
 
     def __post_init__(self):
         for field in dataclasses.fields(self):
-            value = getattr(self, field.name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(
-                    f"Expected {field.name} to be an integer >= 1. Received: {field.name}={value!r}"
-                )
+            check_integer(field.name, getattr(self, field.name))
         if not 2 <= self.min_ways <= self.max_ways:
             raise ValueError(
                 "Expected 2 <= min_ways <= max_ways. Received: "

@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from tfmeta import adaptation, fused_batch_norm
 from tfmeta import query_statistics as query_statistics_lib
+from tfmeta.argument_validation import check_integer
 from tfmeta.data import episode as episode_lib
 
 _PRE_ADAPTATION_LOSS = "pre_adaptation_loss"
@@ -53,21 +54,15 @@ def set_inner_loop(
 ) -> None:
     """Checks and sets a learner's inner-loop settings; evaluation defaults to training's."""
     learner.inner_learning_rate = check_learning_rate("inner_learning_rate", inner_learning_rate)
-    learner.inner_steps = check_steps("inner_steps", inner_steps)
+    learner.inner_steps = check_integer("inner_steps", inner_steps, minimum=0)
     learner.eval_inner_learning_rate = check_learning_rate(
         "eval_inner_learning_rate",
         inner_learning_rate if eval_inner_learning_rate is None else eval_inner_learning_rate,
     )
-    learner.eval_inner_steps = check_steps(
-        "eval_inner_steps", inner_steps if eval_inner_steps is None else eval_inner_steps
+    learner.eval_inner_steps = check_integer(
+        "eval_inner_steps", inner_steps if eval_inner_steps is None else eval_inner_steps,
+        minimum=0,
     )
-
-
-def check_steps(name: str, value: Any) -> int:
-    """Returns `value` unless it is not an integer >= 0."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(f"Expected `{name}` to be an integer >= 0. Received: {name}={value!r}")
-    return value
 
 
 def _seed_offset(value: tf.Tensor, task_index: tf.Tensor) -> tf.Tensor:
@@ -215,11 +210,7 @@ class MetaLearner(keras.Model):
         _check_one_input_and_output(model)
         self.model = model
         self.query_statistics = query_statistics_lib.check_mode(query_statistics)
-        if isinstance(parallel_tasks, bool) or not isinstance(parallel_tasks, int) or parallel_tasks < 1:
-            raise ValueError(
-                f"Expected `parallel_tasks` to be an integer >= 1. Received: parallel_tasks={parallel_tasks!r}"
-            )
-        self.parallel_tasks = parallel_tasks
+        self.parallel_tasks = check_integer("parallel_tasks", parallel_tasks)
         self.pre_adaptation_loss_tracker = keras.metrics.Mean(name=_PRE_ADAPTATION_LOSS)
         self.built = True
 

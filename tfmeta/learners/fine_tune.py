@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from tfmeta import adaptation
 from tfmeta import query_statistics as query_statistics_lib
+from tfmeta.argument_validation import check_integer
 from tfmeta.data import episode as episode_lib
 from tfmeta.learners import base
 
@@ -79,13 +80,11 @@ class FineTune(base.MetaLearner):
         **kwargs,
     ):
         super().__init__(model, query_statistics=query_statistics, **kwargs)
-        if isinstance(ways, bool) or not isinstance(ways, int) or ways < 1:
-            raise ValueError(f"Expected `ways` to be an integer >= 1. Received: ways={ways!r}")
-        self.ways = ways
+        self.ways = check_integer("ways", ways)
         self.eval_inner_learning_rate = base.check_learning_rate(
             "eval_inner_learning_rate", eval_inner_learning_rate
         )
-        self.eval_inner_steps = base.check_steps("eval_inner_steps", eval_inner_steps)
+        self.eval_inner_steps = check_integer("eval_inner_steps", eval_inner_steps, minimum=0)
         self.fine_tune_body = bool(fine_tune_body)
         self.head_initializer = keras.initializers.get(head_initializer)
         num_features = math.prod(self.model.output_shape[1:])
@@ -125,11 +124,7 @@ class FineTune(base.MetaLearner):
         Returns:
             The `History` of the pretraining fit.
         """
-        if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 2:
-            raise ValueError(
-                "Expected `num_classes` to be an integer >= 2. "
-                f"Received: num_classes={num_classes!r}"
-            )
+        num_classes = check_integer("num_classes", num_classes, minimum=2)
         classifier = keras.Sequential(
             [self.model, keras.layers.Flatten(), keras.layers.Dense(num_classes)],
             name="pretraining_classifier",

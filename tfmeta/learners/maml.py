@@ -7,7 +7,8 @@ import tensorflow as tf
 
 from tfmeta import adaptation
 from tfmeta import query_statistics as query_statistics_lib
-from tfmeta.learners import base, padded_episodes
+from tfmeta.argument_validation import check_integer
+from tfmeta.learners import padded_episodes
 from tfmeta.learners.gradient_learner import GradientLearner
 
 PER_LAYER_PER_STEP = "per_layer_per_step"
@@ -153,8 +154,8 @@ class MAML(GradientLearner):
         )
         self.first_order = bool(first_order)
         self.multi_step_loss = bool(multi_step_loss)
-        self.multi_step_loss_iterations = base.check_steps(
-            "multi_step_loss_iterations", multi_step_loss_iterations
+        self.multi_step_loss_iterations = check_integer(
+            "multi_step_loss_iterations", multi_step_loss_iterations, minimum=0
         )
         if learned_inner_learning_rates not in LEARNED_RATE_KINDS:
             raise ValueError(

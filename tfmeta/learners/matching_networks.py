@@ -6,6 +6,7 @@ import keras
 import tensorflow as tf
 
 from tfmeta import query_statistics as query_statistics_lib
+from tfmeta.argument_validation import check_integer
 from tfmeta.learners import support_set_classifier
 from tfmeta.learners.n_way import flatten
 
@@ -44,14 +45,6 @@ def log_class_probabilities(scores: tf.Tensor, targets: tf.Tensor) -> tf.Tensor:
     in_class = tf.transpose(targets)[tf.newaxis] > 0  # [1, N, S]
     masked = tf.where(in_class, log_attention[:, tf.newaxis, :], log_attention.dtype.min)
     return tf.reduce_logsumexp(masked, axis=-1)
-
-
-def _check_steps(value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
-            f"Expected `fce_steps` to be an integer >= 1. Received: fce_steps={value!r}"
-        )
-    return value
 
 
 @keras.saving.register_keras_serializable(package="tfmeta")
@@ -131,7 +124,7 @@ class MatchingNetworks(support_set_classifier.SupportSetClassifier):
                 f"full_context_embeddings={full_context_embeddings!r}"
             )
         self.full_context_embeddings = full_context_embeddings
-        self.fce_steps = _check_steps(fce_steps)
+        self.fce_steps = check_integer("fce_steps", fce_steps)
         self.support_lstm = self.query_lstm = None
         if full_context_embeddings:
             dim = _embedding_size(model)

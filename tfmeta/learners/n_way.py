@@ -15,15 +15,14 @@ import tensorflow as tf
 
 from tfmeta import adaptation
 from tfmeta import query_statistics as query_statistics_lib
+from tfmeta.argument_validation import check_integer
 from tfmeta.data import episode as episode_lib
 from tfmeta.learners import base, padded_episodes
 from tfmeta.learners.padded_episodes import without_absent_classes
 
 def check_ways(ways) -> int | None:
     """Returns `ways` unless it is neither None nor an integer >= 1."""
-    if ways is not None and (isinstance(ways, bool) or not isinstance(ways, int) or ways < 1):
-        raise ValueError(f"Expected `ways` to be None or an integer >= 1. Received: ways={ways!r}")
-    return ways
+    return check_integer("ways", ways, allow_none=True)
 
 
 def flatten(embeddings: tf.Tensor) -> tf.Tensor:

@@ -15,6 +15,7 @@ import keras
 import tensorflow as tf
 
 from tfmeta import query_statistics as query_statistics_lib
+from tfmeta.argument_validation import check_integer
 from tfmeta.learners import support_set_classifier
 from tfmeta.learners.n_way import flatten
 
@@ -181,10 +182,7 @@ def _checked_head(head, newton_steps) -> tuple[str, int | None]:
         return head, None
     if newton_steps is None:
         return head, DEFAULT_NEWTON_STEPS
-    if isinstance(newton_steps, bool) or not isinstance(newton_steps, int) or newton_steps < 1:
-        raise ValueError("Expected `newton_steps` to be an integer >= 1. Received: "
-                         f"newton_steps={newton_steps!r}")
-    return head, newton_steps
+    return head, check_integer("newton_steps", newton_steps)
 
 
 @keras.saving.register_keras_serializable(package="tfmeta")

@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from tfmeta import adaptation
 from tfmeta import query_statistics as query_statistics_lib
+from tfmeta.argument_validation import check_integer
 from tfmeta.learners import padded_episodes
 from tfmeta.learners.gradient_learner import GradientLearner
 
@@ -154,9 +155,11 @@ class Reptile(GradientLearner):
         self._adam = adam
         self.carry_inner_moments = bool(carry_inner_moments)
         self.inner_moment_variables = self._create_inner_moments()
-        self.inner_batch_size = _checked_batch_size(inner_batch_size, "inner_batch_size")
-        self.eval_inner_batch_size = _checked_batch_size(
-            eval_inner_batch_size, "eval_inner_batch_size"
+        self.inner_batch_size = check_integer(
+            "inner_batch_size", inner_batch_size, allow_none=True
+        )
+        self.eval_inner_batch_size = check_integer(
+            "eval_inner_batch_size", eval_inner_batch_size, allow_none=True
         )
         self.seed = seed
         self.minibatch_seed_generator = (
@@ -277,12 +280,3 @@ class Reptile(GradientLearner):
         return config
 
 
-def _checked_batch_size(value: int | None, name: str) -> int | None:
-    """`value` as an int, or None; refuses anything but a positive integer."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
-            f"Expected `{name}` to be a positive integer or None. Received: {name}={value!r}"
-        )
-    return value

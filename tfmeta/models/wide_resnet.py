@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import keras
 
+from tfmeta.argument_validation import check_integer
+
 
 def wide_resnet(
     input_shape: tuple[int, int, int] = (84, 84, 3),
@@ -39,9 +41,7 @@ def wide_resnet(
     net(tf.zeros((2, 84, 84, 3))).shape  # (2, 640)
     ```
     """
-    for label, value in (("depth", depth), ("width", width)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"Expected {label} to be an integer >= 1. Received: {label}={value!r}")
+    depth, width = check_integer("depth", depth), check_integer("width", width)
     if (depth - 4) % 6 or depth < 10:
         raise ValueError(f"Expected depth = 6n + 4 with n >= 1 (e.g. 28). Received: depth={depth}")
     blocks = (depth - 4) // 6

@@ -14,6 +14,8 @@ import math
 
 import tensorflow as tf
 
+from tfmeta.argument_validation import check_integer
+
 
 class DiagonalGaussian:
     """A Gaussian with diagonal covariance over `action_dim` continuous actions.
@@ -40,11 +42,7 @@ class DiagonalGaussian:
     discrete = False
 
     def __init__(self, action_dim: int):
-        if isinstance(action_dim, bool) or not isinstance(action_dim, int) or action_dim < 1:
-            raise ValueError(
-                f"Expected `action_dim` to be an integer >= 1. Received: action_dim={action_dim!r}"
-            )
-        self.action_dim = action_dim
+        self.action_dim = check_integer("action_dim", action_dim)
 
     @property
     def params_dim(self) -> int:

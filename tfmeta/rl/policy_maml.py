@@ -26,6 +26,7 @@ import numpy as np
 import tensorflow as tf
 
 from tfmeta import adaptation
+from tfmeta.argument_validation import check_integer
 from tfmeta.rl import advantages as advantages_lib
 from tfmeta.rl import families, policy_gradient
 from tfmeta.rl.linear_baseline import LinearFeatureBaseline
@@ -34,12 +35,6 @@ from tfmeta.rl.rollouts import Rollouts
 from tfmeta.rl.task_batched import TaskBatchedModel
 from tfmeta.rl.task_family import TaskFamily, as_seed, fold_seed
 from tfmeta.rl.trpo import TRPO
-
-
-def _check_positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"Expected `{name}` to be an integer >= 1. Received: {name}={value!r}")
-    return value
 
 
 def _check_rate(name: str, value) -> float:
@@ -123,7 +118,7 @@ class PolicyMAML(keras.Model):
         self.batched = TaskBatchedModel(policy)
         self._check_policy_matches_family()
         self.inner_learning_rate = _check_rate("inner_learning_rate", inner_learning_rate)
-        self.inner_steps = _check_positive_int("inner_steps", inner_steps)
+        self.inner_steps = check_integer("inner_steps", inner_steps)
         if (
             isinstance(eval_inner_steps, bool)
             or not isinstance(eval_inner_steps, int)
@@ -152,11 +147,11 @@ class PolicyMAML(keras.Model):
             )
         self.eval_inner_learning_rate = eval_inner_learning_rate
         self.first_order = bool(first_order)
-        self.rollouts_per_task = _check_positive_int("rollouts_per_task", rollouts_per_task)
+        self.rollouts_per_task = check_integer("rollouts_per_task", rollouts_per_task)
         self.eval_rollouts_per_task = (
             self.rollouts_per_task
             if eval_rollouts_per_task is None
-            else _check_positive_int("eval_rollouts_per_task", eval_rollouts_per_task)
+            else check_integer("eval_rollouts_per_task", eval_rollouts_per_task)
         )
         if not 0.0 <= discount <= 1.0 or not 0.0 <= gae_lambda <= 1.0:
             raise ValueError(
@@ -168,7 +163,7 @@ class PolicyMAML(keras.Model):
         if not 0.0 < clip_ratio < 1.0:
             raise ValueError(f"Expected 0 < `clip_ratio` < 1. Received: clip_ratio={clip_ratio!r}")
         self.clip_ratio = float(clip_ratio)
-        self.outer_steps = _check_positive_int("outer_steps", outer_steps)
+        self.outer_steps = check_integer("outer_steps", outer_steps)
         self.baseline = LinearFeatureBaseline()
         self._train_trackers = {
             name: keras.metrics.Mean(name=name) for name in ("return_before", "return_after", "kl")
