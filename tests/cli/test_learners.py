@@ -117,6 +117,39 @@ def test_r2d2_head_in_a_saved_options_file_is_checked():
         options.check_options(options.RunOptions(r2d2_head="ridge"))
 
 
+def test_network_flag_builds_the_relation_papers_embedding():
+    """`--network=relation` embeds with `tfmeta.models.relation_embedding` (5x5 maps of a
+    28x28 image), as `--config=omniglot_<N>w<K>s_relation` does; unset, Conv-4's maps."""
+    flags.FLAGS.unparse_flags()
+    try:
+        flags.FLAGS(["tfmeta", "--config=omniglot_5w1s_relation", "--filters=4"])
+        run_options = options.resolve(options.explicit_flags(flags.FLAGS))
+    finally:
+        flags.FLAGS.unparse_flags()
+    options.check_options(run_options)
+    learner = learners.build(run_options, (28, 28, 1), classification=True)
+    assert isinstance(learner, tfmeta.RelationNetwork) and run_options.network == "relation"
+    paper = tfmeta.models.relation_embedding((28, 28, 1), filters=4)
+    assert learner.model.output_shape == paper.output_shape == (None, 5, 5, 4)
+    assert [type(layer) for layer in learner.model.layers] == [type(l) for l in paper.layers]
+    conv4 = learners.build(dataclasses.replace(run_options, network="conv4"), (28, 28, 1), True)
+    assert conv4.model.output_shape == (None, 2, 2, 4)
+
+
+@pytest.mark.parametrize("change, message", [
+    (dict(algorithm="protonet"), "--network=relation .* serves --algorithm=relation only"),
+    (dict(image_size=8), r"--network=relation needs --image_size >= 10 .* --image_size=8"),
+    (dict(max_pool=True), "--max_pool is an option of Conv-4, not of --network=relation"),
+    (dict(normalization="layer"), "--normalization is an option of Conv-4"),
+    (dict(network="resnet"), r"unknown --network=resnet; choose one of \['conv4', 'relation'\]"),
+])
+def test_network_flag_refuses_what_the_relation_embedding_cannot_do(change, message):
+    run_options = options.RunOptions(algorithm="relation", dataset="omniglot", network="relation")
+    options.check_options(run_options)
+    with pytest.raises(ValueError, match=message):
+        options.check_options(dataclasses.replace(run_options, **change))
+
+
 # Flags that choose a variant of one learner: the learner, its attribute, its default, the
 # learner module's choices, an unknown value.
 VARIANT_FLAGS = {

@@ -16,8 +16,7 @@ from tfmeta.cli import options
 
 WIDTH = 100
 CONFIG_NAMES = (
-    "sinusoid_<algorithm>, gaussian_process_cnp, omniglot_<N>w<K>s_<algorithm> (N 5 or 20, K 1 "
-    "or 5)."
+    "sinusoid_<algorithm>, gaussian_process_cnp, omniglot_<N>w<K>s_<algorithm> (N: 5/20, K: 1/5)."
 )
 COMMANDS = (
     ("train", "meta-train (or resume), validate each epoch, evaluate, write a run directory"),

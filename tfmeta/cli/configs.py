@@ -35,10 +35,10 @@ split). Sources of the settings:
 - Relation Networks: Sung et al. 2018: Adam 1e-3, one episode per update,
   19 / 15 / 10 / 5 queries per class for 5-way 1-shot / 5-way 5-shot /
   20-way 1-shot / 20-way 5-shot, 1,000,000 episodes, MSE of the relation
-  scores; relation module 2 x [conv 64, BatchNorm, ReLU, max-pool] + 8 + 1
-  units. Not done here: halving the learning rate every 100,000 episodes;
-  the embedding is tfmeta's stride-2 Conv-4 up to its last ReLU (2x2 maps),
-  not the paper's max-pooled one.
+  scores; the paper's embedding (`--network=relation`: two unpadded,
+  max-pooled blocks and two padded ones, 5x5 maps on Omniglot) and relation
+  module 2 x [conv 64, BatchNorm, ReLU, max-pool] + 8 + 1 units. Not done
+  here: halving the learning rate every 100,000 episodes.
 - Conditional Neural Processes: Garnelo et al. 2018 (their released 1-D
   regression code): encoder 4 x 128, decoder 2 x 128, Adam 1e-4, meta-batch
   64, up to 10 context points (here always 10) and 10 targets in training,
@@ -155,7 +155,7 @@ def _omniglot(ways: int, shots: int, algorithm: str) -> dict[str, Any]:
     elif algorithm == "relation":
         options.update(
             queries=_RELATION_QUERIES[ways, shots], meta_batch_size=1, iterations=1000000,
-            steps_per_epoch=1000,
+            steps_per_epoch=1000, network="relation",
         )
     else:  # finetune
         options.update(

@@ -30,9 +30,12 @@ def _network(
     options: RunOptions, input_shape: tuple[int, ...], classification: bool
 ) -> keras.Model:
     """The wrapped model: the regression MLP, or Conv-4 (an embedding for the metric and
-    one-pass learners; feature maps before its pooling for Relation Networks)."""
+    one-pass learners; feature maps before its pooling for Relation Networks), or the
+    Relation Network paper's embedding (`--network=relation`)."""
     if not classification:
         return models.mlp()
+    if options.network == "relation":
+        return models.relation_embedding(input_shape, filters=options.filters)
     embedding_only = options.algorithm in _EMBEDDING_LEARNERS
     net = models.conv4(
         input_shape,

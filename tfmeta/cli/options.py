@@ -33,6 +33,10 @@ CLASSIFICATION_ONLY = ("protonet", "finetune", "r2d2", "matching", "relation")
 R2D2_HEADS = ("ridge", "logistic")  # tfmeta.learners.r2d2.HEADS (named here: no TensorFlow)
 REPTILE_INNER_OPTIMIZERS = ("sgd", "adam")  # tfmeta.learners.reptile.INNER_OPTIMIZERS
 MATCHING_SIMILARITIES = ("cosine", "euclidean")  # tfmeta.learners.matching_networks.SIMILARITIES
+# --network: Conv-4 (tfmeta.models.conv4), or the Relation Network paper's embedding
+# (tfmeta.models.relation_embedding), which needs images of at least its MIN_EMBEDDING_SIZE.
+NETWORKS = ("conv4", "relation")
+RELATION_EMBEDDING_MIN_SIZE = 10
 # Flags that choose a variant of one algorithm: their choices, that algorithm, what they
 # choose, and the learner's keyword argument that takes the choice.
 ALGORITHM_VARIANTS = {
@@ -88,7 +92,7 @@ flags.DEFINE_enum(
     "config",
     None,
     sorted(configs.CONFIGS),
-    "A named configuration (see tfmeta.cli.configs); other flags override its values.",
+    "A named configuration (tfmeta.cli.configs); flags override it.",
 )
 flags.DEFINE_enum("algorithm", "maml", ALGORITHMS + RL_ALGORITHMS, "Meta-learning algorithm.")
 flags.DEFINE_string(
@@ -200,7 +204,11 @@ flags.DEFINE_enum(
     REPTILE_INNER_OPTIMIZERS,
     "--algorithm=reptile: inner 'sgd' or 'adam' (beta1=0).",
 )
-flags.DEFINE_integer("filters", 64, "Conv-4 filters per layer (image datasets).")
+flags.DEFINE_enum(
+    "network", "conv4", NETWORKS,
+    "Conv-4, or the Relation Network paper's embedding.",
+)
+flags.DEFINE_integer("filters", 64, "Filters per convolution of the image network.")
 flags.DEFINE_enum(
     "normalization", "batch", ["batch", "task", "layer", "none"],
     "Conv-4's normalisation: BatchNorm, TaskNorm-I (with --query_statistics=support), "
@@ -294,6 +302,7 @@ class RunOptions:
     r2d2_head: str | None = None
     reptile_inner_optimizer: str | None = None
     matching_similarity: str | None = None
+    network: str = "conv4"
     filters: int = 64
     normalization: str = "batch"
     max_pool: bool = False
@@ -374,7 +383,7 @@ _NOT_DEFINING = RESUMABLE_CHANGES + EXPORT_FIELDS + ("strategy",)
 
 # Options added after runs were already named: at these defaults they leave out of the name,
 # so a run started before they existed is found again by the same command.
-_NAMED_ONLY_WHEN_SET = {"normalization": "batch", "r2d2_head": None,
+_NAMED_ONLY_WHEN_SET = {"normalization": "batch", "network": "conv4", "r2d2_head": None,
                         "reptile_inner_optimizer": None, "matching_similarity": None}
 
 
@@ -554,11 +563,39 @@ def check_options(options: RunOptions) -> None:
                 f"--{flag} does not apply to --algorithm={options.algorithm} (it chooses "
                 f"{what}); leave it unset, or pass --algorithm={algorithm}"
             )
+    _check_network(options)
     if options.algorithm == "metasgd" and options.eval_inner_learning_rate is not None:
         raise ValueError(
             "--eval_inner_learning_rate does not apply to --algorithm=metasgd (it learns its "
             "inner learning rates); leave it unset"
         )
+
+
+def _check_network(options: RunOptions) -> None:
+    """--network=relation: Relation Networks on images it can embed, without Conv-4's options."""
+    if options.network not in NETWORKS:
+        raise ValueError(f"unknown --network={options.network}; choose one of {list(NETWORKS)}")
+    if options.network == "conv4":
+        return
+    if options.algorithm != "relation":
+        raise ValueError(
+            f"--network={options.network} (the Relation Network paper's embedding) serves "
+            f"--algorithm=relation only; received --algorithm={options.algorithm}; leave "
+            "--network unset"
+        )
+    if options.image_size < RELATION_EMBEDDING_MIN_SIZE:
+        raise ValueError(
+            f"--network=relation needs --image_size >= {RELATION_EMBEDDING_MIN_SIZE} (its "
+            f"unpadded, pooled blocks leave no map below that); received "
+            f"--image_size={options.image_size}"
+        )
+    conv4_only = {"normalization": "batch", "max_pool": False}
+    for name, default in conv4_only.items():
+        if getattr(options, name) != default:
+            raise ValueError(
+                f"--{name} is an option of Conv-4, not of --network=relation (BatchNorm, "
+                f"its own pooling); leave --{name} unset or pass --network=conv4"
+            )
 
 
 def _check_dataset(options: RunOptions) -> None:
