@@ -183,11 +183,10 @@ def run_side(side: str) -> dict:
     threads = str(FLAGS.threads or os.cpu_count() or 1)
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_NUM_INTRAOP_THREADS=threads,
                TF_NUM_INTEROP_THREADS=threads, OMP_NUM_THREADS=threads)
+    forwarded = ("data", "cache_dir", "target", "budget_minutes", "eval_minutes",
+                 "eval_episodes", "seed", "threads")
     argv = [sys.executable, os.path.abspath(__file__), f"--worker={side}",
-            *(f"--{name}={FLAGS[name].value}" for name in
-              ("target", "budget_minutes", "eval_minutes", "eval_episodes", "seed", "threads")
-              if FLAGS[name].value is not None),
-            *(f"--{name}={FLAGS[name].value}" for name in ("data", "cache_dir")
+            *(f"--{name}={FLAGS[name].value}" for name in forwarded
               if FLAGS[name].value is not None)]
     result = subprocess.run(argv, stdout=subprocess.PIPE, text=True, env=env)
     if result.returncode != 0:

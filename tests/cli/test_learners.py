@@ -12,6 +12,7 @@ import tfmeta
 from tfmeta.cli import learners, options
 from tfmeta.learners import matching_networks, r2d2
 from tfmeta.learners import reptile as tfmeta_reptile
+from tfmeta.models.relation_module import MIN_EMBEDDING_SIZE
 
 TINY = [
     "--iterations=4",
@@ -134,6 +135,8 @@ def test_network_flag_builds_the_relation_papers_embedding():
     assert [type(layer) for layer in learner.model.layers] == [type(l) for l in paper.layers]
     conv4 = learners.build(dataclasses.replace(run_options, network="conv4"), (28, 28, 1), True)
     assert conv4.model.output_shape == (None, 2, 2, 4)
+    # --help names the bound without TensorFlow: it must be the model's own.
+    assert options.RELATION_EMBEDDING_MIN_SIZE == MIN_EMBEDDING_SIZE
 
 
 @pytest.mark.parametrize("change, message", [
