@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from tfmeta import checkpointing, rl
 from tfmeta.rl.gymnasium_family import RolloutError
-from tfmeta.rl.mujoco_families import AntDirection, HalfCheetahVelocity
+from tfmeta.rl.mujoco_families import AntDirection, HalfCheetahDirection, HalfCheetahVelocity
 
 gymnasium = pytest.importorskip("gymnasium", reason="needs the rl extra: pip install 'tfmeta[rl]'")
 pytest.importorskip("mujoco", reason="needs the rl extra: pip install 'tfmeta[rl]'")
@@ -50,6 +50,17 @@ def test_velocity_reward_is_the_papers_from_gymnasiums_info():
     _, reward, _, _, info = env.step(action)
     clipped = np.clip(action, -1.0, 1.0)
     assert reward == pytest.approx(-abs(info["x_velocity"] - 1.5) - 0.05 * np.sum(clipped**2))
+
+
+@pytest.mark.parametrize(
+    "family, seconds_per_action",
+    [(HalfCheetahVelocity, 0.01), (HalfCheetahDirection, 0.01), (AntDirection, 0.02)],
+)
+def test_one_action_lasts_as_long_as_in_the_papers_rllab_models(family, seconds_per_action):
+    # rllab steps its MuJoCo model once per action (timestep 0.01 s for HalfCheetah, 0.02 s for
+    # Ant); Gymnasium's default of 5 steps per action would make an episode 5x (2.5x) longer.
+    env = family(horizon=3).make_env()
+    assert env.unwrapped.dt == pytest.approx(seconds_per_action)
 
 
 def test_ant_direction_reward_and_termination():

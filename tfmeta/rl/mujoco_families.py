@@ -9,6 +9,14 @@ and Gymnasium's observations (HalfCheetah 17 features; Ant 105, contact
 forces included). Returns are therefore comparable to the paper's in kind,
 not to the decimal.
 
+The control step is rllab's, not Gymnasium's default: rllab simulates one
+MuJoCo step per action (its models set no `frame_skip`), so a 200-step
+HalfCheetah episode lasts 2 s of simulated time (timestep 0.01 s) and an Ant
+episode 4 s (rllab's Ant model has timestep 0.02 s). Gymnasium's v5
+environments default to 5 MuJoCo steps of 0.01 s per action, which would
+make the same 200 steps last 10 s, a different control problem; the
+families set `frame_skip` to match rllab (1 for HalfCheetah, 2 for Ant).
+
 Needs the `rl` extra: `pip install 'tfmeta[rl]'`.
 """
 
@@ -42,7 +50,7 @@ class HalfCheetahVelocity(GymnasiumTaskFamily):
 
     name = "halfcheetah_vel"
     env_id = "HalfCheetah-v5"
-    env_kwargs = {"ctrl_cost_weight": 0.05}
+    env_kwargs = {"ctrl_cost_weight": 0.05, "frame_skip": 1}  # rllab: 0.01 s per action
     task_dim = 1
 
     def _draw_tasks(self, num_tasks: int, seed: tf.Tensor, split: str) -> tf.Tensor:
@@ -60,7 +68,7 @@ class HalfCheetahDirection(GymnasiumTaskFamily):
 
     name = "halfcheetah_dir"
     env_id = "HalfCheetah-v5"
-    env_kwargs = {"ctrl_cost_weight": 0.05}
+    env_kwargs = HalfCheetahVelocity.env_kwargs
     task_dim = 1
 
     def _draw_tasks(self, num_tasks: int, seed: tf.Tensor, split: str) -> tf.Tensor:
@@ -80,7 +88,12 @@ class AntDirection(GymnasiumTaskFamily):
 
     name = "ant_dir"
     env_id = "Ant-v5"
-    env_kwargs = {"ctrl_cost_weight": 0.005, "contact_cost_weight": 5e-4, "healthy_reward": 0.05}
+    env_kwargs = {
+        "ctrl_cost_weight": 0.005,
+        "contact_cost_weight": 5e-4,
+        "healthy_reward": 0.05,
+        "frame_skip": 2,  # rllab: one step of its 0.02 s timestep per action
+    }
     task_dim = 1
 
     def _draw_tasks(self, num_tasks: int, seed: tf.Tensor, split: str) -> tf.Tensor:
