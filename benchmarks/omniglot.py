@@ -44,6 +44,7 @@ from absl import app, flags
 
 import tfmeta
 from tfmeta import checkpointing, evaluation, query_statistics
+from tfmeta.cli.configs import REPTILE_PAPER_COMMANDS
 from tfmeta.models.conv4 import NORMALIZATIONS as CONV4_NORMALIZATIONS
 
 flags.DEFINE_string("data", None, "Omniglot ImageFolder folder or .tar.gz (default: TFDS).")
@@ -136,25 +137,9 @@ def _adam(iterations: int) -> keras.optimizers.Optimizer:
     return keras.optimizers.Adam(1e-3)
 
 
-# Nichol et al. 2018: the commands behind the paper's Omniglot table, from its code's README
-# (openai/supervised-reptile), by (ways, shots): train shots per class, inner minibatch, inner
-# Adam steps and step size, meta-batch, outer SGD step (annealed linearly to 0 over the
-# updates), updates, and the evaluation's minibatch and steps. Adam with beta1 = 0 (its
-# code's TF1 defaults otherwise), second moments carried from task to task as in its code.
-REPTILE_SETTINGS = {
-    (5, 1): dict(train_shots=12, inner_batch_size=5, inner_steps=12, inner_learning_rate=0.00044,
-                 meta_batch_size=3, meta_step=1.0, iterations=200_000,
-                 eval_inner_batch_size=5, eval_inner_steps=86),
-    (5, 5): dict(train_shots=10, inner_batch_size=10, inner_steps=5, inner_learning_rate=0.0015,
-                 meta_batch_size=5, meta_step=0.7, iterations=100_000,
-                 eval_inner_batch_size=6, eval_inner_steps=100),
-    (20, 1): dict(train_shots=9, inner_batch_size=15, inner_steps=12,
-                  inner_learning_rate=0.00046, meta_batch_size=3, meta_step=1.0,
-                  iterations=200_000, eval_inner_batch_size=10, eval_inner_steps=97),
-    (20, 5): dict(train_shots=12, inner_batch_size=20, inner_steps=12,
-                  inner_learning_rate=0.00046, meta_batch_size=3, meta_step=1.0,
-                  iterations=200_000, eval_inner_batch_size=10, eval_inner_steps=97),
-}
+# Nichol et al. 2018: the commands behind the paper's Omniglot table are
+# `REPTILE_PAPER_COMMANDS` (the command's omniglot_*_reptile configs use them too). Adam with
+# beta1 = 0 (its code's TF1 defaults otherwise), second moments carried from task to task.
 # Its transductive 5-way 1-shot command (--query_statistics=transductive); the evaluation's
 # minibatch of 25 is five passes over the 5 support images, the same as the whole set.
 REPTILE_TRANSDUCTIVE_5W1S = dict(
@@ -164,13 +149,13 @@ REPTILE_TRANSDUCTIVE_5W1S = dict(
 
 
 def _reptile_recipe(ways: int, shots: int) -> Recipe:
-    """Reptile's recipe for one setting (`REPTILE_SETTINGS`). Not as the paper's code: the
+    """Reptile's recipe for one setting (`REPTILE_PAPER_COMMANDS`). Not as the paper's code: the
     moments are merged over a meta-batch's tasks (its tasks run one after another), and
     its non-transductive test normalises each query with the support set plus that query
     (here: the support set's statistics)."""
     transductive = FLAGS.query_statistics == query_statistics.TRANSDUCTIVE
     settings = REPTILE_TRANSDUCTIVE_5W1S if transductive and (ways, shots) == (5, 1) \
-        else REPTILE_SETTINGS[ways, shots]
+        else REPTILE_PAPER_COMMANDS[ways, shots]
     return Recipe(
         build=lambda ways, shots: tfmeta.Reptile(
             _conv4(ways),

@@ -3,13 +3,14 @@
 import dataclasses
 import json
 
+import keras
 import pytest
 import tensorflow as tf
 from absl import flags
 from cli_testing import TOY
 
 import tfmeta
-from tfmeta.cli import learners, options
+from tfmeta.cli import configs, learners, options
 from tfmeta.learners import matching_networks, r2d2
 from tfmeta.learners import reptile as tfmeta_reptile
 from tfmeta.models.relation_module import MIN_EMBEDDING_SIZE
@@ -186,6 +187,47 @@ def test_variant_flag_builds_that_variant(flag, choice):
         options.check_options(options.RunOptions(**{flag: choices[0]}))
 
 
+@pytest.mark.parametrize("ways, shots", sorted(configs.REPTILE_PAPER_COMMANDS))
+def test_reptile_configs_build_the_paper_codes_command(ways, shots):
+    """`--config=omniglot_<N>w<K>s_reptile` is the command of Reptile's code for that cell:
+    Adam inner steps on support minibatches with carried second moments, more support images
+    per class in training than at test, outer SGD annealed linearly to 0."""
+    command = configs.REPTILE_PAPER_COMMANDS[ways, shots]
+    run_options, learner = built_from_command_line(f"--config=omniglot_{ways}w{shots}s_reptile")
+    assert isinstance(learner, tfmeta.Reptile)
+    assert (run_options.ways, run_options.shots, run_options.evaluation_shots) == (
+        ways, command["train_shots"], shots)
+    assert run_options.meta_batch_size == command["meta_batch_size"]
+    assert run_options.iterations == command["iterations"]
+    assert learner.inner_optimizer == "adam" and learner.carry_inner_moments
+    assert learner.inner_batch_size == command["inner_batch_size"]
+    assert learner.eval_inner_batch_size == command["eval_inner_batch_size"]
+    assert (learner.inner_steps, learner.eval_inner_steps) == (
+        command["inner_steps"], command["eval_inner_steps"])
+    assert learner.inner_learning_rate == pytest.approx(command["inner_learning_rate"])
+    assert isinstance(learner.optimizer, keras.optimizers.SGD)
+    schedule = keras.optimizers.schedules.deserialize(
+        learner.optimizer.get_config()["learning_rate"])
+    assert float(schedule(0)) == pytest.approx(command["meta_step"])
+    assert float(schedule(command["iterations"])) == 0.0
+
+
+@pytest.mark.parametrize("flag", ["inner_batch_size", "eval_inner_batch_size"])
+def test_inner_batch_sizes_reach_reptile_and_are_refused_elsewhere(flag):
+    """Set, each reaches the learner; the training one names a new run, the evaluation one
+    (changeable when resuming or evaluating) does not."""
+    run_options, learner = built_from_command_line("--algorithm=reptile", f"--{flag}=3")
+    assert getattr(learner, flag) == 3
+    renamed = options.default_run_name(run_options) != options.default_run_name(
+        dataclasses.replace(run_options, **{flag: None}))
+    assert renamed == (flag not in options.EVALUATION_FIELDS)
+    with pytest.raises(ValueError, match=f"--{flag} .* serves --algorithm=reptile only; "
+                                         "received --algorithm=maml"):
+        options.check_options(options.RunOptions(**{flag: 3}))
+    with pytest.raises(ValueError, match=f"--{flag} must be"):
+        options.check_options(dataclasses.replace(run_options, **{flag: 0}))
+
+
 @pytest.mark.parametrize(
     "algorithm",
     ["fomaml", *(pytest.param(a, marks=pytest.mark.slow) for a in ("metasgd", "anil", "reptile"))],
@@ -198,7 +240,6 @@ def test_gradient_algorithms_learn_sinusoids(run_tfmeta, tmp_path, algorithm):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["eval"]["query_loss_after_adaptation"]["tasks"] == 10
     assert metrics["options"]["algorithm"] == algorithm
-
 
 
 @pytest.mark.parametrize(

@@ -290,6 +290,8 @@ def evaluate(options: RunOptions) -> dict:
         learner.eval_inner_steps = options.eval_inner_steps
     if options.eval_inner_learning_rate is not None:
         learner.eval_inner_learning_rate = options.eval_inner_learning_rate
+    if options.eval_inner_batch_size is not None:
+        learner.eval_inner_batch_size = options.eval_inner_batch_size
     source = tasks.build(options)
     previous = reporting.read_metrics(output_dir)
     run = {key: previous.get(key) for key in ("iterations_done", "resumed_from", "selected")}

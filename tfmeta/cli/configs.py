@@ -12,10 +12,15 @@ split). Sources of the settings:
   steps of 0.1; query set = K per class; 40,000 updates; 10 steps at test.
 - Meta-SGD and ANIL: MAML's settings (Li et al. 2017 and Raghu et al. 2020
   build on them); Meta-SGD's learned rates start at the inner learning rate.
-- Reptile: the schedule of Nichol et al. 2018 (meta-batch 5, 5 inner steps,
-  outer SGD step 1.0 decayed linearly to 0, 50 steps at test, not
-  transductive, 100,000 updates), with tfmeta's plain-SGD inner loop (the
-  paper's is Adam over minibatches) at a step size of 0.05 (sinusoid: 0.02).
+- Reptile: on Omniglot, the commands of Nichol et al. 2018's code, not
+  transductive (`REPTILE_PAPER_COMMANDS`): Adam inner steps (beta1 = 0, its
+  second moments carried from task to task) on minibatches of the support
+  set, which holds more images per class in training than at test; outer
+  SGD step decayed linearly to 0. Not as their code: a meta-batch's moments
+  are merged over its tasks (their tasks run one after another), and their
+  test normalises each query with the support set plus that query (here: the
+  support set's statistics). Sinusoid: meta-batch 5, 5 plain-SGD inner steps
+  of 0.02, outer step 1.0.
 - ProtoNet: Snell et al. 2017: 60-way training episodes with 5 queries per
   class, one episode per update, Adam 1e-3 (the paper also halves it every
   2,000 episodes; not done here).
@@ -93,6 +98,25 @@ _GAUSSIAN_PROCESS_CNP = dict(
     eval_episodes=600,
 )
 
+# The non-transductive Omniglot commands of Reptile's code (Nichol et al. 2018; the README of
+# openai/supervised-reptile), by (ways, shots):
+# support images per class in training, inner Adam steps and their minibatch and step size,
+# tasks per update, the outer step (decayed linearly to 0), updates, and the test's steps.
+REPTILE_PAPER_COMMANDS = {
+    (5, 1): dict(train_shots=12, inner_batch_size=5, inner_steps=12, inner_learning_rate=0.00044,
+                 meta_batch_size=3, meta_step=1.0, iterations=200_000,
+                 eval_inner_batch_size=5, eval_inner_steps=86),
+    (5, 5): dict(train_shots=10, inner_batch_size=10, inner_steps=5, inner_learning_rate=0.0015,
+                 meta_batch_size=5, meta_step=0.7, iterations=100_000,
+                 eval_inner_batch_size=6, eval_inner_steps=100),
+    (20, 1): dict(train_shots=9, inner_batch_size=15, inner_steps=12,
+                  inner_learning_rate=0.00046, meta_batch_size=3, meta_step=1.0,
+                  iterations=200_000, eval_inner_batch_size=10, eval_inner_steps=97),
+    (20, 5): dict(train_shots=12, inner_batch_size=20, inner_steps=12,
+                  inner_learning_rate=0.00046, meta_batch_size=3, meta_step=1.0,
+                  iterations=200_000, eval_inner_batch_size=10, eval_inner_steps=97),
+}
+
 # Relation Networks' queries per class in training (Sung et al. 2018), by (ways, shots).
 _RELATION_QUERIES = {(5, 1): 19, (5, 5): 15, (20, 1): 10, (20, 5): 5}
 
@@ -121,14 +145,21 @@ def _omniglot(ways: int, shots: int, algorithm: str) -> dict[str, Any]:
             steps_per_epoch=1000,
         )
     elif algorithm == "reptile":
+        command = REPTILE_PAPER_COMMANDS[ways, shots]
         options.update(
-            meta_batch_size=5,
-            inner_learning_rate=0.05,
-            inner_steps=5,
-            eval_inner_steps=50,
-            meta_learning_rate=1.0,
-            query_statistics="moving",
-            iterations=100000,
+            reptile_inner_optimizer="adam",
+            shots=command["train_shots"],
+            eval_shots=shots,
+            queries=5,  # only for the reported loss: Reptile's update uses no query set
+            inner_batch_size=command["inner_batch_size"],
+            eval_inner_batch_size=command["eval_inner_batch_size"],
+            inner_learning_rate=command["inner_learning_rate"],
+            inner_steps=command["inner_steps"],
+            eval_inner_steps=command["eval_inner_steps"],
+            meta_batch_size=command["meta_batch_size"],
+            meta_learning_rate=command["meta_step"],
+            query_statistics="support",
+            iterations=command["iterations"],
             steps_per_epoch=1000,
         )
     elif algorithm == "protonet":

@@ -59,6 +59,17 @@ def _variant_keywords(options: RunOptions) -> dict:
     return keywords
 
 
+def _reptile_keywords(options: RunOptions) -> dict:
+    """Reptile's inner minibatches (seeded by `--seed`) and, with an Adam inner loop, its
+    second moments carried from task to task, as in the paper's code."""
+    return dict(
+        inner_batch_size=options.inner_batch_size,
+        eval_inner_batch_size=options.eval_inner_batch_size,
+        carry_inner_moments=options.reptile_inner_optimizer == "adam",
+        seed=options.seed,
+    )
+
+
 def _support_set_classifier(
     options: RunOptions, net: keras.Model, common: dict
 ) -> learners.SupportSetClassifier:
@@ -115,6 +126,8 @@ def build(
             kwargs["eval_inner_learning_rate"] = options.eval_inner_learning_rate
         if options.algorithm in ("maml", "fomaml"):
             kwargs["first_order"] = options.algorithm == "fomaml"
+        if options.algorithm == "reptile":
+            kwargs.update(_reptile_keywords(options))
         learner = _GRADIENT_LEARNERS[options.algorithm](net, **kwargs)
     _compile(learner, options, classification)
     return learner

@@ -46,6 +46,8 @@ ALGORITHM_VARIANTS = {
     "matching_similarity": (MATCHING_SIMILARITIES, "matching",
                             "Matching Networks' attention scores", "similarity"),
 }
+# Reptile's inner minibatches (tfmeta.Reptile's keyword arguments of the same names).
+_REPTILE_BATCH_SIZES = ("inner_batch_size", "eval_inner_batch_size")
 REGRESSION_ONLY = ("cnp",)
 EXPORT_FORMATS = ("saved_model", "tflite")
 OMNIGLOT_PROTOCOLS = ("vinyals", "lake")
@@ -80,6 +82,7 @@ EVALUATION_FIELDS = (
     "eval_queries",
     "eval_inner_learning_rate",
     "eval_inner_steps",
+    "eval_inner_batch_size",
     "eval_episodes",
     "data_dir",
 )
@@ -105,27 +108,21 @@ flags.DEFINE_string(
     "dataset",
     "sinusoid",
     "Task source: 'sinusoid'; 'gaussian_process' (RBF curves of the CNP paper); 'omniglot' "
-    "(the archive or folder given by --data_dir, else "
-    "TFDS's builder); 'mini_imagenet', 'tiered_imagenet', 'cifar_fs', 'fc100' or 'cub' (the "
-    "benchmark's published "
-    "class split, from the files --data_dir holds; with --channels=3); several of these "
-    "joined by commas, e.g. 'cub,fc100' with one --data_dir each, also comma-joined (training "
-    "mixes them with --episodes=variable:*, evaluation reports accuracy per source); "
-    "a TFDS name such as 'mnist'; or an ImageFolder directory "
-    "<dir>/<split>/<class>/<image> (an existing path, or one starting with '.', '/' or '~').",
+    "(from --data_dir, else TFDS); 'mini_imagenet', 'tiered_imagenet', 'cifar_fs', 'fc100' or "
+    "'cub' (the published class split, from --data_dir's files; with --channels=3); several "
+    "joined by commas, e.g. 'cub,fc100' with one --data_dir each (training mixes them with "
+    "--episodes=variable:*, evaluation reports each); a TFDS name such as 'mnist'; or an "
+    "ImageFolder <dir>/<split>/<class>/<image> (a path: existing, or starting '.', '/', '~').",
 )
 flags.DEFINE_string(
     "data_dir",
     None,
-    "Omniglot: its .tar.gz, or an ImageFolder folder with train/ and test/. "
-    "mini_imagenet: the folder of JPEGs with train.csv/val.csv/test.csv, an ILSVRC train "
-    "folder, or ILSVRC2012_img_train.tar or the folder holding it (TFDS's imagenet2012 manual "
-    "directory); tiered_imagenet: an ILSVRC train folder or train tar (or its folder), or a "
-    "copy with train/ val/ test/; "
-    "cifar_fs, fc100: CIFAR-100's binary version (.tar.gz or folder); cub: the "
-    "extracted CUB_200_2011 folder; several benchmarks: their folders in --dataset's order, "
-    "joined by commas. "
-    "A TFDS name: TFDS's data folder.",
+    "Omniglot: its .tar.gz, or a folder with train/ and test/. "
+    "mini_imagenet: JPEGs with train.csv/val.csv/test.csv, an ILSVRC train folder, or "
+    "ILSVRC2012_img_train.tar (or its folder); tiered_imagenet: the same ILSVRC sources, "
+    "or a copy with train/ val/ test/; cifar_fs, fc100: CIFAR-100's binary "
+    "version (.tar.gz or folder); cub: the CUB_200_2011 folder; several: their folders in "
+    "--dataset's order, comma-joined. A TFDS name: TFDS's data folder.",
 )
 flags.DEFINE_enum(
     "omniglot_protocol",
@@ -173,6 +170,13 @@ flags.DEFINE_float(
 flags.DEFINE_integer(
     "eval_inner_steps", 10, "Inner-loop steps in evaluation (finetune: fine-tuning steps)."
 )
+flags.DEFINE_integer(
+    "inner_batch_size", None,
+    "reptile: support examples per inner step (default: all).",
+)
+flags.DEFINE_integer(
+    "eval_inner_batch_size", None, "reptile: the same in evaluation."
+)
 flags.DEFINE_float(
     "meta_learning_rate",
     1e-3,
@@ -202,7 +206,7 @@ flags.DEFINE_enum(
     "reptile_inner_optimizer",
     None,
     REPTILE_INNER_OPTIMIZERS,
-    "--algorithm=reptile: inner 'sgd' or 'adam' (beta1=0).",
+    "reptile: inner 'sgd' or 'adam' (beta1=0, carried second moments).",
 )
 flags.DEFINE_enum(
     "network", "conv4", NETWORKS,
@@ -297,6 +301,8 @@ class RunOptions:
     inner_steps: int = 1
     eval_inner_learning_rate: float | None = None
     eval_inner_steps: int = 10
+    inner_batch_size: int | None = None
+    eval_inner_batch_size: int | None = None
     meta_learning_rate: float = 1e-3
     query_statistics: str | None = None
     r2d2_head: str | None = None
@@ -384,7 +390,8 @@ _NOT_DEFINING = RESUMABLE_CHANGES + EXPORT_FIELDS + ("strategy",)
 # Options added after runs were already named: at these defaults they leave out of the name,
 # so a run started before they existed is found again by the same command.
 _NAMED_ONLY_WHEN_SET = {"normalization": "batch", "network": "conv4", "r2d2_head": None,
-                        "reptile_inner_optimizer": None, "matching_similarity": None}
+                        "reptile_inner_optimizer": None, "matching_similarity": None,
+                        "inner_batch_size": None, "eval_inner_batch_size": None}
 
 
 def _defining(options: RunOptions) -> dict[str, Any]:
@@ -508,7 +515,7 @@ def check_options(options: RunOptions) -> None:
             f"--progress_seconds must be a number > 0; received "
             f"--progress_seconds={options.progress_seconds}"
         )
-    for name in ("eval_ways", "eval_shots", "eval_queries", "version"):
+    for name in ("eval_ways", "eval_shots", "eval_queries", "version", *_REPTILE_BATCH_SIZES):
         if getattr(options, name) is not None:
             _check_at_least(name, getattr(options, name), 1)
     for name in ("inner_steps", "eval_inner_steps"):
@@ -564,6 +571,13 @@ def check_options(options: RunOptions) -> None:
                 f"{what}); leave it unset, or pass --algorithm={algorithm}"
             )
     _check_network(options)
+    for name in _REPTILE_BATCH_SIZES:
+        if getattr(options, name) is not None and options.algorithm != "reptile":
+            raise ValueError(
+                f"--{name} (inner steps on minibatches of the support set) serves "
+                f"--algorithm=reptile only; received --algorithm={options.algorithm}; leave "
+                f"--{name} unset"
+            )
     if options.algorithm == "metasgd" and options.eval_inner_learning_rate is not None:
         raise ValueError(
             "--eval_inner_learning_rate does not apply to --algorithm=metasgd (it learns its "
