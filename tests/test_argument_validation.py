@@ -1,9 +1,10 @@
-"""The one check of counts that learners, data, checkpoints and meta-RL share."""
+"""The checks of counts and step sizes that learners, data, checkpoints and meta-RL share."""
 
 import numpy as np
 import pytest
 
-from tfmeta.argument_validation import check_integer
+from tfmeta import rl
+from tfmeta.argument_validation import check_integer, check_learning_rate
 
 
 @pytest.mark.parametrize("value, minimum", [(1, 1), (7, 1), (0, 0), (2, 2), (np.int64(3), 1)])
@@ -23,3 +24,29 @@ def test_none_only_where_allowed_and_the_message_says_so():
     assert check_integer("num_episodes", None, allow_none=True) is None
     with pytest.raises(ValueError, match=r"an integer >= 2 or None\. Received: num_classes=1$"):
         check_integer("num_classes", 1, minimum=2, allow_none=True)
+
+
+@pytest.mark.parametrize("value", [0, 0.5, 3, np.float32(0.25), np.float64(1e-4)])
+def test_finite_rates_at_or_above_zero_come_back_as_python_floats(value):
+    checked = check_learning_rate("inner_learning_rate", value)
+    assert checked == pytest.approx(float(value)) and type(checked) is float
+
+
+@pytest.mark.parametrize("value, message", [
+    (-0.1, "to be a finite float >= 0. Received: rate=-0.1$"),
+    (float("inf"), "to be a finite float >= 0. Received: rate=inf$"),
+    (float("nan"), "to be a finite float >= 0. Received: rate=nan$"),
+    (True, "to be a float. Received: rate=True of type bool$"),
+    ("0.1", "to be a float. Received: rate='0.1' of type str$"),
+    (None, "to be a float. Received: rate=None of type NoneType$"),
+])
+def test_other_rates_are_refused_with_the_name_and_the_value(value, message):
+    with pytest.raises(ValueError, match="^Expected `rate` " + message.replace(".", r"\.")):
+        check_learning_rate("rate", value)
+
+
+def test_gradient_learners_and_policy_maml_share_the_rate_check():
+    """Meta-RL's learner refuses a bad step size in the words of the supervised learners."""
+    with pytest.raises(ValueError, match=r"^Expected `inner_learning_rate` to be a finite float"):
+        rl.PolicyMAML(rl.gaussian_mlp_policy(2, 2), rl.Navigation2D(),
+                      inner_learning_rate=-1.0)

@@ -1,8 +1,8 @@
-"""Checks of the counts users pass: one place, one wording of the error.
+"""Checks of the counts and step sizes users pass: one place, one wording of the error.
 
 Every public constructor and function that takes a count (ways, steps, batch
-sizes, episodes) refuses a bad one at once, with the name and the value, rather
-than failing later inside a traced graph.
+sizes, episodes) or a step size refuses a bad one at once, with the name and
+the value, rather than failing later inside a traced graph.
 """
 
 from __future__ import annotations
@@ -24,3 +24,21 @@ def check_integer(name: str, value: Any, minimum: int = 1, allow_none: bool = Fa
         expected = f"an integer >= {minimum}" + (" or None" if allow_none else "")
         raise ValueError(f"Expected `{name}` to be {expected}. Received: {name}={value!r}")
     return int(value)
+
+
+def check_learning_rate(name: str, value: Any) -> float:
+    """Returns `value` as a float.
+
+    Raises:
+        ValueError: unless `value` is a finite real number >= 0 (booleans and
+            strings are refused, numpy floats and integers count).
+    """
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError(
+            f"Expected `{name}` to be a float. Received: {name}={value!r} "
+            f"of type {type(value).__name__}"
+        )
+    value = float(value)
+    if not value >= 0.0 or value == float("inf"):
+        raise ValueError(f"Expected `{name}` to be a finite float >= 0. Received: {name}={value}")
+    return value

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from tfmeta import adaptation, fused_batch_norm
 from tfmeta import query_statistics as query_statistics_lib
-from tfmeta.argument_validation import check_integer
+from tfmeta.argument_validation import check_integer, check_learning_rate
 from tfmeta.data import episode as episode_lib
 
 _PRE_ADAPTATION_LOSS = "pre_adaptation_loss"
@@ -30,19 +30,6 @@ _TRACED_SETTINGS = frozenset({
     "query_statistics", "parallel_tasks", "inner_steps", "eval_inner_steps",
     "inner_learning_rate", "eval_inner_learning_rate", "first_order", "ways",
 })
-
-
-def check_learning_rate(name: str, value: Any) -> float:
-    """Returns `value` as a float; raises unless it is a finite float >= 0."""
-    if isinstance(value, bool) or not isinstance(value, (float, int)):
-        raise ValueError(
-            f"Expected `{name}` to be a float. Received: {name}={value!r} "
-            f"of type {type(value).__name__}"
-        )
-    value = float(value)
-    if not value >= 0.0 or value == float("inf"):
-        raise ValueError(f"Expected `{name}` to be a finite float >= 0. Received: {name}={value}")
-    return value
 
 
 def set_inner_loop(

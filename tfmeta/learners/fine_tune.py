@@ -10,7 +10,7 @@ import tensorflow as tf
 
 from tfmeta import adaptation
 from tfmeta import query_statistics as query_statistics_lib
-from tfmeta.argument_validation import check_integer
+from tfmeta.argument_validation import check_integer, check_learning_rate
 from tfmeta.data import episode as episode_lib
 from tfmeta.learners import base
 
@@ -81,7 +81,7 @@ class FineTune(base.MetaLearner):
     ):
         super().__init__(model, query_statistics=query_statistics, **kwargs)
         self.ways = check_integer("ways", ways)
-        self.eval_inner_learning_rate = base.check_learning_rate(
+        self.eval_inner_learning_rate = check_learning_rate(
             "eval_inner_learning_rate", eval_inner_learning_rate
         )
         self.eval_inner_steps = check_integer("eval_inner_steps", eval_inner_steps, minimum=0)

@@ -22,11 +22,10 @@ from __future__ import annotations
 from typing import Sequence
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from tfmeta import adaptation
-from tfmeta.argument_validation import check_integer
+from tfmeta.argument_validation import check_integer, check_learning_rate
 from tfmeta.rl import advantages as advantages_lib
 from tfmeta.rl import families, policy_gradient
 from tfmeta.rl.linear_baseline import LinearFeatureBaseline
@@ -35,12 +34,6 @@ from tfmeta.rl.rollouts import Rollouts
 from tfmeta.rl.task_batched import TaskBatchedModel
 from tfmeta.rl.task_family import TaskFamily, as_seed, fold_seed
 from tfmeta.rl.trpo import TRPO
-
-
-def _check_rate(name: str, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value < np.inf:
-        raise ValueError(f"Expected `{name}` to be a finite float >= 0. Received: {name}={value!r}")
-    return float(value)
 
 
 def return_name(step: int) -> str:
@@ -117,18 +110,9 @@ class PolicyMAML(keras.Model):
         self.policy = policy
         self.batched = TaskBatchedModel(policy)
         self._check_policy_matches_family()
-        self.inner_learning_rate = _check_rate("inner_learning_rate", inner_learning_rate)
+        self.inner_learning_rate = check_learning_rate("inner_learning_rate", inner_learning_rate)
         self.inner_steps = check_integer("inner_steps", inner_steps)
-        if (
-            isinstance(eval_inner_steps, bool)
-            or not isinstance(eval_inner_steps, int)
-            or eval_inner_steps < 0
-        ):
-            raise ValueError(
-                "Expected `eval_inner_steps` to be an integer >= 0. "
-                f"Received: eval_inner_steps={eval_inner_steps!r}"
-            )
-        self.eval_inner_steps = eval_inner_steps
+        self.eval_inner_steps = check_integer("eval_inner_steps", eval_inner_steps, minimum=0)
         if eval_inner_learning_rate is None:
             eval_inner_learning_rate = self.inner_learning_rate
         if isinstance(eval_inner_learning_rate, (list, tuple)):
@@ -139,10 +123,11 @@ class PolicyMAML(keras.Model):
                     f"Received: eval_inner_learning_rate={list(eval_inner_learning_rate)}"
                 )
             eval_inner_learning_rate = [
-                _check_rate("eval_inner_learning_rate", rate) for rate in eval_inner_learning_rate
+                check_learning_rate("eval_inner_learning_rate", rate)
+                for rate in eval_inner_learning_rate
             ]
         else:
-            eval_inner_learning_rate = _check_rate(
+            eval_inner_learning_rate = check_learning_rate(
                 "eval_inner_learning_rate", eval_inner_learning_rate
             )
         self.eval_inner_learning_rate = eval_inner_learning_rate
