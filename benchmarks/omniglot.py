@@ -44,7 +44,7 @@ from absl import app, flags
 
 import tfmeta
 from tfmeta import checkpointing, evaluation, query_statistics
-from tfmeta.cli.configs import REPTILE_PAPER_COMMANDS
+from tfmeta.cli.configs import REPTILE_INNER_LOOP, REPTILE_PAPER_COMMANDS
 from tfmeta.models.conv4 import NORMALIZATIONS as CONV4_NORMALIZATIONS
 
 flags.DEFINE_string("data", None, "Omniglot ImageFolder folder or .tar.gz (default: TFDS).")
@@ -160,11 +160,7 @@ def _reptile_recipe(ways: int, shots: int) -> Recipe:
         build=lambda ways, shots: tfmeta.Reptile(
             _conv4(ways),
             inner_optimizer="adam",
-            inner_learning_rate=settings["inner_learning_rate"],
-            inner_steps=settings["inner_steps"],
-            inner_batch_size=settings["inner_batch_size"],
-            eval_inner_steps=settings["eval_inner_steps"],
-            eval_inner_batch_size=settings["eval_inner_batch_size"],
+            **{name: settings[name] for name in REPTILE_INNER_LOOP},
             query_statistics="support",
             carry_inner_moments=True,
             seed=FLAGS.seed,

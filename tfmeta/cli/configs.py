@@ -117,6 +117,12 @@ REPTILE_PAPER_COMMANDS = {
                   iterations=200_000, eval_inner_batch_size=10, eval_inner_steps=97),
 }
 
+# The keys of a command that are also the names of `tfmeta.Reptile`'s arguments (and options).
+REPTILE_INNER_LOOP = (
+    "inner_learning_rate", "inner_steps", "inner_batch_size", "eval_inner_steps",
+    "eval_inner_batch_size",
+)
+
 # Relation Networks' queries per class in training (Sung et al. 2018), by (ways, shots).
 _RELATION_QUERIES = {(5, 1): 19, (5, 5): 15, (20, 1): 10, (20, 5): 5}
 
@@ -151,11 +157,7 @@ def _omniglot(ways: int, shots: int, algorithm: str) -> dict[str, Any]:
             shots=command["train_shots"],
             eval_shots=shots,
             queries=5,  # only for the reported loss: Reptile's update uses no query set
-            inner_batch_size=command["inner_batch_size"],
-            eval_inner_batch_size=command["eval_inner_batch_size"],
-            inner_learning_rate=command["inner_learning_rate"],
-            inner_steps=command["inner_steps"],
-            eval_inner_steps=command["eval_inner_steps"],
+            **{name: command[name] for name in REPTILE_INNER_LOOP},
             meta_batch_size=command["meta_batch_size"],
             meta_learning_rate=command["meta_step"],
             query_statistics="support",
