@@ -11,6 +11,8 @@ initialised policy.
 
     python benchmarks/meta_rl.py --families=navigation_2d --budget_minutes=30
     python benchmarks/meta_rl.py --families=halfcheetah_vel --budget_minutes=60   # again: continues
+    python benchmarks/meta_rl.py --families=halfcheetah_vel --budget_minutes=480 \
+        --run_dir=benchmarks/meta_rl_runs      # continues the run whose state the repository keeps
     python benchmarks/meta_rl.py --speed --families=halfcheetah_vel,ant_dir
 
 `--budget_minutes` is the training time of a family in all parts together;
