@@ -195,8 +195,10 @@ def test_meta_training_in_support_mode_lowers_the_held_out_query_loss():
     learner.compile(optimizer=keras.optimizers.Adam(3e-3), loss="mse")
     held_out = SinusoidTasks().episodes(10, 10, meta_batch_size=25, num_episodes=100, seed=1)
     initial = learner.evaluate(held_out, return_dict=True, verbose=0)["loss"]
+    # 800 updates: after 400 the held-out loss had halved on an Intel AVX-512 machine but was
+    # at 0.6 of its start on an AMD AVX2 one (the kernels' rounding changes the trajectory).
     learner.fit(SinusoidTasks().episodes(10, 10, meta_batch_size=10, seed=0),
-                steps_per_epoch=400, verbose=0)
+                steps_per_epoch=800, verbose=0)
     assert learner.evaluate(held_out, return_dict=True, verbose=0)["loss"] < 0.5 * initial
 
 
