@@ -131,7 +131,8 @@ def test_second_order_meta_training_keeps_keras_batch_norm(name):
     assert "FusedBatchNormV3" in kernel_ops(learner.test_step, batch)
 
 
-@pytest.mark.parametrize("name", ["maml", "anil", "protonet"])
+@pytest.mark.parametrize("name", [
+    "maml", *(pytest.param(name, marks=pytest.mark.slow) for name in ("anil", "protonet"))])
 def test_evaluation_and_prediction_equal_the_keras_batch_norm_path(name, monkeypatch):
     learner = compiled(LEARNERS[name](small_conv4()))
     batch = episodes()

@@ -13,9 +13,9 @@ SCRIPT = pathlib.Path(__file__).with_name("mirrored_step.py")
 
 @pytest.mark.parametrize(
     "algorithm",
-    # A fresh process each (about 20 s): the one-pass learners run with `pytest -m slow`.
-    ["maml", "protonet",
-     *(pytest.param(a, marks=pytest.mark.slow) for a in ("r2d2", "relation", "cnp"))],
+    # A fresh process each (about 20 s): the others run with `pytest -m slow`.
+    ["maml",
+     *(pytest.param(a, marks=pytest.mark.slow) for a in ("protonet", "r2d2", "relation", "cnp"))],
 )
 def test_one_mirrored_meta_step_equals_the_single_device_step(algorithm):
     # Logical devices must be configured before TensorFlow starts: run in a fresh process.

@@ -52,7 +52,10 @@ def test_fine_tune_has_no_adapted_export(tmp_path):
     assert tfmeta.exporters.versions(tmp_path) == []
 
 
-@pytest.mark.parametrize("kind", ["maml", "protonet", "maml_task_norm", "maml_layer_norm"])
+@pytest.mark.parametrize("kind", [
+    "maml", "protonet",
+    *(pytest.param(kind, marks=pytest.mark.slow) for kind in ("maml_task_norm", "maml_layer_norm")),
+])
 def test_adapted_export_in_every_mode_predicts_each_query_like_the_learner(tmp_path, kind):
     normalization = {"maml_task_norm": "task", "maml_layer_norm": "layer"}.get(kind, "batch")
     for mode in ("support", "support_instance", "transductive", "moving"):

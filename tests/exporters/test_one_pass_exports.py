@@ -54,7 +54,11 @@ def gp_task(shots=10, queries=7, seed=0):
     return {key: episode[key].numpy() for key in ("support_x", "support_y", "query_x")}
 
 
-@pytest.mark.parametrize("kind", CLASSIFIERS)
+# The variants of a learner (logistic head, full-context embeddings, euclidean) are `slow`.
+@pytest.mark.parametrize("kind", [
+    kind if kind in ("r2d2", "matching", "relation") else pytest.param(kind, marks=pytest.mark.slow)
+    for kind in CLASSIFIERS
+])
 def test_classifier_saved_model_adapts_like_the_learner(tmp_path, kind):
     learner = trained(classifier(kind))
     path = saved_model.export_saved_model(learner, tmp_path, ways=et.WAYS, shots=2)
@@ -144,11 +148,13 @@ def test_neural_process_adapts_on_the_device_like_the_learner(tmp_path):
         on_device.adapt_and_predict(task["support_x"], task["support_y"][:9], task["query_x"])
 
 
+# One case per learner, both statistics modes, by default; the other pairs are `slow`.
 @pytest.mark.parametrize("kind, query_statistics", [
-    ("matching", "moving"), ("matching", "support"), ("matching_fce", "moving"),
-    ("matching_euclidean", "moving"),
-    ("relation", "moving"), ("relation", "support"), ("r2d2", "moving"), ("r2d2", "support"),
-    ("r2d2_logistic", "moving"), ("r2d2_logistic", "support"),
+    ("matching", "moving"), ("relation", "moving"), ("r2d2", "support"),
+    ("r2d2_logistic", "moving"),
+    *(pytest.param(kind, mode, marks=pytest.mark.slow) for kind, mode in [
+        ("matching", "support"), ("matching_fce", "moving"), ("matching_euclidean", "moving"),
+        ("relation", "support"), ("r2d2", "moving"), ("r2d2_logistic", "support")]),
 ])
 def test_one_pass_classifiers_adapt_on_the_device_like_the_learner(
         tmp_path, kind, query_statistics):

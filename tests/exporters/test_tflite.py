@@ -125,9 +125,14 @@ def test_invalid_requests_give_nan_on_the_device(exported):
     assert np.isnan(run["adapt_and_predict"](**out_of_range)["outputs"]).all()
 
 
+# The default mode ("support" with BatchNorm) runs in the tests above; here two more by
+# default, the others `slow`.
 @pytest.mark.parametrize("mode,normalization", [
-    ("support_instance", "batch"), ("transductive", "batch"), ("moving", "batch"),
-    ("support", "task"), ("transductive", "task"), ("support", "layer")])
+    ("transductive", "batch"), ("support", "task"),
+    *(pytest.param(mode, normalization, marks=pytest.mark.slow) for mode, normalization in [
+        ("support_instance", "batch"), ("moving", "batch"), ("transductive", "task"),
+        ("support", "layer")]),
+])
 def test_every_query_statistics_mode_adapts_on_the_device_like_the_learner(tmp_path, mode,
                                                                           normalization):
     keras.utils.set_random_seed(0)
