@@ -186,6 +186,7 @@ def test_saved_and_reloaded_learner_with_dropout_predicts_identically(tmp_path, 
     np.testing.assert_array_equal(learner.predict_on_batch(batch), restored.predict_on_batch(batch))
 
 
+@pytest.mark.slow  # 800 meta-updates
 def test_meta_training_in_support_mode_lowers_the_held_out_query_loss():
     keras.utils.set_random_seed(0)
     net = keras.Sequential([keras.Input((1,)), keras.layers.Dense(40, activation="relu"),

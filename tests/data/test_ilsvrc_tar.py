@@ -52,6 +52,7 @@ def _assert_same(sources, expected):
             np.testing.assert_array_equal(got_batch[key], expected_batch[key])
 
 
+@pytest.mark.slow  # reads the benchmark three ways (30 s); the tiered-ImageNet one runs by default
 def test_train_tar_gives_the_extracted_folders_arrays_and_episodes(ilsvrc, manual_dir):
     read = dict(image_size=8, images_per_class=2, cache=False)
     folder = tfmeta.data.mini_imagenet(ilsvrc, **read)
