@@ -1,4 +1,4 @@
-"""Fixtures shared by every test folder: the real Omniglot, extracted and decoded once per session."""
+"""Fixtures shared by every test folder: the real Omniglot, extracted and decoded once per run."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Iterator
 
+import filelock
 import pytest
 
 # Each pytest-xdist worker (one per core) runs TensorFlow on one thread: TensorFlow's
@@ -39,41 +39,55 @@ def omniglot_tarball() -> Path:
     )
 
 
-@pytest.fixture(scope="session")
-def data_cache_dir(tmp_path_factory) -> Iterator[Path]:
-    """A tfmeta cache folder for this session (never the user's own cache).
+# One cache folder for the whole run, shared by the pytest-xdist workers: the first
+# worker that needs Omniglot extracts and decodes it (about 40 s), the others wait on
+# a lock and read the result. The main process makes it before the workers start
+# (they inherit the variable) and removes it after they end.
+_RUN_CACHE_VARIABLE = "TFMETA_TEST_RUN_CACHE_DIR"
 
-    It goes to a RAM disk when there is one, and is removed at the end of the
-    session: it receives Omniglot's 32,460 small files, and creating and
-    deleting those on some virtual disks takes tens of seconds.
-    """
+
+def pytest_configure(config) -> None:
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        return
+    # A RAM disk when there is one: the cache receives Omniglot's 32,460 small files,
+    # and creating and deleting those on some virtual disks takes tens of seconds.
     ram_disk = Path("/dev/shm")
-    if ram_disk.is_dir() and os.access(ram_disk, os.W_OK):
-        with tempfile.TemporaryDirectory(dir=ram_disk, prefix="tfmeta-test-cache-") as tmp:
-            yield Path(tmp)
-    else:
-        tmp = tmp_path_factory.mktemp("tfmeta_cache")
-        yield tmp
-        shutil.rmtree(tmp, ignore_errors=True)
+    parent = ram_disk if ram_disk.is_dir() and os.access(ram_disk, os.W_OK) else None
+    os.environ[_RUN_CACHE_VARIABLE] = tempfile.mkdtemp(prefix="tfmeta-test-cache-", dir=parent)
+
+
+def pytest_unconfigure(config) -> None:
+    if not os.environ.get("PYTEST_XDIST_WORKER") and _RUN_CACHE_VARIABLE in os.environ:
+        shutil.rmtree(os.environ.pop(_RUN_CACHE_VARIABLE), ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def data_cache_dir() -> Path:
+    """The tfmeta cache folder of this test run (never the user's own cache)."""
+    return Path(os.environ[_RUN_CACHE_VARIABLE])
 
 
 @pytest.fixture(scope="session")
 def omniglot_dir(omniglot_tarball, data_cache_dir) -> Path:
-    """The real Omniglot, extracted once per session: a tfds.ImageFolder root."""
-    return tfmeta.data.extract_archive(omniglot_tarball, data_cache_dir) / "omniglot"
+    """The real Omniglot, extracted once per run: a tfds.ImageFolder root."""
+    with filelock.FileLock(data_cache_dir / "omniglot.lock"):
+        return tfmeta.data.extract_archive(omniglot_tarball, data_cache_dir) / "omniglot"
 
 
 @pytest.fixture(scope="session")
 def omniglot_sets(omniglot_dir, data_cache_dir) -> dict[str, tfmeta.data.ClassImages]:
-    """The two official sets, decoded at 28x28 once per session (and cached on disk)."""
-    return tfmeta.data.omniglot_class_images(omniglot_dir, cache_dir=data_cache_dir)
+    """The two official sets, decoded at 28x28 once per run (and cached on disk)."""
+    with filelock.FileLock(data_cache_dir / "omniglot.lock"):
+        return tfmeta.data.omniglot_class_images(omniglot_dir, cache_dir=data_cache_dir)
 
 
 @pytest.fixture(scope="session")
 def omniglot_vinyals(omniglot_sets, omniglot_dir, data_cache_dir):
-    return tfmeta.data.omniglot(omniglot_dir, "vinyals", cache_dir=data_cache_dir)
+    with filelock.FileLock(data_cache_dir / "omniglot.lock"):
+        return tfmeta.data.omniglot(omniglot_dir, "vinyals", cache_dir=data_cache_dir)
 
 
 @pytest.fixture(scope="session")
 def omniglot_lake(omniglot_sets, omniglot_dir, data_cache_dir):
-    return tfmeta.data.omniglot(omniglot_dir, "lake", cache_dir=data_cache_dir)
+    with filelock.FileLock(data_cache_dir / "omniglot.lock"):
+        return tfmeta.data.omniglot(omniglot_dir, "lake", cache_dir=data_cache_dir)

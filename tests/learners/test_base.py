@@ -1,4 +1,5 @@
-"""`MetaLearner`: misuse refused with one clear error, and XLA compiled or refused by name."""
+"""`MetaLearner`: misuse refused with one clear error, XLA compiled or refused by name, each
+step traced once."""
 
 import keras
 import numpy as np
@@ -170,3 +171,38 @@ def test_a_setting_changed_after_compiling_takes_effect():
     expected = fresh.evaluate(data, verbose=0, return_dict=True)["loss"]
     assert changed != pytest.approx(unadapted)
     assert changed == pytest.approx(expected, rel=1e-6)
+
+
+class TraceCounting(tfmeta.MAML):
+    """MAML counting how often its steps are traced (Python runs only while tracing)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.traced_steps = []
+
+    def train_step(self, data):
+        self.traced_steps.append("train")
+        return super().train_step(data)
+
+    def test_step(self, data):
+        self.traced_steps.append("test")
+        return super().test_step(data)
+
+
+@pytest.mark.parametrize("calls", ["on_batch", "dataset"])
+def test_each_step_is_traced_once_though_optimizer_and_metrics_start_unbuilt(calls):
+    """Keras makes the optimizer's slots and the metrics' variables inside the first traced
+    step, and tf.function then traces that step a second time; the learner makes them first."""
+    batch = episodes(ways=3)
+    learner = compiled(TraceCounting(dense_net(), inner_steps=1))
+    assert not learner.optimizer.built and not learner._compile_metrics.built
+    if calls == "on_batch":
+        learner.test_on_batch(batch)
+        learner.train_on_batch(batch)
+        learner.train_on_batch(batch)
+    else:
+        data = tf.data.Dataset.from_tensors(batch)
+        learner.evaluate(data, verbose=0)
+        learner.fit(data, epochs=2, verbose=0)
+    assert sorted(learner.traced_steps) == ["test", "train"]
+    assert learner.optimizer.iterations.numpy() == 2

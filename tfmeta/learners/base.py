@@ -324,30 +324,75 @@ class MetaLearner(keras.Model):
             )
         keras.Model.jit_compile.fset(self, value)
 
-    def fit(self, *args, **kwargs):
-        """Keras's `fit`; a meta-batch that fails a value check raises one `EpisodeError`."""
-        with episode_lib.episode_errors():
-            return super().fit(*args, **kwargs)
+    def make_train_function(self, force: bool = False):
+        """Keras's, with the optimizer's slots made first, eagerly.
 
-    def evaluate(self, *args, **kwargs):
-        """Keras's `evaluate`; a meta-batch that fails a value check raises one `EpisodeError`."""
+        Without a distribution strategy Keras builds the optimizer inside the
+        first traced step, and a `tf.function` whose first trace creates
+        variables traces a second time: a second-order meta-step would be
+        traced twice (seconds each). Slots in the order of
+        `trainable_variables`, as `keras.saving` rebuilds them.
+        """
+        if self.optimizer is not None and not self.optimizer.built:
+            with self.distribute_strategy.scope():
+                self.optimizer.build(self.trainable_variables)
+        return super().make_train_function(force)
+
+    def _build_compiled_metrics(self, data: Any) -> None:
+        """Builds the compiled metrics from the shapes of `data`, before a step is traced.
+
+        Keras (without a distribution strategy) builds them inside the first
+        traced step, which then traces twice, as for the optimizer's slots
+        (`make_train_function`). Data whose shapes are not at hand (a Python
+        generator) or that the model refuses leaves them to Keras, and the
+        step's own checks report what is wrong.
+        """
+        metrics = self._compile_metrics
+        if metrics is None or metrics.built:
+            return
+        try:
+            spec = (data.element_spec if isinstance(data, tf.data.Dataset)
+                    else tf.nest.map_structure(tf.type_spec_from_value, data))
+            episodes, _, _ = keras.utils.unpack_x_y_sample_weight(spec)
+            targets = episodes[episode_lib.QUERY_Y]
+            prediction = self._prediction_spec(episodes)
+        except (TypeError, ValueError, KeyError):
+            return
+        with self.distribute_strategy.scope():
+            metrics.build(
+                keras.KerasTensor(targets.shape, dtype=targets.dtype.name),
+                keras.KerasTensor((targets.shape[0], *prediction.shape),
+                                  dtype=prediction.dtype.name),
+            )
+
+    def fit(self, x=None, *args, **kwargs):
+        """Keras's `fit`; a meta-batch that fails a value check raises one `EpisodeError`."""
+        self._build_compiled_metrics(x)
         with episode_lib.episode_errors():
-            return super().evaluate(*args, **kwargs)
+            return super().fit(x, *args, **kwargs)
+
+    def evaluate(self, x=None, *args, **kwargs):
+        """Keras's `evaluate`; a meta-batch that fails a value check raises one `EpisodeError`."""
+        self._build_compiled_metrics(x)
+        with episode_lib.episode_errors():
+            return super().evaluate(x, *args, **kwargs)
 
     def predict(self, *args, **kwargs):
         """Keras's `predict`; a meta-batch that fails a value check raises one `EpisodeError`."""
         with episode_lib.episode_errors():
             return super().predict(*args, **kwargs)
 
-    def train_on_batch(self, *args, **kwargs):
+    def train_on_batch(self, x=None, *args, **kwargs):
         """Keras's `train_on_batch`, with failed episode checks as one `EpisodeError`."""
+        self._build_compiled_metrics(x)
         with episode_lib.episode_errors():
-            return super().train_on_batch(*args, **kwargs)
+            return super().train_on_batch(x, *args, **kwargs)
 
-    def test_on_batch(self, *args, **kwargs):
+    def test_on_batch(self, x=None, *args, **kwargs):
         """Keras's `test_on_batch`, with failed episode checks as one `EpisodeError`."""
+        self._build_compiled_metrics(x)
         with episode_lib.episode_errors():
-            return super().test_on_batch(*args, **kwargs)
+            return super().test_on_batch(x, *args, **kwargs)
 
     def predict_on_batch(self, *args, **kwargs):
         """Keras's `predict_on_batch`, with failed episode checks as one `EpisodeError`."""
