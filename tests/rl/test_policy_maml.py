@@ -91,6 +91,24 @@ def test_clipped_surrogate_takes_outer_steps_optimizer_steps_per_meta_iteration(
     assert any(not np.array_equal(a, b) for a, b in zip(before, _weights(learner)))
 
 
+def test_the_clipped_surrogate_update_is_traced_once(monkeypatch):
+    """Its optimizer's slots are made before the first trace; made inside it, they would make
+    tf.function trace the whole (in-graph) meta-iteration a second time."""
+    traces = []
+    outer_update = rl.PolicyMAML.outer_update.python_function
+
+    def counted(self, *args):
+        traces.append(args)
+        return outer_update(self, *args)
+
+    monkeypatch.setattr(rl.PolicyMAML, "outer_update",
+                        tf.function(counted, reduce_retracing=True, autograph=False))
+    learner = small_learner(outer_steps=2, first_order=True)
+    learner.compile(optimizer=keras.optimizers.Adam(1e-3))
+    learner.fit(learner.family.task_batches(2, seed=0), steps_per_epoch=1, epochs=2, verbose=0)
+    assert len(traces) == 1 and int(learner.optimizer.iterations) == 4
+
+
 def test_a_policy_for_another_action_space_is_rejected_naming_the_family():
     discrete = rl.categorical_mlp_policy(2, 3, hidden_units=(4,))
     with pytest.raises(

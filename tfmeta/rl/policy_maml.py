@@ -361,6 +361,16 @@ class PolicyMAML(keras.Model):
         return policy_gradient.mean_kl(distribution, old, outputs_of(params), batch.mask)
 
     # --------------------------------------------------------------- Keras API
+    def make_train_function(self, force: bool = False):
+        """Keras's, with the clipped surrogate's optimizer slots made first, eagerly.
+
+        Made inside the first traced meta-iteration (or outer update), they
+        would make `tf.function` trace it a second time. TRPO keeps no slots.
+        """
+        if not isinstance(self.optimizer, TRPO) and not self.optimizer.built:
+            self.optimizer.build(self.policy.trainable_variables)
+        return super().make_train_function(force)
+
     def train_step(self, data):
         tasks = self.family.check_tasks(data["tasks"])
         batches, samplings = self._adapt_by_sampling(
