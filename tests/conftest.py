@@ -67,27 +67,32 @@ def data_cache_dir() -> Path:
     return Path(os.environ[_RUN_CACHE_VARIABLE])
 
 
+def _omniglot_lock(cache_dir: Path) -> filelock.FileLock:
+    """Held while a worker extracts or decodes Omniglot, so that one worker does it."""
+    return filelock.FileLock(cache_dir / "omniglot.lock")
+
+
 @pytest.fixture(scope="session")
 def omniglot_dir(omniglot_tarball, data_cache_dir) -> Path:
     """The real Omniglot, extracted once per run: a tfds.ImageFolder root."""
-    with filelock.FileLock(data_cache_dir / "omniglot.lock"):
+    with _omniglot_lock(data_cache_dir):
         return tfmeta.data.extract_archive(omniglot_tarball, data_cache_dir) / "omniglot"
 
 
 @pytest.fixture(scope="session")
 def omniglot_sets(omniglot_dir, data_cache_dir) -> dict[str, tfmeta.data.ClassImages]:
     """The two official sets, decoded at 28x28 once per run (and cached on disk)."""
-    with filelock.FileLock(data_cache_dir / "omniglot.lock"):
+    with _omniglot_lock(data_cache_dir):
         return tfmeta.data.omniglot_class_images(omniglot_dir, cache_dir=data_cache_dir)
 
 
 @pytest.fixture(scope="session")
 def omniglot_vinyals(omniglot_sets, omniglot_dir, data_cache_dir):
-    with filelock.FileLock(data_cache_dir / "omniglot.lock"):
+    with _omniglot_lock(data_cache_dir):
         return tfmeta.data.omniglot(omniglot_dir, "vinyals", cache_dir=data_cache_dir)
 
 
 @pytest.fixture(scope="session")
 def omniglot_lake(omniglot_sets, omniglot_dir, data_cache_dir):
-    with filelock.FileLock(data_cache_dir / "omniglot.lock"):
+    with _omniglot_lock(data_cache_dir):
         return tfmeta.data.omniglot(omniglot_dir, "lake", cache_dir=data_cache_dir)

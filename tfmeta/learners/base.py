@@ -330,13 +330,18 @@ class MetaLearner(keras.Model):
         Without a distribution strategy Keras builds the optimizer inside the
         first traced step, and a `tf.function` whose first trace creates
         variables traces a second time: a second-order meta-step would be
-        traced twice (seconds each). Slots in the order of
-        `trainable_variables`, as `keras.saving` rebuilds them.
+        traced twice (seconds each).
         """
-        if self.optimizer is not None and not self.optimizer.built:
+        if self.optimizer is not None:
             with self.distribute_strategy.scope():
-                self.optimizer.build(self.trainable_variables)
+                self._build_optimizer()
         return super().make_train_function(force)
+
+    def _build_optimizer(self) -> None:
+        """Makes the optimizer's slots, in the order of `trainable_variables` (as
+        `keras.saving` rebuilds them), unless made already."""
+        if not self.optimizer.built:
+            self.optimizer.build(self.trainable_variables)
 
     def _build_compiled_metrics(self, data: Any) -> None:
         """Builds the compiled metrics from the shapes of `data`, before a step is traced.
@@ -558,9 +563,7 @@ class MetaLearner(keras.Model):
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
         if replicas > 1:
             grads = [g / replicas for g in grads]
-        if not self.optimizer.built:
-            # Slots in the order of `trainable_variables`, as `keras.saving` rebuilds them.
-            self.optimizer.build(self.trainable_variables)
+        self._build_optimizer()  # a step traced outside `fit` and `train_on_batch`
         with tf.control_dependencies([loss]):  # the step counter too waits for the batch's checks
             self.optimizer.apply(grads, self.meta_variables)
         for variable, value in zip(self.state_variables, state):
