@@ -142,7 +142,7 @@ def run_family(name: str) -> dict:
     if run["history"]:
         figures.plot_learning_curve(
             run["history"],
-            min(recipe.iterations_per_epoch, FLAGS.iterations or recipe.iterations),
+            run["iterations_per_epoch"],
             os.path.join(directory, "learning_curve.png"),
             title=name,
         )

@@ -33,3 +33,23 @@ def test_a_run_stopped_by_its_budget_continues_to_the_weights_of_an_uninterrupte
     for a, b in zip(straight_weights, learner.policy.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert second["train_seconds"] >= first["train_seconds"]
+
+
+def test_a_continued_run_keeps_its_epoch_size_and_stops_at_the_iterations_asked(
+    trpo_learner, tmp_path
+):
+    # The first part's epoch is clamped to its 2 iterations; asking for 4 later
+    # must train 2 more (one epoch of 2), not a new epoch of 4 on top of the 2.
+    learner, initial = trpo_learner
+    restart(learner, initial)
+    options = dict(meta_batch_size=2, seed=4, iterations_per_epoch=10, verbose=0)
+    first = training.train(learner, tmp_path, iterations=2, **options)
+    assert first["meta_iterations"] == 2 and first["iterations_per_epoch"] == 2
+    assert training.read_clock(tmp_path)["iterations_per_epoch"] == 2
+
+    restart(learner, initial)  # a new process
+    second = training.train(learner, tmp_path, iterations=4, **options)
+    assert second["resumed_from"] == 2 and second["meta_iterations"] == 4
+    assert second["iterations_per_epoch"] == 2
+    assert [row["epoch"] for row in second["history"]] == ["0", "1"]
+    assert json.loads((tmp_path / training.CLOCK_FILE).read_text())["meta_iterations"] == 4

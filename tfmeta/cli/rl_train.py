@@ -103,7 +103,7 @@ def train(flag_values: flags.FlagValues) -> dict:
     if run["history"]:
         figures.plot_learning_curve(
             run["history"],
-            min(recipe.iterations_per_epoch, iterations),
+            run["iterations_per_epoch"],
             output_dir / "learning_curve.png",
             title=f"{env} {algorithm}",
         )

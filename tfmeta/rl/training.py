@@ -2,7 +2,9 @@
 
 The directory holds `checkpoints/` (`tfmeta.checkpointing.MetaCheckpoint`,
 written at every epoch end), `history.csv` (Keras's `CSVLogger`), `logs/`
-(TensorBoard) and `clock.json` (training time spent, across resumed parts).
+(TensorBoard) and `clock.json` (training time spent across resumed parts, and
+the run's epoch size, fixed by its first part so that every part's epochs line
+up with the checkpoints and the history rows of the ones before).
 Running `train` again on the same directory continues from the last complete
 checkpoint: the task stream is a pure function of the seed and the
 meta-iteration (`TaskFamily.task_batches`), and each meta-iteration of the
@@ -38,10 +40,14 @@ def _write_atomically(path: pathlib.Path, text: str) -> None:
 
 
 def read_clock(directory: str | os.PathLike) -> dict:
-    """`{"train_seconds", "meta_iterations"}` recorded in a run directory (zeros for a new one)."""
+    """`{"train_seconds", "meta_iterations", "iterations_per_epoch"}` recorded in a run directory.
+
+    A new run reads zeros and no epoch size; runs written before the epoch
+    size was recorded lack that key.
+    """
     path = pathlib.Path(directory) / CLOCK_FILE
     if not path.is_file():
-        return {"train_seconds": 0.0, "meta_iterations": 0}
+        return {"train_seconds": 0.0, "meta_iterations": 0, "iterations_per_epoch": None}
     return json.loads(path.read_text())
 
 
@@ -49,7 +55,8 @@ class TrainingClock(keras.callbacks.Callback):
     """Records training time across resumed parts; stops once a budget is spent.
 
     At every epoch end it adds the time since training started to what
-    earlier parts spent and writes it to `clock.json`; once the total reaches
+    earlier parts spent and writes it to `clock.json` with the meta-iterations
+    done and the epoch size (`fit`'s `steps_per_epoch`); once the total reaches
     `budget_seconds` it stops training at that epoch end, right after the
     epoch's checkpoint (place it after `MetaCheckpoint`).
 
@@ -74,6 +81,7 @@ class TrainingClock(keras.callbacks.Callback):
         record = {
             "train_seconds": self.total_seconds,
             "meta_iterations": self.model.meta_iterations,
+            "iterations_per_epoch": self.params["steps"],
         }
         _write_atomically(self.directory / CLOCK_FILE, json.dumps(record))
         if self.budget_seconds is not None and self.total_seconds >= self.budget_seconds:
@@ -111,7 +119,10 @@ def train(
     Each epoch is `iterations_per_epoch` meta-iterations (at most
     `iterations`) and ends with a checkpoint; `iterations` is rounded up to
     whole epochs. A run that finds checkpoints resumes from the newest
-    complete one; one whose budget is spent trains no further.
+    complete one, keeping the epoch size of its first part (so a run started
+    with `iterations=2` and continued with `iterations=4` trains two more
+    meta-iterations, in one more epoch of two); one whose budget is spent
+    trains no further.
 
     Args:
         learner: a compiled `PolicyMAML`.
@@ -119,15 +130,17 @@ def train(
         iterations: meta-iterations in all.
         meta_batch_size: tasks per meta-iteration.
         seed: seeds the task stream.
-        iterations_per_epoch: meta-iterations between checkpoints.
+        iterations_per_epoch: meta-iterations between checkpoints (a
+            resumed run keeps the one it started with).
         budget_seconds: training time allowed in all parts together; the
             run stops at the first epoch end past it.
         callbacks: more Keras callbacks for `fit`.
         verbose: `fit`'s progress output.
 
     Returns:
-        `{"meta_iterations", "train_seconds", "resumed_from", "history"}`;
-        `history` holds the rows of `history.csv` (all parts).
+        `{"meta_iterations", "train_seconds", "resumed_from", "history",
+        "iterations_per_epoch"}`; `history` holds the rows of `history.csv`
+        (all parts), one per epoch of `iterations_per_epoch` meta-iterations.
 
     Example:
 
@@ -144,11 +157,15 @@ def train(
     for name, value in (("iterations", iterations), ("iterations_per_epoch", iterations_per_epoch)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise ValueError(f"Expected `{name}` to be an integer >= 1. Received: {name}={value!r}")
-    iterations_per_epoch = min(iterations_per_epoch, iterations)
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     checkpoint_dir = directory / CHECKPOINT_DIR
     done = checkpointing.latest_step(checkpoint_dir) // learner.optimizer_steps_per_iteration
+    recorded = read_clock(directory).get("iterations_per_epoch")
+    if done and recorded:
+        iterations_per_epoch = recorded  # epochs, checkpoints and history rows stay aligned
+    else:
+        iterations_per_epoch = min(iterations_per_epoch, iterations)
     initial_epoch = done // iterations_per_epoch
     _trim_history(directory / HISTORY_FILE, initial_epoch)
     clock = TrainingClock(directory, budget_seconds)
@@ -186,4 +203,5 @@ def train(
         "train_seconds": clock.total_seconds,
         "resumed_from": done or None,
         "history": history,
+        "iterations_per_epoch": iterations_per_epoch,
     }
