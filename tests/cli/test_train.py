@@ -14,10 +14,10 @@ import tensorflow as tf
 
 import tfmeta
 
-# 600 meta-updates in 30 epochs (a checkpoint each): long enough to be killed mid-run.
+# 200 meta-updates in 20 epochs (a checkpoint each): long enough to be killed mid-run.
 QUICK = [
-    "--iterations=600",
-    "--steps_per_epoch=20",
+    "--iterations=200",
+    "--steps_per_epoch=10",
     "--eval_episodes=50",
     "--meta_batch_size=5",
     "--val_episodes=5",
@@ -47,14 +47,14 @@ def test_train_writes_a_run_directory_that_explains_itself(trained_run):
         "checkpoints/checkpoint",
     ):
         assert (output_dir / name).is_file(), name
-    assert tf.train.latest_checkpoint(str(output_dir / "checkpoints")).endswith("ckpt-600")
+    assert tf.train.latest_checkpoint(str(output_dir / "checkpoints")).endswith("ckpt-200")
     assert any((output_dir / "logs").rglob("events.out.tfevents.*"))
-    assert metrics["status"] == "completed" and metrics["iterations_done"] == 600
+    assert metrics["status"] == "completed" and metrics["iterations_done"] == 200
     assert metrics["resumed_from"] is None
     assert metrics["options"]["meta_batch_size"] == 5
     evaluation = metrics["eval"]["query_loss_after_adaptation"]
     assert evaluation["tasks"] == 50 and evaluation["mean"] > 0 and evaluation["ci95"] > 0
-    assert len((output_dir / "history.csv").read_text().splitlines()) == 1 + 30
+    assert len((output_dir / "history.csv").read_text().splitlines()) == 1 + 20
     assert "starting a new run" in result.stdout
     assert "held-out query MSE after 10 step(s)" in result.stdout
 
@@ -89,13 +89,13 @@ def test_killed_run_resumes_and_ends_as_if_never_interrupted(
     process.send_signal(signal.SIGKILL)
     process.wait()
     killed_at = int(tf.train.latest_checkpoint(str(output_dir / "checkpoints")).rsplit("-", 1)[1])
-    assert 0 < killed_at < 600 and not (output_dir / "learner.keras").exists()
+    assert 0 < killed_at < 200 and not (output_dir / "learner.keras").exists()
 
     result = tfmeta_command("train", *QUICK, f"--output_dir={output_dir}", timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
     assert f"resuming from {output_dir}/checkpoints/ckpt-{killed_at}" in result.stdout
     metrics = json.loads((output_dir / "metrics.json").read_text())
-    assert metrics["resumed_from"] == killed_at and metrics["iterations_done"] == 600
+    assert metrics["resumed_from"] == killed_at and metrics["iterations_done"] == 200
     # The same seed, data stream, optimizer state and step: bit-identical results.
     assert metrics["eval"] == reference["eval"]
     reference_history = (trained_run[0] / "history.csv").read_text()
@@ -106,9 +106,9 @@ def test_rerunning_a_finished_run_continues_instead_of_starting_over(trained_run
     output_dir, _, reference = trained_run
     result = tfmeta_command("train", *QUICK, f"--output_dir={output_dir}", timeout=900)
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "resuming from" in result.stdout and "600 of 600 meta-updates done" in result.stdout
+    assert "resuming from" in result.stdout and "200 of 200 meta-updates done" in result.stdout
     metrics = json.loads((output_dir / "metrics.json").read_text())
-    assert metrics["iterations_done"] == 600 and metrics["eval"] == reference["eval"]
+    assert metrics["iterations_done"] == 200 and metrics["eval"] == reference["eval"]
 
 
 def test_evaluate_writes_its_own_file_and_leaves_the_training_report_alone(
@@ -123,7 +123,7 @@ def test_evaluate_writes_its_own_file_and_leaves_the_training_report_alone(
     name = "10shot_100queries_5steps_25tasks_seed0"
     metrics = json.loads((output_dir / "evaluations" / f"{name}.json").read_text())
     assert metrics["eval"]["query_loss_after_adaptation"]["tasks"] == 25
-    assert metrics["eval"]["inner_steps"] == 5 and metrics["iterations_done"] == 600
+    assert metrics["eval"]["inner_steps"] == 5 and metrics["iterations_done"] == 200
     assert (output_dir / "evaluations" / f"{name}_adaptation.png").is_file()
     assert "held-out query MSE after 5 step(s)" in result.stdout
     assert {name: (output_dir / name).read_bytes() for name in kept} == kept
@@ -134,13 +134,13 @@ def test_train_shows_progress_and_validates_every_epoch(trained_run):
     progress = [line for line in result.stdout.splitlines() if "meta-updates (epoch" in line]
     assert progress, result.stdout[-2000:]
     assert re.fullmatch(
-        r"tfmeta: \d+/600 meta-updates \(epoch \d+/30\): loss [\d.e+-]+; [\d.]+ tasks/s, "
+        r"tfmeta: \d+/200 meta-updates \(epoch \d+/20\): loss [\d.e+-]+; [\d.]+ tasks/s, "
         r"ETA \d+(m\d\ds|s)",
         progress[-1],
     )
-    assert "tfmeta: epoch 30/30 done: loss " in result.stdout and "val_loss " in result.stdout
+    assert "tfmeta: epoch 20/20 done: loss " in result.stdout and "val_loss " in result.stdout
     history = np.genfromtxt(output_dir / "history.csv", delimiter=",", names=True)
-    assert np.isfinite(history["val_loss"]).all() and len(history) == 30
+    assert np.isfinite(history["val_loss"]).all() and len(history) == 20
     # learner.keras is the best validation epoch's, as metrics.json says.
     best = int(np.argmin(history["val_loss"]))
     assert metrics["selected"] == {
@@ -164,9 +164,9 @@ def test_tensorboard_gets_step_scalars_and_images(trained_run):
                     images.add(value.tag)
                 else:
                     scalars.setdefault(value.tag, []).append(event.step)
-    assert scalars["probe/loss_before_adaptation"] == list(range(50, 601, 50))
+    assert scalars["probe/loss_before_adaptation"] == list(range(50, 201, 50))
     for tag in ("probe/loss_after_adaptation", "tasks_per_second", "train/loss"):
-        assert scalars[tag] == list(range(50, 601, 50)), tag
+        assert scalars[tag] == list(range(50, 201, 50)), tag
     assert images == {"adaptation"}
 
 
@@ -182,20 +182,23 @@ def test_export_writes_versions_for_serving_and_a_tflite_file(trained_run, run_t
     assert (output_dir / "export" / f"{output_dir.name}.tflite").stat().st_size > 0
 
 
+# One real process by default; test_bad_input.py runs these and more cases in-process.
 @pytest.mark.parametrize(
     "args, message",
     [
         (["trian"], "expected one command of ['evaluate', 'export', 'train']; received: trian"),
-        (["train", "--algorithm=foo"], "--algorithm=foo: value should be one of"),
-        (
+        pytest.param(["train", "--algorithm=foo"], "--algorithm=foo: value should be one of",
+                     marks=pytest.mark.slow),
+        pytest.param(
             ["evaluate", "--output_dir=/nonexistent/run"],
             "no trained learner at /nonexistent/run/learner.keras",
+            marks=pytest.mark.slow,
         ),
-        (["train", "--dataset=./no/such/images"], "--dataset=./no/such/images: no such directory"),
+        pytest.param(["train", "--dataset=./no/such/images"],
+                     "--dataset=./no/such/images: no such directory", marks=pytest.mark.slow),
     ],
 )
 def test_user_errors_exit_2_with_one_message_and_no_traceback(tfmeta_command, args, message):
-    # More cases run in-process in test_bad_input.py; these check a real process.
     result = tfmeta_command(*args, timeout=120)
     assert result.returncode == 2, result.stderr[-2000:]
     assert message in result.stderr
