@@ -14,10 +14,11 @@ import tensorflow as tf
 
 import tfmeta
 
-# 200 meta-updates in 20 epochs (a checkpoint each): long enough to be killed mid-run.
+# 200 meta-updates in 4 epochs (a checkpoint, a validation and, for the sinusoid, a
+# TensorBoard figure each): long enough to be killed mid-run.
 QUICK = [
     "--iterations=200",
-    "--steps_per_epoch=10",
+    "--steps_per_epoch=50",
     "--eval_episodes=50",
     "--meta_batch_size=5",
     "--val_episodes=5",
@@ -54,7 +55,7 @@ def test_train_writes_a_run_directory_that_explains_itself(trained_run):
     assert metrics["options"]["meta_batch_size"] == 5
     evaluation = metrics["eval"]["query_loss_after_adaptation"]
     assert evaluation["tasks"] == 50 and evaluation["mean"] > 0 and evaluation["ci95"] > 0
-    assert len((output_dir / "history.csv").read_text().splitlines()) == 1 + 20
+    assert len((output_dir / "history.csv").read_text().splitlines()) == 1 + 4
     assert "starting a new run" in result.stdout
     assert "held-out query MSE after 10 step(s)" in result.stdout
 
@@ -134,13 +135,13 @@ def test_train_shows_progress_and_validates_every_epoch(trained_run):
     progress = [line for line in result.stdout.splitlines() if "meta-updates (epoch" in line]
     assert progress, result.stdout[-2000:]
     assert re.fullmatch(
-        r"tfmeta: \d+/200 meta-updates \(epoch \d+/20\): loss [\d.e+-]+; [\d.]+ tasks/s, "
+        r"tfmeta: \d+/200 meta-updates \(epoch \d+/4\): loss [\d.e+-]+; [\d.]+ tasks/s, "
         r"ETA \d+(m\d\ds|s)",
         progress[-1],
     )
-    assert "tfmeta: epoch 20/20 done: loss " in result.stdout and "val_loss " in result.stdout
+    assert "tfmeta: epoch 4/4 done: loss " in result.stdout and "val_loss " in result.stdout
     history = np.genfromtxt(output_dir / "history.csv", delimiter=",", names=True)
-    assert np.isfinite(history["val_loss"]).all() and len(history) == 20
+    assert np.isfinite(history["val_loss"]).all() and len(history) == 4
     # learner.keras is the best validation epoch's, as metrics.json says.
     best = int(np.argmin(history["val_loss"]))
     assert metrics["selected"] == {
