@@ -70,12 +70,14 @@ def plot_sinusoid_adaptation(
             to `[n, 1]`.
         episodes: a sinusoid meta-batch (with `amplitude` and `phase`).
         path: the PNG file to write.
-        num_tasks: tasks to draw, one panel each.
+        num_tasks: tasks to draw, one panel each (at most the tasks in
+            `episodes`).
 
     Returns:
         The path written.
     """
     plt = _pyplot()
+    num_tasks = min(num_tasks, int(episodes["support_x"].shape[0]))
     x = np.linspace(-5.0, 5.0, 200, dtype=np.float32)[:, None]
     steps = learner.steps(training=False)
     drawn_steps = sorted({0, min(1, steps), steps})
