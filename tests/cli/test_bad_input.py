@@ -320,3 +320,23 @@ def test_errors_have_the_types_the_command_reports(places):
     with pytest.raises(FileExistsError, match="version 1 already exists"):
         commands.export(existing)
     assert user_errors.is_user_error(FileExistsError("x")) and not user_errors.is_user_error(KeyError())
+
+
+@pytest.mark.parametrize("command", ["evaluate", "export"])
+def test_a_meta_rl_run_is_named_as_one_by_evaluate_and_export(run_tfmeta, tmp_path, command):
+    from tfmeta.cli import run_directory
+    from tfmeta.rl import training
+
+    assert run_directory.META_RL_CLOCK == training.CLOCK_FILE
+    run = tmp_path / "navigation"
+    run_directory.mark(run)  # as `tfmeta train --env=navigation_2d` leaves it after an epoch
+    (run / training.CLOCK_FILE).write_text('{"train_seconds": 1.0, "meta_iterations": 1}')
+    before = {path.name: path.read_bytes() for path in run.iterdir()}
+    result = run_tfmeta(command, f"--output_dir={run}")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        f"tfmeta: error: {run} is a meta-RL run; `tfmeta {command}` takes classifier and "
+        "regression runs. `tfmeta train --env=...` evaluated it (metrics.json) and exported its "
+        "policy (export/); run that command again to continue it"
+    )
+    assert {path.name: path.read_bytes() for path in run.iterdir()} == before

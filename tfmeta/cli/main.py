@@ -110,6 +110,12 @@ def resolve_options(command: str, explicit: dict) -> options.RunOptions:
             )
     else:
         learner = os.path.join(output_dir, options.LEARNER_FILE)
+        if run_directory.is_meta_rl_run(output_dir):
+            raise ValueError(
+                f"{output_dir} is a meta-RL run; `tfmeta {command}` takes classifier and "
+                "regression runs. `tfmeta train --env=...` evaluated it (metrics.json) and "
+                "exported its policy (export/); run that command again to continue it"
+            )
         if not os.path.isfile(learner) or saved is None:
             raise ValueError(
                 f"no trained learner at {learner}; run `tfmeta train --output_dir={output_dir}` "

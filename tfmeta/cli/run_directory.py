@@ -18,6 +18,8 @@ from tfmeta.cli import options as options_lib
 
 MARKER = ".tfmeta_run"
 _MARKER_TEXT = "This directory is a tfmeta run: `tfmeta train` may write into it.\n"
+# What `tfmeta.rl.training` writes at every epoch end of a meta-RL run (its CLOCK_FILE).
+META_RL_CLOCK = "clock.json"
 
 
 def is_run(directory: str | os.PathLike) -> bool:
@@ -29,6 +31,12 @@ def is_run(directory: str | os.PathLike) -> bool:
         return options_lib.load_run_options(directory) is not None
     except ValueError:
         return False
+
+
+def is_meta_rl_run(directory: str | os.PathLike) -> bool:
+    """Whether `directory` is a meta-RL run (`tfmeta train --env=...`) past its first epoch."""
+    directory = pathlib.Path(directory)
+    return (directory / MARKER).is_file() and (directory / META_RL_CLOCK).is_file()
 
 
 def check_train_directory(output_dir: str) -> None:
