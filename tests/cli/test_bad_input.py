@@ -340,3 +340,25 @@ def test_a_meta_rl_run_is_named_as_one_by_evaluate_and_export(run_tfmeta, tmp_pa
         "policy (export/); run that command again to continue it"
     )
     assert {path.name: path.read_bytes() for path in run.iterdir()} == before
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--env=ml1"], "--env=ml1: expected one of ['ant_dir', 'ant_vel', 'halfcheetah_dir', "
+     "'halfcheetah_vel', 'navigation_2d']; ml1 is a task family without the paper's settings"),
+    (["--env=navigation_2d", "--shots=5"], "--shots is not a setting of a meta-RL run (--env)"),
+    (["--env=navigation_2d", "--iterations=0"], "--iterations must be >= 1; received --iterations=0"),
+    (["--env=navigation_2d", "--meta_batch_size=0"],
+     "--meta_batch_size must be >= 1; received --meta_batch_size=0"),
+    (["--env=navigation_2d", "--meta_learning_rate=0.1"],
+     "--meta_learning_rate sets maml_ppo's Adam; maml_trpo's step is set by its KL bound"),
+])
+def test_a_meta_rl_option_it_would_not_honour_is_refused_before_any_write(
+    run_tfmeta, tmp_path, args, message
+):
+    # `--iterations=0` used to fall back to the paper's 100 and train.
+    run = tmp_path / "run"
+    result = run_tfmeta("train", "--algorithm=maml_trpo", *args, f"--output_dir={run}")
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("tfmeta: error: " + message), lines
+    assert not run.exists()

@@ -3,7 +3,8 @@
 `--env` names a task family (`tfmeta.rl.families.names()`); its settings are
 the paper's (`tfmeta.rl.recipes`) unless flags given on the command line
 override them: `--iterations`, `--meta_batch_size`, `--inner_learning_rate`,
-`--meta_learning_rate` (maml_ppo's Adam), `--seed`, `--output_dir`.
+`--meta_learning_rate` (maml_ppo's Adam), `--seed`, `--output_dir`. Any other
+option of `tfmeta train` is refused rather than silently ignored.
 `maml_trpo` updates by TRPO (Finn et al. 2017), `maml_ppo` by the clipped
 surrogate with Adam (ProMP-style).
 
@@ -28,7 +29,7 @@ from absl import flags
 
 from tfmeta import evaluation
 from tfmeta.exporters.policy import export_policy
-from tfmeta.cli import run_directory
+from tfmeta.cli import options, run_directory
 from tfmeta.rl import families, figures, recipes, training
 
 EVAL_TASKS = 40
@@ -42,9 +43,41 @@ PAPER_MAML = {
 }
 
 
+# The options of `tfmeta train` a meta-RL run reads (besides --env).
+META_RL_OPTIONS = (
+    "algorithm",
+    "iterations",
+    "meta_batch_size",
+    "inner_learning_rate",
+    "meta_learning_rate",
+    "seed",
+    "output_dir",
+)
+
+
 def _explicit(flag_values: flags.FlagValues, name: str):
     """The flag's value if given on the command line or in a flagfile, else None."""
     return flag_values[name].value if flag_values[name].present else None
+
+
+def _check_options(flag_values: flags.FlagValues) -> None:
+    """Refuses the options of `tfmeta train` that a meta-RL run would not read."""
+    for name in options.explicit_flags(flag_values):
+        if name not in META_RL_OPTIONS:
+            allowed = ", ".join(f"--{option}" for option in META_RL_OPTIONS[1:])
+            raise ValueError(
+                f"--{name} is not a setting of a meta-RL run (--env); it takes {allowed}: "
+                f"drop --{name}"
+            )
+    for name in ("iterations", "meta_batch_size"):
+        value = _explicit(flag_values, name)
+        if value is not None and value < 1:
+            raise ValueError(f"--{name} must be >= 1; received --{name}={value}")
+    if flag_values.algorithm == "maml_trpo" and flag_values["meta_learning_rate"].present:
+        raise ValueError(
+            "--meta_learning_rate sets maml_ppo's Adam; maml_trpo's step is set by its KL "
+            "bound: drop --meta_learning_rate"
+        )
 
 
 def train(flag_values: flags.FlagValues) -> dict:
@@ -55,7 +88,16 @@ def train(flag_values: flags.FlagValues) -> dict:
     """
     env, algorithm = flag_values.env, flag_values.algorithm
     if env is None:
-        raise ValueError(f"--algorithm={algorithm} needs --env: one of {families.names()}")
+        raise ValueError(f"--algorithm={algorithm} needs --env: one of {sorted(recipes.RECIPES)}")
+    if env not in recipes.RECIPES:
+        python_only = (
+            f"; {env} is a task family without the paper's settings: train it from Python "
+            "(`tfmeta.rl.PolicyMAML`)"
+            if env in families.names()
+            else ""
+        )
+        raise ValueError(f"--env={env}: expected one of {sorted(recipes.RECIPES)}{python_only}")
+    _check_options(flag_values)
     recipe = recipes.get(env)
     output_dir = _explicit(flag_values, "output_dir")
     if output_dir is None:
@@ -70,12 +112,14 @@ def train(flag_values: flags.FlagValues) -> dict:
     if algorithm == "maml_ppo":
         learner.compile(optimizer=keras.optimizers.Adam(flag_values.meta_learning_rate))
     run_directory.mark(output_dir)  # first write: a killed run is still recognised as a run
-    iterations = _explicit(flag_values, "iterations") or recipe.iterations
+    iterations = _explicit(flag_values, "iterations")
+    iterations = recipe.iterations if iterations is None else iterations
+    meta_batch_size = _explicit(flag_values, "meta_batch_size")
     run = training.train(
         learner,
         output_dir,
         iterations=iterations,
-        meta_batch_size=_explicit(flag_values, "meta_batch_size") or recipe.meta_batch_size,
+        meta_batch_size=recipe.meta_batch_size if meta_batch_size is None else meta_batch_size,
         seed=flag_values.seed,
         iterations_per_epoch=recipe.iterations_per_epoch,
         verbose=2,
