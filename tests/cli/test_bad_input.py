@@ -10,6 +10,7 @@ from pathlib import Path
 
 import keras
 import pytest
+import tensorflow as tf
 from cli_testing import TOY
 
 import tfmeta
@@ -320,6 +321,8 @@ def test_errors_have_the_types_the_command_reports(places):
     with pytest.raises(FileExistsError, match="version 1 already exists"):
         commands.export(existing)
     assert user_errors.is_user_error(FileExistsError("x")) and not user_errors.is_user_error(KeyError())
+    assert user_errors.is_user_error(tfmeta.data.episode.EpisodeError("class ids out of range"))
+    assert not user_errors.is_user_error(tf.errors.InvalidArgumentError(None, None, "a bug"))
 
 
 @pytest.mark.parametrize("command", ["evaluate", "export"])

@@ -84,6 +84,21 @@ def test_every_algorithm_trains_and_evaluates_on_image_classes(
         assert list((tmp_path / "export").glob("*.tflite"))
 
 
+def test_evaluate_takes_more_ways_than_a_one_pass_classifier_was_trained_with(
+    run_tfmeta, image_folder, tmp_path
+):
+    # Trained and evaluated 3-way, the saved Matching Network holds ways=3; a 5-way evaluation
+    # of it ended in an EpisodeError traceback (exit 1).
+    result = run_tfmeta("train", "--algorithm=matching", f"--dataset={image_folder}", *TOY, *TINY,
+                        f"--output_dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert keras.saving.load_model(tmp_path / "learner.keras").ways == 3
+    result = run_tfmeta("evaluate", f"--output_dir={tmp_path}", "--eval_ways=5",
+                        "--eval_episodes=4")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "held-out 5-way 1-shot accuracy" in result.stdout
+
+
 def built_from_command_line(*args):
     """`(run_options, learner)` that `tfmeta train` builds from these flags (Omniglot, Conv-4
     of 4 filters), the options parsed by absl and checked as the command does."""

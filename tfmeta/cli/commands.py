@@ -45,6 +45,7 @@ from tfmeta.cli import options as options_lib
 from tfmeta.cli import tasks
 from tfmeta.cli import validation as validation_lib
 from tfmeta.cli.options import RunOptions
+from tfmeta.learners.n_way import NWayClassifier
 
 BEST_LEARNER_FILE = "best.keras"
 
@@ -286,6 +287,8 @@ def evaluate(options: RunOptions) -> dict:
     """
     output_dir = pathlib.Path(options.output_dir)
     learner = load_learner(output_dir)
+    if isinstance(learner, NWayClassifier) and learner.ways not in (None, options.evaluation_ways):
+        learner.ways = None  # as `train` builds it for other --eval_ways: ways from each episode
     if hasattr(learner, "eval_inner_steps"):
         learner.eval_inner_steps = options.eval_inner_steps
     if options.eval_inner_learning_rate is not None:

@@ -3,7 +3,9 @@
 A user fault is a bad flag or file the user named (`ValueError`,
 `FileExistsError`, ...), a missing optional dependency (`ImportError`), or
 an operating-system error on the user's paths (`OSError`: a read-only
-directory, a full disk, a file too large for the file system's limit).
+directory, a full disk, a file too large for the file system's limit), or
+episodes that fail the learner's checks (`EpisodeError`, e.g. more classes
+than the model predicts; its message names the field and the fix).
 TensorFlow reports the same failures of its own file writes as
 `tf.errors.PermissionDeniedError` or, for a full disk, as
 `ResourceExhaustedError` / `UnknownError` / `FailedPreconditionError` whose
@@ -16,6 +18,8 @@ from __future__ import annotations
 import errno
 
 import tensorflow as tf
+
+from tfmeta.data.episode import EpisodeError
 
 USER_ERRORS = (ValueError, ImportError, OSError)
 
@@ -33,6 +37,8 @@ _OS_REASONS = {
 
 def is_user_error(error: BaseException) -> bool:
     """Whether the command reports `error` as a user fault (see the module docstring)."""
+    if isinstance(error, EpisodeError):  # an OpError too, but the user's episodes
+        return True
     if isinstance(error, tf.errors.OpError):
         return isinstance(error, tf.errors.PermissionDeniedError) or _os_reason(error) is not None
     return isinstance(error, USER_ERRORS)
