@@ -55,9 +55,9 @@ META_RL_OPTIONS = (
 )
 
 
-def _explicit(flag_values: flags.FlagValues, name: str):
-    """The flag's value if given on the command line or in a flagfile, else None."""
-    return flag_values[name].value if flag_values[name].present else None
+def _explicit(flag_values: flags.FlagValues, name: str, default=None):
+    """The flag's value if given on the command line or in a flagfile, else `default`."""
+    return flag_values[name].value if flag_values[name].present else default
 
 
 def _check_options(flag_values: flags.FlagValues) -> None:
@@ -99,9 +99,7 @@ def train(flag_values: flags.FlagValues) -> dict:
         raise ValueError(f"--env={env}: expected one of {sorted(recipes.RECIPES)}{python_only}")
     _check_options(flag_values)
     recipe = recipes.get(env)
-    output_dir = _explicit(flag_values, "output_dir")
-    if output_dir is None:
-        output_dir = f"tfmeta_runs/{env}_{algorithm}"
+    output_dir = _explicit(flag_values, "output_dir", f"tfmeta_runs/{env}_{algorithm}")
     run_directory.check_train_directory(output_dir)  # never into a user's own folder
     run_directory.check_writable(output_dir, "output_dir")
     output_dir = pathlib.Path(output_dir)
@@ -112,14 +110,12 @@ def train(flag_values: flags.FlagValues) -> dict:
     if algorithm == "maml_ppo":
         learner.compile(optimizer=keras.optimizers.Adam(flag_values.meta_learning_rate))
     run_directory.mark(output_dir)  # first write: a killed run is still recognised as a run
-    iterations = _explicit(flag_values, "iterations")
-    iterations = recipe.iterations if iterations is None else iterations
-    meta_batch_size = _explicit(flag_values, "meta_batch_size")
+    iterations = _explicit(flag_values, "iterations", recipe.iterations)
     run = training.train(
         learner,
         output_dir,
         iterations=iterations,
-        meta_batch_size=recipe.meta_batch_size if meta_batch_size is None else meta_batch_size,
+        meta_batch_size=_explicit(flag_values, "meta_batch_size", recipe.meta_batch_size),
         seed=flag_values.seed,
         iterations_per_epoch=recipe.iterations_per_epoch,
         verbose=2,
