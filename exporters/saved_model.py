@@ -112,6 +112,15 @@ def build_signatures(
     def checked_queries(x, name):
         return request_checks.checked_inputs(x, name, None, task.input_shape)
 
+    label_spec = open_spec(target_rank, task.target_dtype, "support_y")
+
+    # One tf.function that every adaptation signature calls: the inner loop is traced (and
+    # stored in the SavedModel) once, not once per signature.
+    @tf.function(input_signature=[
+        tf.TensorSpec([task.support_size, *task.input_shape], tf.float32, name="support_x"),
+        label_spec,
+        tf.TensorSpec([None, *task.input_shape], tf.float32, name="query_x"),
+    ])
     def adapt(support_x, support_y, query_x):
         """Adapts to checked model inputs; `support_y` is checked here."""
         if task.classification:
@@ -130,8 +139,6 @@ def build_signatures(
         if neural_process:
             result["mean"], result["stddev"] = outputs[..., 0], outputs[..., 1]
         return result
-
-    label_spec = open_spec(target_rank, task.target_dtype, "support_y")
 
     @tf.function(input_signature=[open_spec(rank, tf.float32, "support_x"), label_spec,
                                   open_spec(rank, tf.float32, "query_x")])

@@ -2,6 +2,7 @@
 (SavedModel in a fresh process, LiteRT), PNG bytes over TF Serving's REST JSON, bad requests."""
 
 import json
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -10,6 +11,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
 
 import exporter_testing as et
 import rest_json
@@ -120,6 +122,18 @@ def test_each_query_alone_gets_its_batched_prediction_in_a_fresh_process(
         np.testing.assert_allclose(alone, batch, rtol=1e-5, atol=1e-5)
         np.testing.assert_array_equal(alone.argmax(-1), batch.argmax(-1))
         np.testing.assert_allclose(batch, et.learner_predict(learner, task), rtol=1e-5, atol=1e-5)
+
+
+def test_every_adaptation_signature_calls_one_stored_inner_loop(exported, learner):
+    """The four adaptation signatures (floats, images, pixels, serving_default) share one traced
+    adaptation: the SavedModel holds the 10 evaluation steps' kernel gradients once."""
+    proto = saved_model_pb2.SavedModel.FromString(
+        (pathlib.Path(exported) / "saved_model.pb").read_bytes())
+    library = proto.meta_graphs[0].graph_def.library.function
+    kernel_gradients = [sum(node.op == "Conv2DBackpropFilter" for node in function.node_def)
+                        for function in library]
+    convolutions = sum(isinstance(layer, keras.layers.Conv2D) for layer in learner.model.layers)
+    assert sorted(kernel_gradients)[-1] == sum(kernel_gradients) == 10 * convolutions
 
 
 @pytest.fixture(scope="module")
