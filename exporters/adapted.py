@@ -35,6 +35,7 @@ from tfmeta import adaptation, query_statistics
 from tfmeta.data.preprocessing import ImagePreprocessing
 from tfmeta.exporters import adaptation_plan, image_inputs, metadata, request_checks
 from tfmeta.exporters import saved_model, serving_layout
+from tfmeta.exporters.graph_function import graph_function
 from tfmeta.exporters.task_format import TaskFormat, task_format
 from tfmeta.learners.base import MetaLearner
 
@@ -225,27 +226,27 @@ def _signatures(task: TaskFormat, predict, metadata_json: str,
         return outputs_of(request_checks.checked_inputs(inputs, "inputs", None, task.input_shape))
 
     float_spec = [saved_model.open_spec(rank, tf.float32, "inputs")]
-    signatures = {PREDICT: tf.function(predict_floats, input_signature=float_spec)}
+    signatures = {PREDICT: graph_function(predict_floats, input_signature=float_spec)}
 
-    @tf.function(input_signature=[])
+    @graph_function(input_signature=[])
     def metadata_fn():
         return {"json": tf.constant(metadata_json)}
 
     signatures[saved_model.METADATA] = metadata_fn
     if preprocessing is None:
-        signatures[saved_model.SERVING_DEFAULT] = tf.function(predict_floats,
-                                                              input_signature=float_spec)
+        signatures[saved_model.SERVING_DEFAULT] = graph_function(predict_floats,
+                                                                 input_signature=float_spec)
         return signatures
 
     def predict_images(images):
         return outputs_of(image_inputs.from_encoded(images, preprocessing, "images", None))
 
     images_spec = [saved_model.open_spec(1, tf.string, "images")]
-    signatures[PREDICT_IMAGES] = tf.function(predict_images, input_signature=images_spec)
-    signatures[saved_model.SERVING_DEFAULT] = tf.function(predict_images,
-                                                          input_signature=images_spec)
+    signatures[PREDICT_IMAGES] = graph_function(predict_images, input_signature=images_spec)
+    signatures[saved_model.SERVING_DEFAULT] = graph_function(predict_images,
+                                                             input_signature=images_spec)
 
-    @tf.function(input_signature=[saved_model.open_spec(4, tf.uint8, "pixels")])
+    @graph_function(input_signature=[saved_model.open_spec(4, tf.uint8, "pixels")])
     def predict_pixels(pixels):
         return outputs_of(image_inputs.from_pixels(pixels, preprocessing, "pixels", None))
 

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from tfmeta.exporters.graph_function import graph_function
 from tfmeta.exporters.task_format import TaskFormat
 
 COMMON_SIGNATURES = ("get_weights", "set_weights", "reset", "metadata")
@@ -99,23 +100,23 @@ class DeviceModule(tf.Module):
     def _common_signatures(self) -> dict[str, Any]:
         size = sum(int(np.prod(shape)) for shape in self._shapes)
 
-        @tf.function(input_signature=[])
+        @graph_function(input_signature=[])
         def get_weights():
             return {"weights": flatten(self._read())}
 
-        @tf.function(input_signature=[tf.TensorSpec([size], tf.float32)])
+        @graph_function(input_signature=[tf.TensorSpec([size], tf.float32)])
         def set_weights(weights):
             self._assign(unflatten(exact_size(weights), self._shapes))
             self.steps_taken.assign(0)
             return {"weights": flatten(self._read())}
 
-        @tf.function(input_signature=[])
+        @graph_function(input_signature=[])
         def reset():
             self._assign([tf.constant(v) for v in self._initial])
             self.steps_taken.assign(0)
             return {"weights": flatten(self._read())}
 
-        @tf.function(input_signature=[])
+        @graph_function(input_signature=[])
         def metadata_fn():
             return {"json": tf.constant(self.metadata_json)}
 

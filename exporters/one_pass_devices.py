@@ -25,6 +25,7 @@ from tfmeta.exporters.device_state import (
     nan_unless,
     weights_layout,
 )
+from tfmeta.exporters.graph_function import graph_function
 from tfmeta.exporters.task_format import TaskFormat
 from tfmeta.learners import r2d2
 from tfmeta.learners.base import MetaLearner
@@ -120,8 +121,8 @@ class PrototypeDeviceModule(DeviceModule):
         heads = len(self._own_layout)
         initial_state = [tf.constant(v) for v in self._initial[heads:]]
 
-        @tf.function(input_signature=[task.inputs_spec(s), task.targets_spec(s),
-                                      task.inputs_spec(q)])
+        @graph_function(input_signature=[task.inputs_spec(s), task.targets_spec(s),
+                                         task.inputs_spec(q)])
         def adapt_and_predict(support_x, support_y, query_x):
             support_x, support_y, valid = self._checked_support(support_x, support_y)
             inputs = tf.concat([support_x, exact_size(query_x)], 0)
@@ -129,7 +130,7 @@ class PrototypeDeviceModule(DeviceModule):
             head = self._fit_head(embeddings[:s], support_y)
             return {"outputs": nan_unless(valid, self._head_scores(embeddings[s:], head))}
 
-        @tf.function(input_signature=[task.inputs_spec(s), task.targets_spec(s)])
+        @graph_function(input_signature=[task.inputs_spec(s), task.targets_spec(s)])
         def train_step(support_x, support_y):
             support_x, support_y, valid = self._checked_support(support_x, support_y)
             state = initial_state
@@ -144,14 +145,14 @@ class PrototypeDeviceModule(DeviceModule):
             loss = self._support_loss(support_y, self._head_scores(embeddings, head))
             return {"loss": nan_unless(valid, loss)}
 
-        @tf.function(input_signature=[task.inputs_spec(q)])
+        @graph_function(input_signature=[task.inputs_spec(q)])
         def infer(query_x):
             values = self._read()
             context = self._statistics() if self._mode == query_statistics.TRANSDUCTIVE else None
             queries = self._embed(exact_size(query_x), values[heads:], context)
             return {"outputs": self._head_scores(queries, values[:heads])}
 
-        @tf.function(input_signature=[task.inputs_spec(q)])
+        @graph_function(input_signature=[task.inputs_spec(q)])
         def embed(inputs):
             return {"embeddings": self._embed(exact_size(inputs), initial_state)}
 
@@ -321,14 +322,14 @@ class NeuralProcessDeviceModule(DeviceModule):
     def signatures(self) -> dict[str, Any]:
         task, q, s = self._task, self._query_size, self._task.support_size
 
-        @tf.function(input_signature=[task.inputs_spec(s), task.targets_spec(s),
-                                      task.inputs_spec(q)])
+        @graph_function(input_signature=[task.inputs_spec(s), task.targets_spec(s),
+                                         task.inputs_spec(q)])
         def adapt_and_predict(support_x, support_y, query_x):
             support_x, support_y, _ = self._checked_support(support_x, support_y)
             representation = self._representation(support_x, support_y)
             return {"outputs": self._predict(representation, exact_size(query_x))}
 
-        @tf.function(input_signature=[task.inputs_spec(s), task.targets_spec(s)])
+        @graph_function(input_signature=[task.inputs_spec(s), task.targets_spec(s)])
         def train_step(support_x, support_y):
             support_x, support_y, _ = self._checked_support(support_x, support_y)
             representation = self._representation(support_x, support_y)
@@ -337,7 +338,7 @@ class NeuralProcessDeviceModule(DeviceModule):
             predictions = self._predict(representation, support_x)
             return {"loss": self._negative_log_likelihood(support_y, predictions)}
 
-        @tf.function(input_signature=[task.inputs_spec(q)])
+        @graph_function(input_signature=[task.inputs_spec(q)])
         def infer(query_x):
             return {"outputs": self._predict(self._read()[0], exact_size(query_x))}
 

@@ -33,6 +33,7 @@ import tensorflow as tf
 
 from tfmeta import adaptation
 from tfmeta.exporters import metadata, request_checks, serving_layout
+from tfmeta.exporters.graph_function import graph_function
 from tfmeta.exporters.saved_model import save
 from tfmeta.rl.policy_maml import PolicyMAML
 from tfmeta.rl.rollouts import Rollouts
@@ -64,7 +65,9 @@ def _signatures(learner: PolicyMAML) -> dict[str, Any]:
     def outputs(parameters: tf.Tensor) -> dict[str, tf.Tensor]:
         return {"actions": distribution.mode(parameters), "distribution": parameters}
 
-    @tf.function(input_signature=[tf.TensorSpec([None, features], tf.float32, name="observations")])
+    @graph_function(
+        input_signature=[tf.TensorSpec([None, features], tf.float32, name="observations")]
+    )
     def act(observations):
         observations = request_checks.checked_inputs(
             observations, "observations", None, (features,)
@@ -73,7 +76,7 @@ def _signatures(learner: PolicyMAML) -> dict[str, Any]:
         parameters, _ = adaptation.forward(learner.policy, params, [], observations, False)
         return outputs(parameters)
 
-    @tf.function(
+    @graph_function(
         input_signature=[
             tf.TensorSpec([None, horizon, features], tf.float32, name="observations"),
             action_spec,

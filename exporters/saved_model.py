@@ -49,6 +49,7 @@ import tensorflow as tf
 from tfmeta.data.preprocessing import ImagePreprocessing
 from tfmeta.exporters import adaptation_plan, image_inputs, metadata, request_checks
 from tfmeta.exporters import serving_layout, warmup
+from tfmeta.exporters.graph_function import graph_function
 from tfmeta.exporters.task_format import TaskFormat, task_format
 from tfmeta.learners.base import MetaLearner
 
@@ -114,9 +115,9 @@ def build_signatures(
 
     label_spec = open_spec(target_rank, task.target_dtype, "support_y")
 
-    # One tf.function that every adaptation signature calls: the inner loop is traced (and
+    # One graph function that every adaptation signature calls: the inner loop is traced (and
     # stored in the SavedModel) once, not once per signature.
-    @tf.function(input_signature=[
+    @graph_function(input_signature=[
         tf.TensorSpec([task.support_size, *task.input_shape], tf.float32, name="support_x"),
         label_spec,
         tf.TensorSpec([None, *task.input_shape], tf.float32, name="query_x"),
@@ -140,15 +141,15 @@ def build_signatures(
             result["mean"], result["stddev"] = outputs[..., 0], outputs[..., 1]
         return result
 
-    @tf.function(input_signature=[open_spec(rank, tf.float32, "support_x"), label_spec,
-                                  open_spec(rank, tf.float32, "query_x")])
+    @graph_function(input_signature=[open_spec(rank, tf.float32, "support_x"), label_spec,
+                                     open_spec(rank, tf.float32, "query_x")])
     def adapt_and_predict(support_x, support_y, query_x):
         support_x = request_checks.checked_inputs(
             support_x, "support_x", task.support_size, task.input_shape, what
         )
         return adapt(support_x, support_y, checked_queries(query_x, "query_x"))
 
-    @tf.function(input_signature=[])
+    @graph_function(input_signature=[])
     def metadata_fn():
         return {"json": tf.constant(metadata_json)}
 
@@ -165,12 +166,12 @@ def build_signatures(
 
         images_spec = [open_spec(1, tf.string, "support_images"), label_spec,
                        open_spec(1, tf.string, "query_images")]
-        signatures[ADAPT_AND_PREDICT_IMAGES] = tf.function(adapt_images,
-                                                           input_signature=images_spec)
-        signatures[SERVING_DEFAULT] = tf.function(adapt_images, input_signature=images_spec)
+        signatures[ADAPT_AND_PREDICT_IMAGES] = graph_function(adapt_images,
+                                                              input_signature=images_spec)
+        signatures[SERVING_DEFAULT] = graph_function(adapt_images, input_signature=images_spec)
 
-        @tf.function(input_signature=[open_spec(4, tf.uint8, "support_pixels"), label_spec,
-                                      open_spec(4, tf.uint8, "query_pixels")])
+        @graph_function(input_signature=[open_spec(4, tf.uint8, "support_pixels"), label_spec,
+                                         open_spec(4, tf.uint8, "query_pixels")])
         def adapt_and_predict_pixels(support_pixels, support_y, query_pixels):
             return adapt(
                 image_inputs.from_pixels(support_pixels, preprocessing, "support_pixels",
@@ -182,22 +183,22 @@ def build_signatures(
         signatures[ADAPT_AND_PREDICT_PIXELS] = adapt_and_predict_pixels
     else:
 
-        @tf.function(input_signature=[open_spec(rank, tf.float32, "support_x"), label_spec,
-                                      open_spec(rank, tf.float32, "query_x")])
+        @graph_function(input_signature=[open_spec(rank, tf.float32, "support_x"), label_spec,
+                                         open_spec(rank, tf.float32, "query_x")])
         def serving_default(support_x, support_y, query_x):
             return adapt_and_predict(support_x, support_y, query_x)
 
         signatures[SERVING_DEFAULT] = serving_default
     if adaptation_plan.predicts_with_model(learner):
 
-        @tf.function(input_signature=[open_spec(rank, tf.float32, "inputs")])
+        @graph_function(input_signature=[open_spec(rank, tf.float32, "inputs")])
         def predict_unadapted(inputs):
             return {"outputs": learner(checked_queries(inputs, "inputs"), training=False)}
 
         signatures[PREDICT_UNADAPTED] = predict_unadapted
     if adaptation_plan.has_embedding(learner):
 
-        @tf.function(input_signature=[open_spec(rank, tf.float32, "inputs")])
+        @graph_function(input_signature=[open_spec(rank, tf.float32, "inputs")])
         def embed(inputs):
             embeddings = learner.model(checked_queries(inputs, "inputs"), training=False)
             return {"embeddings": tf.reshape(embeddings, [tf.shape(embeddings)[0], -1])}

@@ -77,6 +77,7 @@ from tfmeta.exporters.device_state import (
     nan_unless,
     weights_layout,
 )
+from tfmeta.exporters.graph_function import graph_function
 from tfmeta.exporters.layer_program import Statistics
 from tfmeta.exporters.one_pass_devices import (
     NeuralProcessDeviceModule,
@@ -208,7 +209,7 @@ class GradientDeviceModule(DeviceModule):
         split = self._num_params
         mode = self._plan.query_statistics
 
-        @tf.function(input_signature=[task.inputs_spec(q)])
+        @graph_function(input_signature=[task.inputs_spec(q)])
         def infer(query_x):
             values = self._read()
             outputs, _ = self._program.stateless_call(
@@ -218,8 +219,8 @@ class GradientDeviceModule(DeviceModule):
             )
             return {"outputs": outputs}
 
-        @tf.function(input_signature=[task.inputs_spec(s), task.targets_spec(s),
-                                      task.inputs_spec(q)])
+        @graph_function(input_signature=[task.inputs_spec(s), task.targets_spec(s),
+                                         task.inputs_spec(q)])
         def adapt_and_predict(support_x, support_y, query_x):
             support_x, support_y, valid = self._checked_support(support_x, support_y)
             initial = [tf.constant(v) for v in self._initial]
@@ -238,7 +239,7 @@ class GradientDeviceModule(DeviceModule):
             outputs = self._predict(network, params, state, support, queries)
             return {"outputs": nan_unless(valid, outputs)}
 
-        @tf.function(input_signature=[task.inputs_spec(s), task.targets_spec(s)])
+        @graph_function(input_signature=[task.inputs_spec(s), task.targets_spec(s)])
         def train_step(support_x, support_y):
             support_x, support_y, valid = self._checked_support(support_x, support_y)
             values = self._read()
