@@ -19,8 +19,9 @@ p90, with 1 thread and with LiteRT's default threads), of `train_step` and of `i
 SavedModel in TensorFlow through `adapt_and_predict` (floats) and `adapt_and_predict_images`
 (Omniglot PNG bytes, decoded and preprocessed in the graph), next to the 5 ms goal; with `--data`, the accuracy
 the option keeps on `--episodes` Omniglot test episodes (5-way 1-shot, 15 queries per class), run
-through the LiteRT model itself. Prints a table, then, as its last line, one JSON object with the
-same figures.
+through the LiteRT model itself; and how long each export took (the SavedModel with image
+signatures, the one-query TFLite model with its LiteRT verification). Prints a table, then, as
+its last line, one JSON object with the same figures.
 
     python benchmarks/export.py --learners=MAML_RUN/learner.keras,PROTONET_RUN/learner.keras \\
         --data=../shared/data/omniglot/omniglot.tar.gz --episodes=600
@@ -180,8 +181,10 @@ def measure(name: str, option: tfmeta.MetaLearner, episodes, directory: str) -> 
     row = {"option": name}
 
     preprocessing = tfmeta.data.omniglot_preprocessing(input_shape[0])
+    start = time.perf_counter()
     version = export_saved_model(option, os.path.join(directory, slug), ways=FLAGS.ways,
                                  shots=FLAGS.shots, warmup=False, preprocessing=preprocessing)
+    row["saved_model_export_s"] = time.perf_counter() - start
     signatures = tf.saved_model.load(version).signatures
     adapt = signatures["adapt_and_predict"]
     tensors = {key: tf.constant(single[key]) for key in ("support_x", "support_y", "query_x")}
@@ -198,8 +201,10 @@ def measure(name: str, option: tfmeta.MetaLearner, episodes, directory: str) -> 
     for query_size in (1, len(episode["query_x"])):
         path = os.path.join(directory, f"{slug}_{query_size}.tflite")
         verification = dict(episode, query_x=episode["query_x"][:query_size])
+        start = time.perf_counter()
         export_tflite(option, path, ways=FLAGS.ways, shots=FLAGS.shots, query_size=query_size,
                       verification_episode=verification)
+        row.setdefault("tflite_export_s", time.perf_counter() - start)  # the one-query model
         models[query_size] = path
     row["tflite_bytes"] = os.path.getsize(models[1])
     for threads, label in ((1, "1_thread"), (None, "default_threads")):
@@ -233,7 +238,7 @@ def main(argv):
           f"over {FLAGS.repeats} calls; goal {FLAGS.goal_ms} ms; {machine.describe()}")
     header = ["option", "LiteRT adapt+predict 1 thread", "LiteRT default threads",
               "train_step", "infer", "SavedModel floats", "SavedModel PNG bytes",
-              "accuracy % (95% CI)"]
+              "accuracy % (95% CI)", "export s: SavedModel, TFLite"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
 
@@ -249,7 +254,8 @@ def main(argv):
               f"{cell(row['litert_train_step_ms_1_thread'])} | "
               f"{cell(row['litert_infer_ms_1_thread'])} | "
               f"{cell(row['saved_model_adapt_and_predict_ms'])} | "
-              f"{cell(row['saved_model_adapt_and_predict_images_ms'])} | {accuracy} |")
+              f"{cell(row['saved_model_adapt_and_predict_images_ms'])} | {accuracy} | "
+              f"{row['saved_model_export_s']:.1f}, {row['tflite_export_s']:.1f} |")
     print(json.dumps({
         "benchmark": "export",
         "processor": machine.processor(),
