@@ -157,6 +157,11 @@ def evaluation_name(options: RunOptions) -> str:
     return "_".join(parts)
 
 
+def _count_of_tasks(count: int) -> str:
+    """`"1 task"`, `"600 tasks"`: the evaluation size in the command's summary line."""
+    return f"{count} task{'' if count == 1 else 's'}"
+
+
 def report(
     learner: MetaLearner,
     source,
@@ -226,12 +231,12 @@ def report(
     where = directory if name is None else directory.relative_to(output_dir.parent)
     per_source = "".join(
         f"tfmeta:   {source_name}: {100 * part['mean']:.2f}% +/- {100 * part['ci95']:.2f}% "
-        f"({part['tasks']} tasks)\n"
+        f"({_count_of_tasks(part['tasks'])})\n"
         for source_name, part in result.get("per_source", {}).items()
     )
     print(
         f"tfmeta: {options.algorithm} on {options.dataset}, {run.get('iterations_done')} "
-        f"{options.step_name}; {what} ({score['tasks']} tasks)\n{per_source}"
+        f"{options.step_name}; {what} ({_count_of_tasks(score['tasks'])})\n{per_source}"
         f"tfmeta: wrote {where}/ ({files}{'' if written else figure_note})",
         flush=True,
     )
