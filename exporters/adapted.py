@@ -234,8 +234,7 @@ def _signatures(task: TaskFormat, predict, metadata_json: str,
 
     signatures[saved_model.METADATA] = metadata_fn
     if preprocessing is None:
-        signatures[saved_model.SERVING_DEFAULT] = graph_function(predict_floats,
-                                                                 input_signature=float_spec)
+        signatures[saved_model.SERVING_DEFAULT] = signatures[PREDICT]
         return signatures
 
     def predict_images(images):
@@ -243,8 +242,7 @@ def _signatures(task: TaskFormat, predict, metadata_json: str,
 
     images_spec = [saved_model.open_spec(1, tf.string, "images")]
     signatures[PREDICT_IMAGES] = graph_function(predict_images, input_signature=images_spec)
-    signatures[saved_model.SERVING_DEFAULT] = graph_function(predict_images,
-                                                             input_signature=images_spec)
+    signatures[saved_model.SERVING_DEFAULT] = signatures[PREDICT_IMAGES]
 
     @graph_function(input_signature=[saved_model.open_spec(4, tf.uint8, "pixels")])
     def predict_pixels(pixels):

@@ -168,7 +168,7 @@ def build_signatures(
                        open_spec(1, tf.string, "query_images")]
         signatures[ADAPT_AND_PREDICT_IMAGES] = graph_function(adapt_images,
                                                               input_signature=images_spec)
-        signatures[SERVING_DEFAULT] = graph_function(adapt_images, input_signature=images_spec)
+        signatures[SERVING_DEFAULT] = signatures[ADAPT_AND_PREDICT_IMAGES]
 
         @graph_function(input_signature=[open_spec(4, tf.uint8, "support_pixels"), label_spec,
                                          open_spec(4, tf.uint8, "query_pixels")])
@@ -182,13 +182,7 @@ def build_signatures(
 
         signatures[ADAPT_AND_PREDICT_PIXELS] = adapt_and_predict_pixels
     else:
-
-        @graph_function(input_signature=[open_spec(rank, tf.float32, "support_x"), label_spec,
-                                         open_spec(rank, tf.float32, "query_x")])
-        def serving_default(support_x, support_y, query_x):
-            return adapt_and_predict(support_x, support_y, query_x)
-
-        signatures[SERVING_DEFAULT] = serving_default
+        signatures[SERVING_DEFAULT] = adapt_and_predict
     if adaptation_plan.predicts_with_model(learner):
 
         @graph_function(input_signature=[open_spec(rank, tf.float32, "inputs")])
