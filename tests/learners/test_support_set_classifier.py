@@ -116,8 +116,11 @@ def test_invalid_arguments_are_refused():
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["r2d2", "matching", "relation"])
 def test_learner_beats_chance_on_held_out_omniglot_characters(kind, omniglot_5way_1shot):
-    learner = sst.make(kind, ways=None)
+    # Each test episode normalised with its support set's statistics: a short run leaves the
+    # moving statistics (momentum 0.99) far from the data's. 60 meta-updates of this 4-filter
+    # embedding were too few for R2-D2 and Relation Networks (35-41% on this seed).
+    learner = sst.make(kind, ways=None, query_statistics="support")
     keras.utils.set_random_seed(0)
-    result = omniglot_5way_1shot(learner, iterations=60, optimizer=keras.optimizers.Adam(0.005),
+    result = omniglot_5way_1shot(learner, iterations=200, optimizer=keras.optimizers.Adam(0.005),
                                  train_ways=20, meta_batch_size=2)
     assert result["accuracy"] > 0.5, result  # chance: 0.2
