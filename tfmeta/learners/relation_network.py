@@ -7,6 +7,7 @@ import tensorflow as tf
 
 from tfmeta import adaptation
 from tfmeta import query_statistics as query_statistics_lib
+from tfmeta.learners import split_relation_module
 from tfmeta.learners import support_set_classifier
 
 
@@ -86,6 +87,8 @@ class RelationNetwork(support_set_classifier.SupportSetClassifier):
         adaptation.check_built(relation_module)
         _check_relation_module(model, relation_module)
         self.relation_module = relation_module
+        # A plain object, so Keras does not track the tail's (shared) variables twice.
+        self._split_module = split_relation_module.SplitRelationModule.of(relation_module)
 
     @property
     def meta_variables(self) -> list:
@@ -106,8 +109,17 @@ class RelationNetwork(support_set_classifier.SupportSetClassifier):
     def head(self, support, support_y, queries, ways, state, training):
         classes = self.class_embeddings(support, support_y, ways)
         params = [tf.convert_to_tensor(v.value) for v in self.relation_module.trainable_variables]
+        split = self._split_module
+        if split is None:
+            module, support_pairs, query_pairs = (
+                self.relation_module, pairs(support, classes), pairs(queries, classes))
+        else:  # The first layer once per class and per example, then the rest per pair.
+            module, support_pairs, query_pairs = (
+                split.tail, split.paired(support, classes, params),
+                split.paired(queries, classes, params))
+            params = split.tail_params(params)
         scores, state = query_statistics_lib.predict_queries(
-            self.relation_module, params, state, pairs(support, classes), pairs(queries, classes),
+            module, params, state, support_pairs, query_pairs,
             mode=self.query_statistics, training=training,
         )
         return tf.reshape(scores, [tf.shape(queries)[0], ways]), state
