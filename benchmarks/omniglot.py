@@ -42,6 +42,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
+import machine
 import tfmeta
 from tfmeta import checkpointing, evaluation, query_statistics
 from tfmeta.cli.configs import REPTILE_INNER_LOOP, REPTILE_PAPER_COMMANDS
@@ -548,7 +549,7 @@ def main(argv):
 
     print(f"Omniglot (Vinyals split, rotations), {FLAGS.eval_episodes} test episodes, "
           f"{EVAL_QUERIES} queries per class; conv4 with {FLAGS.filters} filters"
-          f"{', first order' if FLAGS.first_order else ''}")
+          f"{', first order' if FLAGS.first_order else ''}; {machine.describe()}")
     print(f"{'learner':<10}{'setting':<8}{'queries':<14}{'accuracy % (95% CI)':>22}"
           f"{'alone (95% CI)':>20}{'published':>11}{'iterations':>12}{'train min':>11}")
     for row in rows:
@@ -574,6 +575,7 @@ def main(argv):
         "budget_minutes": FLAGS.budget_minutes,
         "eval_episodes": FLAGS.eval_episodes,
         "results": rows,
+        "processor": machine.processor(),  # of this run (a resumed run's parts may differ)
     }))
 
 
