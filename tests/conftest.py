@@ -18,6 +18,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
+import keras  # noqa: E402
+
 import tfmeta.data  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -96,3 +98,15 @@ def omniglot_vinyals(omniglot_sets, omniglot_dir, data_cache_dir):
 def omniglot_lake(omniglot_sets, omniglot_dir, data_cache_dir):
     with _omniglot_lock(data_cache_dir):
         return tfmeta.data.omniglot(omniglot_dir, "lake", cache_dir=data_cache_dir)
+
+
+@pytest.fixture
+def float64():
+    """float64 inputs and layers for this test only: Keras caches its global dtype policy at
+    first use, so restoring `floatx` alone would leave every later test's layers in float64."""
+    previous_floatx, previous_policy = keras.config.floatx(), keras.config.dtype_policy()
+    keras.config.set_floatx("float64")
+    keras.config.set_dtype_policy("float64")
+    yield
+    keras.config.set_floatx(previous_floatx)
+    keras.config.set_dtype_policy(previous_policy)

@@ -25,18 +25,6 @@ import reference_maml_torch as reference  # noqa: E402
 WAYS, QUERIES = 5, 2
 
 
-@pytest.fixture
-def float64():
-    """float64 layers for this test only: Keras caches its global dtype policy at first use,
-    so restoring `floatx` alone would leave every later test's layers in float64."""
-    previous_floatx, previous_policy = keras.config.floatx(), keras.config.dtype_policy()
-    keras.config.set_floatx("float64")
-    keras.config.set_dtype_policy("float64")
-    yield
-    keras.config.set_floatx(previous_floatx)
-    keras.config.set_dtype_policy(previous_policy)
-
-
 def episode(seed=0):
     rng = np.random.default_rng(seed)
     labels = np.arange(WAYS)

@@ -34,17 +34,6 @@ def test_one_hot_mean_squared_error_regresses_scores_to_the_labels():
     np.testing.assert_allclose(float(loss(tf.constant([0, 1]), scores)), expected, rtol=1e-6)
 
 
-@pytest.fixture
-def float64_layers():
-    """Inputs and layers built inside the test are float64."""
-    floatx, policy = keras.config.floatx(), keras.config.dtype_policy()
-    keras.config.set_floatx("float64")
-    keras.config.set_dtype_policy("float64")
-    yield
-    keras.config.set_floatx(floatx)
-    keras.config.set_dtype_policy(policy)
-
-
 def _relation_on_maps(ways, module=None):
     keras.utils.set_random_seed(0)
     embedding = tfmeta.models.relation_embedding((12, 12, 1), filters=3)
@@ -65,7 +54,7 @@ def _scores_state_and_meta_gradients(learner, task, training):
 @pytest.mark.parametrize("training", [True, False])
 @pytest.mark.parametrize("mode", tfmeta.query_statistics.MODES)
 def test_first_layer_split_by_halves_equals_the_module_on_concatenated_pairs(
-        float64_layers, mode, training):
+        float64, mode, training):
     # The module's first convolution runs once per class and once per example
     # (`split_relation_module`); scores, BatchNorm state and meta-gradients
     # must equal the module run on every concatenated pair (float64).
