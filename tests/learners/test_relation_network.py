@@ -1,8 +1,8 @@
 """Relation Networks: the relation module scores (class sum, query) pairs of embeddings."""
 
 import keras
-import pytest
 import numpy as np
+import pytest
 import tensorflow as tf
 
 import tfmeta
@@ -76,9 +76,9 @@ def test_first_layer_split_by_halves_equals_the_module_on_concatenated_pairs(
         np.testing.assert_allclose(ours.numpy(), reference.numpy(), rtol=0, atol=1e-12 * scale)
 
 
-def test_a_module_whose_first_layer_does_not_split_runs_on_concatenated_pairs():
+def test_only_a_first_layer_linear_in_the_pair_is_split():
     # A first layer that is not linear in its input (here a ReLU before the
-    # convolution) must see each pair whole.
+    # convolution) must see each pair whole; the paper's module splits.
     inputs = keras.Input((1, 1, 6))
     x = keras.layers.ReLU()(inputs)
     x = keras.layers.Flatten()(keras.layers.Conv2D(2, 1)(x))
