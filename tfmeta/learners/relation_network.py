@@ -114,9 +114,8 @@ class RelationNetwork(support_set_classifier.SupportSetClassifier):
             module, support_pairs, query_pairs = (
                 self.relation_module, pairs(support, classes), pairs(queries, classes))
         else:  # The first layer once per class and per example, then the rest per pair.
-            module, support_pairs, query_pairs = (
-                split.tail, split.paired(support, classes, params),
-                split.paired(queries, classes, params))
+            module = split.tail
+            support_pairs, query_pairs = split.paired(classes, params, support, queries)
             params = split.tail_params(params)
         scores, state = query_statistics_lib.predict_queries(
             module, params, state, support_pairs, query_pairs,

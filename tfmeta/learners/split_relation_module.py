@@ -75,28 +75,32 @@ class SplitRelationModule:
         )
 
     def paired(
-        self, examples: tf.Tensor, classes: tf.Tensor, params: adaptation.Weights
-    ) -> tf.Tensor:
-        """The first layer's outputs on every (class, example) pair: `[E * N, ...]`.
+        self, classes: tf.Tensor, params: adaptation.Weights, *examples: tf.Tensor
+    ) -> list[tf.Tensor]:
+        """The first layer's outputs on every (class, example) pair, for each of `examples`.
 
-        Row `e * N + n` is the layer on class `n` concatenated with example
-        `e` (`tfmeta.learners.relation_network.pairs`'s order).
+        The class half runs once for all of them. In each result `[E * N, ...]`,
+        row `e * N + n` is the layer on class `n` concatenated with example `e`
+        (`tfmeta.learners.relation_network.pairs`'s order).
 
         Args:
-            examples: example embeddings `[E, ..., C]`.
             classes: class embeddings `[N, ..., C]`.
             params: values of the module's trainable variables.
+            *examples: example embeddings, each `[E, ..., C]` (support, queries).
         """
         dtype = self.first.compute_dtype
         kernel = tf.cast(params[self.kernel_index], dtype)
-        channels = tf.shape(examples)[-1]
+        channels = tf.shape(classes)[-1]
         of_classes = self._apply(tf.cast(classes, dtype), kernel[..., :channels, :])
-        of_examples = self._apply(tf.cast(examples, dtype), kernel[..., channels:, :])
         if self.bias_index is not None:
             of_classes += tf.cast(params[self.bias_index], dtype)
-        summed = of_examples[:, tf.newaxis] + of_classes[tf.newaxis]
-        summed = tf.reshape(summed, tf.concat([[-1], tf.shape(summed)[2:]], 0))
-        return self.first.activation(summed)
+        results = []
+        for batch in examples:
+            of_examples = self._apply(tf.cast(batch, dtype), kernel[..., channels:, :])
+            summed = of_examples[:, tf.newaxis] + of_classes[tf.newaxis]
+            summed = tf.reshape(summed, tf.concat([[-1], tf.shape(summed)[2:]], 0))
+            results.append(self.first.activation(summed))
+        return results
 
     def tail_params(self, params: adaptation.Weights) -> adaptation.Weights:
         """The tail's trainable values, picked from the module's."""
