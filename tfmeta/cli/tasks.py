@@ -25,6 +25,7 @@ import tensorflow as tf
 from tfmeta import data
 from tfmeta.cli import options as options_lib
 from tfmeta.cli.options import RunOptions
+from tfmeta.data.pipeline_options import without_autotune_thread
 
 MAX_BLOCKS = 32
 EVAL_BATCH_SIZE = 25
@@ -304,7 +305,7 @@ def labelled_batches(
         return tf.cast(x, tf.float32) / 255.0, labels
 
     batches = tf.data.Dataset.counter(start).map(batch, deterministic=True)
-    return batches.prefetch(tf.data.AUTOTUNE)
+    return without_autotune_thread(batches.prefetch(tf.data.AUTOTUNE))
 
 
 def _check_split(

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from tfmeta.data.class_images import ClassImages
 from tfmeta.data.episode import QUERY_X, QUERY_Y, SUPPORT_X, SUPPORT_Y, episode_spec
+from tfmeta.data.pipeline_options import without_autotune_thread
 from tfmeta.data.preprocessing import to_model_inputs
 
 SHORT_CLASS_POLICIES = ("raise", "skip")
@@ -210,7 +211,7 @@ class FewShotEpisodes:
         if prefetch:
             episodes = episodes.prefetch(tf.data.AUTOTUNE)
         assert episodes.element_spec == spec, (episodes.element_spec, spec)
-        return episodes
+        return without_autotune_thread(episodes)
 
     def _eligible_classes(self, ways: int, needed: int, on_short_class: str) -> np.ndarray:
         """Ids of the classes holding at least `needed` images, after the short-class policy."""

@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from tfmeta.argument_validation import check_integer
 from tfmeta.data import episode as episode_lib
+from tfmeta.data.pipeline_options import without_autotune_thread
 
 
 class TaskFamily:
@@ -124,4 +125,4 @@ class TaskFamily:
         )
         if meta_batch_size is not None:
             dataset = dataset.batch(meta_batch_size, drop_remainder=True)
-        return dataset.prefetch(tf.data.AUTOTUNE)
+        return without_autotune_thread(dataset.prefetch(tf.data.AUTOTUNE))

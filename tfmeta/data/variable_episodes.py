@@ -40,6 +40,7 @@ from tfmeta.data.episode import (
     SUPPORT_Y,
 )
 from tfmeta.data.few_shot import FewShotEpisodes, _rotate_per_class, _rotation_maps
+from tfmeta.data.pipeline_options import without_autotune_thread
 from tfmeta.data.preprocessing import to_model_inputs
 
 WAYS = "ways"
@@ -160,7 +161,7 @@ def variable_episodes(
         episodes = episodes.take(num_episodes)
     if meta_batch_size is not None:
         episodes = episodes.batch(meta_batch_size, drop_remainder=True)
-    return episodes.prefetch(tf.data.AUTOTUNE) if prefetch else episodes
+    return without_autotune_thread(episodes.prefetch(tf.data.AUTOTUNE) if prefetch else episodes)
 
 
 def _probabilities(weights, count: int) -> list[float]:
