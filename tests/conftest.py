@@ -19,8 +19,28 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     os.environ.setdefault("TF_NUM_INTEROP_THREADS", "1")
 
 import keras  # noqa: E402
+import tensorflow as tf  # noqa: E402
 
 import tfmeta.data  # noqa: E402
+from tfmeta.data.pipeline_options import without_autotune_thread  # noqa: E402
+
+_iterate = tf.data.Dataset.__iter__
+
+
+def _iterate_without_autotuning(dataset: tf.data.Dataset):
+    """`iter(dataset)` with tf.data's autotuning off, as tfmeta's own pipelines run.
+
+    Destroying an iterator waits for its autotuning thread: garbage collections that
+    freed the forgotten iterators of Keras's array datasets and of pipelines made in
+    tests stalled a worker 19-49 s, once or twice per run; with autotuning off, none
+    (`tfmeta/data/pipeline_options.py`).
+    """
+    if dataset.options().autotune.enabled is False:
+        return _iterate(dataset)
+    return _iterate(without_autotune_thread(dataset))
+
+
+tf.data.Dataset.__iter__ = _iterate_without_autotuning
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # The shared data folder sits beside the repository (or inside a copied checkout).

@@ -1,17 +1,18 @@
 """`without_autotune_thread`: the tf.data options of the episode pipelines tfmeta builds.
 
-With autotuning on (tf.data's default), every iterator runs a model thread
-that sleeps between optimisations, and destroying the iterator joins that
-thread. In the test
-suite (TensorFlow 2.21) garbage collections that freed forgotten iterators
-(reference cycles, such as those a Keras `fit` leaves) stalled a process for
-20-80 s with almost no CPU; native stacks showed every one waiting in
-`RootDataset::Iterator`'s destructor for its autotuning thread. Outside the
-suite the wait is rare (12 s once, for an iterator idle for 70 s, against a
-few milliseconds in seven other tries). Episodes are cheap to make, so the
-pipelines run without that thread: `tf.data.AUTOTUNE` parallelism becomes a
-fixed min(16, cores) and `prefetch(tf.data.AUTOTUNE)` keeps its own buffer
-tuning (delivery rate: `python benchmarks/iterator_release.py`).
+With autotuning on (tf.data's default), every iterator runs a model thread,
+and destroying the iterator waits for that thread. In the test suite
+(TensorFlow 2.21, 2-core AMD EPYC), garbage collections that freed forgotten
+iterators (held in reference cycles) stalled a worker for 19-49 s with almost
+no CPU, once or twice in each of four instrumented runs; the native stacks
+taken during four such stalls all waited in `RootDataset::Iterator`'s
+destructor for a thread. With autotuning off for every iterator, a full run
+had no collection over 2.3 s. Outside a loaded process the wait is rare (12 s
+once, deleting an iterator idle for 70 s; a few milliseconds in seven other
+tries). Episodes are cheap to make, so the pipelines run without that thread:
+`tf.data.AUTOTUNE` parallelism becomes a fixed min(16, cores) and
+`prefetch(tf.data.AUTOTUNE)` keeps its own buffer tuning (delivery rate:
+`python benchmarks/iterator_release.py`).
 """
 
 from __future__ import annotations
