@@ -1,8 +1,7 @@
-"""Every episode pipeline tfmeta builds runs without tf.data's autotuning thread.
+"""Every episode (and meta-RL task) pipeline tfmeta builds runs without tf.data's autotuning.
 
-Destroying an iterator waits for that thread's sleep (up to a minute once the
-iterator is idle; `tfmeta/data/pipeline_options.py`), so a garbage collection
-that frees a forgotten iterator could stall the process.
+Destroying an iterator waits for its autotuning thread, which stalled garbage
+collections that freed forgotten iterators (`tfmeta/data/pipeline_options.py`).
 """
 
 import numpy as np
@@ -27,6 +26,8 @@ PIPELINES = {
         _source(), seed=0, prefetch=False),
     "task_family": lambda: tfmeta.data.SinusoidTasks().episodes(5, 5, meta_batch_size=2, seed=0),
     "labelled_batches": lambda: tasks.labelled_batches(_source().class_images, 4, seed=0),
+    "meta_rl_task_batches": lambda: tfmeta.rl.families.get("navigation_2d").task_batches(
+        2, seed=0),
 }
 
 

@@ -1,4 +1,4 @@
-"""`without_autotune_thread`: the tf.data options of the episode pipelines tfmeta builds.
+"""`without_autotune_thread`: the tf.data options of the pipelines tfmeta trains on.
 
 With autotuning on (tf.data's default), every iterator runs a model thread,
 and destroying the iterator waits for that thread. In the test suite

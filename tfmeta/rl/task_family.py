@@ -13,6 +13,7 @@ from typing import Callable
 
 import tensorflow as tf
 
+from tfmeta.data.pipeline_options import without_autotune_thread
 from tfmeta.rl.rollouts import Rollouts
 
 SPLITS = ("train", "test")
@@ -128,7 +129,7 @@ class TaskFamily:
                 "seed": fold_seed(batch_seed, 1),
             }
 
-        return counter.map(batch)
+        return without_autotune_thread(counter.map(batch))
 
     def check_tasks(self, tasks: tf.Tensor) -> tf.Tensor:
         """`tasks` as float32 `[num_tasks, task_dim]`, or a ValueError naming the family."""
