@@ -174,7 +174,8 @@ class FewShotEpisodes:
 
         Returns:
             A dataset whose `element_spec` equals
-            `self.element_spec(ways, shots, queries, meta_batch_size)`.
+            `self.element_spec(ways, shots, queries, meta_batch_size)`, with
+            tf.data's autotuning off (`tfmeta/data/pipeline_options.py`).
 
         Raises:
             ValueError: for a non-positive ways, shots or queries, more ways

@@ -102,7 +102,8 @@ class TaskFamily:
             seed: the same seed gives the same tasks; None draws one.
 
         Returns:
-            A `tf.data.Dataset` of episode dicts.
+            A `tf.data.Dataset` of episode dicts, with tf.data's autotuning
+            off (`tfmeta/data/pipeline_options.py`).
 
         Raises:
             ValueError: for counts that are not integers >= 1, or a `sample`

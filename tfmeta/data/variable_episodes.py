@@ -124,7 +124,8 @@ def variable_episodes(
         `support_y`, `support_mask` (bool), `query_x`
         `[max_ways * max_query_per_class, H, W, C]`, `query_y`, `query_mask`,
         `ways` (int32) and `source` (int32), with a leading task axis when
-        `meta_batch_size` is given.
+        `meta_batch_size` is given; tf.data's autotuning is off
+        (`tfmeta/data/pipeline_options.py`).
 
     Raises:
         ValueError: for sources of different image shapes, weights that do
