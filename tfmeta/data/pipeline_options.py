@@ -6,8 +6,8 @@ and destroying the iterator waits for that thread. In the test suite
 iterators (held in reference cycles) stalled a worker for 19-49 s with almost
 no CPU, once or twice in each of four instrumented runs; the native stacks
 taken during four such stalls all waited in `RootDataset::Iterator`'s
-destructor for a thread. With autotuning off for every iterator, a full run
-had no collection over 2.3 s. Outside a loaded process the wait is rare (12 s
+destructor for one of its threads. With autotuning off for every iterator, a
+full run had no collection over 2.3 s. Outside a loaded process the wait is rare (12 s
 once, deleting an iterator idle for 70 s; a few milliseconds in seven other
 tries). Episodes are cheap to make, so the pipelines run without that thread:
 `tf.data.AUTOTUNE` parallelism becomes a fixed min(16, cores) and
