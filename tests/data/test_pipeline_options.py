@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 import tfmeta
+import tfmeta.rl
 from tfmeta.cli import tasks
 
 
