@@ -34,7 +34,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import time
 from typing import Callable
 
 import keras
@@ -43,6 +42,7 @@ import tensorflow as tf
 from absl import app, flags
 
 import machine
+import time_budget
 import tfmeta
 from tfmeta import checkpointing, evaluation, query_statistics
 from tfmeta.cli.configs import REPTILE_INNER_LOOP, REPTILE_PAPER_COMMANDS
@@ -64,6 +64,9 @@ flags.DEFINE_enum("normalization", "batch", list(CONV4_NORMALIZATIONS),
                   "Conv-4's normalisation layers: BatchNorm, or TaskNorm-I ('task').")
 flags.DEFINE_enum("matching_similarity", "euclidean", ["cosine", "euclidean"],
                   "Matching Networks' attention scores.")
+flags.DEFINE_bool("anneal", False,
+                  "Anneal the learning rate from the recipe's first rate to 0 over "
+                  "--budget_minutes of training time (cosine), in place of the recipe's schedule.")
 flags.DEFINE_bool("first_order", False, "MAML, ANIL and Meta-SGD without second-order terms.")
 flags.DEFINE_integer("eval_episodes", 600, "Test episodes per setting.")
 flags.DEFINE_integer("seed", 0, "Seed of weights and episodes.")
@@ -71,6 +74,9 @@ flags.DEFINE_float("curve_minutes", None, "Evaluate every so many training minut
 flags.DEFINE_integer("curve_episodes", 200, "Test episodes per point of the curve.")
 flags.DEFINE_enum("query_statistics", None, list(query_statistics.MODES),
                   "BatchNorm statistics for queries (default: each learner's own).")
+flags.DEFINE_list("rescore", [],
+                  "Also score a run's final weights with these query_statistics modes, on the "
+                  "same test episodes (a finished run's saved learner is reused, not retrained).")
 flags.DEFINE_bool("single_queries", False,
                   "Also score every test query sent alone (its own episode with the same support).")
 FLAGS = flags.FLAGS
@@ -273,50 +279,6 @@ def _compile(learner: tfmeta.MetaLearner, optimizer,
     )
 
 
-class _TimeBudget(keras.callbacks.Callback):
-    """Stops training once `seconds` of training time have passed; draws the accuracy curve.
-
-    With `evaluate` (a function of the learner returning an accuracy record),
-    evaluates every `curve_seconds` of training time and appends the point
-    to `curve`; evaluation time is not training time.
-    """
-
-    def __init__(self, seconds: float | None, spent_before: float = 0.0, evaluate=None,
-                 curve_seconds: float | None = None, curve: list | None = None):
-        super().__init__()
-        self.seconds = seconds
-        self.spent_before = spent_before
-        self.evaluate = evaluate
-        self.curve_seconds = curve_seconds
-        self.curve = [] if curve is None else curve
-        self.spent = 0.0
-
-    def on_train_begin(self, logs=None):
-        self._start = time.perf_counter()
-        self._paused = 0.0
-        last = self.curve[-1]["train_seconds"] if self.curve else 0.0
-        self._next_point = None if self.curve_seconds is None else last + self.curve_seconds
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.spent = time.perf_counter() - self._start - self._paused
-        total = self.spent_before + self.spent
-        if self._next_point is not None and total >= self._next_point:
-            paused_at = time.perf_counter()
-            point = self.evaluate(self.model)
-            self.curve.append(dict(point, train_seconds=total,
-                                   iterations=int(self.model.optimizer.iterations.numpy())))
-            print(f"  {total / 60:6.1f} min  {self.curve[-1]['iterations']:>7} it  "
-                  f"accuracy {100 * point['accuracy']:.2f}", flush=True)
-            self._next_point = total + self.curve_seconds
-            self._paused += time.perf_counter() - paused_at
-        if self.seconds is not None and self.spent >= self.seconds:
-            self.model.stop_training = True
-
-    def on_train_end(self, logs=None):
-        self.spent = time.perf_counter() - self._start - self._paused
-        self.iterations = int(self.model.optimizer.iterations.numpy())
-
-
 def _run_dir(name: str) -> str | None:
     if FLAGS.checkpoint_dir is None:
         return None
@@ -324,6 +286,8 @@ def _run_dir(name: str) -> str | None:
         name = f"{name}-{FLAGS.query_statistics}"
     if FLAGS.normalization != "batch":
         name = f"{name}-{FLAGS.normalization}norm"
+    if FLAGS.anneal:
+        name = f"{name}-annealed"
     if name.startswith("matching-") and FLAGS.matching_similarity != "cosine":
         name = f"{name}-{FLAGS.matching_similarity}"
     path = os.path.join(FLAGS.checkpoint_dir, name)
@@ -360,13 +324,15 @@ def _finished(record: dict, iterations: int) -> bool:
     return record["iterations"] >= iterations or spent
 
 
-def _train(fit: Callable, directory: str | None, iterations: int, evaluate=None) -> dict:
+def _train(fit: Callable, directory: str | None, iterations: int, evaluate=None,
+           anneal_from: float | None = None) -> dict:
     """Runs `fit(data_seed, epochs, initial_epoch, callbacks)` within the budget, resumably.
 
     An epoch is `_chunk(iterations)` meta-iterations and ends with a
     checkpoint; a resumed run continues from the last one (a run stopped by
     its budget mid-epoch redoes that epoch's remainder), with a fresh data
-    seed. `evaluate(learner)` draws the accuracy curve (`--curve_minutes`).
+    seed. `evaluate(learner)` draws the accuracy curve (`--curve_minutes`);
+    `anneal_from` anneals the learning rate over the budget (`time_budget.TimeBudget`).
     """
     record = _read_record(directory)
     record.setdefault("curve", [])
@@ -376,7 +342,8 @@ def _train(fit: Callable, directory: str | None, iterations: int, evaluate=None)
     chunk = _chunk(iterations)
     curve_seconds = None if FLAGS.curve_minutes is None or evaluate is None \
         else 60 * FLAGS.curve_minutes
-    timer = _TimeBudget(left, record["train_seconds"], evaluate, curve_seconds, record["curve"])
+    timer = time_budget.TimeBudget(left, record["train_seconds"], evaluate, curve_seconds,
+                                   record["curve"], anneal_from)
     callbacks = [timer]
     if directory is not None:
         callbacks.append(checkpointing.MetaCheckpoint(directory))
@@ -390,7 +357,7 @@ def _train(fit: Callable, directory: str | None, iterations: int, evaluate=None)
 
 def _evaluate(learner: tfmeta.MetaLearner, test, ways: int, shots: int,
               num_episodes: int | None = None) -> dict:
-    """Accuracy with 95% CI on the first `num_episodes` (default `--eval_episodes`) test episodes."""
+    """Accuracy with 95% CI on the first `num_episodes` (default `--eval_episodes`) episodes."""
     num_episodes = num_episodes or FLAGS.eval_episodes
     batch = 20 if ways <= 5 else 10
     episodes = test.episodes(
@@ -398,6 +365,22 @@ def _evaluate(learner: tfmeta.MetaLearner, test, ways: int, shots: int,
         num_episodes=-(-num_episodes // batch) * batch, seed=FLAGS.seed + 1,
     )
     return evaluation.evaluate_episodes(learner, episodes, num_episodes)
+
+
+def _rescore(record: dict, learner: tfmeta.MetaLearner, loss: keras.losses.Loss, test,
+             ways: int, shots: int) -> None:
+    """Adds to `record["rescored"]` the accuracy of `learner`'s weights in each `--rescore`
+    mode it lacks. The twin differs from `learner` in `query_statistics` only, so where
+    meta-training is the same in both modes (Relation Networks: queries normalised with
+    their own batch statistics in training either way) this is the other mode's result."""
+    rescored = record.setdefault("rescored", {})
+    for mode in FLAGS.rescore:
+        if mode in rescored:
+            continue
+        twin = type(learner).from_config(dict(learner.get_config(), query_statistics=mode))
+        twin.set_weights(learner.get_weights())
+        _compile(twin, "sgd", loss)
+        rescored[mode] = _evaluate(twin, test, ways, shots)
 
 
 def _evaluate_single_queries(learner: tfmeta.MetaLearner, test, ways: int, shots: int) -> dict:
@@ -437,10 +420,18 @@ def run_meta_learner(name: str, setting: str, sources) -> dict:
     iterations = FLAGS.iterations or recipe.iterations
     record = _read_record(directory)
     if "result" in record and _finished(record, iterations):
+        if any(mode not in record.get("rescored", {}) for mode in FLAGS.rescore):
+            saved = keras.saving.load_model(os.path.join(directory, "learner.keras"),
+                                            compile=False)
+            _rescore(record, saved, recipe.loss(), sources["test"], ways, shots)
+            _write_record(directory, record)
         return record
     keras.utils.set_random_seed(FLAGS.seed)
     learner = _with_query_statistics(recipe.build(ways, shots))
-    _compile(learner, recipe.optimizer(iterations), recipe.loss())
+    optimizer, anneal_from = recipe.optimizer(iterations), None
+    if FLAGS.anneal:
+        optimizer, anneal_from = time_budget.constant_rate(optimizer)
+    _compile(learner, optimizer, recipe.loss())
     train_ways, train_shots = recipe.train_ways(ways), recipe.train_shots(shots)
     queries = FLAGS.train_queries if recipe.train_queries is None \
         else recipe.train_queries(ways, shots)
@@ -457,12 +448,14 @@ def run_meta_learner(name: str, setting: str, sources) -> dict:
     def evaluate(learner):
         return _evaluate(learner, sources["test"], ways, shots, FLAGS.curve_episodes)
 
-    record = _train(fit, directory, iterations, evaluate)
+    record = _train(fit, directory, iterations, evaluate, anneal_from)
+    record["annealed"] = FLAGS.anneal
     record["result"] = _evaluate(learner, sources["test"], ways, shots)
     record["query_statistics"] = learner.query_statistics
     record["normalization"] = FLAGS.normalization
     if isinstance(learner, tfmeta.MatchingNetworks):
         record["similarity"] = learner.similarity
+    _rescore(record, learner, recipe.loss(), sources["test"], ways, shots)
     if FLAGS.single_queries:
         record["single_query_result"] = _evaluate_single_queries(
             learner, sources["test"], ways, shots)
@@ -531,6 +524,11 @@ def main(argv):
         raise ValueError(f"Unknown learners {unknown}. Expected some of {[*RECIPES, 'finetune']}")
     for setting in FLAGS.settings:
         _parse(setting)
+    for mode in FLAGS.rescore:
+        query_statistics.check_mode(mode)
+    if FLAGS.anneal and (FLAGS.budget_minutes is None or "finetune" in FLAGS.learners):
+        raise ValueError("--anneal needs --budget_minutes (the time it anneals over) and "
+                         "meta-learners (not finetune).")
     sources = tfmeta.data.omniglot(FLAGS.data, protocol="vinyals", cache_dir=FLAGS.cache_dir)
     rows = []
     for name in FLAGS.learners:
@@ -546,11 +544,16 @@ def main(argv):
                              train_seconds=record["train_seconds"],
                              curve=record.get("curve", []),
                              published=PUBLISHED.get(name, {}).get(setting)))
+            for mode, result in record.get("rescored", {}).items():
+                rows.append(dict(rows[-1], **result, query_statistics=f"{mode} (rescored)",
+                                 single_query=None, curve=[]))
 
     print(f"Omniglot (Vinyals split, rotations), {FLAGS.eval_episodes} test episodes, "
           f"{EVAL_QUERIES} queries per class; conv4 with {FLAGS.filters} filters"
-          f"{', first order' if FLAGS.first_order else ''}; {machine.describe()}")
-    print(f"{'learner':<10}{'setting':<8}{'queries':<14}{'accuracy % (95% CI)':>22}"
+          f"{', first order' if FLAGS.first_order else ''}"
+          f"{'; learning rate annealed to 0 over the budget' if FLAGS.anneal else ''}; "
+          f"{machine.describe()}")
+    print(f"{'learner':<10}{'setting':<8}{'queries':<24}{'accuracy % (95% CI)':>22}"
           f"{'alone (95% CI)':>20}{'published':>11}{'iterations':>12}{'train min':>11}")
     for row in rows:
         published = "-" if row["published"] is None else f"{row['published']:.2f}"
@@ -558,7 +561,7 @@ def main(argv):
         single = row["single_query"]
         alone = "-" if single is None else \
             f"{100 * single['accuracy']:.2f} +/- {100 * single['ci95']:.2f}"
-        print(f"{row['learner']:<10}{row['setting']:<8}{str(row['query_statistics']):<14}"
+        print(f"{row['learner']:<10}{row['setting']:<8}{str(row['query_statistics']):<24}"
               f"{accuracy:>22}{alone:>20}{published:>11}"
               f"{row['iterations']:>12}{row['train_seconds'] / 60:>11.1f}")
     for row in rows:
@@ -572,6 +575,7 @@ def main(argv):
         "protocol": "vinyals, rotations, 28x28",
         "filters": FLAGS.filters,
         "first_order": FLAGS.first_order,
+        "annealed": FLAGS.anneal,
         "budget_minutes": FLAGS.budget_minutes,
         "eval_episodes": FLAGS.eval_episodes,
         "results": rows,
