@@ -25,8 +25,11 @@ checkpoint and the time already spent counts against the budget; finished
 runs are read back from their record. `--curve_minutes` also evaluates on
 `--curve_episodes` test episodes (the first ones of the final 600) every so
 many minutes of training, for accuracy against training time; evaluation time
-does not count against the budget. Prints a table and, as its last line, one
-JSON object with the same figures.
+does not count against the budget. `--anneal` anneals the learning rate to 0
+over the budget instead of the recipe's schedule (which a short budget may
+never reach); `--rescore=MODES` also scores the final weights with other
+`query_statistics` modes, on a finished run too. Prints a table and, as its
+last line, one JSON object with the same figures.
 """
 
 from __future__ import annotations
