@@ -45,8 +45,8 @@ import tensorflow as tf
 from absl import app, flags
 
 import machine
-import time_budget
 import tfmeta
+import time_budget
 from tfmeta import checkpointing, evaluation, query_statistics
 from tfmeta.cli.configs import REPTILE_INNER_LOOP, REPTILE_PAPER_COMMANDS
 from tfmeta.models.conv4 import NORMALIZATIONS as CONV4_NORMALIZATIONS

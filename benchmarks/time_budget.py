@@ -54,7 +54,8 @@ class TimeBudget(keras.callbacks.Callback):
         if self.anneal_from is None:
             return
         spent = time.perf_counter() - self._start - self._paused
-        progress = min(1.0, (self.spent_before + spent) / (self.spent_before + self.seconds))
+        budget = self.spent_before + self.seconds
+        progress = 1.0 if budget <= 0 else min(1.0, (self.spent_before + spent) / budget)
         self.model.optimizer.learning_rate = \
             self.anneal_from * 0.5 * (1.0 + math.cos(math.pi * progress))
 
