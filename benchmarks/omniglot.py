@@ -264,12 +264,16 @@ RECIPES = {
 FINETUNE_PRETRAINING = dict(iterations=20_000, batch_size=64)  # Adam 1e-3, all 4400 classes
 
 
+def _in_mode(learner: tfmeta.MetaLearner, mode: str) -> tfmeta.MetaLearner:
+    """A new learner of `learner`'s config with `query_statistics=mode` (fresh weights)."""
+    return type(learner).from_config(dict(learner.get_config(), query_statistics=mode))
+
+
 def _with_query_statistics(learner: tfmeta.MetaLearner) -> tfmeta.MetaLearner:
     """The recipe's learner, rebuilt with `--query_statistics` when given."""
     if FLAGS.query_statistics is None:
         return learner
-    config = dict(learner.get_config(), query_statistics=FLAGS.query_statistics)
-    return type(learner).from_config(config)
+    return _in_mode(learner, FLAGS.query_statistics)
 
 
 def _compile(learner: tfmeta.MetaLearner, optimizer,
@@ -380,7 +384,7 @@ def _rescore(record: dict, learner: tfmeta.MetaLearner, loss: keras.losses.Loss,
     for mode in FLAGS.rescore:
         if mode in rescored:
             continue
-        twin = type(learner).from_config(dict(learner.get_config(), query_statistics=mode))
+        twin = _in_mode(learner, mode)
         twin.set_weights(learner.get_weights())
         _compile(twin, "sgd", loss)
         rescored[mode] = _evaluate(twin, test, ways, shots)
