@@ -27,7 +27,8 @@ runs are read back from their record. `--curve_minutes` also evaluates on
 many minutes of training, for accuracy against training time; evaluation time
 does not count against the budget. `--anneal` anneals the learning rate to 0
 over the budget instead of the recipe's schedule (which a short budget may
-never reach); `--rescore=MODES` also scores the final weights with other
+never reach), from the recipe's first rate or `--anneal_from`;
+`--rescore=MODES` also scores the final weights with other
 `query_statistics` modes, on a finished run too. Prints a table and, as its
 last line, one JSON object with the same figures.
 """
@@ -70,6 +71,8 @@ flags.DEFINE_enum("matching_similarity", "euclidean", ["cosine", "euclidean"],
 flags.DEFINE_bool("anneal", False,
                   "Anneal the learning rate from the recipe's first rate to 0 over "
                   "--budget_minutes of training time (cosine), in place of the recipe's schedule.")
+flags.DEFINE_float("anneal_from", None,
+                   "With --anneal: the learning rate annealed from (default: the recipe's first).")
 flags.DEFINE_bool("first_order", False, "MAML, ANIL and Meta-SGD without second-order terms.")
 flags.DEFINE_integer("eval_episodes", 600, "Test episodes per setting.")
 flags.DEFINE_integer("seed", 0, "Seed of weights and episodes.")
@@ -295,6 +298,8 @@ def _run_dir(name: str) -> str | None:
         name = f"{name}-{FLAGS.normalization}norm"
     if FLAGS.anneal:
         name = f"{name}-annealed"
+    if FLAGS.anneal_from is not None:
+        name = f"{name}-from{FLAGS.anneal_from:g}"
     if name.startswith("matching-") and FLAGS.matching_similarity != "cosine":
         name = f"{name}-{FLAGS.matching_similarity}"
     path = os.path.join(FLAGS.checkpoint_dir, name)
@@ -438,6 +443,7 @@ def run_meta_learner(name: str, setting: str, sources) -> dict:
     optimizer, anneal_from = recipe.optimizer(iterations), None
     if FLAGS.anneal:
         optimizer, anneal_from = time_budget.constant_rate(optimizer)
+        anneal_from = FLAGS.anneal_from or anneal_from
     _compile(learner, optimizer, recipe.loss())
     train_ways, train_shots = recipe.train_ways(ways), recipe.train_shots(shots)
     queries = FLAGS.train_queries if recipe.train_queries is None \
@@ -457,6 +463,7 @@ def run_meta_learner(name: str, setting: str, sources) -> dict:
 
     record = _train(fit, directory, iterations, evaluate, anneal_from)
     record["annealed"] = FLAGS.anneal
+    record["annealed_from"] = anneal_from
     record["result"] = _evaluate(learner, sources["test"], ways, shots)
     record["query_statistics"] = learner.query_statistics
     record["normalization"] = FLAGS.normalization
@@ -536,6 +543,9 @@ def main(argv):
     if FLAGS.anneal and (FLAGS.budget_minutes is None or "finetune" in FLAGS.learners):
         raise ValueError("--anneal needs --budget_minutes (the time it anneals over) and "
                          "meta-learners (not finetune).")
+    if FLAGS.anneal_from is not None and (not FLAGS.anneal or FLAGS.anneal_from <= 0):
+        raise ValueError("--anneal_from is the positive learning rate --anneal starts from; "
+                         f"it needs --anneal. Received: --anneal_from={FLAGS.anneal_from}")
     sources = tfmeta.data.omniglot(FLAGS.data, protocol="vinyals", cache_dir=FLAGS.cache_dir)
     rows = []
     for name in FLAGS.learners:
@@ -558,7 +568,8 @@ def main(argv):
     print(f"Omniglot (Vinyals split, rotations), {FLAGS.eval_episodes} test episodes, "
           f"{EVAL_QUERIES} queries per class; conv4 with {FLAGS.filters} filters"
           f"{', first order' if FLAGS.first_order else ''}"
-          f"{'; learning rate annealed to 0 over the budget' if FLAGS.anneal else ''}; "
+          f"{'; learning rate annealed to 0 over the budget' if FLAGS.anneal else ''}"
+          f"{f' from {FLAGS.anneal_from:g}' if FLAGS.anneal_from else ''}; "
           f"{machine.describe()}")
     print(f"{'learner':<10}{'setting':<8}{'queries':<24}{'accuracy % (95% CI)':>22}"
           f"{'alone (95% CI)':>20}{'published':>11}{'iterations':>12}{'train min':>11}")
@@ -583,6 +594,7 @@ def main(argv):
         "filters": FLAGS.filters,
         "first_order": FLAGS.first_order,
         "annealed": FLAGS.anneal,
+        "annealed_from": FLAGS.anneal_from,
         "budget_minutes": FLAGS.budget_minutes,
         "eval_episodes": FLAGS.eval_episodes,
         "results": rows,
