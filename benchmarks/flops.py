@@ -13,11 +13,14 @@ hardware's limit that is, on any machine kind. Both figures are estimates and ar
   reports (`cpu MHz`, no turbo), cores as the operating system counts them, and FLOP per
   cycle for the widest vector extension present assuming two FMA units per core:
   AVX-512 2 x 16 lanes x 2 = 64, AVX2 with FMA 2 x 8 x 2 = 32, else SSE 2 x 4 x 2 = 16.
+  AMD processors before Zen 5 (family 26) run AVX-512 on their 256-bit units (Zen 4
+  splits each 512-bit instruction in two halves), so they count 32.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Iterable
 
 import machine
 
@@ -44,18 +47,24 @@ def task_flop(support: int, queries: int, first_order: bool, **conv4_args) -> in
 def nominal_fp32_peak() -> dict:
     """`{"gflops", "cores", "ghz", "flop_per_cycle", "formula"}` of this processor (nominal)."""
     info = machine.processor()
-    extensions = set(info["vector_extensions"])
-    if "avx512f" in extensions:
-        flop_per_cycle = 64
-    elif {"avx2", "fma"} <= extensions:
-        flop_per_cycle = 32
-    else:
-        flop_per_cycle = 16
+    per_cycle = flop_per_cycle(info["vector_extensions"], info["vendor"], info["family"])
     ghz = _clock_ghz()
     cores = os.cpu_count() or 1
-    return {"gflops": cores * ghz * flop_per_cycle, "cores": cores, "ghz": ghz,
-            "flop_per_cycle": flop_per_cycle,
-            "formula": f"{cores} cores x {ghz:.2f} GHz x {flop_per_cycle} FLOP/cycle (nominal)"}
+    return {"gflops": cores * ghz * per_cycle, "cores": cores, "ghz": ghz,
+            "flop_per_cycle": per_cycle,
+            "formula": f"{cores} cores x {ghz:.2f} GHz x {per_cycle} FLOP/cycle (nominal)"}
+
+
+def flop_per_cycle(vector_extensions: Iterable[str], vendor: str = "",
+                   family: int | None = None) -> int:
+    """FP32 FLOP per cycle and core: two FMA units as wide as the datapath (module docstring)."""
+    extensions = set(vector_extensions)
+    amd_256_bit = vendor == "AuthenticAMD" and family is not None and family < 26
+    if "avx512f" in extensions and not amd_256_bit:
+        return 64
+    if {"avx2", "fma"} <= extensions:
+        return 32
+    return 16
 
 
 def _clock_ghz() -> float:

@@ -1,4 +1,4 @@
-"""The processor a benchmark ran on, printed beside every figure (machine kinds rank differently)."""
+"""The processor a benchmark ran on, printed beside every figure (kinds rank differently)."""
 
 from __future__ import annotations
 
@@ -9,24 +9,39 @@ VECTOR_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "am
 
 
 def processor() -> dict:
-    """Model name, the vector extensions that matter for TF and LiteRT kernels, and core count."""
-    name, flags = platform.processor() or platform.machine(), set()
+    """Model name, vendor, family and model numbers, the vector extensions that matter for TF
+    and LiteRT kernels, and core count.
+
+    Family and model tell apart kinds that share a model name (a virtual "AMD EPYC" is an
+    AVX2 Zen 2 or an AVX-512 Zen 4).
+    """
+    fields = {"model name": platform.processor() or platform.machine(), "vendor_id": "",
+              "cpu family": "", "model": "", "flags": ""}
     try:
         with open("/proc/cpuinfo") as file:
             for line in file:
                 key, _, value = line.partition(":")
-                if key.strip() == "model name":
-                    name = value.strip()
-                elif key.strip() == "flags":
-                    flags = set(value.split())
+                if key.strip() in fields:
+                    fields[key.strip()] = value.strip()
+                elif not line.strip():  # the first processor's block is enough
+                    break
     except OSError:
         pass
-    return {"model": name, "vector_extensions": [f for f in VECTOR_FLAGS if f in flags],
+    flags = set(fields["flags"].split())
+    return {"model": fields["model name"], "vendor": fields["vendor_id"],
+            "family": _number(fields["cpu family"]), "model_number": _number(fields["model"]),
+            "vector_extensions": [f for f in VECTOR_FLAGS if f in flags],
             "cores": os.cpu_count()}
 
 
 def describe() -> str:
     """One line for a benchmark's header."""
     info = processor()
-    return (f"{info['model']}, {info['cores']} cores, "
+    kind = "" if info["family"] is None else \
+        f" (family {info['family']} model {info['model_number']})"
+    return (f"{info['model']}{kind}, {info['cores']} cores, "
             f"{' '.join(info['vector_extensions']) or 'no AVX2/AVX-512'}")
+
+
+def _number(text: str) -> int | None:
+    return int(text) if text.isdigit() else None
