@@ -38,6 +38,8 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 
+import machine
+
 from tfmeta import adaptation, evaluation, rl
 from tfmeta.rl import figures, recipes, training
 from tfmeta.rl.task_batched import TaskBatchedModel
@@ -155,21 +157,12 @@ def run_family(name: str) -> dict:
         "maml": maml,
         "random_init": random_init,
         "paper": PAPER.get(name, {}),
-        "processor": _processor(),
+        "processor": machine.processor(),
     }
     with open(metrics_path + ".tmp", "w") as f:
         json.dump(result, f, indent=1)
     os.replace(metrics_path + ".tmp", metrics_path)
     return result
-
-
-def _processor() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        return f"{names[0]} x{len(names)}"
-    except (OSError, IndexError):
-        return "unknown"
 
 
 def print_returns(results: list[dict]) -> None:
@@ -264,7 +257,7 @@ def print_speed(results: list[dict]) -> None:
     for result in results:
         print(
             f"\n{result['family']}: {result['tasks']} tasks x {result['rollouts_per_task']} "
-            f"rollouts, {_processor()}"
+            f"rollouts, {machine.describe()}"
         )
         print(f"  tfmeta batched rollouts: {result['batched_steps_per_second']:10.0f} env steps/s")
         if "plain_loop_steps_per_second" in result:
