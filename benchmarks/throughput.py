@@ -146,10 +146,10 @@ def _KerasBatchNormMAML(*args, **kwargs):
     import tfmeta
 
     class KerasBatchNormMAML(tfmeta.MAML):
-        def _batch_norm_kernel(self, training):
+        def batch_norm_kernel(self, training):
             if training:
                 return contextlib.nullcontext()
-            return super()._batch_norm_kernel(training)
+            return super().batch_norm_kernel(training)
 
     return KerasBatchNormMAML(*args, **kwargs)
 

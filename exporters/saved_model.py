@@ -133,7 +133,11 @@ def build_signatures(
                 support_y, "support_y", task.support_size, task.target_shape, what
             )
         episode = {"support_x": support_x, "support_y": support_y, "query_x": query_x}
-        outputs, _ = learner.adapt_and_predict(episode, initial_state(learner), training=False)
+        # The BatchNorm kernel of the learner's own evaluation, so the served graph computes
+        # what `evaluate` and `predict` do (the same float32 rounding, adaptation step by step).
+        with learner.batch_norm_kernel(training=False):
+            outputs, _ = learner.adapt_and_predict(episode, initial_state(learner),
+                                                   training=False)
         result = {"outputs": outputs}
         if task.classification:
             result["classes"] = tf.argmax(outputs, axis=-1, output_type=tf.int32)

@@ -110,7 +110,7 @@ def test_first_order_meta_gradients_equal_the_keras_batch_norm_path(name):
     learner = compiled(LEARNERS[name](small_conv4()))
     batch = episodes()
     assert kernel_ops(learner.train_step, batch) == {"FusedBatchNormV3", "FusedBatchNormGradV3"}
-    with learner._batch_norm_kernel(training=True):
+    with learner.batch_norm_kernel(training=True):
         fused_loss, fused_grads, fused_predictions, fused_state = learner.compute_meta_gradients(
             batch
         )
@@ -140,7 +140,7 @@ def test_evaluation_and_prediction_equal_the_keras_batch_norm_path(name, monkeyp
     fused_predictions = learner.predict_on_batch(batch)
     plain = compiled(LEARNERS[name](small_conv4()))
     plain.set_weights(learner.get_weights())
-    monkeypatch.setattr(type(plain), "_batch_norm_kernel", lambda *_, **__: contextlib.nullcontext())
+    monkeypatch.setattr(type(plain), "batch_norm_kernel", lambda *_, **__: contextlib.nullcontext())
     plain_logs = plain.test_on_batch(batch, return_dict=True)
     assert_close(fused_predictions, plain.predict_on_batch(batch), LEARNER_TOLERANCE)
     for key, value in plain_logs.items():

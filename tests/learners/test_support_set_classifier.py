@@ -47,9 +47,13 @@ def test_meta_update_then_save_and_load_round_trip(kind, tmp_path, omniglot_like
     batch = omniglot_like_batch(tasks=2, ways=5, shots=1, queries=2)
     before = [v.numpy().copy() for v in learner.meta_variables]
     learner.train_on_batch(batch)
-    unchanged = [v.path for b, v in zip(before, learner.meta_variables)
-                 if np.array_equal(b, v.numpy())]
-    assert not unchanged  # the meta-gradient reaches every meta-learned weight
+    unchanged = {v.path for b, v in zip(before, learner.meta_variables)
+                 if np.array_equal(b, v.numpy())}
+    # The meta-gradient reaches every meta-learned weight but R2-D2's output bias: one bias
+    # added to every logit leaves the softmax unchanged, so its exact gradient is 0 and Adam
+    # moves it by rounding noise or not at all (processor-dependent).
+    shift_invariant = {learner.bias.path} if kind.startswith("r2d2") else set()
+    assert unchanged <= shift_invariant
     path = tmp_path / f"{kind}.keras"
     learner.save(path)
     restored = keras.saving.load_model(path)

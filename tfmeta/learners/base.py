@@ -525,7 +525,7 @@ class MetaLearner(keras.Model):
             [tf.TensorSpec(s.shape, s.dtype) for s in state],
         )
         task_indices = _task_indices(tf.shape(episodes[episode_lib.SUPPORT_X])[0])
-        with self._batch_norm_kernel(training=True):
+        with self.batch_norm_kernel(training=True):
             losses, predictions, grads, states = self._map_tasks(
                 task_gradients, episodes, task_indices, signature
             )
@@ -603,7 +603,7 @@ class MetaLearner(keras.Model):
         loss_spec = tf.TensorSpec([], prediction_spec.dtype)
         signature = (loss_spec, loss_spec, prediction_spec, prediction_spec)
         num_tasks = tf.shape(episodes[episode_lib.SUPPORT_X])[0]
-        with self._batch_norm_kernel(training=False):
+        with self.batch_norm_kernel(training=False):
             losses, pre_losses, predictions, pre_predictions = self._map_tasks(
                 score_task, episodes, _task_indices(num_tasks), signature
             )
@@ -636,7 +636,7 @@ class MetaLearner(keras.Model):
             return predictions
 
         num_tasks = tf.shape(episodes[episode_lib.SUPPORT_X])[0]
-        with self._batch_norm_kernel(training=False):
+        with self.batch_norm_kernel(training=False):
             return self._map_tasks(
                 predict_task, episodes, _task_indices(num_tasks), self._prediction_spec(episodes)
             )
@@ -653,13 +653,15 @@ class MetaLearner(keras.Model):
         """
         return not training
 
-    def _batch_norm_kernel(self, training: bool):
-        """How the model's BatchNorm layers compute while a step is traced.
+    def batch_norm_kernel(self, training: bool):
+        """How the model's BatchNorm layers compute while a step is traced (a context).
 
         TF's fused kernel where it is exact; otherwise (meta-training with
         second-order meta-gradients) `query_statistics.batch_statistics`,
         whose batch statistics have exact second derivatives, unlike those
-        of Keras's BatchNorm.
+        of Keras's BatchNorm. The SavedModel exporter traces adaptation
+        under `batch_norm_kernel(training=False)`, so a served prediction
+        rounds as the learner's `predict` does, step for step.
         """
         if self._fused_batch_norm_is_exact(training):
             return fused_batch_norm.fused_batch_norm(self.model)
