@@ -19,7 +19,6 @@ hardware's limit that is, on any machine kind. Both figures are estimates and ar
 
 from __future__ import annotations
 
-import os
 from typing import Iterable
 
 import machine
@@ -48,8 +47,7 @@ def nominal_fp32_peak() -> dict:
     """`{"gflops", "cores", "ghz", "flop_per_cycle", "formula"}` of this processor (nominal)."""
     info = machine.processor()
     per_cycle = flop_per_cycle(info["vector_extensions"], info["vendor"], info["family"])
-    ghz = _clock_ghz()
-    cores = os.cpu_count() or 1
+    ghz, cores = info["clock_ghz"], info["cores"] or 1
     return {"gflops": cores * ghz * per_cycle, "cores": cores, "ghz": ghz,
             "flop_per_cycle": per_cycle,
             "formula": f"{cores} cores x {ghz:.2f} GHz x {per_cycle} FLOP/cycle (nominal)"}
@@ -65,16 +63,3 @@ def flop_per_cycle(vector_extensions: Iterable[str], vendor: str = "",
     if {"avx2", "fma"} <= extensions:
         return 32
     return 16
-
-
-def _clock_ghz() -> float:
-    """The clock `/proc/cpuinfo` reports for the first processor, in GHz (0 when unknown)."""
-    try:
-        with open("/proc/cpuinfo") as file:
-            for line in file:
-                key, _, value = line.partition(":")
-                if key.strip() == "cpu MHz":
-                    return float(value) / 1000
-    except (OSError, ValueError):
-        pass
-    return 0.0

@@ -9,14 +9,14 @@ VECTOR_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "amx_tile", "am
 
 
 def processor() -> dict:
-    """Model name, vendor, family and model numbers, the vector extensions that matter for TF
-    and LiteRT kernels, and core count.
+    """Model name, vendor, family and model numbers, the clock it reports (GHz, no turbo; 0
+    when unknown), the vector extensions that matter for TF and LiteRT kernels, and core count.
 
     Family and model tell apart kinds that share a model name (a virtual "AMD EPYC" is an
     AVX2 Zen 2 or an AVX-512 Zen 4).
     """
     fields = {"model name": platform.processor() or platform.machine(), "vendor_id": "",
-              "cpu family": "", "model": "", "flags": ""}
+              "cpu family": "", "model": "", "cpu MHz": "", "flags": ""}
     try:
         with open("/proc/cpuinfo") as file:
             for line in file:
@@ -30,6 +30,7 @@ def processor() -> dict:
     flags = set(fields["flags"].split())
     return {"model": fields["model name"], "vendor": fields["vendor_id"],
             "family": _number(fields["cpu family"]), "model_number": _number(fields["model"]),
+            "clock_ghz": _megahertz(fields["cpu MHz"]) / 1000,
             "vector_extensions": [f for f in VECTOR_FLAGS if f in flags],
             "cores": os.cpu_count()}
 
@@ -45,3 +46,10 @@ def describe() -> str:
 
 def _number(text: str) -> int | None:
     return int(text) if text.isdigit() else None
+
+
+def _megahertz(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return 0.0
