@@ -20,8 +20,10 @@ SavedModel in TensorFlow through `adapt_and_predict` (floats) and `adapt_and_pre
 (Omniglot PNG bytes, decoded and preprocessed in the graph), next to the 5 ms goal; with `--data`, the accuracy
 the option keeps on `--episodes` Omniglot test episodes (5-way 1-shot, 15 queries per class), run
 through the LiteRT model itself; and how long each export took (the SavedModel with image
-signatures, the one-query TFLite model with its LiteRT verification). Prints a table, then, as
-its last line, one JSON object with the same figures.
+signatures, the one-query TFLite model with its LiteRT verification). `--query_statistics` exports
+in another BatchNorm mode than the learner's own (a learner trained transductively needs one, since
+the exporters refuse a mode in which one query's prediction depends on the others). Prints a
+table, then, as its last line, one JSON object with the same figures.
 
     python benchmarks/export.py --learners=MAML_RUN/learner.keras,PROTONET_RUN/learner.keras \\
         --data=../shared/data/omniglot/omniglot.tar.gz --episodes=600
@@ -59,6 +61,9 @@ flags.DEFINE_integer("warmup", 5, "Untimed calls before timing.")
 flags.DEFINE_list("options", ["own", "own_1", "head", "head_1", "prototypes"],
                   "Adaptation options of gradient learners (see the module docstring).")
 flags.DEFINE_float("goal_ms", 5.0, "The on-device latency goal.")
+flags.DEFINE_enum("query_statistics", None, list(tfmeta.query_statistics.MODES),
+                  "Export in this query-statistics mode (default: each learner's own; a "
+                  "transductive learner needs one, e.g. `moving` or `support`).")
 
 EVAL_QUERIES = 15
 LOSS = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
@@ -183,7 +188,8 @@ def measure(name: str, option: tfmeta.MetaLearner, episodes, directory: str) -> 
     preprocessing = tfmeta.data.omniglot_preprocessing(input_shape[0])
     start = time.perf_counter()
     version = export_saved_model(option, os.path.join(directory, slug), ways=FLAGS.ways,
-                                 shots=FLAGS.shots, warmup=False, preprocessing=preprocessing)
+                                 shots=FLAGS.shots, warmup=False, preprocessing=preprocessing,
+                                 query_statistics=FLAGS.query_statistics)
     row["saved_model_export_s"] = time.perf_counter() - start
     signatures = tf.saved_model.load(version).signatures
     adapt = signatures["adapt_and_predict"]
@@ -203,7 +209,7 @@ def measure(name: str, option: tfmeta.MetaLearner, episodes, directory: str) -> 
         verification = dict(episode, query_x=episode["query_x"][:query_size])
         start = time.perf_counter()
         export_tflite(option, path, ways=FLAGS.ways, shots=FLAGS.shots, query_size=query_size,
-                      verification_episode=verification)
+                      verification_episode=verification, query_statistics=FLAGS.query_statistics)
         row.setdefault("tflite_export_s", time.perf_counter() - start)  # the one-query model
         models[query_size] = path
     row["tflite_bytes"] = os.path.getsize(models[1])
@@ -232,7 +238,7 @@ def main(argv):
         episodes = test_episodes(tfmeta.data.omniglot(FLAGS.data, protocol="vinyals"))
     with tempfile.TemporaryDirectory() as directory:
         rows = [dict(measure(name, option, episodes, directory),
-                     query_statistics=option.query_statistics)
+                     query_statistics=FLAGS.query_statistics or option.query_statistics)
                 for learner in learners for name, option in options(learner).items()]
     print(f"{FLAGS.ways}-way {FLAGS.shots}-shot Conv-4, one query per call; median (p90) ms "
           f"over {FLAGS.repeats} calls; goal {FLAGS.goal_ms} ms; {machine.describe()}")
