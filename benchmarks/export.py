@@ -17,8 +17,9 @@ Matching and Relation Networks (`one pass`: their adaptation is one forward pass
 For each option: the latency of LiteRT's `adapt_and_predict` with one query per call (median and
 p90, with 1 thread and with LiteRT's default threads), of `train_step` and of `infer`, and of the
 SavedModel in TensorFlow through `adapt_and_predict` (floats) and `adapt_and_predict_images`
-(Omniglot PNG bytes, decoded and preprocessed in the graph), next to the 5 ms goal; with `--data`, the accuracy
-the option keeps on `--episodes` Omniglot test episodes (5-way 1-shot, 15 queries per class), run
+(Omniglot PNG bytes, decoded and preprocessed in the graph), next to the 5 ms goal; with
+`--data`, the accuracy the option keeps on `--episodes` Omniglot test episodes (`--ways`-way
+`--shots`-shot, 15 queries per class), run
 through the LiteRT model itself; and how long each export took (the SavedModel with image
 signatures, the one-query TFLite model with its LiteRT verification). `--query_statistics` exports
 in another BatchNorm mode than the learner's own (a learner trained transductively needs one, since

@@ -198,7 +198,11 @@ class R2D2(support_set_classifier.SupportSetClassifier):
     `scale * [q, 1] W + bias`. The meta-gradient flows through the solve
     into the embedding, the ridge penalty and the scale and bias, which are
     meta-learned (`learn_l2=False` fixes the penalty). Compile with
-    `SparseCategoricalCrossentropy(from_logits=True)`.
+    `SparseCategoricalCrossentropy(from_logits=True)`. Under that loss the
+    bias, one number added to every class's score, leaves the softmax
+    unchanged: its meta-gradient is exactly zero and it keeps its initial
+    value. It is kept for the paper's adjust layer and for losses that read
+    each score on its own (e.g. a sigmoid or squared-error loss on the scores).
 
     `head="logistic"` is the paper's LR-D2, here one-vs-rest: per class, a binary
     L2-regularised logistic regression of the support features (with the
