@@ -81,6 +81,22 @@ def test_ridge_penalty_scale_and_bias_are_meta_learned_unless_fixed():
     assert "log_l2" not in [v.name for v in fixed.trainable_variables]
 
 
+def test_output_bias_has_an_exactly_zero_meta_gradient_under_the_softmax_loss():
+    # One number added to every class's score leaves the softmax, so the loss, unchanged.
+    learner = float64_r2d2()
+    rng = np.random.default_rng(4)
+    task = {"support_x": tf.constant(rng.standard_normal((6, 4))),
+            "support_y": tf.constant([0, 1, 2, 2, 1, 0]),
+            "query_x": tf.constant(rng.standard_normal((5, 4))),
+            "query_y": tf.constant([2, 0, 1, 1, 0])}
+    with tf.GradientTape() as tape:
+        scores, _ = learner.adapt_and_predict(task, learner.read_state(), training=True)
+        loss = learner.task_loss(task["query_y"], scores)
+    scale, bias = tape.gradient(loss, [learner.scale, learner.bias])
+    assert abs(float(scale)) > 1e-6
+    assert abs(float(bias)) < 1e-12  # rounding only
+
+
 def logistic_fit_in_float64(x, y, l2, steps=50):
     """`argmin_w sum_i log(1 + exp(x_i w)) - y_i x_i w + l2/2 |w|^2` per column of `y`, by Newton's
     method in the primal (`[D, D]` Hessians)."""
