@@ -241,7 +241,7 @@ def main(argv):
         rows = [dict(measure(name, option, episodes, directory),
                      query_statistics=FLAGS.query_statistics or option.query_statistics)
                 for learner in learners for name, option in options(learner).items()]
-    print(f"{FLAGS.ways}-way {FLAGS.shots}-shot Conv-4, one query per call; median (p90) ms "
+    print(f"{FLAGS.ways}-way {FLAGS.shots}-shot, one query per call; median (p90) ms "
           f"over {FLAGS.repeats} calls; goal {FLAGS.goal_ms} ms; {machine.describe()}")
     header = ["option", "LiteRT adapt+predict 1 thread", "LiteRT default threads",
               "train_step", "infer", "SavedModel floats", "SavedModel PNG bytes",

@@ -23,6 +23,7 @@ def export(
     version: int | None = None,
     query_size: int = 1,
     preprocessing: ImagePreprocessing | None = None,
+    query_statistics: str | None = None,
     overwrite: bool = False,
 ) -> str:
     """Exports a learner in one format; returns what was written.
@@ -40,6 +41,9 @@ def export(
         query_size: `tflite` only: queries per call (static).
         preprocessing: the training images' preprocessing: in the graph of
             the SavedModel's image signatures, in the TFLite metadata.
+        query_statistics: None to serve queries in the learner's own mode, or a
+            mode of `tfmeta.query_statistics.MODES` to serve them in instead
+            (a learner trained with transductive statistics needs one).
         overwrite: replace an existing version or file.
 
     Returns:
@@ -57,7 +61,7 @@ def export(
     if format == "saved_model":
         return export_saved_model(
             learner, destination, version, ways=ways, shots=shots, preprocessing=preprocessing,
-            overwrite=overwrite,
+            query_statistics=query_statistics, overwrite=overwrite,
         )
     if version is not None:
         raise ValueError(
@@ -69,6 +73,6 @@ def export(
     )
     export_tflite(
         learner, path, ways=ways, shots=shots, query_size=query_size,
-        preprocessing=preprocessing, overwrite=overwrite,
+        preprocessing=preprocessing, query_statistics=query_statistics, overwrite=overwrite,
     )
     return path

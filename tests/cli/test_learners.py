@@ -4,6 +4,7 @@ import dataclasses
 import json
 
 import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 from absl import flags
@@ -97,6 +98,41 @@ def test_evaluate_takes_more_ways_than_a_one_pass_classifier_was_trained_with(
                         "--eval_episodes=4")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "held-out 5-way 1-shot accuracy" in result.stdout
+
+
+def test_export_serves_a_transductive_run_only_in_the_mode_it_is_given(
+    run_tfmeta, image_folder, tmp_path
+):
+    # Trained with each query batch's own statistics, a served query would depend on the
+    # other queries of its request: export refuses, writing nothing, until told the mode.
+    result = run_tfmeta("train", "--algorithm=r2d2", f"--dataset={image_folder}", *TOY, *TINY,
+                        "--query_statistics=transductive", f"--output_dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    result = run_tfmeta("export", f"--output_dir={tmp_path}")
+    assert result.returncode == 2
+    assert "--query_statistics=moving or support to serve each query alone" in result.stderr
+    assert not [path for path in tmp_path.glob("export/**/*") if path.is_file()]
+
+    for export_format in ("saved_model", "tflite"):
+        result = run_tfmeta("export", f"--output_dir={tmp_path}", f"--format={export_format}",
+                            "--query_statistics=moving")
+        assert result.returncode == 0, result.stderr[-3000:]
+    version = next((tmp_path / "export").glob("*/1"))
+    info = tfmeta.exporters.read_metadata(version)
+    assert info["query_statistics"] == "moving" and info["query_independent"] is True
+    assert json.loads((tmp_path / "options.json").read_text())["query_statistics"] == (
+        "transductive")  # the run is unchanged
+
+    learner = keras.saving.load_model(tmp_path / "learner.keras")
+    learner.query_statistics = "moving"
+    shape = tuple(learner.model.inputs[0].shape[1:])
+    images = tf.random.stateless_uniform((7, *shape), seed=(0, 1))
+    task = {"support_x": images[:3], "support_y": tf.constant([0, 1, 2]), "query_x": images[3:]}
+    expected, _ = learner.adapt_and_predict(task, learner.read_state(), training=False)
+    adapt = tf.saved_model.load(str(version)).signatures["adapt_and_predict"]
+    for query in range(4):  # each query served alone
+        served = adapt(**dict(task, query_x=task["query_x"][query:query + 1]))["outputs"]
+        np.testing.assert_allclose(served[0], expected[query], rtol=1e-5, atol=1e-5)
 
 
 def built_from_command_line(*args):

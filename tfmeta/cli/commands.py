@@ -39,6 +39,7 @@ import zipfile
 import keras
 
 from tfmeta import checkpointing, distribute
+from tfmeta import query_statistics as query_statistics_lib
 from tfmeta.data import temporary_files
 from tfmeta.cli import divergence, learners, progress, reporting, run_directory, step_summaries
 from tfmeta.cli import options as options_lib
@@ -324,17 +325,36 @@ def _export_destination(options: RunOptions, exporters) -> str:
     return path
 
 
+def _check_served_query_statistics(learner, options: RunOptions) -> None:
+    """Refuses, before writing anything, to serve a learner whose prediction of a query
+    depends on the request's other queries unless `--query_statistics` says how to serve it."""
+    if options.query_statistics is None and query_statistics_lib.depends_on_query_batch(
+        learner.model, learner.query_statistics
+    ):
+        raise ValueError(
+            f"the learner in {options.output_dir} normalises each query batch with its own "
+            f"BatchNorm statistics (trained with --query_statistics={learner.query_statistics}), "
+            "so a served query would depend on the request's other queries; pass "
+            "--query_statistics=moving or support to serve each query alone, or "
+            "--query_statistics=transductive to export it as trained, for clients that always "
+            "send whole query batches"
+        )
+
+
 def export(options: RunOptions) -> str:
     """Exports the learner of `--output_dir` for TF Serving or LiteRT; returns what was written.
 
     Tasks have the evaluation's shape: `--eval_ways` classes (None for
-    regression) of `--eval_shots` support examples. An existing version or
-    file is never replaced.
+    regression) of `--eval_shots` support examples. Queries are served in the
+    learner's own query-statistics mode, or in `--query_statistics` when given
+    (a learner trained transductively needs it). An existing version or file
+    is never replaced.
     """
     from tfmeta import exporters  # only `export` needs them
 
     learner = load_learner(options.output_dir)
     checkpointing.check_finite(learner.variables, "export")
+    _check_served_query_statistics(learner, options)
     try:
         path = exporters.export(
             learner,
@@ -345,6 +365,7 @@ def export(options: RunOptions) -> str:
             version=options.version,
             query_size=options.query_size,
             preprocessing=tasks.image_preprocessing(options),
+            query_statistics=options.query_statistics,
         )
     except exporters.UnsupportedModelError as error:
         raise ValueError(f"{error}; --format=saved_model exports models with any layer") from error

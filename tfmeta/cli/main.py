@@ -14,6 +14,7 @@ stderr unless `--verbosity` is given (`tfmeta.cli.tensorflow_logs`).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 import warnings
@@ -30,7 +31,8 @@ COMMAND_NAMES = ("evaluate", "export", "train")
 # The options each command reads from flags; `evaluate` and `export` take
 # the others from the run they read.
 _EVALUATE_FIELDS = options.EVALUATION_FIELDS + ("seed", "output_dir")
-_EXPORT_FIELDS = options.EXPORT_FIELDS + ("output_dir",)
+# `export --query_statistics` serves queries in another mode than the learner's (see `export`).
+_EXPORT_FIELDS = options.EXPORT_FIELDS + ("output_dir", "query_statistics")
 _TRAIN_FIELDS = tuple(
     name for name in options.FIELDS if name not in ("export_dir", "format", "version", "query_size")
 )
@@ -122,6 +124,9 @@ def resolve_options(command: str, explicit: dict) -> options.RunOptions:
                 "first"
             )
         run_options = options.resolve(explicit, base=saved)
+        if command == "export" and "query_statistics" not in explicit:
+            # Unset: serve the learner's own mode (the saved one says how it trained).
+            run_options = dataclasses.replace(run_options, query_statistics=None)
         if (
             run_options.algorithm == "finetune"
             and run_options.evaluation_ways != saved.evaluation_ways

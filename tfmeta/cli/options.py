@@ -187,8 +187,9 @@ flags.DEFINE_enum(
     "query_statistics",
     None,
     ["support", "support_instance", "transductive", "moving"],
-    "BatchNorm statistics for queries: the support set's (each query predicted independently), "
-    "the query batch's (papers' convention) or moving ones (default: the learner's).",
+    "Queries' BatchNorm statistics: the support set's (each query alone), the query batch's "
+    "(papers' convention) or moving ones (default: the learner's); export: serve in this mode "
+    "(a transductive run needs one).",
 )
 flags.DEFINE_enum(
     "r2d2_head",
