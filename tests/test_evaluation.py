@@ -39,8 +39,11 @@ def image_episodes(ways=3, **kwargs):
     source = tfmeta.data.FewShotEpisodes.from_arrays(
         rng.integers(0, 256, [30, 2, 2, 1], np.uint8), np.arange(30) % 6
     )
-    flat = lambda batch: {**batch, "support_x": tf.reshape(batch["support_x"], [2, ways, 4]),
-                          "query_x": tf.reshape(batch["query_x"], [2, ways * 2, 4])}
+
+    def flat(batch):
+        return {**batch, "support_x": tf.reshape(batch["support_x"], [2, ways, 4]),
+                "query_x": tf.reshape(batch["query_x"], [2, ways * 2, 4])}
+
     return source.episodes(ways, 1, 2, meta_batch_size=2, seed=0, **kwargs).map(flat)
 
 

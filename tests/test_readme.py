@@ -105,7 +105,8 @@ SHRINK = {
 # What a block uses that the README defines in prose: a trained 5-way Omniglot MAML and a task.
 SETUP = {
     ("Distributed training", 0): "import keras, tfmeta\n",
-    # Tiny copies of the benchmark folders (real names, 8x8 images; tests/data/benchmark_layouts.py).
+    # Tiny copies of the benchmark folders (real names, 8x8 images;
+    # tests/data/benchmark_layouts.py).
     ("Standard benchmarks from files you hold", 0): f"""
 import importlib.util
 from pathlib import Path

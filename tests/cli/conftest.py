@@ -17,6 +17,7 @@ from cli_testing import TOY_CLASSES, TOY_IMAGES_PER_CLASS
 import tfmeta.data.tfds_images
 from tfmeta.cli import main
 
+
 @dataclasses.dataclass
 class Result:
     returncode: int

@@ -320,7 +320,8 @@ def test_errors_have_the_types_the_command_reports(places):
     existing = options.RunOptions(output_dir=str(places["sinusoid_run"]), version=1)
     with pytest.raises(FileExistsError, match="version 1 already exists"):
         commands.export(existing)
-    assert user_errors.is_user_error(FileExistsError("x")) and not user_errors.is_user_error(KeyError())
+    assert user_errors.is_user_error(FileExistsError("x"))
+    assert not user_errors.is_user_error(KeyError())
     assert user_errors.is_user_error(tfmeta.data.episode.EpisodeError("class ids out of range"))
     assert not user_errors.is_user_error(tf.errors.InvalidArgumentError(None, None, "a bug"))
 
@@ -349,7 +350,8 @@ def test_a_meta_rl_run_is_named_as_one_by_evaluate_and_export(run_tfmeta, tmp_pa
     (["--env=ml1"], "--env=ml1: expected one of ['ant_dir', 'ant_vel', 'halfcheetah_dir', "
      "'halfcheetah_vel', 'navigation_2d']; ml1 is a task family without the paper's settings"),
     (["--env=navigation_2d", "--shots=5"], "--shots is not a setting of a meta-RL run (--env)"),
-    (["--env=navigation_2d", "--iterations=0"], "--iterations must be >= 1; received --iterations=0"),
+    (["--env=navigation_2d", "--iterations=0"],
+     "--iterations must be >= 1; received --iterations=0"),
     (["--env=navigation_2d", "--meta_batch_size=0"],
      "--meta_batch_size must be >= 1; received --meta_batch_size=0"),
     (["--env=navigation_2d", "--meta_learning_rate=0.1"],

@@ -1,4 +1,5 @@
-"""--dataset=mini_imagenet|cifar_fs|fc100|cub --data_dir=...: the command on tiny copies of the files."""
+"""--dataset=mini_imagenet|cifar_fs|fc100|cub --data_dir=...: the command on tiny copies of the
+files."""
 
 import importlib.util
 import json
@@ -45,7 +46,8 @@ def test_fc100_from_the_binary_version(run_tfmeta, tmp_path):
     [
         (["--dataset=mini_imagenet"], "--dataset=mini_imagenet reads the files you hold and "
          "downloads nothing; pass --data_dir"),
-        (["--dataset=cub", "--data_dir=/nonexistent/cub"], "--data_dir=/nonexistent/cub does not exist"),
+        (["--dataset=cub", "--data_dir=/nonexistent/cub"],
+         "--data_dir=/nonexistent/cub does not exist"),
     ],
 )
 def test_missing_data_dir_is_one_line(run_tfmeta, flags, message, tmp_path):
@@ -69,7 +71,9 @@ def test_grayscale_is_refused_and_missing_classes_named(run_tfmeta, cub_dir, tmp
     assert "Missing: 1 classes numbered ['200']" in lines[0]
 
 
-def test_variable_episodes_train_protonet_and_evaluate_fixed_episodes(run_tfmeta, cub_dir, tmp_path):
+def test_variable_episodes_train_protonet_and_evaluate_fixed_episodes(
+    run_tfmeta, cub_dir, tmp_path
+):
     import tfmeta.data
     from tfmeta.cli import options
 

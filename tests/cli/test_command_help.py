@@ -9,6 +9,7 @@ from absl import flags
 
 from tfmeta.cli import options
 
+
 def test_help_is_quick_short_complete_and_exits_0(tfmeta_command):
     start = time.monotonic()
     result = tfmeta_command("--help", timeout=60)

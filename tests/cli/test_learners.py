@@ -183,7 +183,8 @@ def test_network_flag_builds_the_relation_papers_embedding():
     assert isinstance(learner, tfmeta.RelationNetwork) and run_options.network == "relation"
     paper = tfmeta.models.relation_embedding((28, 28, 1), filters=4)
     assert learner.model.output_shape == paper.output_shape == (None, 5, 5, 4)
-    assert [type(layer) for layer in learner.model.layers] == [type(l) for l in paper.layers]
+    layer_types = [type(layer) for layer in paper.layers]
+    assert [type(layer) for layer in learner.model.layers] == layer_types
     conv4 = learners.build(dataclasses.replace(run_options, network="conv4"), (28, 28, 1), True)
     assert conv4.model.output_shape == (None, 2, 2, 4)
     # --help names the bound without TensorFlow: it must be the model's own.

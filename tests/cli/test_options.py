@@ -88,7 +88,6 @@ def test_default_names_never_collide_with_a_named_config_or_another_run():
     assert options.resolve(resumable).output_dir == bare
 
 
-
 def test_options_added_later_leave_a_runs_default_name_unchanged_at_their_defaults():
     # The name of a MAML Omniglot run as computed before --normalization and --r2d2_head existed.
     run = options.RunOptions(dataset="omniglot", algorithm="maml")

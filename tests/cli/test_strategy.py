@@ -40,7 +40,8 @@ def test_two_workers_train_and_only_the_chief_writes_the_run(tmp_path):
     for s in sockets:
         s.close()
     processes = [
-        tfmeta("train", "--strategy=multi_worker", f"--output_dir={tmp_path / f'run{index}'}", *QUICK,
+        tfmeta("train", "--strategy=multi_worker", f"--output_dir={tmp_path / f'run{index}'}",
+               *QUICK,
                env={"TF_CONFIG": json.dumps({"cluster": {"worker": workers},
                                              "task": {"type": "worker", "index": index}})})
         for index in range(2)

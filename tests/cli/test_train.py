@@ -68,7 +68,8 @@ def test_saved_learner_loads_as_maml(trained_run):
     assert isinstance(learner, tfmeta.MAML) and learner.eval_inner_steps == 10
 
 
-@pytest.mark.slow  # killed and resumed in a subprocess; in-process resume: tests/test_checkpointing.py
+# Killed and resumed in a subprocess; in-process resume: tests/test_checkpointing.py.
+@pytest.mark.slow
 def test_killed_run_resumes_and_ends_as_if_never_interrupted(
     trained_run, command_env, tfmeta_command, tmp_path
 ):

@@ -76,8 +76,8 @@ def write_mini_imagenet_csv_layout(root: Path, per_class: int = 2) -> Path:
 def write_mini_imagenet_folders(
     root: Path, per_class: int = 2, by_split: bool = True, benchmark: str = "mini_imagenet"
 ) -> Path:
-    """`train/<wnid>/`, `val/<wnid>/`, `test/<wnid>/` (by split) or ILSVRC's `<wnid>/<wnid>_<n>.JPEG`,
-    for the classes of `benchmark` (mini_imagenet or tiered_imagenet)."""
+    """`train/<wnid>/`, `val/<wnid>/`, `test/<wnid>/` (by split) or ILSVRC's
+    `<wnid>/<wnid>_<n>.JPEG`, for the classes of `benchmark` (mini_imagenet or tiered_imagenet)."""
     split = tfmeta.data.published_split(benchmark)
     wnids = split["train"] + split["validation"] + split["test"]
     position = {wnid: i % 256 for i, wnid in enumerate(wnids)}

@@ -9,6 +9,7 @@ import pytest
 import tfmeta.data
 import tfmeta.data.tfds_images
 
+
 def _toy_class_images(
     num_classes: int = 12, per_class=20, size: int = 6
 ) -> tfmeta.data.ClassImages:

@@ -1,4 +1,5 @@
-"""CIFAR-FS and FC100 from CIFAR-100's binary version and a prepared TFDS cifar100 (never downloaded unasked)."""
+"""CIFAR-FS and FC100 from CIFAR-100's binary version and a prepared TFDS cifar100 (never
+downloaded unasked)."""
 
 import numpy as np
 import pytest
@@ -66,7 +67,6 @@ def test_truncated_binary_file_is_refused(binary, tmp_path):
 def test_tfds_cifar100_unprepared_is_not_downloaded(tmp_path):
     with pytest.raises(FileNotFoundError, match="cifar100 prepared in"):
         tfmeta.data.cifar_fs(tfds_data_dir=tmp_path, cache=False)
-
 
 
 class _PreparedCifar100:

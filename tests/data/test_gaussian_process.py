@@ -1,4 +1,5 @@
-"""The Gaussian-process curve family: episode structure, the RBF covariance, determinism, bad input."""
+"""The Gaussian-process curve family: episode structure, the RBF covariance, determinism, bad
+input."""
 
 import numpy as np
 import pytest
@@ -49,7 +50,8 @@ def test_same_seed_same_curves_and_different_seed_different_curves():
 
 
 @pytest.mark.parametrize("argument, value, message", [
-    ("lengthscale", 0.0, r"Expected `lengthscale` to be a finite float > 0. Received: lengthscale=0.0"),
+    ("lengthscale", 0.0,
+     r"Expected `lengthscale` to be a finite float > 0. Received: lengthscale=0.0"),
     ("noise_scale", -1.0, r"Expected `noise_scale` to be a finite float > 0"),
     ("input_range", (1.0, 1.0), r"Expected `input_range` as \(low, high\) with low < high"),
 ])

@@ -1,4 +1,5 @@
-"""One meta-step with and without MirroredStrategy on two logical CPUs; prints the max weight difference.
+"""One meta-step with and without MirroredStrategy on two logical CPUs; prints the max weight
+difference.
 
 Run as a script (logical devices must be configured before TensorFlow starts):
 `python mirrored_step.py maml|protonet|r2d2|relation|cnp`.

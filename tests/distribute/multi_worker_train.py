@@ -28,4 +28,5 @@ if distribute.is_chief(strategy):
     learner.save(run_dir / "learner.keras")
     (run_dir / "metrics.json").write_text(json.dumps(history.history))
 np.savez(result_file, *[np.asarray(v) for v in learner.model.weights])
-print(json.dumps({"replicas": strategy.num_replicas_in_sync, "chief": distribute.is_chief(strategy)}))
+print(json.dumps({"replicas": strategy.num_replicas_in_sync,
+                  "chief": distribute.is_chief(strategy)}))

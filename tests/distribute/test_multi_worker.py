@@ -31,7 +31,8 @@ def test_two_workers_end_with_identical_weights_and_only_the_chief_writes(tmp_pa
         env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_CONFIG=json.dumps(
             {"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}}))
         processes.append(subprocess.Popen(
-            [sys.executable, str(SCRIPT), str(tmp_path / f"run{index}"), str(tmp_path / f"weights{index}.npz")],
+            [sys.executable, str(SCRIPT), str(tmp_path / f"run{index}"),
+             str(tmp_path / f"weights{index}.npz")],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         ))
     outputs = []

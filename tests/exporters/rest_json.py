@@ -38,7 +38,8 @@ def encode_request(inputs: dict, signature_name: str | None = None) -> str:
 
 
 def decode_request(body: str, loaded_model) -> tuple[str, dict[str, tf.Tensor]]:
-    """`(signature_name, inputs)` as TF Serving would feed them, for a `tf.saved_model.load`ed model."""
+    """`(signature_name, inputs)` as TF Serving would feed them, for a `tf.saved_model.load`ed
+    model."""
     request = json.loads(body)
     name = request.get("signature_name", DEFAULT_SIGNATURE)
     specs = loaded_model.signatures[name].structured_input_signature[1]

@@ -133,8 +133,9 @@ def test_invalid_requests_give_nan_on_the_device(exported):
         ("support_instance", "batch"), ("moving", "batch"), ("transductive", "task"),
         ("support", "layer")]),
 ])
-def test_every_query_statistics_mode_adapts_on_the_device_like_the_learner(tmp_path, mode,
-                                                                          normalization):
+def test_every_query_statistics_mode_adapts_on_the_device_like_the_learner(
+    tmp_path, mode, normalization
+):
     keras.utils.set_random_seed(0)
     net = tfmeta.models.conv4((28, 28, 1), num_classes=et.WAYS, filters=4,
                               normalization=normalization)
@@ -218,7 +219,8 @@ def test_protonet_computes_prototypes_on_the_device(tmp_path):
     assert np.max(np.abs(run["infer"](query_x=task["query_x"])["outputs"] - expected)) < ATOL
     assert info["weights_layout"][0] == {"name": "prototypes", "shape": [et.WAYS, 8], "offset": 0,
                                          "size": et.WAYS * 8, "trainable": False}
-    assert run["get_weights"]()["weights"].shape == (sum(e["size"] for e in info["weights_layout"]),)
+    size = sum(entry["size"] for entry in info["weights_layout"])
+    assert run["get_weights"]()["weights"].shape == (size,)
     embeddings = run["embed"](inputs=task["query_x"])["embeddings"]
     np.testing.assert_allclose(embeddings, learner.model(task["query_x"]), atol=1e-5)
 

@@ -111,7 +111,8 @@ def test_bad_episodes_raise_one_clear_error():
                        match="Expected finite values in `support_y`") as error:
         cnp.train_on_batch(nan)
     assert "\n" not in str(error.value)
-    empty = {**batch, "support_x": batch["support_x"][:, :0], "support_y": batch["support_y"][:, :0]}
+    empty = {**batch, "support_x": batch["support_x"][:, :0],
+             "support_y": batch["support_y"][:, :0]}
     with pytest.raises(ValueError, match="Expected at least one (task and one )?support example"):
         cnp.predict_on_batch(empty)
     cases = [
@@ -141,7 +142,8 @@ def test_invalid_arguments_are_refused():
         ConditionalNeuralProcess(encoder, keras.Sequential([keras.Input((129,)),
                                                             keras.layers.Dense(3)]))
     flat = keras.Sequential([keras.Input((4, 2)), keras.layers.Dense(8)])
-    with pytest.raises(ValueError, match=r"Expected the encoder to have flat inputs of shape \(features,\). Received: model"):
+    message = r"Expected the encoder to have flat inputs of shape \(features,\). Received: model"
+    with pytest.raises(ValueError, match=message):
         ConditionalNeuralProcess(flat, decoder)
 
 

@@ -72,7 +72,8 @@ def test_first_order_equals_gradient_with_inner_gradients_stopped():
 
     for got, want in zip(first_order_grads, expected):
         np.testing.assert_allclose(got.numpy(), want, rtol=1e-10, atol=1e-12)
-    differences = [np.abs(a.numpy() - b.numpy()).max() for a, b in zip(first_order_grads, second_order_grads)]
+    differences = [np.abs(a.numpy() - b.numpy()).max()
+                   for a, b in zip(first_order_grads, second_order_grads)]
     assert max(differences) > 1e-6, "second-order terms should matter for a tanh network"
 
 
@@ -111,7 +112,8 @@ def sinusoid_mlp_with(layer, seed=0):
     """
     keras.utils.set_random_seed(seed)
     return keras.Sequential([keras.Input((1,)), keras.layers.Dense(40, activation="relu"),
-                             keras.layers.Dense(40), layer, keras.layers.ReLU(), keras.layers.Dense(1)])
+                             keras.layers.Dense(40), layer, keras.layers.ReLU(),
+                             keras.layers.Dense(1)])
 
 
 @pytest.mark.parametrize("layer_class", [keras.layers.BatchNormalization, keras.layers.Dropout])
@@ -128,7 +130,8 @@ def test_meta_training_with_batchnorm_or_dropout_halves_the_query_loss(layer_cla
     assert final["loss"] < 0.5 * initial, (initial, final)
     assert final["loss"] < 0.6 * final["pre_adaptation_loss"], final
     for before, variable in zip(state_before, learner.model.non_trainable_variables):
-        assert not np.array_equal(before, variable.numpy()), f"{variable.path} was not threaded back"
+        assert not np.array_equal(before, variable.numpy()), (
+            f"{variable.path} was not threaded back")
 
 
 def test_each_task_draws_its_own_dropout_mask():
@@ -149,7 +152,8 @@ def test_saved_and_reloaded_learner_gives_identical_outputs(tmp_path):
     learner = tfmeta.MAML(model, inner_learning_rate=0.02, inner_steps=2, eval_inner_steps=4,
                           first_order=True)
     learner.compile(optimizer=keras.optimizers.Adam(1e-3), loss="mse")
-    learner.fit(SinusoidTasks().episodes(5, 5, meta_batch_size=4, seed=0), steps_per_epoch=5, verbose=0)
+    learner.fit(SinusoidTasks().episodes(5, 5, meta_batch_size=4, seed=0), steps_per_epoch=5,
+                verbose=0)
     path = tmp_path / "maml.keras"
     learner.save(path)
     restored = keras.saving.load_model(path)
@@ -159,9 +163,11 @@ def test_saved_and_reloaded_learner_gives_identical_outputs(tmp_path):
         assert getattr(restored, name) == getattr(learner, name)
     batch = sinusoid_batch(tasks=4, dtype=tf.float32, seed=3)
     dataset = tf.data.Dataset.from_tensors(batch)
-    np.testing.assert_array_equal(learner.predict(dataset, verbose=0), restored.predict(dataset, verbose=0))
+    np.testing.assert_array_equal(learner.predict(dataset, verbose=0),
+                                  restored.predict(dataset, verbose=0))
     np.testing.assert_array_equal(learner(batch["query_x"][0]), restored(batch["query_x"][0]))
-    np.testing.assert_array_equal(learner.optimizer.iterations.numpy(), restored.optimizer.iterations.numpy())
+    np.testing.assert_array_equal(learner.optimizer.iterations.numpy(),
+                                  restored.optimizer.iterations.numpy())
 
 
 def test_support_and_query_shape_mismatch_is_rejected():
@@ -197,7 +203,8 @@ def test_missing_episode_keys_are_named():
 
 @pytest.mark.parametrize("name", ["inner_steps", "eval_inner_steps"])
 def test_negative_inner_steps_are_rejected(name):
-    with pytest.raises(ValueError, match=rf"Expected `{name}` to be an integer >= 0. Received: {name}=-1"):
+    message = rf"Expected `{name}` to be an integer >= 0. Received: {name}=-1"
+    with pytest.raises(ValueError, match=message):
         tfmeta.MAML(tiny_model(), **{name: -1})
 
 
@@ -343,8 +350,8 @@ def test_each_inner_step_keeps_its_own_batchnorm_statistics():
 
 def test_moving_statistics_query_uses_the_last_step_statistics():
     batch = sinusoid_batch(tasks=1, dtype=tf.float32)
-    learner = compiled_maml(bn_model(), inner_learning_rate=0.1, inner_steps=2, query_statistics="moving",
-                            per_step_batch_norm_statistics=True)
+    learner = compiled_maml(bn_model(), inner_learning_rate=0.1, inner_steps=2,
+                            query_statistics="moving", per_step_batch_norm_statistics=True)
     model_mean, last_step_mean = learner.state_variables[0], learner.state_variables[2]
     baseline = learner.predict_on_batch(batch)
     model_mean.assign(model_mean.numpy() + 3.0)  # step 0's copy: only the inner loop reads it
@@ -361,7 +368,8 @@ def test_moving_statistics_query_uses_the_last_step_statistics():
 def test_saved_and_reloaded_maml_plus_plus_keeps_rates_and_step_statistics(tmp_path):
     learner = tfmeta.MAML(bn_model(), inner_learning_rate=0.05, inner_steps=2, multi_step_loss=True,
                           multi_step_loss_iterations=7, per_step_batch_norm_statistics=True,
-                          learned_inner_learning_rates="per_layer_per_step", query_statistics="moving")
+                          learned_inner_learning_rates="per_layer_per_step",
+                          query_statistics="moving")
     learner.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
     batch = sinusoid_batch(tasks=4, dtype=tf.float32)
     learner.train_on_batch(batch)

@@ -194,8 +194,9 @@ def test_unknown_head_initialization_is_rejected():
 def test_zero_head_needs_a_final_dense_layer():
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3),
                               keras.layers.BatchNormalization()])
-    with pytest.raises(ValueError, match="last layer with trainable weights is a `keras.layers.Dense`"
-                                         ".* ending in layer 'batch_normalization"):
+    message = ("last layer with trainable weights is a `keras.layers.Dense`"
+               ".* ending in layer 'batch_normalization")
+    with pytest.raises(ValueError, match=message):
         tfmeta.MAML(model, head_initialization="zeros")
 
 

@@ -10,7 +10,9 @@ import tfmeta
 
 def _numpy_scores(queries, support, similarity):
     if similarity == "cosine":
-        unit = lambda x: x / np.linalg.norm(x, axis=1, keepdims=True)
+        def unit(x):
+            return x / np.linalg.norm(x, axis=1, keepdims=True)
+
         return unit(queries) @ unit(support).T
     return -((queries[:, None, :] - support[None, :, :]) ** 2).sum(axis=-1)
 

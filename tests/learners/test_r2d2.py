@@ -63,7 +63,10 @@ def test_learner_scores_are_the_scaled_ridge_fit_with_a_bias_column():
             "support_y": tf.constant([0, 1, 2, 2, 1, 0]),
             "query_x": tf.constant(rng.standard_normal((3, 4)))}
     scores, _ = learner.adapt_and_predict(task, learner.read_state(), training=False)
-    features = lambda x: np.concatenate([learner.model(x).numpy(), np.ones((len(x), 1))], 1)
+
+    def features(x):
+        return np.concatenate([learner.model(x).numpy(), np.ones((len(x), 1))], 1)
+
     x, n = features(task["support_x"]), 6
     y = np.eye(3)[task["support_y"].numpy()]
     weights = np.linalg.solve(x.T @ x / n + 0.5 * np.eye(6), x.T @ y / n)  # primal form
@@ -130,7 +133,10 @@ def test_logistic_learner_scores_are_the_scaled_fit_of_the_mean_log_loss():
             "support_y": tf.constant([0, 1, 2, 2, 1, 0]),
             "query_x": tf.constant(rng.standard_normal((3, 4)))}
     scores, _ = learner.adapt_and_predict(task, learner.read_state(), training=False)
-    features = lambda x: np.concatenate([learner.model(x).numpy(), np.ones((len(x), 1))], 1)
+
+    def features(x):
+        return np.concatenate([learner.model(x).numpy(), np.ones((len(x), 1))], 1)
+
     y = np.eye(3)[task["support_y"].numpy()]
     # mean log-loss + l2/2 |w|^2 is the sum with penalty S * l2.
     weights = logistic_fit_in_float64(features(task["support_x"]), y, 6 * 0.5)

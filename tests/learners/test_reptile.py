@@ -77,7 +77,8 @@ def test_saved_and_reloaded_reptile_gives_identical_outputs(tmp_path, omniglot_l
     learner.save(path)
     restored = keras.saving.load_model(path)
     assert isinstance(restored, tfmeta.Reptile)
-    assert (restored.inner_steps, restored.eval_inner_steps, restored.query_statistics) == (2, 3, "moving")
+    assert (restored.inner_steps, restored.eval_inner_steps,
+            restored.query_statistics) == (2, 3, "moving")
     np.testing.assert_array_equal(learner.predict_on_batch(batch), restored.predict_on_batch(batch))
 
 
@@ -354,8 +355,8 @@ def test_every_task_draws_its_own_minibatches_and_each_meta_update_fresh_ones():
     phis = [  # task i's stream: the seed offset by its index in the meta-batch
         _sgd_on_minibatches(learner.model, learner.task_loss, batch["support_x"][i],
                             batch["support_y"][i], 0.05,
-                            adaptation.minibatch_indices(5, 2, 3, tf.constant([5 + i, 0],
-                                                                             tf.int64)))
+                            adaptation.minibatch_indices(
+                                5, 2, 3, tf.constant([5 + i, 0], tf.int64)))
         for i in range(2)
     ]
     learner.train_on_batch(batch)

@@ -59,7 +59,10 @@ def test_meta_update_then_save_and_load_round_trip(kind, tmp_path, omniglot_like
     restored = keras.saving.load_model(path)
     assert type(restored) is type(learner)
     networks = ("model", "relation_module")  # Keras's own round trip; their weights are compared
-    options = lambda config: {k: v for k, v in config.items() if k not in networks}
+
+    def options(config):
+        return {k: v for k, v in config.items() if k not in networks}
+
     assert options(restored.get_config()) == options(learner.get_config())
     np.testing.assert_array_equal(learner.predict_on_batch(batch), restored.predict_on_batch(batch))
     for saved, loaded in zip(learner.meta_variables + learner.state_variables,
@@ -75,7 +78,8 @@ def test_bad_episodes_raise_one_clear_error(kind, omniglot_like_batch):
     missing = {**batch, "support_y": tf.where(batch["support_y"] == 4, 3, batch["support_y"])}
     nan = {**batch, "query_x": tf.tensor_scatter_nd_update(
         batch["query_x"], [[1, 0, 3, 3, 0]], [float("nan")])}
-    empty = {**batch, "support_x": batch["support_x"][:, :0], "support_y": batch["support_y"][:, :0]}
+    empty = {**batch, "support_x": batch["support_x"][:, :0],
+             "support_y": batch["support_y"][:, :0]}
     cases = [(six_ways, r"Expected class ids in 0\.\.4 in `query_y`"),
              (missing, r"Expected a support example of every class 0\.\.4 in `support_y`"),
              (nan, "Expected finite values in `query_x`")]

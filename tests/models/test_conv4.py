@@ -8,8 +8,10 @@ import tfmeta
 def test_omniglot_variant_matches_the_reference_architecture():
     model = tfmeta.models.conv4((28, 28, 1), num_classes=5)
     assert model.built and model.output_shape == (None, 5)
-    # 4 x (3*3*c_in*64 + 64 conv + 2*64 BN) + (64*5 + 5) head; learn2learn's OmniglotCNN has the same count.
-    assert model.count_params() - 4 * 128 == (9 * 1 * 64 + 64 + 128) + 3 * (9 * 64 * 64 + 64 + 128) + 325
+    # 4 x (3*3*c_in*64 + 64 conv + 2*64 BN) + (64*5 + 5) head; learn2learn's OmniglotCNN has the
+    # same count.
+    expected = (9 * 1 * 64 + 64 + 128) + 3 * (9 * 64 * 64 + 64 + 128) + 325
+    assert model.count_params() - 4 * 128 == expected
     convs = [layer for layer in model.layers if layer.name.endswith("_conv")]
     assert [tuple(c.strides) for c in convs] == [(2, 2)] * 4
     assert model(tf.zeros((3, 28, 28, 1))).shape == (3, 5)

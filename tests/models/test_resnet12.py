@@ -19,7 +19,8 @@ def test_standard_resnet12_has_metaoptnets_12_4_million_parameters():
     model = tfmeta.models.resnet12((84, 84, 3))
     assert model.count_params() == _expected_params((64, 160, 320, 640)) == 12_433_792
     assert model.output_shape == (None, 640)
-    pools = [layer for layer in model.layers if layer.name.endswith("_pool") and "block" in layer.name]
+    pools = [layer for layer in model.layers
+             if layer.name.endswith("_pool") and "block" in layer.name]
     assert [p.output.shape[1] for p in pools] == [42, 21, 10, 5]
 
 

@@ -48,7 +48,9 @@ def test_one_adaptation_step_equals_a_separate_step_per_task():
         def task_loss(targets, outputs):
             return loss(targets, tf.reshape(outputs, [1, 2, 4, 4]))
 
-        one = lambda t: t[task : task + 1]
+        def one(t):
+            return t[task : task + 1]
+
         expected, _ = adaptation.gradient_step(
             policy,
             task_loss,

@@ -38,10 +38,13 @@ def _meta_problem():
 
     params, _ = adaptation.initial_weights(policy)
     old = tf.stop_gradient(outputs_fn(params))
-    surrogate_fn = lambda outputs: policy_gradient.likelihood_ratio_surrogate(
-        DISTRIBUTION, old, outputs, post
-    )
-    kl_fn = lambda outputs: policy_gradient.mean_kl(DISTRIBUTION, old, outputs, post.mask)
+
+    def surrogate_fn(outputs):
+        return policy_gradient.likelihood_ratio_surrogate(DISTRIBUTION, old, outputs, post)
+
+    def kl_fn(outputs):
+        return policy_gradient.mean_kl(DISTRIBUTION, old, outputs, post.mask)
+
     return policy, params, old, outputs_fn, surrogate_fn, kl_fn
 
 
@@ -73,7 +76,10 @@ def test_step_stays_within_the_trust_region_and_raises_the_surrogate():
     optimizer.build(policy.trainable_variables)
     stats = optimizer.trust_region_step(policy.trainable_variables, outputs_fn, surrogate_fn, kl_fn)
     new_params, _ = adaptation.initial_weights(policy)
-    after = lambda p: (surrogate_fn(outputs_fn(p)), kl_fn(outputs_fn(p)))
+
+    def after(p):
+        return surrogate_fn(outputs_fn(p)), kl_fn(outputs_fn(p))
+
     surrogate_after, kl_after = after(new_params)
     surrogate_before, _ = after(params)
     assert float(stats["step_fraction"]) > 0.0
@@ -85,7 +91,10 @@ def test_step_stays_within_the_trust_region_and_raises_the_surrogate():
 
 def test_weights_stay_when_no_step_raises_the_surrogate():
     policy, params, old, outputs_fn, _, kl_fn = _meta_problem()
-    at_maximum = lambda outputs: -tf.reduce_mean(tf.square(outputs - old))
+
+    def at_maximum(outputs):
+        return -tf.reduce_mean(tf.square(outputs - old))
+
     optimizer = TRPO(max_kl=0.01)
     optimizer.build(policy.trainable_variables)
     stats = optimizer.trust_region_step(policy.trainable_variables, outputs_fn, at_maximum, kl_fn)
