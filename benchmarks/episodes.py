@@ -70,7 +70,8 @@ flags.DEFINE_integer("queries", 15, "Query images per class.")
 flags.DEFINE_integer("batches", 100, "Meta-batches timed per configuration.")
 flags.DEFINE_integer("warmup", 5, "Meta-batches drawn before timing.")
 flags.DEFINE_integer("variable_meta_batch_size", 4, "Tasks per meta-batch of variable episodes.")
-flags.DEFINE_integer("learner_steps", 10, "ProtoNet meta-training steps timed per source (0: none).")
+flags.DEFINE_integer("learner_steps", 10,
+                     "ProtoNet meta-training steps timed per source (0: none).")
 FLAGS = flags.FLAGS
 
 

@@ -91,8 +91,10 @@ def train_cnp(
 
 def cnp_scores(cnp: tfmeta.ConditionalNeuralProcess, episodes) -> dict[str, dict[str, float]]:
     """Held-out MSE of the predicted mean and Gaussian NLL per task (one forward pass each)."""
-    mse = lambda targets, predictions: float(
-        tf.reduce_mean(tfmeta.losses.predictive_mean_squared_error(targets, predictions)))
+    def mse(targets, predictions):
+        return float(tf.reduce_mean(
+            tfmeta.losses.predictive_mean_squared_error(targets, predictions)))
+
     return {
         "mse": evaluation.mean_and_ci95(evaluation.per_task_values(cnp, episodes, mse)),
         "nll": evaluation.mean_and_ci95(evaluation.per_task_values(cnp, episodes)),

@@ -56,7 +56,8 @@ flags.DEFINE_list(
     "learners", ["maml", "fomaml", "metasgd", "anil", "reptile", "protonet"], "Learners to time."
 )
 flags.DEFINE_list("inner_steps", ["1"], "Inner-step counts to time.")
-flags.DEFINE_list("parallel_tasks", ["10"], "Tasks adapted concurrently (MetaLearner.parallel_tasks).")
+flags.DEFINE_list("parallel_tasks", ["10"],
+                  "Tasks adapted concurrently (MetaLearner.parallel_tasks).")
 flags.DEFINE_integer("meta_batch_size", 32, "Tasks per meta-update.")
 flags.DEFINE_enum("shape", "omniglot", ["omniglot", "miniimagenet"],
                   "Episode images and Conv-4 variant: 28x28x1 with 64 filters, or 84x84x3 with 32.")
@@ -123,7 +124,8 @@ def make_learner(name: str, inner_steps: int, parallel_tasks: int):
         "reptile": lambda: tfmeta.Reptile(model, **gradient),
     }
     if name not in learners:
-        raise ValueError(f"Unknown learner {name!r}; expected one of {sorted(learners) + ['protonet']}")
+        known = sorted(learners) + ["protonet"]
+        raise ValueError(f"Unknown learner {name!r}; expected one of {known}")
     return learners[name]()
 
 

@@ -61,7 +61,8 @@ class OnDeviceModel:
 
     # ---------------------------------------------------------------- calls
     def adapt_and_predict(self, support_x, support_y, query_x) -> np.ndarray:
-        """Adapts to the support set and returns the query outputs; the device state is untouched."""
+        """Adapts to the support set and returns the query outputs; the device state is
+        untouched."""
         return self._run("adapt_and_predict", support_x=self._support_x(support_x),
                          support_y=self._support_y(support_y),
                          query_x=self._inputs(query_x, "query_x"))["outputs"]

@@ -74,7 +74,7 @@ class PrototypeDeviceModule(DeviceModule):
 
     def layout(self) -> list[dict[str, Any]]:
         return weights_layout([(name, shape, False) for name, shape in self._own_layout]
-                       + [(path, shape, False) for path, shape in self._state_layout])
+                              + [(path, shape, False) for path, shape in self._state_layout])
 
     def _embed(self, inputs: tf.Tensor, state: list, context=None) -> tf.Tensor:
         """Embeddings in inference mode, or under `context` (a `batch_statistics` switch)."""

@@ -26,10 +26,11 @@ evaluation inner loop, prototypes for Prototypical Networks) and returns
 `outputs` (logits, or regression outputs) and, for classification, `classes`
 (the arg max); a Conditional Neural Process's `outputs` are `[Q, y_dim, 2]`,
 also returned as `mean` and `stddev`. Adaptation is one forward pass for
-R2-D2, Matching and Relation Networks and CNPs. Queries are normalised with the support set's statistics (the
-default `query_statistics="support"`), so a query's prediction does not depend
-on the other queries of the request; a learner trained transductively is
-refused unless the export names a mode (`adaptation_plan.served_query_statistics`).
+R2-D2, Matching and Relation Networks and CNPs. Queries are normalised with
+the support set's statistics (the default `query_statistics="support"`), so a
+query's prediction does not depend on the other queries of the request; a
+learner trained transductively is refused unless the export names a mode
+(`adaptation_plan.served_query_statistics`).
 
 Inputs are declared with their rank and unknown dimensions; in-graph asserts
 (`request_checks`) reject a wrong support size or example shape, class ids

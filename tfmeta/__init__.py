@@ -9,6 +9,7 @@ with `tfmeta.exporters`.
 """
 
 from tfmeta.cli import tensorflow_logs as _tensorflow_logs
+from tfmeta.version import __version__
 
 _tensorflow_logs.silence_for_command()  # the `tfmeta` command only, before TensorFlow loads
 
@@ -19,4 +20,3 @@ if not _tensorflow_logs.help_only():
     from tfmeta.learners import (ANIL, MAML, R2D2, ConditionalNeuralProcess, FineTune,
                                  MatchingNetworks, MetaLearner, MetaSGD, ProtoMAML,
                                  ProtoNet, RelationNetwork, Reptile)
-from tfmeta.version import __version__

@@ -44,7 +44,9 @@ def per_task_values(
         One value (or row of values) per task, in dataset order.
     """
     if metric is None:
-        metric = lambda targets, predictions: float(learner.task_loss(targets, predictions))
+        def metric(targets, predictions):
+            return float(learner.task_loss(targets, predictions))
+
     values = []
     for batch in episodes:
         for targets, task_predictions in _query_results(learner, batch):

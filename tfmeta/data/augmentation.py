@@ -49,7 +49,8 @@ class EpisodeAugmentation:
             )
         for name in ("brightness", "contrast", "saturation"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+            is_number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if not is_number or not 0 <= value <= 1:
                 raise ValueError(f"Expected {name} in [0, 1]. Received: {name}={value!r}")
 
     @property

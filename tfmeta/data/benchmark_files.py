@@ -61,7 +61,9 @@ def images_in(folder: Path) -> list[Path]:
     return paths
 
 
-def episode_sources(splits: Mapping[str, ClassImages], benchmark: str) -> dict[str, FewShotEpisodes]:
+def episode_sources(
+    splits: Mapping[str, ClassImages], benchmark: str
+) -> dict[str, FewShotEpisodes]:
     """`{"train", "validation", "test"}` episode sources named `"<benchmark>/<split>"`."""
     return {
         split: FewShotEpisodes(images, name=f"{benchmark}/{split}")

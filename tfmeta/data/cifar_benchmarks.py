@@ -25,7 +25,6 @@ from tfmeta.data.benchmark_files import (
 from tfmeta.data.cache import class_images_cache_path, load_or_build
 from tfmeta.data.class_images import ClassImages
 from tfmeta.data.class_split import split_classes
-from tfmeta.data.few_shot import FewShotEpisodes
 from tfmeta.data.image_files import files_fingerprint
 from tfmeta.data.preprocessing import ImagePreprocessing
 from tfmeta.data.published_splits import published_split
@@ -258,4 +257,5 @@ def _from_tfds(tfds_data_dir, download, preprocessing, cache, cache_dir) -> Cifa
             cache_dir, "cifar100", "tfds", builder.info.full_name, str(builder.data_dir),
             len(images), preprocessing,
         )
-    return Cifar100(load_or_build(path, build), _superclass_map(fine, coarse, fine_names, coarse_names))
+    superclasses = _superclass_map(fine, coarse, fine_names, coarse_names)
+    return Cifar100(load_or_build(path, build), superclasses)

@@ -51,7 +51,8 @@ class SinusoidTasks(TaskFamily):
         ):
             if not low <= high:
                 raise ValueError(
-                    f"Expected `{name}` as (low, high) with low <= high. Received: {name}={(low, high)}"
+                    f"Expected `{name}` as (low, high) with low <= high. "
+                    f"Received: {name}={(low, high)}"
                 )
         self.amplitude_range = tuple(float(v) for v in amplitude_range)
         self.phase_range = tuple(float(v) for v in phase_range)

@@ -1,4 +1,5 @@
-"""TaskNorm-I (Bronskill et al. 2020): BatchNorm whose moments blend a context set's with the example's own.
+"""TaskNorm-I (Bronskill et al. 2020): BatchNorm whose moments blend a context set's with the
+example's own.
 
 In few-shot learning the statistics a BatchNorm layer can use for a query
 without looking at the other queries are those of the support set: 5
@@ -66,7 +67,8 @@ class TaskNormalization(keras.layers.BatchNormalization):
 
     def call(self, inputs, training=None, mask=None):
         if mask is not None:
-            raise ValueError(f"Expected no mask in TaskNormalization '{self.name}'. Received a mask")
+            raise ValueError(
+                f"Expected no mask in TaskNormalization '{self.name}'. Received a mask")
         inputs = tf.cast(inputs, keras.backend.result_type(inputs.dtype, "float32"))
         if training and self.trainable:
             mean, variance = batch_moments(inputs, self.axis)

@@ -125,7 +125,8 @@ class ConditionalNeuralProcess(base.MetaLearner):
         if isinstance(min_stddev, bool) or not isinstance(min_stddev, (int, float)) or not (
                 0.0 <= min_stddev < 1.0):
             raise ValueError(
-                f"Expected `min_stddev` to be a float in [0, 1). Received: min_stddev={min_stddev!r}"
+                "Expected `min_stddev` to be a float in [0, 1). "
+                f"Received: min_stddev={min_stddev!r}"
             )
         self.min_stddev = float(min_stddev)
         self.decoder = decoder
@@ -189,13 +190,16 @@ class ConditionalNeuralProcess(base.MetaLearner):
         finite values (in the graph)."""
         episodes = episode_lib.validate_meta_batch(episodes)
         for key, size, what in (
-            (episode_lib.SUPPORT_X, self.x_dim, "x_dim"), (episode_lib.QUERY_X, self.x_dim, "x_dim"),
-            (episode_lib.SUPPORT_Y, self.y_dim, "y_dim"), (episode_lib.QUERY_Y, self.y_dim, "y_dim"),
+            (episode_lib.SUPPORT_X, self.x_dim, "x_dim"),
+            (episode_lib.QUERY_X, self.x_dim, "x_dim"),
+            (episode_lib.SUPPORT_Y, self.y_dim, "y_dim"),
+            (episode_lib.QUERY_Y, self.y_dim, "y_dim"),
         ):
             shape = episodes[key].shape
             if shape.rank != 3 or shape[2] not in (size, None):
                 raise ValueError(
-                    f"Expected `{key}` of shape [tasks, points, {what}={size}] ({type(self).__name__}"
+                    f"Expected `{key}` of shape [tasks, points, {what}={size}] "
+                    f"({type(self).__name__}"
                     f" with x_dim={self.x_dim}, y_dim={self.y_dim}). Received: {key}.shape={shape}"
                 )
         for key in (episode_lib.SUPPORT_Y, episode_lib.QUERY_Y):

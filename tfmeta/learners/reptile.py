@@ -278,5 +278,3 @@ class Reptile(GradientLearner):
             seed=self.seed,
         )
         return config
-
-

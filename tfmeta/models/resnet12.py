@@ -53,7 +53,8 @@ def resnet12(
     x = inputs
     for block, filters in enumerate(widths):
         prefix = f"block{block}"
-        shortcut = keras.layers.Conv2D(filters, 1, use_bias=False, name=f"{prefix}_shortcut_conv")(x)
+        shortcut = keras.layers.Conv2D(filters, 1, use_bias=False,
+                                       name=f"{prefix}_shortcut_conv")(x)
         shortcut = keras.layers.BatchNormalization(name=f"{prefix}_shortcut_bn")(shortcut)
         for layer in range(3):
             x = keras.layers.Conv2D(

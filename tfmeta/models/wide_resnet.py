@@ -1,4 +1,5 @@
-"""Wide ResNet (Zagoruyko & Komodakis 2016), the WRN-28-10 backbone of LEO and S2M2 few-shot work."""
+"""Wide ResNet (Zagoruyko & Komodakis 2016), the WRN-28-10 backbone of LEO and S2M2 few-shot
+work."""
 
 from __future__ import annotations
 
