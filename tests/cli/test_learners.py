@@ -100,14 +100,33 @@ def test_evaluate_takes_more_ways_than_a_one_pass_classifier_was_trained_with(
     assert "held-out 5-way 1-shot accuracy" in result.stdout
 
 
-def test_export_serves_a_transductive_run_only_in_the_mode_it_is_given(
+def test_a_transductive_run_is_evaluated_and_served_in_the_mode_it_is_given(
     run_tfmeta, image_folder, tmp_path
 ):
-    # Trained with each query batch's own statistics, a served query would depend on the
-    # other queries of its request: export refuses, writing nothing, until told the mode.
     result = run_tfmeta("train", "--algorithm=r2d2", f"--dataset={image_folder}", *TOY, *TINY,
                         "--query_statistics=transductive", f"--output_dir={tmp_path}")
     assert result.returncode == 0, result.stderr[-3000:]
+    kept = {path: path.read_bytes() for path in (tmp_path / "metrics.json",
+                                                 tmp_path / "options.json")}
+
+    # What each query scores when served alone, before exporting: moving statistics.
+    evaluations = {}
+    for mode in ("", "moving"):
+        flag = [f"--query_statistics={mode}"] if mode else []
+        result = run_tfmeta("evaluate", f"--output_dir={tmp_path}", *flag)
+        assert result.returncode == 0, result.stderr[-3000:]
+        name = "3way_1shot_2queries_2steps_6tasks_seed0" + (f"_{mode}_statistics" if mode else "")
+        evaluations[mode] = json.loads((tmp_path / "evaluations" / f"{name}.json").read_text())
+    own, moving = (evaluations[mode]["eval"]["query_loss_after_adaptation"]["mean"]
+                   for mode in ("", "moving"))
+    trained = json.loads(kept[tmp_path / "metrics.json"])["eval"]["query_loss_after_adaptation"]
+    assert own == pytest.approx(trained["mean"])  # the learner's own mode: as at training's end
+    assert abs(own - moving) > 1e-6  # the mode reached the predictions
+    assert [evaluations[mode]["options"]["query_statistics"] for mode in ("", "moving")] == [
+        "transductive", "moving"]
+
+    # Trained with each query batch's own statistics, a served query would depend on the
+    # other queries of its request: export refuses, writing nothing, until told the mode.
     result = run_tfmeta("export", f"--output_dir={tmp_path}")
     assert result.returncode == 2
     assert "--query_statistics=moving or support to serve each query alone" in result.stderr
@@ -120,8 +139,7 @@ def test_export_serves_a_transductive_run_only_in_the_mode_it_is_given(
     version = next((tmp_path / "export").glob("*/1"))
     info = tfmeta.exporters.read_metadata(version)
     assert info["query_statistics"] == "moving" and info["query_independent"] is True
-    assert json.loads((tmp_path / "options.json").read_text())["query_statistics"] == (
-        "transductive")  # the run is unchanged
+    assert {path: path.read_bytes() for path in kept} == kept  # the run is unchanged
 
     learner = keras.saving.load_model(tmp_path / "learner.keras")
     learner.query_statistics = "moving"

@@ -284,10 +284,15 @@ def evaluate(options: RunOptions) -> dict:
     """Re-evaluates the learner `tfmeta train` saved in `--output_dir`.
 
     Writes `evaluations/<setting>.json` (and its figure) in the run, never
-    the run's own `metrics.json` or figures.
+    the run's own `metrics.json` or figures. With `--query_statistics` the
+    queries are predicted in that mode instead of the learner's own (e.g. a
+    transductive run's accuracy when each query is served alone).
     """
     output_dir = pathlib.Path(options.output_dir)
     learner = load_learner(output_dir)
+    trained_mode = options_lib.load_run_options(output_dir).query_statistics
+    if options.query_statistics != trained_mode:
+        learner.query_statistics = options.query_statistics
     if isinstance(learner, NWayClassifier) and learner.ways not in (None, options.evaluation_ways):
         learner.ways = None  # as `train` builds it for other --eval_ways: ways from each episode
     if hasattr(learner, "eval_inner_steps"):
@@ -300,7 +305,8 @@ def evaluate(options: RunOptions) -> dict:
     previous = reporting.read_metrics(output_dir)
     run = {key: previous.get(key) for key in ("iterations_done", "resumed_from", "selected")}
     return reporting.report(
-        learner, source, options, output_dir, run, name=reporting.evaluation_name(options)
+        learner, source, options, output_dir, run,
+        name=reporting.evaluation_name(options, trained_query_statistics=trained_mode),
     )
 
 

@@ -30,8 +30,9 @@ EXIT_DIVERGED = 3
 COMMAND_NAMES = ("evaluate", "export", "train")
 # The options each command reads from flags; `evaluate` and `export` take
 # the others from the run they read.
-_EVALUATE_FIELDS = options.EVALUATION_FIELDS + ("seed", "output_dir")
-# `export --query_statistics` serves queries in another mode than the learner's (see `export`).
+# `evaluate` and `export` with `--query_statistics` predict queries in another mode than the
+# learner's own: the accuracy a served mode keeps, then the export in that mode.
+_EVALUATE_FIELDS = options.EVALUATION_FIELDS + ("seed", "output_dir", "query_statistics")
 _EXPORT_FIELDS = options.EXPORT_FIELDS + ("output_dir", "query_statistics")
 _TRAIN_FIELDS = tuple(
     name for name in options.FIELDS if name not in ("export_dir", "format", "version", "query_size")
@@ -125,7 +126,7 @@ def resolve_options(command: str, explicit: dict) -> options.RunOptions:
             )
         run_options = options.resolve(explicit, base=saved)
         if command == "export" and "query_statistics" not in explicit:
-            # Unset: serve the learner's own mode (the saved one says how it trained).
+            # Unset: serve the learner's own mode, refused where it is transductive.
             run_options = dataclasses.replace(run_options, query_statistics=None)
         if (
             run_options.algorithm == "finetune"

@@ -188,8 +188,8 @@ flags.DEFINE_enum(
     None,
     ["support", "support_instance", "transductive", "moving"],
     "Queries' BatchNorm statistics: the support set's (each query alone), the query batch's "
-    "(papers' convention) or moving ones (default: the learner's); export: serve in this mode "
-    "(a transductive run needs one).",
+    "(papers' convention) or moving ones (default: the learner's); evaluate, export: in this "
+    "mode (a transductive export needs one).",
 )
 flags.DEFINE_enum(
     "r2d2_head",

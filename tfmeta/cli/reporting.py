@@ -138,11 +138,13 @@ def _per_source(scores: dict[str, np.ndarray], names: list[str]) -> dict[str, di
     }
 
 
-def evaluation_name(options: RunOptions) -> str:
+def evaluation_name(options: RunOptions, trained_query_statistics: str | None = None) -> str:
     """The file name (no suffix) of a `tfmeta evaluate` result: its setting, spelled out.
 
     E.g. `5way_1shot_15queries_10steps_600tasks_seed0`; the sinusoid drops
-    the ways, and a given `--eval_inner_learning_rate` adds `_lr<rate>`.
+    the ways, a given `--eval_inner_learning_rate` adds `_lr<rate>`, and a
+    `--query_statistics` other than the run's (`trained_query_statistics`)
+    adds `_<mode>_statistics`.
     """
     parts = [f"{options.evaluation_ways}way"] if options.classification else []
     parts += [
@@ -154,6 +156,8 @@ def evaluation_name(options: RunOptions) -> str:
     ]
     if options.eval_inner_learning_rate is not None:
         parts.append(f"lr{options.eval_inner_learning_rate:g}")
+    if options.query_statistics != trained_query_statistics:
+        parts.append(f"{options.query_statistics}_statistics")
     return "_".join(parts)
 
 
