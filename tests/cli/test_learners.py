@@ -155,6 +155,24 @@ def test_a_transductive_run_is_evaluated_and_served_in_the_mode_it_is_given(
         np.testing.assert_allclose(served[0], expected[query], rtol=1e-5, atol=1e-5)
 
 
+def test_a_transductive_export_is_refused_in_one_line_by_the_command(  # as a user meets it
+    run_tfmeta, tfmeta_command, image_folder, tmp_path
+):
+    result = run_tfmeta("train", "--algorithm=r2d2", f"--dataset={image_folder}", *TOY, *TINY,
+                        "--query_statistics=transductive", f"--output_dir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-3000:]
+    before = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    process = tfmeta_command("export", f"--output_dir={tmp_path}")
+    assert process.returncode == 2
+    assert process.stderr.strip().splitlines() == [
+        f"tfmeta: error: the learner in {tmp_path} normalises each query batch with its own "
+        "BatchNorm statistics (trained with --query_statistics=transductive), so a served "
+        "query would depend on the request's other queries; pass --query_statistics=moving "
+        "or support to serve each query alone, or --query_statistics=transductive to export "
+        "it as trained, for clients that always send whole query batches"]
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == before
+
+
 def built_from_command_line(*args):
     """`(run_options, learner)` that `tfmeta train` builds from these flags (Omniglot, Conv-4
     of 4 filters), the options parsed by absl and checked as the command does."""
