@@ -129,11 +129,14 @@ class GradientLearner(base.MetaLearner):
         Returns:
             `(adapted_trainable_weights, non_trainable_state)`, aligned with
             the wrapped model's variable lists, ready to predict the query
-            with `adaptation.forward`; the model itself is unchanged.
+            with `adaptation.forward`; the model itself is unchanged. The
+            BatchNorm layers compute as in the learner's own steps
+            (`batch_norm_kernel`), so the weights round as `predict`'s do.
         """
         if state is None:
             state = self.read_state()
-        return self._adapt(support_x, support_y, state, training, self.task_loss)
+        with self.batch_norm_kernel(training):
+            return self._adapt(support_x, support_y, state, training, self.task_loss)
 
     def _adapt(
         self,
