@@ -30,6 +30,7 @@ makes the inner loop's activations dominate, which is where
     python benchmarks/throughput.py --learners=maml,fomaml --parallel_tasks=1,10
     python benchmarks/throughput.py --learners=fomaml,fomaml_unfused_batch_norm  # fused BatchNorm
     python benchmarks/throughput.py --learners=maml,maml_keras_batch_norm  # exact 2nd-order BN
+    python benchmarks/throughput.py --learners=maml,maml_exact_query_pass  # fused query pass
     python benchmarks/throughput.py --learners=maml,maml_recompute --inner_steps=1,5,10 \
         --shape=miniimagenet --shots=5 --meta_batch_size=4 --parallel_tasks=4
 
@@ -80,6 +81,7 @@ REFERENCE_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                 "reference_maml_torch.py")
 # The reference loop each tfmeta learner is compared with (one inner step only).
 REFERENCE_OF = {"maml": "maml", "maml_recompute": "maml", "maml_keras_batch_norm": "maml",
+                "maml_exact_query_pass": "maml",
                 "fomaml": "fomaml", "fomaml_unfused_batch_norm": "fomaml"}
 
 
@@ -119,6 +121,7 @@ def make_learner(name: str, inner_steps: int, parallel_tasks: int):
         "fomaml_unfused_batch_norm": lambda: _UnfusedBatchNormMAML(model, first_order=True,
                                                                    **gradient),
         "maml_keras_batch_norm": lambda: _KerasBatchNormMAML(model, **gradient),
+        "maml_exact_query_pass": lambda: _ExactQueryPassMAML(model, **gradient),
         "metasgd": lambda: tfmeta.MetaSGD(model, **gradient),
         "anil": lambda: tfmeta.ANIL(model, **gradient),
         "reptile": lambda: tfmeta.Reptile(model, **gradient),
@@ -131,11 +134,16 @@ def make_learner(name: str, inner_steps: int, parallel_tasks: int):
 
 def _UnfusedBatchNormMAML(*args, **kwargs):
     """MAML that never switches to TF's fused BatchNorm kernel: the reference for that lever."""
+    import contextlib
+
     import tfmeta
 
     class UnfusedBatchNormMAML(tfmeta.MAML):
         def _fused_batch_norm_is_exact(self, training):
             return False
+
+        def _query_pass_kernel(self, training):
+            return contextlib.nullcontext()
 
     return UnfusedBatchNormMAML(*args, **kwargs)
 
@@ -154,6 +162,20 @@ def _KerasBatchNormMAML(*args, **kwargs):
             return super().batch_norm_kernel(training)
 
     return KerasBatchNormMAML(*args, **kwargs)
+
+
+def _ExactQueryPassMAML(*args, **kwargs):
+    """Second-order MAML whose query pass keeps the exact BatchNorm of its support passes
+    instead of TF's fused kernel: the reference for that lever."""
+    import contextlib
+
+    import tfmeta
+
+    class ExactQueryPassMAML(tfmeta.MAML):
+        def _query_pass_kernel(self, training):
+            return contextlib.nullcontext()
+
+    return ExactQueryPassMAML(*args, **kwargs)
 
 
 def time_configuration(config: str) -> dict[str, float]:

@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 
 import tfmeta
-from tfmeta import adaptation
-from tfmeta.fused_batch_norm import fused_batch_norm
+from tfmeta import adaptation, query_statistics
+from tfmeta.fused_batch_norm import fused_batch_norm, fused_query_pass
 
 WAYS, SHOTS, QUERIES = 3, 1, 4
 
@@ -129,6 +129,42 @@ def test_second_order_meta_training_keeps_keras_batch_norm(name):
     assert kernel_ops(learner.train_step, batch) == set()
     # Evaluation differentiates BatchNorm at most once (the inner loop), so it is fused.
     assert "FusedBatchNormV3" in kernel_ops(learner.test_step, batch)
+
+
+@pytest.mark.parametrize("mode", ["transductive", "moving"])
+@pytest.mark.parametrize("name", SECOND_ORDER)
+def test_second_order_query_pass_with_own_statistics_is_fused_and_equals_the_exact_path(
+    name, mode, monkeypatch
+):
+    # The meta-gradient differentiates the query pass once: the kernel is exact there,
+    # while the support passes of the inner loop keep the exact second derivatives.
+    learner = compiled(LEARNERS[name](small_conv4()))
+    learner.query_statistics = mode
+    batch = episodes()
+    learner.optimizer.build(learner.trainable_variables)
+    assert kernel_ops(learner.train_step, batch) == {"FusedBatchNormV3", "FusedBatchNormGradV3"}
+    fused_loss, fused_grads, fused_predictions, fused_state = learner.compute_meta_gradients(batch)
+    monkeypatch.setattr(
+        type(learner), "_query_pass_kernel", lambda *_, **__: contextlib.nullcontext()
+    )
+    assert kernel_ops(learner.train_step, batch) == set()
+    loss, grads, predictions, state = learner.compute_meta_gradients(batch)
+    assert_close(fused_loss, loss, LEARNER_TOLERANCE)
+    assert_close(fused_predictions, predictions, LEARNER_TOLERANCE)
+    assert_close(fused_grads, grads, LEARNER_TOLERANCE)
+    assert_close(fused_state, state, LEARNER_TOLERANCE)
+
+
+def test_the_query_pass_kernel_restores_the_exact_computation_on_exit():
+    model = small_conv4()
+    layers = [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    with query_statistics.batch_statistics(model):
+        exact_calls = [vars(layer)["call"] for layer in layers]
+        with fused_query_pass(model):
+            assert all(vars(layer)["call"] is not exact
+                       for layer, exact in zip(layers, exact_calls))
+        assert [vars(layer)["call"] for layer in layers] == exact_calls
+    assert not any("call" in vars(layer) for layer in layers)
 
 
 @pytest.mark.parametrize("name", [

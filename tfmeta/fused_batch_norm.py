@@ -44,20 +44,55 @@ def fused_batch_norm(model: keras.Model) -> Iterator[None]:
     `tf.function`: the traced graph keeps the kernel.
     """
     layers = [layer for layer in model._flatten_layers() if _is_switchable(layer)]
+    with _switched(layers):
+        yield
+
+
+@contextlib.contextmanager
+def fused_query_pass(model: keras.Model) -> Iterator[None]:
+    """While active, `model`'s BatchNorm layers run TF's fused kernel, inside an exact step too.
+
+    For a forward pass that is differentiated once within a step that needs
+    exact second derivatives elsewhere: the query pass of second-order
+    meta-training when the queries are normalised with their own batch
+    statistics. The meta-gradient differentiates the support passes twice
+    (through the inner step) but the query pass once, so the kernel, exact to
+    first order, serves it; the query set is most of a task's images.
+
+    Unlike `fused_batch_norm`, it also switches layers whose computation is
+    already switched by `query_statistics.batch_statistics(model)` over whole
+    batches (the exact second-order path), and restores it on exit; calls
+    the kernel does not cover run that computation. Not for a switch that
+    normalises with other rows' statistics (`"support"` mode).
+    """
+    layers = [
+        layer for layer in model._flatten_layers() if _is_switchable(layer, allow_switched=True)
+    ]
+    with _switched(layers):
+        yield
+
+
+@contextlib.contextmanager
+def _switched(layers: list) -> Iterator[None]:
+    """Gives each layer the fused `call` (its current one as the fallback), restored on exit."""
+    previous = [vars(layer).get("call") for layer in layers]
     for layer in layers:
         # An instance attribute shadows the class's `call`; Keras calls `self.call`.
         object.__setattr__(layer, "call", _fused_call(layer))
     try:
         yield
     finally:
-        for layer in layers:
-            object.__delattr__(layer, "call")
+        for layer, call in zip(layers, previous):
+            if call is None:
+                object.__delattr__(layer, "call")
+            else:
+                object.__setattr__(layer, "call", call)
 
 
-def _is_switchable(layer: keras.layers.Layer) -> bool:
+def _is_switchable(layer: keras.layers.Layer, allow_switched: bool = False) -> bool:
     return (
         type(layer) is keras.layers.BatchNormalization
-        and "call" not in vars(layer)
+        and (allow_switched or "call" not in vars(layer))
         and not layer.renorm
         and not layer.synchronized
         and layer.epsilon >= _MIN_EPSILON

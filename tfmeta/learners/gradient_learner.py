@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from typing import Mapping
 
 import keras
 import tensorflow as tf
 
-from tfmeta import adaptation
+from tfmeta import adaptation, fused_batch_norm
 from tfmeta import query_statistics as query_statistics_lib
 from tfmeta.data import episode as episode_lib
 from tfmeta.learners import base, padded_episodes
@@ -215,16 +216,34 @@ class GradientLearner(base.MetaLearner):
     ) -> tuple[tf.Tensor, adaptation.Weights]:
         """`(query_predictions, new_state)` of the (adapted) weights on a task's real queries,
         over its classes and in its padded rows when it is padded."""
-        predictions, state = query_statistics_lib.predict_queries(
-            self.model,
-            params,
-            state,
-            episode.task[episode_lib.SUPPORT_X],
-            episode.task[episode_lib.QUERY_X],
-            mode=self.query_statistics,
-            training=training,
-        )
+        with self._query_pass_kernel(training):
+            predictions, state = query_statistics_lib.predict_queries(
+                self.model,
+                params,
+                state,
+                episode.task[episode_lib.SUPPORT_X],
+                episode.task[episode_lib.QUERY_X],
+                mode=self.query_statistics,
+                training=training,
+            )
         return episode.in_padded_rows(episode.classes_only(predictions)), state
+
+    def _query_pass_kernel(self, training: bool) -> contextlib.AbstractContextManager:
+        """TF's fused BatchNorm kernel for a second-order meta-training query pass
+        normalised with the queries' own statistics (`"transductive"`, and `"moving"`,
+        which trains so); otherwise the step's own (`batch_norm_kernel`).
+
+        The meta-gradient differentiates the query pass once (second order
+        runs through the support passes of the inner loop only), so the
+        kernel is exact there; the queries are most of a task's images.
+        """
+        own_statistics = self.query_statistics in (
+            query_statistics_lib.TRANSDUCTIVE,
+            query_statistics_lib.MOVING,
+        )
+        if training and own_statistics and not self._fused_batch_norm_is_exact(training):
+            return fused_batch_norm.fused_query_pass(self.model)
+        return contextlib.nullcontext()
 
     def predict_without_adaptation(self, task, state):
         """Query predictions of the weights each task starts from (`task_initial_weights`)."""
