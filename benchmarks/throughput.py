@@ -134,16 +134,14 @@ def make_learner(name: str, inner_steps: int, parallel_tasks: int):
 
 def _UnfusedBatchNormMAML(*args, **kwargs):
     """MAML that never switches to TF's fused BatchNorm kernel: the reference for that lever."""
-    import contextlib
-
     import tfmeta
 
     class UnfusedBatchNormMAML(tfmeta.MAML):
         def _fused_batch_norm_is_exact(self, training):
             return False
 
-        def _query_pass_kernel(self, training):
-            return contextlib.nullcontext()
+        def _fused_query_pass(self, training):
+            return False
 
     return UnfusedBatchNormMAML(*args, **kwargs)
 
@@ -161,19 +159,20 @@ def _KerasBatchNormMAML(*args, **kwargs):
                 return contextlib.nullcontext()
             return super().batch_norm_kernel(training)
 
+        def _fused_query_pass(self, training):
+            return False
+
     return KerasBatchNormMAML(*args, **kwargs)
 
 
 def _ExactQueryPassMAML(*args, **kwargs):
-    """Second-order MAML whose query pass keeps the exact BatchNorm of its support passes
-    instead of TF's fused kernel: the reference for that lever."""
-    import contextlib
-
+    """MAML whose query pass keeps the step's own BatchNorm (second order: the exact one of
+    its support passes) instead of TF's fused kernel: the reference for that lever."""
     import tfmeta
 
     class ExactQueryPassMAML(tfmeta.MAML):
-        def _query_pass_kernel(self, training):
-            return contextlib.nullcontext()
+        def _fused_query_pass(self, training):
+            return False
 
     return ExactQueryPassMAML(*args, **kwargs)
 

@@ -39,7 +39,7 @@ from typing import Any, Iterator
 import keras
 import tensorflow as tf
 
-from tfmeta import adaptation
+from tfmeta import adaptation, fused_batch_norm
 from tfmeta.layers import task_normalization
 
 SUPPORT = "support"
@@ -206,6 +206,7 @@ def predict_queries(
     *,
     mode: str,
     training: bool,
+    fused_kernel: bool = False,
 ) -> tuple[tf.Tensor, adaptation.Weights]:
     """The query predictions of (adapted) weights, normalised as `mode` says.
 
@@ -216,6 +217,16 @@ def predict_queries(
         query_x: the inputs to predict.
         mode: one of `MODES`.
         training: meta-training (Dropout on) or evaluation (Dropout off).
+        fused_kernel: in the modes that normalise the queries with their own
+            batch statistics in meta-training (`"transductive"`, `"moving"`),
+            BatchNorm by TF's fused kernel wherever it covers the layer,
+            whatever the step's own computation
+            (`fused_batch_norm.fused_query_pass`; exact to first order only):
+            for a pass differentiated at most once, such as the query pass of
+            meta-training, whose meta-gradient's second order (if any) runs
+            through the support passes only. The support-statistics modes
+            keep their computation (a fused normalisation with the support's
+            moments measured no faster).
 
     Returns:
         `(predictions, new_state)`.
@@ -228,7 +239,9 @@ def predict_queries(
     if mode == TRANSDUCTIVE and not training:
         with batch_statistics(model):
             return adaptation.forward(model, params, state, query_x, training=False)
-    return adaptation.forward(model, params, state, query_x, training=training)
+    kernel = fused_batch_norm.fused_query_pass(model) if fused_kernel else contextlib.nullcontext()
+    with kernel:
+        return adaptation.forward(model, params, state, query_x, training=training)
 
 
 def episode_forward(

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Mapping
 
 import keras
 import tensorflow as tf
 
-from tfmeta import adaptation, fused_batch_norm
+from tfmeta import adaptation
 from tfmeta import query_statistics as query_statistics_lib
 from tfmeta.data import episode as episode_lib
 from tfmeta.learners import base, padded_episodes
@@ -216,34 +215,29 @@ class GradientLearner(base.MetaLearner):
     ) -> tuple[tf.Tensor, adaptation.Weights]:
         """`(query_predictions, new_state)` of the (adapted) weights on a task's real queries,
         over its classes and in its padded rows when it is padded."""
-        with self._query_pass_kernel(training):
-            predictions, state = query_statistics_lib.predict_queries(
-                self.model,
-                params,
-                state,
-                episode.task[episode_lib.SUPPORT_X],
-                episode.task[episode_lib.QUERY_X],
-                mode=self.query_statistics,
-                training=training,
-            )
+        predictions, state = query_statistics_lib.predict_queries(
+            self.model,
+            params,
+            state,
+            episode.task[episode_lib.SUPPORT_X],
+            episode.task[episode_lib.QUERY_X],
+            mode=self.query_statistics,
+            training=training,
+            fused_kernel=self._fused_query_pass(training),
+        )
         return episode.in_padded_rows(episode.classes_only(predictions)), state
 
-    def _query_pass_kernel(self, training: bool) -> contextlib.AbstractContextManager:
-        """TF's fused BatchNorm kernel for a second-order meta-training query pass
-        normalised with the queries' own statistics (`"transductive"`, and `"moving"`,
-        which trains so); otherwise the step's own (`batch_norm_kernel`).
+    def _fused_query_pass(self, training: bool) -> bool:
+        """Whether the query pass may run TF's fused BatchNorm kernel
+        (`query_statistics.predict_queries`'s `fused_kernel`): in meta-training.
 
         The meta-gradient differentiates the query pass once (second order
         runs through the support passes of the inner loop only), so the
-        kernel is exact there; the queries are most of a task's images.
+        kernel is exact there, also when the step's other passes need the
+        exact BatchNorm; the queries are most of a task's images.
+        Evaluation keeps `batch_norm_kernel`'s choice.
         """
-        own_statistics = self.query_statistics in (
-            query_statistics_lib.TRANSDUCTIVE,
-            query_statistics_lib.MOVING,
-        )
-        if training and own_statistics and not self._fused_batch_norm_is_exact(training):
-            return fused_batch_norm.fused_query_pass(self.model)
-        return contextlib.nullcontext()
+        return training
 
     def predict_without_adaptation(self, task, state):
         """Query predictions of the weights each task starts from (`task_initial_weights`)."""
