@@ -57,6 +57,22 @@ class ANIL(maml.MAML):
         """Indices into `model.trainable_variables` of the head's weights."""
         return list(self._head_indices)
 
+    def _fused_batch_norm_is_exact(self, training: bool) -> bool:
+        # The inner loop differentiates the head only, so BatchNorm before the head is
+        # differentiated once by the meta-gradient, as in first order: exact unless a
+        # BatchNorm layer sits in or after the head (`model.layers` order, conservative).
+        return super()._fused_batch_norm_is_exact(training) or not self._normalises_in_head()
+
+    def _normalises_in_head(self) -> bool:
+        """Whether a BatchNorm layer is at or after the first head layer in `model.layers`."""
+        layers = self.model.layers
+        first = min(i for i, layer in enumerate(layers) if layer.name in self.head_layers)
+        return any(
+            isinstance(inner, keras.layers.BatchNormalization)
+            for layer in layers[first:]
+            for inner in layer._flatten_layers()
+        )
+
     def get_config(self) -> dict:
         config = super().get_config()
         config.update(head_layers=list(self.head_layers))
