@@ -14,6 +14,8 @@ initialised policy.
     python benchmarks/meta_rl.py --families=halfcheetah_vel --budget_minutes=480 \
         --run_dir=benchmarks/meta_rl_runs      # continues the run whose state the repository keeps
     python benchmarks/meta_rl.py --speed --families=halfcheetah_vel,ant_dir
+    python benchmarks/meta_rl.py --families=halfcheetah_vel --budget_minutes=1 \
+        --run_dir=benchmarks/meta_rl_runs --eval_split=paper   # the paper's own test tasks
 
 `--budget_minutes` is the training time of a family in all parts together;
 running the command again continues from the last checkpoint (every
@@ -57,9 +59,10 @@ flags.DEFINE_list(
 flags.DEFINE_enum(
     "eval_split",
     "test",
-    ["test", "train"],
-    "Evaluate on held-out test tasks, or on other training tasks (to choose evaluation settings "
-    "without looking at the test tasks).",
+    ["test", "train", "paper"],
+    "Evaluate on held-out test tasks, on other training tasks (to choose evaluation settings "
+    "without looking at the test tasks), or on the 40 tasks of the paper's test script "
+    "(navigation_2d, halfcheetah_vel).",
 )
 flags.DEFINE_integer("seed", 0, "Seed of weights and training tasks.")
 flags.DEFINE_bool("speed", False, "Measure sampling speed and one meta-iteration instead.")
@@ -68,6 +71,10 @@ FLAGS = flags.FLAGS
 
 EVAL_SEED = 1_000_003  # held-out tasks: a stream the training tasks never use
 VALIDATION_SEED = 7  # --eval_split=train: tasks of the training distribution, not the test ones
+# --eval_split=paper: the goals of the authors' test scripts (maml_examples/test_maml_point.py
+# and test_maml_cheetah.py): NumPy's global generator seeded with 1, 40 uniform draws.
+PAPER_TASK_RANGES = {"navigation_2d": (-0.5, 0.5), "halfcheetah_vel": (0.0, 2.0)}
+RESULT_FILES = {"test": "metrics.json", "train": "validation.json", "paper": "paper_tasks.json"}
 
 
 # Mean return over 40 test tasks after 0, 1, 2, 3 steps (None: not published).
@@ -88,7 +95,12 @@ PAPER = {
 
 
 def evaluation_tasks(family: rl.TaskFamily) -> tf.Tensor:
-    """The held-out test tasks, or with `--eval_split=train` other training tasks."""
+    """The held-out test tasks; with `--eval_split=train` other training tasks; with
+    `--eval_split=paper` the paper's test-script tasks."""
+    if FLAGS.eval_split == "paper":
+        low, high = PAPER_TASK_RANGES[family.name]
+        goals = np.random.RandomState(1).uniform(low, high, size=(40, family.task_dim))
+        return family.check_tasks(tf.constant(goals[: FLAGS.eval_tasks], tf.float32))
     seed = EVAL_SEED if FLAGS.eval_split == "test" else VALIDATION_SEED
     return family.sample_tasks(FLAGS.eval_tasks, seed=seed, split=FLAGS.eval_split)
 
@@ -113,10 +125,8 @@ def _format(entry) -> str:
 def run_family(name: str) -> dict:
     recipe = recipes.get(name)
     directory = os.path.join(FLAGS.run_dir, name)
-    # Test-task results in metrics.json; --eval_split=train results apart, in validation.json.
-    metrics_path = os.path.join(
-        directory, "metrics.json" if FLAGS.eval_split == "test" else "validation.json"
-    )
+    # Test-task results in metrics.json; other splits' results apart (RESULT_FILES).
+    metrics_path = os.path.join(directory, RESULT_FILES[FLAGS.eval_split])
     overrides = {}
     if FLAGS.eval_learning_rates:
         overrides["eval_inner_learning_rate"] = [float(x) for x in FLAGS.eval_learning_rates]
@@ -166,7 +176,8 @@ def run_family(name: str) -> dict:
 
 
 def print_returns(results: list[dict]) -> None:
-    which = "held-out test" if FLAGS.eval_split == "test" else "other training"
+    which = {"test": "held-out test", "train": "other training",
+             "paper": "of the paper's test script"}[FLAGS.eval_split]
     print(f"\nMean return over {FLAGS.eval_tasks} {which} tasks (95% CI), after N adaptation steps")
     print(f"{'family':16} {'source':28} {'0':>16} {'1':>16} {'2':>16} {'3':>16}")
     for result in results:
@@ -277,6 +288,14 @@ def main(argv):
     unknown = [name for name in FLAGS.families if name not in recipes.RECIPES]
     if unknown:
         raise app.UsageError(f"unknown families {unknown}; choose from {sorted(recipes.RECIPES)}")
+    without_paper_tasks = [name for name in FLAGS.families if name not in PAPER_TASK_RANGES]
+    if FLAGS.eval_split == "paper" and without_paper_tasks:
+        raise app.UsageError(
+            f"--eval_split=paper: no test-script tasks for {without_paper_tasks}; "
+            f"they are known for {sorted(PAPER_TASK_RANGES)}"
+        )
+    if FLAGS.eval_split == "paper" and FLAGS.eval_tasks > 40:
+        raise app.UsageError("--eval_split=paper: the paper's test scripts have 40 tasks")
     if FLAGS.speed:
         results = [measure_speed(name) for name in FLAGS.families]
         print_speed(results)
