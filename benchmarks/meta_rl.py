@@ -62,7 +62,7 @@ flags.DEFINE_enum(
     ["test", "train", "paper"],
     "Evaluate on held-out test tasks, on other training tasks (to choose evaluation settings "
     "without looking at the test tasks), or on the 40 tasks of the paper's test script "
-    "(navigation_2d, halfcheetah_vel).",
+    "(navigation_2d, halfcheetah_vel, halfcheetah_dir).",
 )
 flags.DEFINE_integer("seed", 0, "Seed of weights and training tasks.")
 flags.DEFINE_bool("speed", False, "Measure sampling speed and one meta-iteration instead.")
@@ -71,9 +71,14 @@ FLAGS = flags.FLAGS
 
 EVAL_SEED = 1_000_003  # held-out tasks: a stream the training tasks never use
 VALIDATION_SEED = 7  # --eval_split=train: tasks of the training distribution, not the test ones
-# --eval_split=paper: the goals of the authors' test scripts (maml_examples/test_maml_point.py
-# and test_maml_cheetah.py): NumPy's global generator seeded with 1, 40 uniform draws.
-PAPER_TASK_RANGES = {"navigation_2d": (-0.5, 0.5), "halfcheetah_vel": (0.0, 2.0)}
+# --eval_split=paper: the tasks of the authors' test scripts (maml_examples/test_maml_point.py,
+# test_maml_cheetah.py, test_maml_cheetah_direc.py): NumPy's global generator seeded with 1,
+# 40 uniform draws; the direction environment runs backward for a draw below 1.
+PAPER_TASKS = {
+    "navigation_2d": lambda draw: draw(-0.5, 0.5, size=(40, 2)),
+    "halfcheetah_vel": lambda draw: draw(0.0, 2.0, size=(40, 1)),
+    "halfcheetah_dir": lambda draw: np.where(draw(0.0, 2.0, size=(40, 1)) < 1.0, -1.0, 1.0),
+}
 RESULT_FILES = {"test": "metrics.json", "train": "validation.json", "paper": "paper_tasks.json"}
 
 
@@ -98,9 +103,8 @@ def evaluation_tasks(family: rl.TaskFamily) -> tf.Tensor:
     """The held-out test tasks; with `--eval_split=train` other training tasks; with
     `--eval_split=paper` the paper's test-script tasks."""
     if FLAGS.eval_split == "paper":
-        low, high = PAPER_TASK_RANGES[family.name]
-        goals = np.random.RandomState(1).uniform(low, high, size=(40, family.task_dim))
-        return family.check_tasks(tf.constant(goals[: FLAGS.eval_tasks], tf.float32))
+        tasks = PAPER_TASKS[family.name](np.random.RandomState(1).uniform)
+        return family.check_tasks(tf.constant(tasks[: FLAGS.eval_tasks], tf.float32))
     seed = EVAL_SEED if FLAGS.eval_split == "test" else VALIDATION_SEED
     return family.sample_tasks(FLAGS.eval_tasks, seed=seed, split=FLAGS.eval_split)
 
@@ -288,11 +292,11 @@ def main(argv):
     unknown = [name for name in FLAGS.families if name not in recipes.RECIPES]
     if unknown:
         raise app.UsageError(f"unknown families {unknown}; choose from {sorted(recipes.RECIPES)}")
-    without_paper_tasks = [name for name in FLAGS.families if name not in PAPER_TASK_RANGES]
+    without_paper_tasks = [name for name in FLAGS.families if name not in PAPER_TASKS]
     if FLAGS.eval_split == "paper" and without_paper_tasks:
         raise app.UsageError(
             f"--eval_split=paper: no test-script tasks for {without_paper_tasks}; "
-            f"they are known for {sorted(PAPER_TASK_RANGES)}"
+            f"they are known for {sorted(PAPER_TASKS)}"
         )
     if FLAGS.eval_split == "paper" and FLAGS.eval_tasks > 40:
         raise app.UsageError("--eval_split=paper: the paper's test scripts have 40 tasks")

@@ -4,7 +4,11 @@ From the authors' code (`maml_examples/` of their MAML RL repository):
 2x100 ReLU Gaussian policies, TRPO with a KL bound of 0.01, and the
 evaluation of their test scripts: a first step of the training step size,
 later steps of half of it, on 40 (2D navigation) or 20 (MuJoCo)
-trajectories per step.
+trajectories per step. Each MuJoCo recipe is that of the model its test
+script loads: HalfCheetah velocity `maml1_fbs10_mbs40_flr_0.1_mlr0.01/itr_475`
+(10 trajectories per task, KL 0.01, 475 meta-iterations), HalfCheetah
+direction `maml1_fbs20_mbs40_flr_0.1_mlr0.02/itr_100` (20 trajectories, KL
+0.02, 100 meta-iterations).
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ class Recipe:
         eval_learning_rates: step sizes of evaluation steps 1, 2, 3.
         eval_rollouts_per_task: trajectories per task and evaluation step.
         iterations_per_epoch: meta-iterations between checkpoints.
+        max_kl: TRPO's KL bound ("meta step size").
     """
 
     inner_learning_rate: float
@@ -40,13 +45,14 @@ class Recipe:
     eval_learning_rates: tuple[float, ...]
     eval_rollouts_per_task: int
     iterations_per_epoch: int
+    max_kl: float = 0.01
 
 
 _MUJOCO_EVAL = (0.1, 0.05, 0.05)
 RECIPES = {
     "navigation_2d": Recipe(0.5, 20, 20, 100, (0.5, 0.25, 0.25), 40, 10),
     "halfcheetah_vel": Recipe(0.1, 40, 10, 475, _MUJOCO_EVAL, 20, 5),
-    "halfcheetah_dir": Recipe(0.1, 40, 10, 475, _MUJOCO_EVAL, 20, 5),
+    "halfcheetah_dir": Recipe(0.1, 40, 20, 100, _MUJOCO_EVAL, 20, 5, max_kl=0.02),
     "ant_dir": Recipe(0.1, 40, 20, 475, _MUJOCO_EVAL, 20, 5),
     "ant_vel": Recipe(0.1, 40, 20, 475, _MUJOCO_EVAL, 20, 5),
 }
@@ -60,7 +66,8 @@ def get(name: str) -> Recipe:
 
 
 def build_learner(name: str, seed: int = 0, **overrides) -> PolicyMAML:
-    """A compiled `PolicyMAML` (TRPO, KL 0.01) for family `name` with the paper's settings.
+    """A compiled `PolicyMAML` (TRPO, the recipe's KL bound) for family `name` with the paper's
+    settings.
 
     Args:
         name: a family name (`tfmeta.rl.families.names()`).
@@ -90,5 +97,5 @@ def build_learner(name: str, seed: int = 0, **overrides) -> PolicyMAML:
     )
     options.update(overrides)
     learner = PolicyMAML(policy, family, **options)
-    learner.compile(optimizer=TRPO(max_kl=0.01))
+    learner.compile(optimizer=TRPO(max_kl=recipe.max_kl))
     return learner
