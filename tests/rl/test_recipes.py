@@ -11,12 +11,19 @@ def test_the_navigation_recipe_builds_the_papers_learner():
     assert [layer.units for layer in learner.policy.layers[:2]] == [100, 100]
 
 
-def test_the_direction_recipe_is_that_of_the_papers_direction_model():
-    # Its test script loads maml1_fbs20_mbs40_flr_0.1_mlr0.02/itr_100.
-    recipe = rl.recipes.get("halfcheetah_dir")
-    assert (recipe.rollouts_per_task, recipe.meta_batch_size, recipe.max_kl, recipe.iterations) \
-        == (20, 40, 0.02, 100)
-    assert rl.recipes.get("halfcheetah_vel").max_kl == 0.01
+@pytest.mark.parametrize("name, model, evaluation", [
+    # The model file each test script of the authors loads, and how the script evaluates it.
+    ("halfcheetah_vel", "maml1_fbs10_mbs40_flr_0.1_mlr0.01/itr_475", ((0.1, 0.05, 0.05), 20)),
+    ("halfcheetah_dir", "maml1_fbs20_mbs40_flr_0.1_mlr0.02/itr_100", ((0.1, 0.05, 0.05), 20)),
+    ("ant_vel", "maml1_fbs20_mbs40_flr_0.1_mlr0.01/itr_375", ((0.1, 0.05, 0.05), 20)),
+    ("ant_dir", "maml1_fbs40_mbs40_flr_0.1_mlr0.01/itr_575", ((0.1, 0.001, 0.001), 40)),
+])
+def test_each_mujoco_recipe_is_that_of_the_papers_model(name, model, evaluation):
+    recipe = rl.recipes.get(name)
+    settings = (f"maml1_fbs{recipe.rollouts_per_task}_mbs{recipe.meta_batch_size}"
+                f"_flr_{recipe.inner_learning_rate}_mlr{recipe.max_kl}/itr_{recipe.iterations}")
+    assert settings == model
+    assert (recipe.eval_learning_rates, recipe.eval_rollouts_per_task) == evaluation
 
 
 def test_every_family_of_the_paper_has_a_recipe():

@@ -1,14 +1,14 @@
 """The settings of Finn et al. 2017 for each task family, and the learner they build.
 
 From the authors' code (`maml_examples/` of their MAML RL repository):
-2x100 ReLU Gaussian policies, TRPO with a KL bound of 0.01, and the
-evaluation of their test scripts: a first step of the training step size,
-later steps of half of it, on 40 (2D navigation) or 20 (MuJoCo)
+2x100 ReLU Gaussian policies, TRPO, and the evaluation of their test
+scripts: a first step of the training step size, later steps of half of it
+(Ant direction: a hundredth), on 40 (2D navigation, Ant direction) or 20
 trajectories per step. Each MuJoCo recipe is that of the model its test
-script loads: HalfCheetah velocity `maml1_fbs10_mbs40_flr_0.1_mlr0.01/itr_475`
-(10 trajectories per task, KL 0.01, 475 meta-iterations), HalfCheetah
-direction `maml1_fbs20_mbs40_flr_0.1_mlr0.02/itr_100` (20 trajectories, KL
-0.02, 100 meta-iterations).
+script loads (`maml1_fbs<trajectories per task>_mbs<tasks>_flr_<inner
+step>_mlr<KL bound>/itr_<meta-iterations>`): HalfCheetah velocity fbs10,
+mbs40, KL 0.01, 475; HalfCheetah direction fbs20, mbs40, KL 0.02, 100; Ant
+velocity fbs20, mbs40, KL 0.01, 375; Ant direction fbs40, mbs40, KL 0.01, 575.
 """
 
 from __future__ import annotations
@@ -53,8 +53,8 @@ RECIPES = {
     "navigation_2d": Recipe(0.5, 20, 20, 100, (0.5, 0.25, 0.25), 40, 10),
     "halfcheetah_vel": Recipe(0.1, 40, 10, 475, _MUJOCO_EVAL, 20, 5),
     "halfcheetah_dir": Recipe(0.1, 40, 20, 100, _MUJOCO_EVAL, 20, 5, max_kl=0.02),
-    "ant_dir": Recipe(0.1, 40, 20, 475, _MUJOCO_EVAL, 20, 5),
-    "ant_vel": Recipe(0.1, 40, 20, 475, _MUJOCO_EVAL, 20, 5),
+    "ant_dir": Recipe(0.1, 40, 40, 575, (0.1, 0.001, 0.001), 40, 5),
+    "ant_vel": Recipe(0.1, 40, 20, 375, _MUJOCO_EVAL, 20, 5),
 }
 
 
