@@ -64,6 +64,13 @@ flags.DEFINE_enum(
     "without looking at the test tasks), or on the 40 tasks of the paper's test script "
     "(navigation_2d, halfcheetah_vel, halfcheetah_dir).",
 )
+flags.DEFINE_enum(
+    "observation",
+    "rllab",
+    ["rllab", "gymnasium"],
+    "MuJoCo families: the paper's rllab observation or Gymnasium's own "
+    "(tfmeta.rl.mujoco_families); a run continues with the one it started with.",
+)
 flags.DEFINE_integer("seed", 0, "Seed of weights and training tasks.")
 flags.DEFINE_bool("speed", False, "Measure sampling speed and one meta-iteration instead.")
 flags.DEFINE_integer("speed_tasks", 40, "--speed: tasks of the measured meta-iteration.")
@@ -97,6 +104,11 @@ PAPER = {
     "halfcheetah_dir": {"MAML": [None, 293.2, None, None]},
     "ant_dir": {"MAML": [None, 499.1, None, None]},
 }
+
+
+def family_options(name: str) -> dict:
+    """`--observation` for the MuJoCo families (2D navigation has one observation)."""
+    return {} if name == "navigation_2d" else {"observation": FLAGS.observation}
 
 
 def evaluation_tasks(family: rl.TaskFamily) -> tf.Tensor:
@@ -134,7 +146,9 @@ def run_family(name: str) -> dict:
     overrides = {}
     if FLAGS.eval_learning_rates:
         overrides["eval_inner_learning_rate"] = [float(x) for x in FLAGS.eval_learning_rates]
-    learner = recipes.build_learner(name, seed=FLAGS.seed, **overrides)
+    learner = recipes.build_learner(
+        name, seed=FLAGS.seed, family_options=family_options(name), **overrides
+    )
     random_init, _ = held_out_returns(learner)  # the same protocol from the untrained policy
     budget = None if FLAGS.budget_minutes is None else 60 * FLAGS.budget_minutes
     run = training.train(
@@ -225,7 +239,7 @@ def _plain_loop_steps_per_second(family, policy, tasks: np.ndarray, rollouts: in
 def measure_speed(name: str) -> dict:
     """Sampling speed against a plain Gymnasium loop, and one meta-iteration by part."""
     recipe = recipes.get(name)
-    learner = recipes.build_learner(name, seed=FLAGS.seed)
+    learner = recipes.build_learner(name, seed=FLAGS.seed, family_options=family_options(name))
     family = learner.family
     tasks = family.sample_tasks(FLAGS.speed_tasks, seed=0)
     params = TaskBatchedModel.tile(adaptation.initial_weights(learner.policy)[0], len(tasks))

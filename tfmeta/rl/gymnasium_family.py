@@ -114,6 +114,14 @@ class GymnasiumTaskFamily(TaskFamily):
         """The task's reward for one step, from the environment's `info`."""
         raise NotImplementedError
 
+    def wrap_environment(self, env):
+        """The wrappers a family puts around `gymnasium.make`'s environment (none here).
+
+        They sit inside the action clipping and the task reward, so that the
+        reward still reads the environment's own `info`.
+        """
+        return env
+
     def make_env(self, task: np.ndarray | None = None):
         """A Gymnasium environment that rewards `task` (`env.set_task(other)` switches it).
 
@@ -132,7 +140,7 @@ class GymnasiumTaskFamily(TaskFamily):
                 disable_env_checker=True,
                 **self.env_kwargs,
             )
-        env = gymnasium.wrappers.ClipAction(env)
+        env = gymnasium.wrappers.ClipAction(self.wrap_environment(env))
         initial = np.zeros(self.task_dim) if task is None else np.asarray(task)
         return TaskReward(env, self.reward, initial)
 

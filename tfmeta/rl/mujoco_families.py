@@ -17,6 +17,12 @@ environments default to 5 MuJoCo steps of 0.01 s per action, which would
 make the same 200 steps last 10 s, a different control problem; the
 families set `frame_skip` to match rllab (1 for HalfCheetah, 2 for Ant).
 
+The observation is rllab's by default (`observation="rllab"`,
+`tfmeta.rl.rllab_observation`): HalfCheetah's adds the body's centre of
+mass, whose x tells the policy how far it has run; Ant's keeps the torso's
+position and adds its orientation. `observation="gymnasium"` keeps
+Gymnasium's own (17 features for HalfCheetah, 105 for Ant).
+
 Needs the `rl` extra: `pip install 'tfmeta[rl]'`.
 """
 
@@ -27,6 +33,8 @@ import tensorflow as tf
 
 from tfmeta.rl.gymnasium_family import GymnasiumTaskFamily
 
+OBSERVATIONS = ("rllab", "gymnasium")
+
 
 def _random_directions(num_tasks: int, seed) -> tf.Tensor:
     """`[num_tasks, 1]` of +1 (forward) or -1 (backward), each with probability 1/2."""
@@ -34,7 +42,44 @@ def _random_directions(num_tasks: int, seed) -> tf.Tensor:
     return tf.where(coin < 0.5, -1.0, 1.0)
 
 
-class HalfCheetahVelocity(GymnasiumTaskFamily):
+class LocomotionFamily(GymnasiumTaskFamily):
+    """A family on a Gymnasium MuJoCo robot, observed as in rllab or as in Gymnasium.
+
+    Subclasses set `rllab_features`, the name of a function of
+    `tfmeta.rl.rllab_observation` (imported with the simulator, on first use).
+
+    Args:
+        horizon: steps per trajectory.
+        max_environments: the most environments held at once.
+        observation: `"rllab"` (the paper's) or `"gymnasium"` (the environment's own).
+    """
+
+    rllab_features: str
+
+    def __init__(
+        self, horizon: int = 200, max_environments: int | None = None, observation: str = "rllab"
+    ):
+        if observation not in OBSERVATIONS:
+            raise ValueError(
+                f"Expected `observation` to be one of {OBSERVATIONS}. "
+                f"Received: observation={observation!r}"
+            )
+        self.observation = observation
+        super().__init__(horizon=horizon, max_environments=max_environments)
+
+    def wrap_environment(self, env):
+        if self.observation == "gymnasium":
+            return env
+        from tfmeta.rl import rllab_observation
+
+        features = getattr(rllab_observation, self.rllab_features)
+        return rllab_observation.RllabObservation(env, features)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "observation": self.observation}
+
+
+class HalfCheetahVelocity(LocomotionFamily):
     """HalfCheetah running at a target forward velocity, uniform in [0, 2] (`task = [velocity]`).
 
     Reward per step: `-|v_x - velocity| - 0.05 * |action|^2`.
@@ -51,6 +96,7 @@ class HalfCheetahVelocity(GymnasiumTaskFamily):
     name = "halfcheetah_vel"
     env_id = "HalfCheetah-v5"
     env_kwargs = {"ctrl_cost_weight": 0.05, "frame_skip": 1}  # rllab: 0.01 s per action
+    rllab_features = "half_cheetah_features"
     task_dim = 1
 
     def _draw_tasks(self, num_tasks: int, seed: tf.Tensor, split: str) -> tf.Tensor:
@@ -60,7 +106,7 @@ class HalfCheetahVelocity(GymnasiumTaskFamily):
         return -abs(info["x_velocity"] - task[0]) + info["reward_ctrl"]
 
 
-class HalfCheetahDirection(GymnasiumTaskFamily):
+class HalfCheetahDirection(LocomotionFamily):
     """HalfCheetah running forward or backward (`task = [+1]` or `[-1]`, each with probability 1/2).
 
     Reward per step: `direction * v_x - 0.05 * |action|^2`.
@@ -69,6 +115,7 @@ class HalfCheetahDirection(GymnasiumTaskFamily):
     name = "halfcheetah_dir"
     env_id = "HalfCheetah-v5"
     env_kwargs = HalfCheetahVelocity.env_kwargs
+    rllab_features = HalfCheetahVelocity.rllab_features
     task_dim = 1
 
     def _draw_tasks(self, num_tasks: int, seed: tf.Tensor, split: str) -> tf.Tensor:
@@ -78,7 +125,7 @@ class HalfCheetahDirection(GymnasiumTaskFamily):
         return task[0] * info["x_velocity"] + info["reward_ctrl"]
 
 
-class AntDirection(GymnasiumTaskFamily):
+class AntDirection(LocomotionFamily):
     """Ant walking forward or backward (`task = [+1]` or `[-1]`).
 
     Reward per step: `direction * v_x - 0.005 * |action|^2 - 5e-4 *
@@ -94,6 +141,7 @@ class AntDirection(GymnasiumTaskFamily):
         "healthy_reward": 0.05,
         "frame_skip": 2,  # rllab: one step of its 0.02 s timestep per action
     }
+    rllab_features = "ant_features"
     task_dim = 1
 
     def _draw_tasks(self, num_tasks: int, seed: tf.Tensor, split: str) -> tf.Tensor:
@@ -108,7 +156,7 @@ class AntDirection(GymnasiumTaskFamily):
         )
 
 
-class AntVelocity(GymnasiumTaskFamily):
+class AntVelocity(LocomotionFamily):
     """Ant walking at a target forward velocity, uniform in [0, 3] (`task = [velocity]`).
 
     Reward per step: `1 - |v_x - velocity|` minus the costs of
@@ -118,6 +166,7 @@ class AntVelocity(GymnasiumTaskFamily):
     name = "ant_vel"
     env_id = "Ant-v5"
     env_kwargs = AntDirection.env_kwargs
+    rllab_features = AntDirection.rllab_features
     task_dim = 1
 
     def _draw_tasks(self, num_tasks: int, seed: tf.Tensor, split: str) -> tf.Tensor:

@@ -65,13 +65,17 @@ def get(name: str) -> Recipe:
     return RECIPES[name]
 
 
-def build_learner(name: str, seed: int = 0, **overrides) -> PolicyMAML:
+def build_learner(
+    name: str, seed: int = 0, family_options: dict | None = None, **overrides
+) -> PolicyMAML:
     """A compiled `PolicyMAML` (TRPO, the recipe's KL bound) for family `name` with the paper's
     settings.
 
     Args:
         name: a family name (`tfmeta.rl.families.names()`).
         seed: seeds the policy's initial weights.
+        family_options: arguments of the family (e.g. `{"observation":
+            "gymnasium"}` for a MuJoCo family, `tfmeta.rl.mujoco_families`).
         **overrides: `PolicyMAML` arguments that replace the recipe's
             (e.g. `inner_learning_rate=0.1`, `first_order=True`).
 
@@ -84,7 +88,7 @@ def build_learner(name: str, seed: int = 0, **overrides) -> PolicyMAML:
     """
     recipe = get(name)
     keras.utils.set_random_seed(seed)
-    family = families.get(name)
+    family = families.get({**(family_options or {}), "name": name})
     policy = gaussian_mlp_policy(
         family.observation_dim, family.distribution.action_dim, activation="relu"
     )

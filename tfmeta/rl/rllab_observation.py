@@ -1,0 +1,77 @@
+"""The observations of the paper's rllab MuJoCo environments, on Gymnasium's simulators.
+
+Finn et al. 2017 trained on rllab's environments, whose observations hold
+more than Gymnasium's: HalfCheetah adds the centre of mass of the torso's
+subtree (the whole body: its x is how far the cheetah has run), Ant keeps
+the torso's x and y and adds the torso's orientation matrix and centre of
+mass. `RllabObservation` computes them from the simulator's state after
+each step (rllab's `MjModel.forward()` after stepping: positions, not the
+one-step-stale derived quantities `mj_step` leaves), in the order of the
+authors' environments (`rllab/envs/mujoco/half_cheetah_env_rand.py`,
+`ant_env_rand_direc.py`).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import gymnasium
+import mujoco
+import numpy as np
+
+# features(model, data) -> 1-D float64 array, read after positions are propagated.
+FeaturesFn = Callable[[mujoco.MjModel, mujoco.MjData], np.ndarray]
+
+
+def half_cheetah_features(model: mujoco.MjModel, data: mujoco.MjData) -> np.ndarray:
+    """`[qpos[1:], qvel, centre of mass of the torso's subtree]`: 8 + 9 + 3 = 20 features."""
+    return np.concatenate(
+        [data.qpos[1:], data.qvel, data.subtree_com[model.body("torso").id]]
+    )
+
+
+def ant_features(model: mujoco.MjModel, data: mujoco.MjData) -> np.ndarray:
+    """`[qpos, qvel, clip(cfrc_ext, -1, 1), torso orientation, torso subtree centre of mass]`.
+
+    15 + 14 + 6 per body (the world body included: 84) + 9 + 3 = 125 features.
+    """
+    torso = model.body("torso").id
+    return np.concatenate(
+        [
+            data.qpos,
+            data.qvel,
+            np.clip(data.cfrc_ext, -1.0, 1.0).ravel(),
+            data.xmat[torso],
+            data.subtree_com[torso],
+        ]
+    )
+
+
+class RllabObservation(gymnasium.ObservationWrapper):
+    """Replaces a Gymnasium MuJoCo environment's observation by `features(model, data)`.
+
+    Before reading the features it propagates the current positions
+    (`mj_kinematics`, `mj_comPos`): after `mj_step`, body positions and
+    centres of mass still describe the state before the step. The next step
+    recomputes them anyway, so the simulation is unchanged.
+
+    Args:
+        env: a Gymnasium MuJoCo environment (`env.unwrapped` has `model`, `data`).
+        features: `features(model, data) -> np.ndarray`.
+    """
+
+    def __init__(self, env: gymnasium.Env, features: FeaturesFn):
+        super().__init__(env)
+        self._features = features
+        size = self._read().size
+        self.observation_space = gymnasium.spaces.Box(-np.inf, np.inf, (size,), np.float64)
+
+    def _read(self) -> np.ndarray:
+        model, data = self.env.unwrapped.model, self.env.unwrapped.data
+        mujoco.mj_kinematics(model, data)
+        mujoco.mj_comPos(model, data)
+        return np.asarray(self._features(model, data), np.float64)
+
+    def observation(self, observation: np.ndarray) -> np.ndarray:
+        del observation  # Gymnasium's own; the features come from the simulator's state
+        return self._read()
