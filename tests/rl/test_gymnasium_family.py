@@ -28,7 +28,7 @@ def test_rollouts_repeat_under_a_seed_and_differ_across_seeds():
     for a, b in zip(first, again):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(first.observations, other.observations)
-    assert first.observations.shape == (2, 2, 6, 17) and first.actions.shape == (2, 2, 6, 6)
+    assert first.observations.shape == (2, 2, 6, 20) and first.actions.shape == (2, 2, 6, 6)
 
 
 def test_the_policy_is_called_once_per_step_for_all_environments():
@@ -40,7 +40,7 @@ def test_the_policy_is_called_once_per_step_for_all_environments():
 
     family = HalfCheetahVelocity(horizon=4)
     family.rollouts(act, family.sample_tasks(3, seed=0), 5, seed=0)
-    assert shapes == [(3, 5, 17)] * 4
+    assert shapes == [(3, 5, 20)] * 4
 
 
 def test_velocity_reward_is_the_papers_from_gymnasiums_info():
@@ -134,7 +134,7 @@ def test_a_failing_environment_is_reported_with_its_task(nan, message):
 def test_a_failure_mid_training_keeps_the_last_checkpoint(tmp_path):
     family = _FailingCheetah(fail_from=3, horizon=5)  # two rollouts calls per meta-iteration
     keras.utils.set_random_seed(0)
-    policy = rl.gaussian_mlp_policy(17, 6, hidden_units=(8,))
+    policy = rl.gaussian_mlp_policy(20, 6, hidden_units=(8,))
     learner = rl.PolicyMAML(policy, family, rollouts_per_task=2, first_order=True, outer_steps=1)
     learner.compile(optimizer=keras.optimizers.SGD(1e-3))
     with pytest.raises(RolloutError, match="halfcheetah_vel"):
@@ -147,7 +147,7 @@ def test_a_failure_mid_training_keeps_the_last_checkpoint(tmp_path):
         )
     assert checkpointing.latest_step(tmp_path) == 1
     saved = [v.numpy() for v in policy.trainable_variables]
-    restored = rl.gaussian_mlp_policy(17, 6, hidden_units=(8,))
+    restored = rl.gaussian_mlp_policy(20, 6, hidden_units=(8,))
     tf.train.Checkpoint(model_variables=list(restored.variables)).read(
         tf.train.latest_checkpoint(tmp_path)
     ).expect_partial()
@@ -157,7 +157,7 @@ def test_a_failure_mid_training_keeps_the_last_checkpoint(tmp_path):
 
 def test_a_policy_for_another_action_space_is_rejected():
     with pytest.raises(ValueError, match=r"12 outputs.*halfcheetah_vel.*Received.*4 outputs"):
-        rl.PolicyMAML(rl.gaussian_mlp_policy(17, 2, hidden_units=(4,)), "halfcheetah_vel")
+        rl.PolicyMAML(rl.gaussian_mlp_policy(20, 2, hidden_units=(4,)), "halfcheetah_vel")
 
 
 def test_a_capped_family_runs_its_trajectories_in_waves_over_few_environments():
@@ -166,6 +166,6 @@ def test_a_capped_family_runs_its_trajectories_in_waves_over_few_environments():
     first = family.rollouts(noisy_policy, tasks, 3, seed=1)  # 6 trajectories, 3 waves
     assert len(family._envs) == 2
     np.testing.assert_array_equal(first.observations, family.rollouts(noisy_policy, tasks, 3, 1)[0])
-    assert first.observations.shape == (2, 3, 4, 17) and np.all(first.mask.numpy() == 1.0)
+    assert first.observations.shape == (2, 3, 4, 20) and np.all(first.mask.numpy() == 1.0)
     starts = first.observations.numpy()[:, :, 0].reshape(6, -1)
     assert len({row.tobytes() for row in starts}) == 6  # every trajectory reset with its own seed

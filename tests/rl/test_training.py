@@ -1,8 +1,10 @@
 import json
 
 import numpy as np
+import pytest
 
 from tests.rl.rl_testing import restart
+from tfmeta import rl
 from tfmeta.rl import training
 
 
@@ -53,3 +55,22 @@ def test_a_continued_run_keeps_its_epoch_size_and_stops_at_the_iterations_asked(
     assert second["iterations_per_epoch"] == 2
     assert [row["epoch"] for row in second["history"]] == ["0", "1"]
     assert json.loads((tmp_path / training.CLOCK_FILE).read_text())["meta_iterations"] == 4
+
+
+def test_a_run_records_its_family_and_refuses_a_learner_on_another(trpo_learner, tmp_path):
+    learner, initial = trpo_learner
+    restart(learner, initial)
+    options = dict(iterations=1, meta_batch_size=2, seed=4, verbose=0)
+    training.train(learner, tmp_path, **options)
+    recorded = json.loads((tmp_path / training.FAMILY_FILE).read_text())
+    assert recorded == json.loads(json.dumps(learner.family.get_config()))
+
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    family = learner.family
+    learner.family = rl.Navigation2D(horizon=family.horizon + 1)
+    try:
+        with pytest.raises(ValueError, match=r"is on task family \{.*'horizon': 8.*horizon': 9"):
+            training.train(learner, tmp_path, **options)
+    finally:
+        learner.family = family
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before

@@ -5,8 +5,8 @@ more than Gymnasium's: HalfCheetah adds the centre of mass of the torso's
 subtree (the whole body: its x is how far the cheetah has run), Ant keeps
 the torso's x and y and adds the torso's orientation matrix and centre of
 mass. `RllabObservation` computes them from the simulator's state after
-each step (rllab's `MjModel.forward()` after stepping: positions, not the
-one-step-stale derived quantities `mj_step` leaves), in the order of the
+each step (as rllab's `MjModel.forward()` after stepping: of the positions
+now, not the one-step-stale ones `mj_step` leaves), in the order of the
 authors' environments (`rllab/envs/mujoco/half_cheetah_env_rand.py`,
 `ant_env_rand_direc.py`).
 """
@@ -19,7 +19,8 @@ import gymnasium
 import mujoco
 import numpy as np
 
-# features(model, data) -> 1-D float64 array, read after positions are propagated.
+# features(model, state) -> 1-D float64 array; `state` holds the current positions (propagated),
+# velocities and external forces.
 FeaturesFn = Callable[[mujoco.MjModel, mujoco.MjData], np.ndarray]
 
 
@@ -48,12 +49,15 @@ def ant_features(model: mujoco.MjModel, data: mujoco.MjData) -> np.ndarray:
 
 
 class RllabObservation(gymnasium.ObservationWrapper):
-    """Replaces a Gymnasium MuJoCo environment's observation by `features(model, data)`.
+    """Replaces a Gymnasium MuJoCo environment's observation by `features(model, state)`.
 
-    Before reading the features it propagates the current positions
-    (`mj_kinematics`, `mj_comPos`): after `mj_step`, body positions and
-    centres of mass still describe the state before the step. The next step
-    recomputes them anyway, so the simulation is unchanged.
+    After `mj_step`, body positions and centres of mass still describe the
+    state before the step. The features are therefore read from a scratch
+    copy of the state (positions, velocities, external forces) whose
+    positions are propagated (`mj_kinematics`, `mj_comPos`); the
+    environment's own data is left as it is, so the simulation and
+    Gymnasium's `info` (Ant's velocity is read from body positions) are
+    unchanged.
 
     Args:
         env: a Gymnasium MuJoCo environment (`env.unwrapped` has `model`, `data`).
@@ -63,14 +67,16 @@ class RllabObservation(gymnasium.ObservationWrapper):
     def __init__(self, env: gymnasium.Env, features: FeaturesFn):
         super().__init__(env)
         self._features = features
+        self._state = mujoco.MjData(self.env.unwrapped.model)
         size = self._read().size
         self.observation_space = gymnasium.spaces.Box(-np.inf, np.inf, (size,), np.float64)
 
     def _read(self) -> np.ndarray:
-        model, data = self.env.unwrapped.model, self.env.unwrapped.data
-        mujoco.mj_kinematics(model, data)
-        mujoco.mj_comPos(model, data)
-        return np.asarray(self._features(model, data), np.float64)
+        model, data, state = self.env.unwrapped.model, self.env.unwrapped.data, self._state
+        state.qpos[:], state.qvel[:], state.cfrc_ext[:] = data.qpos, data.qvel, data.cfrc_ext
+        mujoco.mj_kinematics(model, state)
+        mujoco.mj_comPos(model, state)
+        return np.asarray(self._features(model, state), np.float64)
 
     def observation(self, observation: np.ndarray) -> np.ndarray:
         del observation  # Gymnasium's own; the features come from the simulator's state

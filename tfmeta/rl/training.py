@@ -2,9 +2,11 @@
 
 The directory holds `checkpoints/` (`tfmeta.checkpointing.MetaCheckpoint`,
 written at every epoch end), `history.csv` (Keras's `CSVLogger`), `logs/`
-(TensorBoard) and `clock.json` (training time spent across resumed parts, and
+(TensorBoard), `clock.json` (training time spent across resumed parts, and
 the run's epoch size, fixed by its first part so that every part's epochs line
-up with the checkpoints and the history rows of the ones before).
+up with the checkpoints and the history rows of the ones before) and
+`family.json` (the task family's config: a run continues only on the family
+it started with, e.g. with the same observation).
 Running `train` again on the same directory continues from the last complete
 checkpoint: the task stream is a pure function of the seed and the
 meta-iteration (`TaskFamily.task_batches`), and each meta-iteration of the
@@ -31,6 +33,7 @@ from tfmeta.rl.policy_maml import PolicyMAML
 CHECKPOINT_DIR = "checkpoints"
 HISTORY_FILE = "history.csv"
 CLOCK_FILE = "clock.json"
+FAMILY_FILE = "family.json"
 
 
 def _write_atomically(path: pathlib.Path, text: str) -> None:
@@ -88,6 +91,27 @@ class TrainingClock(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def _check_family(directory: pathlib.Path, config: dict) -> None:
+    """Records the run's family config, or refuses a learner on another family.
+
+    Raises:
+        ValueError: `directory` holds a run on another family (nothing is
+            written).
+    """
+    path = directory / FAMILY_FILE
+    config = json.loads(json.dumps(config))  # as recorded: tuples become lists
+    if not path.is_file():
+        _write_atomically(path, json.dumps(config))
+        return
+    recorded = json.loads(path.read_text())
+    if recorded != config:
+        raise ValueError(
+            f"The run in {str(directory)!r} is on task family {recorded} ({FAMILY_FILE}); "
+            f"this learner's family is {config}. Continue it with the family it started "
+            "with, or start the new run in another directory."
+        )
+
+
 def _trim_history(path: pathlib.Path, epochs: int) -> None:
     """Keeps the header and the rows of the first `epochs` epochs (a kill may leave newer ones)."""
     if not path.is_file():
@@ -137,6 +161,10 @@ def train(
         callbacks: more Keras callbacks for `fit`.
         verbose: `fit`'s progress output.
 
+    Raises:
+        ValueError: `directory` holds a run on another task family
+            (`family.json`; e.g. another observation); nothing is changed.
+
     Returns:
         `{"meta_iterations", "train_seconds", "resumed_from", "history",
         "iterations_per_epoch"}`; `history` holds the rows of `history.csv`
@@ -159,6 +187,7 @@ def train(
             raise ValueError(f"Expected `{name}` to be an integer >= 1. Received: {name}={value!r}")
     directory = pathlib.Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
+    _check_family(directory, learner.family.get_config())
     checkpoint_dir = directory / CHECKPOINT_DIR
     done = checkpointing.latest_step(checkpoint_dir) // learner.optimizer_steps_per_iteration
     recorded = read_clock(directory).get("iterations_per_epoch")
