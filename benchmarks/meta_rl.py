@@ -27,6 +27,10 @@ meta-iteration split into sampling, inner steps and outer update.
 
 The MuJoCo families run on Gymnasium's v5 environments and MuJoCo 3, not on
 the paper's rllab ones (see `tfmeta.rl.mujoco_families`): compare in kind.
+They observe as rllab's did unless `--observation=gymnasium`; a run keeps
+the observation it started with (the runs kept in
+`benchmarks/meta_rl_runs/gymnasium_observation/` continue with
+`--observation=gymnasium --run_dir=benchmarks/meta_rl_runs/gymnasium_observation`).
 Prints tables, and as its last line one JSON object with the figures.
 """
 

@@ -24,14 +24,14 @@ import numpy as np
 FeaturesFn = Callable[[mujoco.MjModel, mujoco.MjData], np.ndarray]
 
 
-def half_cheetah_features(model: mujoco.MjModel, data: mujoco.MjData) -> np.ndarray:
+def half_cheetah_features(model: mujoco.MjModel, state: mujoco.MjData) -> np.ndarray:
     """`[qpos[1:], qvel, centre of mass of the torso's subtree]`: 8 + 9 + 3 = 20 features."""
     return np.concatenate(
-        [data.qpos[1:], data.qvel, data.subtree_com[model.body("torso").id]]
+        [state.qpos[1:], state.qvel, state.subtree_com[model.body("torso").id]]
     )
 
 
-def ant_features(model: mujoco.MjModel, data: mujoco.MjData) -> np.ndarray:
+def ant_features(model: mujoco.MjModel, state: mujoco.MjData) -> np.ndarray:
     """`[qpos, qvel, clip(cfrc_ext, -1, 1), torso orientation, torso subtree centre of mass]`.
 
     15 + 14 + 6 per body (the world body included: 84) + 9 + 3 = 125 features.
@@ -39,11 +39,11 @@ def ant_features(model: mujoco.MjModel, data: mujoco.MjData) -> np.ndarray:
     torso = model.body("torso").id
     return np.concatenate(
         [
-            data.qpos,
-            data.qvel,
-            np.clip(data.cfrc_ext, -1.0, 1.0).ravel(),
-            data.xmat[torso],
-            data.subtree_com[torso],
+            state.qpos,
+            state.qvel,
+            np.clip(state.cfrc_ext, -1.0, 1.0).ravel(),
+            state.xmat[torso],
+            state.subtree_com[torso],
         ]
     )
 
