@@ -5,9 +5,8 @@ quantities Gymnasium reports in `info` (forward velocity, control, contact
 and survival terms, with the cost weights set through `gymnasium.make`).
 The simulators differ from rllab's: Gymnasium's v5 models and MuJoCo 3
 physics, forward velocity of the torso rather than of its centre of mass,
-and Gymnasium's observations (HalfCheetah 17 features; Ant 105, contact
-forces included). Returns are therefore comparable to the paper's in kind,
-not to the decimal.
+and Gymnasium's reset noise. Returns are therefore comparable to the
+paper's in kind, not to the decimal.
 
 The control step is rllab's, not Gymnasium's default: rllab simulates one
 MuJoCo step per action (its models set no `frame_skip`), so a 200-step
