@@ -75,6 +75,13 @@ flags.DEFINE_enum(
     "MuJoCo families: the paper's rllab observation or Gymnasium's own "
     "(tfmeta.rl.mujoco_families); a run continues with the one it started with.",
 )
+flags.DEFINE_enum(
+    "baseline_fit",
+    "own_task",
+    ["own_task", "previous_task"],
+    "Each task's baseline fitted on its own rollouts, or on the previous task's as in the "
+    "paper's code (tfmeta.rl.LinearFeatureBaseline); keep it when continuing a run.",
+)
 flags.DEFINE_integer("seed", 0, "Seed of weights and training tasks.")
 flags.DEFINE_bool("speed", False, "Measure sampling speed and one meta-iteration instead.")
 flags.DEFINE_integer("speed_tasks", 40, "--speed: tasks of the measured meta-iteration.")
@@ -147,7 +154,7 @@ def run_family(name: str) -> dict:
     directory = os.path.join(FLAGS.run_dir, name)
     # Test-task results in metrics.json; other splits' results apart (RESULT_FILES).
     metrics_path = os.path.join(directory, RESULT_FILES[FLAGS.eval_split])
-    overrides = {}
+    overrides = {"baseline_fit": FLAGS.baseline_fit}
     if FLAGS.eval_learning_rates:
         overrides["eval_inner_learning_rate"] = [float(x) for x in FLAGS.eval_learning_rates]
     learner = recipes.build_learner(

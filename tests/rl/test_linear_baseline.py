@@ -55,3 +55,23 @@ def test_predictions_reproduce_returns_that_are_linear_in_the_features():
 def test_fit_rejects_observations_without_task_and_rollout_axes():
     with pytest.raises(ValueError, match=r"\[tasks, rollouts, steps, observation_dim\]"):
         LinearFeatureBaseline().fit(tf.zeros([5, 2]), tf.zeros([5]), tf.ones([5]))
+
+
+def test_previous_task_values_come_from_the_previous_tasks_fit():
+    # The paper's code: one baseline across the tasks, predicting before refitting.
+    rng = np.random.default_rng(3)
+    observations = tf.constant(rng.normal(size=(3, 4, 10, 2)))
+    returns = tf.constant(rng.normal(size=(3, 4, 10)))
+    mask = tf.ones_like(returns)
+    own = LinearFeatureBaseline()
+    coefficients = own.fit(observations, returns, mask)
+    values = LinearFeatureBaseline(fit_on="previous_task")(observations, returns, mask).numpy()
+    for task, previous in ((0, 2), (1, 0), (2, 1)):
+        expected = own.predict(coefficients[previous : previous + 1], observations[task : task + 1])
+        np.testing.assert_allclose(values[task], expected[0], rtol=1e-10)
+    assert not np.allclose(values, own(observations, returns, mask))
+
+
+def test_an_unknown_fit_is_refused():
+    with pytest.raises(ValueError, match=r"`fit_on` to be one of \('own_task', 'previous_task'\)"):
+        LinearFeatureBaseline(fit_on="all_tasks")

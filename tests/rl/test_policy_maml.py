@@ -144,3 +144,12 @@ def test_bad_settings_are_rejected(arguments):
 def test_compile_refuses_a_loss():
     with pytest.raises(ValueError, match="without `loss`"):
         small_learner().compile(loss="mse")
+
+
+def test_the_baseline_fit_is_a_saved_setting(tmp_path):
+    learner = small_learner(baseline_fit="previous_task")
+    assert learner.baseline.fit_on == "previous_task"
+    learner.save(tmp_path / "learner.keras")
+    assert keras.saving.load_model(tmp_path / "learner.keras").baseline.fit_on == "previous_task"
+    with pytest.raises(ValueError, match="`fit_on` to be one of"):
+        small_learner(baseline_fit="pooled")

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+FITS = ("own_task", "previous_task")
+
 
 class LinearFeatureBaseline:
     """A per-task linear regression of returns on polynomial features of state and time.
@@ -15,8 +17,16 @@ class LinearFeatureBaseline:
     refitted from scratch for each batch of rollouts (so a meta-iteration
     depends on nothing but the policy and its seed).
 
+    Each task's values come from the fit on its own rollouts
+    (`fit_on="own_task"`), or, as in the paper's code, from the fit on the
+    previous task's (`"previous_task"`; the first task takes the last
+    task's): rllab's sampler keeps one baseline for the tasks of a
+    meta-batch and predicts a task's values before refitting it on that
+    task's paths.
+
     Args:
         regularization: the ridge coefficient.
+        fit_on: `"own_task"` or `"previous_task"`.
 
     Example:
 
@@ -30,12 +40,15 @@ class LinearFeatureBaseline:
     ```
     """
 
-    def __init__(self, regularization: float = 1e-5):
+    def __init__(self, regularization: float = 1e-5, fit_on: str = "own_task"):
         if not regularization >= 0.0:
             raise ValueError(
                 f"Expected `regularization` >= 0. Received: regularization={regularization!r}"
             )
+        if fit_on not in FITS:
+            raise ValueError(f"Expected `fit_on` to be one of {FITS}. Received: fit_on={fit_on!r}")
         self.regularization = float(regularization)
+        self.fit_on = fit_on
 
     def features(self, observations: tf.Tensor) -> tf.Tensor:
         """`[..., T, observation_dim]` -> `[..., T, 2 * observation_dim + 4]`, in float64."""
@@ -81,7 +94,10 @@ class LinearFeatureBaseline:
 
     def __call__(self, observations: tf.Tensor, returns: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
         """Fits on the rollouts and returns their baseline values, `[tasks, rollouts, T]`."""
-        return self.predict(self.fit(observations, returns, mask), observations)
+        coefficients = self.fit(observations, returns, mask)
+        if self.fit_on == "previous_task":
+            coefficients = tf.roll(coefficients, shift=1, axis=0)
+        return self.predict(coefficients, observations)
 
     def get_config(self) -> dict:
-        return {"regularization": self.regularization}
+        return {"regularization": self.regularization, "fit_on": self.fit_on}

@@ -68,6 +68,9 @@ class PolicyMAML(keras.Model):
             (default: `rollouts_per_task`).
         discount: the discount factor of returns and advantages.
         gae_lambda: GAE's lambda (1.0: returns minus the baseline).
+        baseline_fit: which rollouts give a task's baseline values:
+            `"own_task"`, or `"previous_task"` as in the paper's code
+            (`LinearFeatureBaseline`'s `fit_on`).
         clip_ratio: the clipped surrogate's epsilon (optimizers other than
             TRPO).
         outer_steps: gradient steps of the clipped surrogate per
@@ -101,6 +104,7 @@ class PolicyMAML(keras.Model):
         eval_rollouts_per_task: int | None = None,
         discount: float = 0.99,
         gae_lambda: float = 1.0,
+        baseline_fit: str = "own_task",
         clip_ratio: float = 0.2,
         outer_steps: int = 5,
         **kwargs,
@@ -149,7 +153,7 @@ class PolicyMAML(keras.Model):
             raise ValueError(f"Expected 0 < `clip_ratio` < 1. Received: clip_ratio={clip_ratio!r}")
         self.clip_ratio = float(clip_ratio)
         self.outer_steps = check_integer("outer_steps", outer_steps)
-        self.baseline = LinearFeatureBaseline()
+        self.baseline = LinearFeatureBaseline(fit_on=baseline_fit)
         self._train_trackers = {
             name: keras.metrics.Mean(name=name) for name in ("return_before", "return_after", "kl")
         }
@@ -447,6 +451,7 @@ class PolicyMAML(keras.Model):
             eval_rollouts_per_task=self.eval_rollouts_per_task,
             discount=self.discount,
             gae_lambda=self.gae_lambda,
+            baseline_fit=self.baseline.fit_on,
             clip_ratio=self.clip_ratio,
             outer_steps=self.outer_steps,
         )
