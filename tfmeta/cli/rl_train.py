@@ -10,7 +10,7 @@ surrogate with Adam (ProMP-style).
 
 The run directory (default `tfmeta_runs/<env>_<algorithm>`) holds what
 `tfmeta.rl.training.train` keeps (`checkpoints/`, `history.csv`, `logs/`,
-`clock.json`), `metrics.json` (mean return over 40 held-out tasks after 0-3
+`clock.json`, `family.json`), `metrics.json` (mean return over 40 held-out tasks after 0-3
 adaptation steps with 95% CIs, the paper's figures beside them),
 `learning_curve.png`, `adaptation.png` for 2D navigation, and
 `export/<env>/<version>/` (`tfmeta.exporters.policy`: a SavedModel whose
