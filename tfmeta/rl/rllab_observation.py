@@ -61,7 +61,7 @@ class RllabObservation(gymnasium.ObservationWrapper):
 
     Args:
         env: a Gymnasium MuJoCo environment (`env.unwrapped` has `model`, `data`).
-        features: `features(model, data) -> np.ndarray`.
+        features: `features(model, state) -> np.ndarray` (`FeaturesFn`).
     """
 
     def __init__(self, env: gymnasium.Env, features: FeaturesFn):
