@@ -20,7 +20,9 @@ initialised policy.
 `--budget_minutes` is the training time of a family in all parts together;
 running the command again continues from the last checkpoint (every
 `iterations_per_epoch` meta-iterations) until the budget or the paper's
-number of meta-iterations is reached. `--speed` measures sampling instead:
+number of meta-iterations is reached; the untrained policy's figures are
+kept in `random_init.json` beside the run, so later parts do not sample
+them again. `--speed` measures sampling instead:
 environment steps per second of tfmeta's batched rollouts against a plain
 Gymnasium loop over the same environments with the same policy, and one
 meta-iteration split into sampling, inner steps and outer update.
@@ -36,6 +38,7 @@ Prints tables, and as its last line one JSON object with the figures.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -45,6 +48,7 @@ import tensorflow as tf
 from absl import app, flags, logging
 
 import machine
+import result_cache
 
 from tfmeta import adaptation, evaluation, rl
 from tfmeta.rl import figures, recipes, training
@@ -98,6 +102,7 @@ PAPER_TASKS = {
     "halfcheetah_dir": lambda draw: np.where(draw(0.0, 2.0, size=(40, 1)) < 1.0, -1.0, 1.0),
 }
 RESULT_FILES = {"test": "metrics.json", "train": "validation.json", "paper": "paper_tasks.json"}
+RANDOM_INIT_FILE = "random_init.json"  # the untrained policy's evaluations, by their settings
 
 
 # Mean return over 40 test tasks after 0, 1, 2, 3 steps (None: not published).
@@ -122,6 +127,16 @@ def family_options(name: str) -> dict:
     return {} if name == "navigation_2d" else {"observation": FLAGS.observation}
 
 
+def build_learner(name: str) -> rl.PolicyMAML:
+    """The family's recipe with this command's seed, observation and evaluation settings."""
+    overrides = {"baseline_fit": FLAGS.baseline_fit}
+    if FLAGS.eval_learning_rates:
+        overrides["eval_inner_learning_rate"] = [float(x) for x in FLAGS.eval_learning_rates]
+    return recipes.build_learner(
+        name, seed=FLAGS.seed, family_options=family_options(name), **overrides
+    )
+
+
 def evaluation_tasks(family: rl.TaskFamily) -> tf.Tensor:
     """The held-out test tasks; with `--eval_split=train` other training tasks; with
     `--eval_split=paper` the paper's test-script tasks."""
@@ -141,6 +156,33 @@ def held_out_returns(learner: rl.PolicyMAML) -> tuple[list[dict], list]:
     ], samplings
 
 
+def random_init_returns(name: str, directory: str) -> list[dict]:
+    """`held_out_returns` of the family's untrained policy, kept in the run directory.
+
+    The untrained policy's weights, the evaluation tasks and their rollouts are
+    all seeded, so the figure depends on the settings alone (up to the float
+    rounding of threaded reductions): a run in several parts computes it once
+    (for Ant, minutes of sampling) and reads it back after.
+    """
+    learner = build_learner(name)
+    config = learner.get_config()
+    digest = hashlib.sha256()
+    for weight in learner.policy.get_weights():
+        digest.update(np.ascontiguousarray(weight).tobytes())
+    settings = {
+        # The learner's own and its layers' names vary with what the process built before.
+        "learner": {key: value for key, value in config.items() if key not in ("name", "policy")},
+        "policy_weights_sha256": digest.hexdigest(),
+        "seed": FLAGS.seed,
+        "eval_split": FLAGS.eval_split,
+        "eval_tasks": FLAGS.eval_tasks,
+        "eval_seed": EVAL_SEED,
+    }
+    return result_cache.cached(
+        os.path.join(directory, RANDOM_INIT_FILE), settings, lambda: held_out_returns(learner)[0]
+    )
+
+
 def _format(entry) -> str:
     if entry is None:
         return "-"
@@ -154,13 +196,7 @@ def run_family(name: str) -> dict:
     directory = os.path.join(FLAGS.run_dir, name)
     # Test-task results in metrics.json; other splits' results apart (RESULT_FILES).
     metrics_path = os.path.join(directory, RESULT_FILES[FLAGS.eval_split])
-    overrides = {"baseline_fit": FLAGS.baseline_fit}
-    if FLAGS.eval_learning_rates:
-        overrides["eval_inner_learning_rate"] = [float(x) for x in FLAGS.eval_learning_rates]
-    learner = recipes.build_learner(
-        name, seed=FLAGS.seed, family_options=family_options(name), **overrides
-    )
-    random_init, _ = held_out_returns(learner)  # the same protocol from the untrained policy
+    learner = build_learner(name)
     budget = None if FLAGS.budget_minutes is None else 60 * FLAGS.budget_minutes
     run = training.train(
         learner,
@@ -175,6 +211,8 @@ def run_family(name: str) -> dict:
     start = time.perf_counter()
     maml, samplings = held_out_returns(learner)
     print(f"  evaluated in {time.perf_counter() - start:.0f} s", flush=True)
+    # After training, which refuses a directory holding another family's run before writing.
+    random_init = random_init_returns(name, directory)  # the same protocol, untrained
     if name == "navigation_2d":
         goals = evaluation_tasks(learner.family).numpy()
         figures.plot_navigation_adaptation(
@@ -250,7 +288,7 @@ def _plain_loop_steps_per_second(family, policy, tasks: np.ndarray, rollouts: in
 def measure_speed(name: str) -> dict:
     """Sampling speed against a plain Gymnasium loop, and one meta-iteration by part."""
     recipe = recipes.get(name)
-    learner = recipes.build_learner(name, seed=FLAGS.seed, family_options=family_options(name))
+    learner = build_learner(name)
     family = learner.family
     tasks = family.sample_tasks(FLAGS.speed_tasks, seed=0)
     params = TaskBatchedModel.tile(adaptation.initial_weights(learner.policy)[0], len(tasks))
