@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from tfmeta.argument_validation import check_choice
 from tfmeta.data.preprocessing import ImagePreprocessing
 from tfmeta.exporters.saved_model import export_saved_model
 from tfmeta.exporters.tflite import export_tflite
@@ -55,8 +56,7 @@ def export(
     tfmeta.exporters.export(maml, "export/omniglot", format="saved_model", ways=5, shots=1)
     ```
     """
-    if format not in FORMATS:
-        raise ValueError(f"Expected `format` to be one of {FORMATS}. Received: format={format!r}")
+    check_choice("format", format, FORMATS)
     destination = os.fspath(destination)
     if format == "saved_model":
         return export_saved_model(

@@ -1,10 +1,13 @@
-"""The checks of counts and step sizes that learners, data, checkpoints and meta-RL share."""
+"""The checks of counts, step sizes and choices that learners, data, checkpoints and meta-RL
+share."""
 
 import numpy as np
 import pytest
 
 from tfmeta import rl
-from tfmeta.argument_validation import check_integer, check_learning_rate
+import tfmeta
+from tfmeta.argument_validation import check_choice, check_integer, check_learning_rate
+from tfmeta.exporters import export_command
 
 
 @pytest.mark.parametrize("value, minimum", [(1, 1), (7, 1), (0, 0), (2, 2), (np.int64(3), 1)])
@@ -50,3 +53,25 @@ def test_gradient_learners_and_policy_maml_share_the_rate_check():
     with pytest.raises(ValueError, match=r"^Expected `inner_learning_rate` to be a finite float"):
         rl.PolicyMAML(rl.gaussian_mlp_policy(2, 2), rl.Navigation2D(),
                       inner_learning_rate=-1.0)
+
+
+@pytest.mark.parametrize("choices", [("sgd", "adam"), ["sgd", "adam"], {"sgd": 0, "adam": 1}])
+def test_a_choice_comes_back_and_anything_else_is_refused_naming_the_choices(choices):
+    assert check_choice("inner_optimizer", "adam", choices) == "adam"
+    for value in ("rmsprop", None, ["sgd"]):
+        message = f"Expected `inner_optimizer` to be one of ['sgd', 'adam']. Received: " \
+                  f"inner_optimizer={value!r}"
+        with pytest.raises(ValueError) as error:
+            check_choice("inner_optimizer", value, choices)
+        assert str(error.value) == message
+
+
+def test_learners_models_and_exporters_share_the_choice_check():
+    """Options named by strings are refused in one wording wherever they are taken."""
+    net = tfmeta.models.conv4((28, 28, 1), num_classes=5)
+    with pytest.raises(ValueError, match=r"^Expected `inner_optimizer` to be one of \['sgd', "):
+        tfmeta.Reptile(net, inner_optimizer="rmsprop")
+    with pytest.raises(ValueError, match=r"^Expected `normalization` to be one of \["):
+        tfmeta.models.conv4((28, 28, 1), num_classes=5, normalization="instance")
+    with pytest.raises(ValueError, match=r"^Expected `format` to be one of \['saved_model', "):
+        export_command.export(tfmeta.MAML(net), "unused", format="onnx", ways=5, shots=1)

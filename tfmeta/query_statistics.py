@@ -40,6 +40,7 @@ import keras
 import tensorflow as tf
 
 from tfmeta import adaptation, fused_batch_norm
+from tfmeta.argument_validation import check_choice
 from tfmeta.layers import task_normalization
 
 SUPPORT = "support"
@@ -52,12 +53,7 @@ _SUPPORT_MODES = (SUPPORT, SUPPORT_INSTANCE)
 
 def check_mode(value: Any) -> str:
     """Returns `value` unless it is not one of `MODES`."""
-    if value not in MODES:
-        raise ValueError(
-            f"Expected `query_statistics` to be one of {list(MODES)}. "
-            f"Received: query_statistics={value!r}"
-        )
-    return value
+    return check_choice("query_statistics", value, MODES)
 
 
 def batch_norm_layers(model: keras.Model) -> list[keras.layers.BatchNormalization]:

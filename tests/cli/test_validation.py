@@ -16,7 +16,7 @@ def test_keep_best_saves_only_on_improvement():
     lower = validation.KeepBest("val_loss", "min", save=lambda: None, best=0.3, best_epoch=2)
     lower.on_epoch_end(3, {"val_loss": 0.4})
     assert (lower.best, lower.best_epoch) == (0.3, 2)
-    with pytest.raises(ValueError, match=r"mode to be one of \['max', 'min'\]\. Received: mode="):
+    with pytest.raises(ValueError, match=r"`mode` to be one of \['max', 'min'\]\. Received: mode="):
         validation.KeepBest("val_loss", "up", save=lambda: None)
 
 

@@ -181,7 +181,7 @@ def test_more_ways_than_classes_is_an_error(toy_class_images):
         ),
         (
             dict(ways=5, shots=1, queries=1, on_short_class="pad"),
-            r"on_short_class to be one of \['raise', 'skip'\]\. Received: on_short_class='pad'",
+            r"`on_short_class` to be one of \['raise', 'skip'\]\. Received: on_short_class='pad'",
         ),
     ],
 )

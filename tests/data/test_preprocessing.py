@@ -34,7 +34,7 @@ def test_floats_in_unit_range_and_2d_images_are_accepted():
         (dict(channels=2), r"channels to be 1 \(grayscale\) or 3 \(RGB\)\. Received: channels=2"),
         (
             dict(resize_method="cubic"),
-            r"resize_method to be one of .*Received: resize_method='cubic'",
+            r"`resize_method` to be one of .*Received: resize_method='cubic'",
         ),
     ],
 )

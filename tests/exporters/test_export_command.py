@@ -32,7 +32,7 @@ def test_tflite_format_writes_a_file(tmp_path, sinusoid_learner):
 
 
 def test_bad_options_are_rejected(tmp_path, sinusoid_learner):
-    with pytest.raises(ValueError, match="`format` to be one of \\('saved_model', 'tflite'\\)"):
+    with pytest.raises(ValueError, match="`format` to be one of \\['saved_model', 'tflite'\\]"):
         export_command.export(sinusoid_learner, tmp_path, format="onnx", ways=None, shots=10)
     with pytest.raises(ValueError, match="no `version` for format='tflite'"):
         export_command.export(sinusoid_learner, tmp_path, format="tflite", ways=None, shots=10,

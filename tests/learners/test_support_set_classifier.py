@@ -107,7 +107,7 @@ def test_invalid_arguments_are_refused():
         tfmeta.R2D2(net, ways=0)
     with pytest.raises(ValueError, match="Expected `l2` to be a finite float > 0"):
         tfmeta.R2D2(net, l2=0.0)
-    with pytest.raises(ValueError, match=r"Expected `head` to be one of \('ridge', 'logistic'\)"):
+    with pytest.raises(ValueError, match=r"Expected `head` to be one of \['ridge', 'logistic'\]"):
         tfmeta.R2D2(net, head="lasso")
     for steps in (0, 2.0, True):
         with pytest.raises(ValueError, match="Expected `newton_steps` to be an integer >= 1"):

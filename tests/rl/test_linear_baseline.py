@@ -73,5 +73,5 @@ def test_previous_task_values_come_from_the_previous_tasks_fit():
 
 
 def test_an_unknown_fit_is_refused():
-    with pytest.raises(ValueError, match=r"`fit_on` to be one of \('own_task', 'previous_task'\)"):
+    with pytest.raises(ValueError, match=r"`fit_on` to be one of \['own_task', 'previous_task'\]"):
         LinearFeatureBaseline(fit_on="all_tasks")

@@ -75,5 +75,5 @@ def test_the_observation_is_part_of_the_familys_config(family_class):
 
 
 def test_an_unknown_observation_is_refused():
-    with pytest.raises(ValueError, match=r"`observation` to be one of \('rllab', 'gymnasium'\)"):
+    with pytest.raises(ValueError, match=r"`observation` to be one of \['rllab', 'gymnasium'\]"):
         HalfCheetahVelocity(observation="pixels")

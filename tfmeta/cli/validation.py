@@ -19,6 +19,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from tfmeta.argument_validation import check_choice
+
 MODES = ("max", "min")
 
 
@@ -71,10 +73,8 @@ class KeepBest(keras.callbacks.Callback):
         best_epoch: int | None = None,
     ):
         super().__init__()
-        if mode not in MODES:
-            raise ValueError(f"Expected mode to be one of {list(MODES)}. Received: mode={mode!r}")
         self.monitor = monitor
-        self.mode = mode
+        self.mode = check_choice("mode", mode, MODES)
         self.save = save
         self.best = best
         self.best_epoch = best_epoch

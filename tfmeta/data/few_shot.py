@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from tfmeta.argument_validation import check_choice
 from tfmeta.data.class_images import ClassImages
 from tfmeta.data.episode import QUERY_X, QUERY_Y, SUPPORT_X, SUPPORT_Y, episode_spec
 from tfmeta.data.pipeline_options import without_autotune_thread
@@ -191,11 +192,7 @@ class FewShotEpisodes:
                     f"whole tasks only). Received: num_episodes={num_episodes}, "
                     f"meta_batch_size={meta_batch_size}"
                 )
-        if on_short_class not in SHORT_CLASS_POLICIES:
-            raise ValueError(
-                f"Expected on_short_class to be one of {list(SHORT_CLASS_POLICIES)}. "
-                f"Received: on_short_class={on_short_class!r}"
-            )
+        check_choice("on_short_class", on_short_class, SHORT_CLASS_POLICIES)
         eligible = self._eligible_classes(ways, shots + queries, on_short_class)
         if seed is None:
             seed = int(np.random.SeedSequence().entropy % (2**63))

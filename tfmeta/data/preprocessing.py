@@ -6,6 +6,7 @@ import dataclasses
 
 import tensorflow as tf
 
+from tfmeta.argument_validation import check_choice
 from tfmeta.data import pixels as pixels_lib
 
 INPUT_CHANNELS = (1, 3, 4)  # grayscale, RGB, RGBA
@@ -61,11 +62,7 @@ class ImagePreprocessing:
                 "Expected channels to be 1 (grayscale) or 3 (RGB). "
                 f"Received: channels={self.channels!r}"
             )
-        if self.resize_method not in RESIZE_METHODS:
-            raise ValueError(
-                f"Expected resize_method to be one of {list(RESIZE_METHODS)}. "
-                f"Received: resize_method={self.resize_method!r}"
-            )
+        check_choice("resize_method", self.resize_method, RESIZE_METHODS)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from tfmeta import adaptation
 from tfmeta import query_statistics as query_statistics_lib
-from tfmeta.argument_validation import check_integer
+from tfmeta.argument_validation import check_choice, check_integer
 from tfmeta.learners import padded_episodes
 from tfmeta.learners.gradient_learner import GradientLearner
 
@@ -157,11 +157,9 @@ class MAML(GradientLearner):
         self.multi_step_loss_iterations = check_integer(
             "multi_step_loss_iterations", multi_step_loss_iterations, minimum=0
         )
-        if learned_inner_learning_rates not in LEARNED_RATE_KINDS:
-            raise ValueError(
-                f"Expected `learned_inner_learning_rates` to be one of {list(LEARNED_RATE_KINDS)}. "
-                f"Received: learned_inner_learning_rates={learned_inner_learning_rates!r}"
-            )
+        check_choice(
+            "learned_inner_learning_rates", learned_inner_learning_rates, LEARNED_RATE_KINDS
+        )
         if learned_inner_learning_rates == PER_LAYER_PER_STEP and self.inner_steps < 1:
             raise ValueError(
                 "Expected inner_steps >= 1 with learned_inner_learning_rates="
@@ -409,12 +407,7 @@ def _with_statistics(
 
 def _check_head_initialization(value) -> str:
     """Returns `value` unless it is not one of `HEAD_INITIALIZATIONS`."""
-    if value not in HEAD_INITIALIZATIONS:
-        raise ValueError(
-            f"Expected `head_initialization` to be one of {list(HEAD_INITIALIZATIONS)}. "
-            f"Received: head_initialization={value!r}"
-        )
-    return value
+    return check_choice("head_initialization", value, HEAD_INITIALIZATIONS)
 
 
 def _final_dense_indices(model: keras.Model) -> list[int]:

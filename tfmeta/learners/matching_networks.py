@@ -6,7 +6,7 @@ import keras
 import tensorflow as tf
 
 from tfmeta import query_statistics as query_statistics_lib
-from tfmeta.argument_validation import check_integer
+from tfmeta.argument_validation import check_choice, check_integer
 from tfmeta.learners import support_set_classifier
 from tfmeta.learners.n_way import flatten
 
@@ -112,12 +112,7 @@ class MatchingNetworks(support_set_classifier.SupportSetClassifier):
         **kwargs,
     ):
         super().__init__(model, ways=ways, query_statistics=query_statistics, **kwargs)
-        if similarity not in SIMILARITIES:
-            raise ValueError(
-                f"Expected `similarity` to be one of {SIMILARITIES}. Received: "
-                f"similarity={similarity!r}"
-            )
-        self.similarity = similarity
+        self.similarity = check_choice("similarity", similarity, SIMILARITIES)
         if not isinstance(full_context_embeddings, bool):
             raise ValueError(
                 "Expected `full_context_embeddings` to be a bool. Received: "

@@ -15,7 +15,7 @@ import keras
 import tensorflow as tf
 
 from tfmeta import query_statistics as query_statistics_lib
-from tfmeta.argument_validation import check_integer
+from tfmeta.argument_validation import check_choice, check_integer
 from tfmeta.learners import support_set_classifier
 from tfmeta.learners.n_way import flatten
 
@@ -172,8 +172,7 @@ def _finite(name: str, value) -> float:
 
 def _checked_head(head, newton_steps) -> tuple[str, int | None]:
     """`(head, newton_steps)`, the steps defaulted for the logistic head; bad values raise."""
-    if head not in HEADS:
-        raise ValueError(f"Expected `head` to be one of {HEADS}. Received: head={head!r}")
+    check_choice("head", head, HEADS)
     if head == RIDGE:
         if newton_steps is not None:
             raise ValueError(

@@ -7,7 +7,7 @@ import tensorflow as tf
 
 from tfmeta import adaptation
 from tfmeta import query_statistics as query_statistics_lib
-from tfmeta.argument_validation import check_integer
+from tfmeta.argument_validation import check_choice, check_integer
 from tfmeta.learners import padded_episodes
 from tfmeta.learners.gradient_learner import GradientLearner
 
@@ -129,11 +129,7 @@ class Reptile(GradientLearner):
         seed: int | None = None,
         **kwargs,
     ):
-        if inner_optimizer not in INNER_OPTIMIZERS:
-            raise ValueError(
-                f"Expected `inner_optimizer` to be one of {list(INNER_OPTIMIZERS)}. "
-                f"Received: inner_optimizer={inner_optimizer!r}"
-            )
+        check_choice("inner_optimizer", inner_optimizer, INNER_OPTIMIZERS)
         if carry_inner_moments and inner_optimizer != "adam":
             raise ValueError(
                 "Expected inner_optimizer='adam' with `carry_inner_moments=True` (plain SGD "

@@ -6,6 +6,7 @@ import functools
 
 import keras
 
+from tfmeta.argument_validation import check_choice
 from tfmeta.layers import GroupNormalization, TaskNormalization
 
 NORMALIZATIONS = {
@@ -61,11 +62,7 @@ def conv4(
     logits = net(tf.zeros((2, 28, 28, 1)))  # shape (2, 5)
     ```
     """
-    if normalization not in NORMALIZATIONS:
-        raise ValueError(
-            f"Expected `normalization` to be one of {list(NORMALIZATIONS)}. "
-            f"Received: normalization={normalization!r}"
-        )
+    check_choice("normalization", normalization, NORMALIZATIONS)
     inputs = keras.Input(input_shape)
     x = inputs
     for block in range(4):

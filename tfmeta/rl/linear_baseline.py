@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import tensorflow as tf
 
+from tfmeta.argument_validation import check_choice
+
 FITS = ("own_task", "previous_task")
 
 
@@ -45,10 +47,8 @@ class LinearFeatureBaseline:
             raise ValueError(
                 f"Expected `regularization` >= 0. Received: regularization={regularization!r}"
             )
-        if fit_on not in FITS:
-            raise ValueError(f"Expected `fit_on` to be one of {FITS}. Received: fit_on={fit_on!r}")
         self.regularization = float(regularization)
-        self.fit_on = fit_on
+        self.fit_on = check_choice("fit_on", fit_on, FITS)
 
     def features(self, observations: tf.Tensor) -> tf.Tensor:
         """`[..., T, observation_dim]` -> `[..., T, 2 * observation_dim + 4]`, in float64."""

@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
+from tfmeta.argument_validation import check_choice
 from tfmeta.rl.gymnasium_family import GymnasiumTaskFamily
 
 OBSERVATIONS = ("rllab", "gymnasium")
@@ -58,12 +59,7 @@ class LocomotionFamily(GymnasiumTaskFamily):
     def __init__(
         self, horizon: int = 200, max_environments: int | None = None, observation: str = "rllab"
     ):
-        if observation not in OBSERVATIONS:
-            raise ValueError(
-                f"Expected `observation` to be one of {OBSERVATIONS}. "
-                f"Received: observation={observation!r}"
-            )
-        self.observation = observation
+        self.observation = check_choice("observation", observation, OBSERVATIONS)
         super().__init__(horizon=horizon, max_environments=max_environments)
 
     def wrap_environment(self, env):
