@@ -84,6 +84,7 @@ def run_meta_rl(run_dir: Path) -> dict:
     return json.loads(result.stdout.strip().splitlines()[-1])[0]
 
 
+@pytest.mark.slow  # two benchmark processes, 20 s each
 def test_a_continued_meta_rl_run_reads_the_untrained_policys_figures_back(tmp_path):
     first = run_meta_rl(tmp_path)
     kept = tmp_path / "navigation_2d" / "random_init.json"
