@@ -33,7 +33,9 @@ They observe as rllab's did unless `--observation=gymnasium`; a run keeps
 the observation it started with (the runs kept in
 `benchmarks/meta_rl_runs/gymnasium_observation/` continue with
 `--observation=gymnasium --run_dir=benchmarks/meta_rl_runs/gymnasium_observation`).
-Prints tables, and as its last line one JSON object with the figures.
+Prints tables (where a task is one number, a velocity or a direction, also the
+trained policy's returns by task value), and as its last line one JSON object
+with the figures, each task's returns included.
 """
 
 from __future__ import annotations
@@ -147,13 +149,15 @@ def evaluation_tasks(family: rl.TaskFamily) -> tf.Tensor:
     return family.sample_tasks(FLAGS.eval_tasks, seed=seed, split=FLAGS.eval_split)
 
 
-def held_out_returns(learner: rl.PolicyMAML) -> tuple[list[dict], list]:
-    """Mean return with 95% CI over the evaluation tasks after 0..3 steps, and the rollouts."""
-    samplings = learner.adaptation_rollouts(evaluation_tasks(learner.family), seed=EVAL_SEED + 1)
+def held_out_returns(learner: rl.PolicyMAML) -> tuple[list[dict], dict, list]:
+    """Mean return with 95% CI over the evaluation tasks after 0..3 steps, each task's
+    (`{"tasks": [tasks, task_dim], "returns": [tasks, steps]}`), and the rollouts."""
+    tasks = evaluation_tasks(learner.family)
+    samplings = learner.adaptation_rollouts(tasks, seed=EVAL_SEED + 1)
     returns = np.stack([np.mean(r.returns(), axis=1) for r in samplings], axis=1)
-    return [
-        evaluation.mean_and_ci95(returns[:, step]) for step in range(returns.shape[1])
-    ], samplings
+    summary = [evaluation.mean_and_ci95(returns[:, step]) for step in range(returns.shape[1])]
+    per_task = {"tasks": tasks.numpy().tolist(), "returns": returns.tolist()}
+    return summary, per_task, samplings
 
 
 def random_init_returns(name: str, directory: str) -> list[dict]:
@@ -209,7 +213,7 @@ def run_family(name: str) -> dict:
         verbose=2,
     )
     start = time.perf_counter()
-    maml, samplings = held_out_returns(learner)
+    maml, per_task, samplings = held_out_returns(learner)
     print(f"  evaluated in {time.perf_counter() - start:.0f} s", flush=True)
     # After training, which refuses a directory holding another family's run before writing.
     random_init = random_init_returns(name, directory)  # the same protocol, untrained
@@ -232,6 +236,7 @@ def run_family(name: str) -> dict:
         "eval_split": FLAGS.eval_split,
         "eval_learning_rates": learner.eval_learning_rates,
         "maml": maml,
+        "maml_per_task": per_task,
         "random_init": random_init,
         "paper": PAPER.get(name, {}),
         "processor": machine.processor(),
@@ -262,6 +267,45 @@ def print_returns(results: list[dict]) -> None:
             print(
                 f"{result['family']:16} {'paper ' + source:28} "
                 + " ".join(f"{_format(v):>16}" for v in values)
+            )
+
+
+def task_groups(tasks: np.ndarray, returns: np.ndarray, groups: int = 4) -> list[dict]:
+    """Mean return after each step over tasks of similar value (1-D tasks): one group per value
+    if there are at most `groups` (directions), else `groups` quantile groups (velocities)."""
+    values = tasks[:, 0]
+    distinct = np.unique(values)
+    if len(distinct) <= groups:
+        members = [values == value for value in distinct]
+    else:
+        order = np.argsort(values, kind="stable")
+        shares = np.array_split(order, groups)
+        members = [np.isin(np.arange(len(values)), share) for share in shares]
+    return [
+        {
+            "task_from": float(values[member].min()),
+            "task_to": float(values[member].max()),
+            "tasks": int(member.sum()),
+            "mean_returns": returns[member].mean(axis=0).tolist(),
+        }
+        for member in members
+    ]
+
+
+def print_by_task(results: list[dict]) -> None:
+    """The trained policy's returns by task value, where a task is one number."""
+    for result in results:
+        tasks = np.asarray(result["maml_per_task"]["tasks"])
+        if tasks.shape[1] != 1:
+            continue
+        returns = np.asarray(result["maml_per_task"]["returns"])
+        print(f"\n{result['family']}: tfmeta MAML's mean return by task, after N steps")
+        print(f"{'task':>12} {'tasks':>6} " + " ".join(f"{n:>8}" for n in range(returns.shape[1])))
+        for group in task_groups(tasks, returns):
+            span = f"{group['task_from']:.2f}-{group['task_to']:.2f}"
+            print(
+                f"{span:>12} {group['tasks']:6d} "
+                + " ".join(f"{value:8.1f}" for value in group["mean_returns"])
             )
 
 
@@ -369,6 +413,7 @@ def main(argv):
     else:
         results = [run_family(name) for name in FLAGS.families]
         print_returns(results)
+        print_by_task(results)
     print(json.dumps(results))
 
 
