@@ -51,6 +51,7 @@ from absl import app, flags, logging
 
 import machine
 import result_cache
+import task_groups
 
 from tfmeta import adaptation, evaluation, rl
 from tfmeta.rl import figures, recipes, training
@@ -270,28 +271,6 @@ def print_returns(results: list[dict]) -> None:
             )
 
 
-def task_groups(tasks: np.ndarray, returns: np.ndarray, groups: int = 4) -> list[dict]:
-    """Mean return after each step over tasks of similar value (1-D tasks): one group per value
-    if there are at most `groups` (directions), else `groups` quantile groups (velocities)."""
-    values = tasks[:, 0]
-    distinct = np.unique(values)
-    if len(distinct) <= groups:
-        members = [values == value for value in distinct]
-    else:
-        order = np.argsort(values, kind="stable")
-        shares = np.array_split(order, groups)
-        members = [np.isin(np.arange(len(values)), share) for share in shares]
-    return [
-        {
-            "task_from": float(values[member].min()),
-            "task_to": float(values[member].max()),
-            "tasks": int(member.sum()),
-            "mean_returns": returns[member].mean(axis=0).tolist(),
-        }
-        for member in members
-    ]
-
-
 def print_by_task(results: list[dict]) -> None:
     """The trained policy's returns by task value, where a task is one number."""
     for result in results:
@@ -301,7 +280,7 @@ def print_by_task(results: list[dict]) -> None:
         returns = np.asarray(result["maml_per_task"]["returns"])
         print(f"\n{result['family']}: tfmeta MAML's mean return by task, after N steps")
         print(f"{'task':>12} {'tasks':>6} " + " ".join(f"{n:>8}" for n in range(returns.shape[1])))
-        for group in task_groups(tasks, returns):
+        for group in task_groups.by_value(tasks, returns):
             span = f"{group['task_from']:.2f}-{group['task_to']:.2f}"
             print(
                 f"{span:>12} {group['tasks']:6d} "

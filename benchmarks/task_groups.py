@@ -1,0 +1,31 @@
+"""A family's per-task returns grouped by task value, where a task is one number.
+
+A mean over 40 tasks hides where a policy falls short; `benchmarks/meta_rl.py`
+prints the groups beside it (velocities in quarters, directions one by one).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def by_value(tasks: np.ndarray, returns: np.ndarray, groups: int = 4) -> list[dict]:
+    """Mean return after each step over tasks of similar value (1-D tasks): one group per value
+    if there are at most `groups` (directions), else `groups` quantile groups (velocities)."""
+    values = tasks[:, 0]
+    distinct = np.unique(values)
+    if len(distinct) <= groups:
+        members = [values == value for value in distinct]
+    else:
+        order = np.argsort(values, kind="stable")
+        shares = np.array_split(order, groups)
+        members = [np.isin(np.arange(len(values)), share) for share in shares]
+    return [
+        {
+            "task_from": float(values[member].min()),
+            "task_to": float(values[member].max()),
+            "tasks": int(member.sum()),
+            "mean_returns": returns[member].mean(axis=0).tolist(),
+        }
+        for member in members
+    ]
