@@ -281,7 +281,9 @@ def print_by_task(results: list[dict]) -> None:
         print(f"\n{result['family']}: tfmeta MAML's mean return by task, after N steps")
         print(f"{'task':>12} {'tasks':>6} " + " ".join(f"{n:>8}" for n in range(returns.shape[1])))
         for group in task_groups.by_value(tasks, returns):
-            span = f"{group['task_from']:.2f}-{group['task_to']:.2f}"
+            span = f"{group['task_from']:.2f}"
+            if group["task_to"] != group["task_from"]:
+                span += f"-{group['task_to']:.2f}"
             print(
                 f"{span:>12} {group['tasks']:6d} "
                 + " ".join(f"{value:8.1f}" for value in group["mean_returns"])
