@@ -54,6 +54,7 @@ import result_cache
 import task_groups
 
 from tfmeta import adaptation, evaluation, rl
+from tfmeta.data.temporary_files import write_atomically
 from tfmeta.rl import figures, recipes, training
 from tfmeta.rl.task_batched import TaskBatchedModel
 
@@ -242,9 +243,7 @@ def run_family(name: str) -> dict:
         "paper": PAPER.get(name, {}),
         "processor": machine.processor(),
     }
-    with open(metrics_path + ".tmp", "w") as f:
-        json.dump(result, f, indent=1)
-    os.replace(metrics_path + ".tmp", metrics_path)
+    write_atomically(metrics_path, json.dumps(result, indent=1))
     return result
 
 

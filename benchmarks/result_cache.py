@@ -10,10 +10,11 @@ when the settings match, so later parts read it instead of computing it again.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any, Callable
 
 from absl import logging
+
+from tfmeta.data.temporary_files import write_atomically
 
 
 def _canonical(value: Any) -> Any:
@@ -50,8 +51,9 @@ def cached(path: str, settings: dict, compute: Callable[[], Any]) -> Any:
         compute: computes the result (JSON-serialisable) when none is kept.
 
     Results for other settings stay in the file, so switching between
-    settings computes each once. The file is replaced atomically, so a crash
-    mid-write leaves the previous one.
+    settings computes each once. The file is replaced atomically
+    (`tfmeta.data.temporary_files.write_atomically`), so a crash mid-write leaves the
+    previous one.
     """
     key = _canonical(settings)
     entries = _entries(path)
@@ -60,7 +62,5 @@ def cached(path: str, settings: dict, compute: Callable[[], Any]) -> Any:
             return entry["result"]
     result = _canonical(compute())  # as a later part will read it back
     entries.append({"settings": key, "result": result})
-    with open(path + ".tmp", "w") as file:
-        json.dump(entries, file, indent=1)
-    os.replace(path + ".tmp", path)
+    write_atomically(path, json.dumps(entries, indent=1))
     return result

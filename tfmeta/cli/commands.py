@@ -104,7 +104,7 @@ def _trim_history(path: pathlib.Path, epochs: int) -> None:
             kept.append(row)
     text = io.StringIO()
     csv.writer(text).writerows(kept)  # the "\r\n" rows of CSVLogger
-    reporting.write_atomically(path, text.getvalue())
+    temporary_files.write_atomically(path, text.getvalue())
 
 
 @contextlib.contextmanager
@@ -149,10 +149,10 @@ def _train(options: RunOptions, strategy) -> dict:
     run_directory.check_train_directory(str(output_dir))  # also for callers other than main
     run_directory.mark(output_dir)  # first: a killed run is still recognised as a run
     temporary_files.remove_stale_temporaries(output_dir)
-    reporting.write_atomically(
+    temporary_files.write_atomically(
         options_lib.run_file(output_dir), options_lib.saved_options_text(options)
     )
-    reporting.write_atomically(output_dir / "README.md", reporting.RUN_README)
+    temporary_files.write_atomically(output_dir / "README.md", reporting.RUN_README)
 
     checkpoint_dir = output_dir / options_lib.CHECKPOINT_DIR
     checkpointing.remove_leftovers(checkpoint_dir)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 import pathlib
 from typing import Any
 
@@ -50,23 +49,6 @@ Written by `tfmeta train`; `tfmeta evaluate` and `tfmeta export` read it.
 """
 
 
-def write_atomically(path: pathlib.Path, text: str) -> None:
-    """Writes `text` to `path` through a temporary file and a rename; a failure keeps `path`.
-
-    A kill can leave the temporary (`tfmeta.data.temporary_files`); `train`
-    removes such leftovers when it starts.
-    """
-    temporary = temporary_files.temporary_path(path)
-    try:
-        try:
-            temporary.write_text(text)
-            os.replace(temporary, path)
-        finally:
-            temporary.unlink(missing_ok=True)
-    except OSError as error:  # name the file, not its temporary
-        raise OSError(error.errno, error.strerror or str(error), str(path)) from error
-
-
 def read_metrics(output_dir: pathlib.Path) -> dict[str, Any]:
     """The run's `metrics.json`, or `{}` if there is none.
 
@@ -89,7 +71,9 @@ def read_metrics(output_dir: pathlib.Path) -> dict[str, Any]:
 
 
 def _write_metrics(output_dir: pathlib.Path, metrics: dict[str, Any]) -> None:
-    write_atomically(output_dir / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
+    temporary_files.write_atomically(
+        output_dir / METRICS_FILE, json.dumps(metrics, indent=2) + "\n"
+    )
 
 
 def record_divergence(
@@ -214,7 +198,7 @@ def report(
         "figures": written,
     }
     metrics_path = directory / (METRICS_FILE if name is None else f"{name}.json")
-    write_atomically(metrics_path, json.dumps(metrics, indent=2) + "\n")
+    temporary_files.write_atomically(metrics_path, json.dumps(metrics, indent=2) + "\n")
     after = f" after {result['inner_steps']} step(s)" if "inner_steps" in result else ""
     if options.algorithm == "cnp":
         nll, score = result["query_loss_after_adaptation"], result["query_mse_of_mean"]

@@ -35,6 +35,24 @@ def temporary_path(final: str | os.PathLike, suffix: str = "") -> Path:
     return final.parent / f".{final.name}.{_HOST}_{os.getpid()}.{uuid.uuid4().hex}.tmp{suffix}"
 
 
+def write_atomically(path: str | os.PathLike, text: str) -> None:
+    """Writes `text` to `path` through a temporary file and a rename; a failure keeps `path`.
+
+    A kill can leave the temporary (`temporary_path`), which
+    `remove_stale_temporaries` recognises; `tfmeta train` removes such leftovers
+    when it starts.
+    """
+    temporary = temporary_path(path)
+    try:
+        try:
+            temporary.write_text(text)
+            os.replace(temporary, path)
+        finally:
+            temporary.unlink(missing_ok=True)
+    except OSError as error:  # name the file, not its temporary
+        raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+
+
 def _is_running(pid: int) -> bool:
     try:
         os.kill(pid, 0)  # signal 0: only asks whether the process exists

@@ -28,18 +28,13 @@ from typing import Sequence
 import keras
 
 from tfmeta import checkpointing
+from tfmeta.data.temporary_files import write_atomically
 from tfmeta.rl.policy_maml import PolicyMAML
 
 CHECKPOINT_DIR = "checkpoints"
 HISTORY_FILE = "history.csv"
 CLOCK_FILE = "clock.json"
 FAMILY_FILE = "family.json"
-
-
-def _write_atomically(path: pathlib.Path, text: str) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    temporary.write_text(text)
-    os.replace(temporary, path)
 
 
 def read_clock(directory: str | os.PathLike) -> dict:
@@ -86,7 +81,7 @@ class TrainingClock(keras.callbacks.Callback):
             "meta_iterations": self.model.meta_iterations,
             "iterations_per_epoch": self.params["steps"],
         }
-        _write_atomically(self.directory / CLOCK_FILE, json.dumps(record))
+        write_atomically(self.directory / CLOCK_FILE, json.dumps(record))
         if self.budget_seconds is not None and self.total_seconds >= self.budget_seconds:
             self.model.stop_training = True
 
@@ -101,7 +96,7 @@ def _check_family(directory: pathlib.Path, config: dict) -> None:
     path = directory / FAMILY_FILE
     config = json.loads(json.dumps(config))  # as recorded: tuples become lists
     if not path.is_file():
-        _write_atomically(path, json.dumps(config))
+        write_atomically(path, json.dumps(config))
         return
     recorded = json.loads(path.read_text())
     if recorded != config:
@@ -124,7 +119,7 @@ def _trim_history(path: pathlib.Path, epochs: int) -> None:
     ]
     text = io.StringIO()
     csv.writer(text).writerows(kept)
-    _write_atomically(path, text.getvalue())
+    write_atomically(path, text.getvalue())
 
 
 def train(
