@@ -220,7 +220,7 @@ def run_family(name: str) -> dict:
     # After training, which refuses a directory holding another family's run before writing.
     random_init = random_init_returns(name, directory)  # the same protocol, untrained
     if name == "navigation_2d":
-        goals = evaluation_tasks(learner.family).numpy()
+        goals = np.asarray(per_task["tasks"])
         figures.plot_navigation_adaptation(
             samplings, goals, os.path.join(directory, "adaptation.png")
         )

@@ -15,16 +15,14 @@ def by_value(tasks: np.ndarray, returns: np.ndarray, groups: int = 4) -> list[di
     values = tasks[:, 0]
     distinct = np.unique(values)
     if len(distinct) <= groups:
-        members = [values == value for value in distinct]
+        members = [np.flatnonzero(values == value) for value in distinct]
     else:
-        order = np.argsort(values, kind="stable")
-        shares = np.array_split(order, groups)
-        members = [np.isin(np.arange(len(values)), share) for share in shares]
+        members = np.array_split(np.argsort(values, kind="stable"), groups)
     return [
         {
             "task_from": float(values[member].min()),
             "task_to": float(values[member].max()),
-            "tasks": int(member.sum()),
+            "tasks": len(member),
             "mean_returns": returns[member].mean(axis=0).tolist(),
         }
         for member in members

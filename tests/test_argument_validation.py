@@ -4,8 +4,8 @@ share."""
 import numpy as np
 import pytest
 
-from tfmeta import rl
 import tfmeta
+from tfmeta import rl
 from tfmeta.argument_validation import check_choice, check_integer, check_learning_rate
 from tfmeta.exporters import export_command
 
