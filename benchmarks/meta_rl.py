@@ -16,6 +16,7 @@ initialised policy.
     python benchmarks/meta_rl.py --speed --families=halfcheetah_vel,ant_dir
     python benchmarks/meta_rl.py --families=halfcheetah_vel --budget_minutes=1 \
         --run_dir=benchmarks/meta_rl_runs --eval_split=paper   # the paper's own test tasks
+    python benchmarks/meta_rl.py --families=halfcheetah_vel --learner=oracle --budget_minutes=60
 
 `--budget_minutes` is the training time of a family in all parts together;
 running the command again continues from the last checkpoint (every
@@ -26,6 +27,13 @@ them again. `--speed` measures sampling instead:
 environment steps per second of tfmeta's batched rollouts against a plain
 Gymnasium loop over the same environments with the same policy, and one
 meta-iteration split into sampling, inner steps and outer update.
+
+`--learner` trains the paper's baselines instead of MAML, with the same
+recipe and evaluation, in `--run_dir/<family>_<learner>/`: `pretrained`, one
+policy trained on all tasks without adaptation (TRPO on the training tasks'
+rollouts, `PolicyMAML(inner_steps=0)`), then fine-tuned by the evaluation's
+steps; `oracle`, the same with the task appended to the observation
+(`tfmeta.rl.TaskObserved`), evaluated without adaptation.
 
 The MuJoCo families run on Gymnasium's v5 environments and MuJoCo 3, not on
 the paper's rllab ones (see `tfmeta.rl.mujoco_families`): compare in kind.
@@ -90,6 +98,13 @@ flags.DEFINE_enum(
     "Each task's baseline fitted on its own rollouts, or on the previous task's as in the "
     "paper's code (tfmeta.rl.LinearFeatureBaseline); keep it when continuing a run.",
 )
+flags.DEFINE_enum(
+    "learner",
+    "maml",
+    ["maml", "pretrained", "oracle"],
+    "MAML, or one of the paper's baselines: one policy pretrained on all tasks (fine-tuned in "
+    "evaluation), or an oracle that observes the task (not adapted).",
+)
 flags.DEFINE_integer("seed", 0, "Seed of weights and training tasks.")
 flags.DEFINE_bool("speed", False, "Measure sampling speed and one meta-iteration instead.")
 flags.DEFINE_integer("speed_tasks", 40, "--speed: tasks of the measured meta-iteration.")
@@ -107,6 +122,12 @@ PAPER_TASKS = {
 }
 RESULT_FILES = {"test": "metrics.json", "train": "validation.json", "paper": "paper_tasks.json"}
 RANDOM_INIT_FILE = "random_init.json"  # the untrained policy's evaluations, by their settings
+# --learner: PolicyMAML arguments beside the recipe's, and whether the policy observes the task.
+LEARNERS = {
+    "maml": ({}, False),
+    "pretrained": ({"inner_steps": 0}, False),
+    "oracle": ({"inner_steps": 0, "eval_inner_steps": 0, "eval_inner_learning_rate": []}, True),
+}
 
 
 # Mean return over 40 test tasks after 0, 1, 2, 3 steps (None: not published).
@@ -132,13 +153,26 @@ def family_options(name: str) -> dict:
 
 
 def build_learner(name: str) -> rl.PolicyMAML:
-    """The family's recipe with this command's seed, observation and evaluation settings."""
+    """The family's recipe with this command's learner, seed, observation and evaluation
+    settings."""
+    learner_overrides, observe_task = LEARNERS[FLAGS.learner]
     overrides = {"baseline_fit": FLAGS.baseline_fit}
     if FLAGS.eval_learning_rates:
         overrides["eval_inner_learning_rate"] = [float(x) for x in FLAGS.eval_learning_rates]
+    overrides.update(learner_overrides)
     return recipes.build_learner(
-        name, seed=FLAGS.seed, family_options=family_options(name), **overrides
+        name,
+        seed=FLAGS.seed,
+        family_options=family_options(name),
+        observe_task=observe_task,
+        **overrides,
     )
+
+
+def run_directory(name: str) -> str:
+    """Where family `name`'s run of `--learner` is kept: MAML's under the family's name."""
+    folder = name if FLAGS.learner == "maml" else f"{name}_{FLAGS.learner}"
+    return os.path.join(FLAGS.run_dir, folder)
 
 
 def evaluation_tasks(family: rl.TaskFamily) -> tf.Tensor:
@@ -199,7 +233,7 @@ def _format(entry) -> str:
 
 def run_family(name: str) -> dict:
     recipe = recipes.get(name)
-    directory = os.path.join(FLAGS.run_dir, name)
+    directory = run_directory(name)
     # Test-task results in metrics.json; other splits' results apart (RESULT_FILES).
     metrics_path = os.path.join(directory, RESULT_FILES[FLAGS.eval_split])
     learner = build_learner(name)
@@ -215,10 +249,11 @@ def run_family(name: str) -> dict:
         verbose=2,
     )
     start = time.perf_counter()
-    maml, per_task, samplings = held_out_returns(learner)
+    returns, per_task, samplings = held_out_returns(learner)
     print(f"  evaluated in {time.perf_counter() - start:.0f} s", flush=True)
     # After training, which refuses a directory holding another family's run before writing.
-    random_init = random_init_returns(name, directory)  # the same protocol, untrained
+    # The same protocol, untrained (MAML's runs; a baseline's would repeat it).
+    random_init = random_init_returns(name, directory) if FLAGS.learner == "maml" else None
     if name == "navigation_2d":
         goals = np.asarray(per_task["tasks"])
         figures.plot_navigation_adaptation(
@@ -233,12 +268,13 @@ def run_family(name: str) -> dict:
         )
     result = {
         "family": name,
+        "learner": FLAGS.learner,
         "meta_iterations": run["meta_iterations"],
         "train_minutes": run["train_seconds"] / 60,
         "eval_split": FLAGS.eval_split,
         "eval_learning_rates": learner.eval_learning_rates,
-        "maml": maml,
-        "maml_per_task": per_task,
+        "returns": returns,
+        "per_task": per_task,
         "random_init": random_init,
         "paper": PAPER.get(name, {}),
         "processor": machine.processor(),
@@ -253,11 +289,14 @@ def print_returns(results: list[dict]) -> None:
     print(f"\nMean return over {FLAGS.eval_tasks} {which} tasks (95% CI), after N adaptation steps")
     print(f"{'family':16} {'source':28} {'0':>16} {'1':>16} {'2':>16} {'3':>16}")
     for result in results:
-        label = f"tfmeta MAML ({result['meta_iterations']} it, {result['train_minutes']:.0f} min)"
-        for source, values in [
-            (label, result["maml"]),
-            ("tfmeta random init", result["random_init"]),
-        ]:
+        label = (
+            f"tfmeta {result['learner']} ({result['meta_iterations']} it, "
+            f"{result['train_minutes']:.0f} min)"
+        )
+        rows = [(label, result["returns"])]
+        if result["random_init"] is not None:
+            rows.append(("tfmeta random init", result["random_init"]))
+        for source, values in rows:
             print(
                 f"{result['family']:16} {source:28} "
                 + " ".join(f"{_format(v):>16}" for v in values)
@@ -273,11 +312,12 @@ def print_returns(results: list[dict]) -> None:
 def print_by_task(results: list[dict]) -> None:
     """The trained policy's returns by task value, where a task is one number."""
     for result in results:
-        tasks = np.asarray(result["maml_per_task"]["tasks"])
+        tasks = np.asarray(result["per_task"]["tasks"])
         if tasks.shape[1] != 1:
             continue
-        returns = np.asarray(result["maml_per_task"]["returns"])
-        print(f"\n{result['family']}: tfmeta MAML's mean return by task, after N steps")
+        returns = np.asarray(result["per_task"]["returns"])
+        print(f"\n{result['family']}: tfmeta {result['learner']}'s mean return by task, "
+              "after N steps")
         print(f"{'task':>12} {'tasks':>6} " + " ".join(f"{n:>8}" for n in range(returns.shape[1])))
         for group in task_groups.by_value(tasks, returns):
             span = f"{group['task_from']:.2f}"
@@ -385,6 +425,10 @@ def main(argv):
             f"--eval_split=paper: no test-script tasks for {without_paper_tasks}; "
             f"they are known for {sorted(PAPER_TASKS)}"
         )
+    if FLAGS.speed and FLAGS.learner != "maml":
+        raise app.UsageError("--speed measures sampling, alike for every learner: drop --learner")
+    if FLAGS.learner == "oracle" and FLAGS.eval_learning_rates:
+        raise app.UsageError("--learner=oracle is evaluated without adaptation steps")
     if FLAGS.eval_split == "paper" and FLAGS.eval_tasks > 40:
         raise app.UsageError("--eval_split=paper: the paper's test scripts have 40 tasks")
     if FLAGS.speed:

@@ -18,6 +18,7 @@ from tfmeta.rl.policies import categorical_mlp_policy, gaussian_mlp_policy
 from tfmeta.rl.policy_maml import PolicyMAML
 from tfmeta.rl.rollouts import Rollouts
 from tfmeta.rl.task_family import TaskFamily
+from tfmeta.rl.task_observed import TaskObserved
 from tfmeta.rl.trpo import TRPO
 
 __all__ = [
@@ -32,6 +33,7 @@ __all__ = [
     "Rollouts",
     "TRPO",
     "TaskFamily",
+    "TaskObserved",
     "categorical_mlp_policy",
     "families",
     "figures",

@@ -7,6 +7,7 @@ from typing import Callable
 
 from tfmeta.rl.navigation import Navigation2D
 from tfmeta.rl.task_family import TaskFamily
+from tfmeta.rl.task_observed import TaskObserved
 
 
 def _lazy(module_name: str, class_name: str) -> Callable[..., TaskFamily]:
@@ -37,6 +38,9 @@ def names() -> list[str]:
 def get(family: TaskFamily | str | dict) -> TaskFamily:
     """A task family from itself, its name, or its `get_config()` dict.
 
+    A `TaskObserved` family's dict (`{"name": "task_observed", "family":
+    {...}}`) rebuilds the family it wraps too.
+
     Raises:
         ValueError: for an unknown name (the message lists the known ones).
     """
@@ -52,6 +56,8 @@ def get(family: TaskFamily | str | dict) -> TaskFamily:
             f"Received: {family!r}"
         )
     name = config.pop("name")
+    if name == TaskObserved.name and "family" in config:
+        return TaskObserved(get(config["family"]))
     if name not in _BUILDERS:
         raise ValueError(f"Unknown task family '{name}'. Expected one of {names()}")
     return _BUILDERS[name](**config)

@@ -54,7 +54,9 @@ class PolicyMAML(keras.Model):
             `tfmeta.rl.families.names()`).
         inner_learning_rate: step size of the inner policy-gradient steps in
             meta-training.
-        inner_steps: inner steps in meta-training.
+        inner_steps: inner steps in meta-training; 0 trains one policy on
+            all tasks without adapting (the paper's "pretrained" baseline,
+            fine-tuned in evaluation; with `TaskObserved`, its oracle).
         eval_inner_learning_rate: step size in evaluation: one float for
             every step, or one per step (Finn et al. evaluate 2D navigation
             with 0.5 for the first step and 0.25 after); default
@@ -115,7 +117,7 @@ class PolicyMAML(keras.Model):
         self.batched = TaskBatchedModel(policy)
         self._check_policy_matches_family()
         self.inner_learning_rate = check_learning_rate("inner_learning_rate", inner_learning_rate)
-        self.inner_steps = check_integer("inner_steps", inner_steps)
+        self.inner_steps = check_integer("inner_steps", inner_steps, minimum=0)
         self.eval_inner_steps = check_integer("eval_inner_steps", eval_inner_steps, minimum=0)
         if eval_inner_learning_rate is None:
             eval_inner_learning_rate = self.inner_learning_rate

@@ -20,6 +20,7 @@ import keras
 from tfmeta.rl import families
 from tfmeta.rl.policies import gaussian_mlp_policy
 from tfmeta.rl.policy_maml import PolicyMAML
+from tfmeta.rl.task_observed import TaskObserved
 from tfmeta.rl.trpo import TRPO
 
 
@@ -66,7 +67,11 @@ def get(name: str) -> Recipe:
 
 
 def build_learner(
-    name: str, seed: int = 0, family_options: dict | None = None, **overrides
+    name: str,
+    seed: int = 0,
+    family_options: dict | None = None,
+    observe_task: bool = False,
+    **overrides,
 ) -> PolicyMAML:
     """A compiled `PolicyMAML` (TRPO, the recipe's KL bound) for family `name` with the paper's
     settings.
@@ -76,6 +81,8 @@ def build_learner(
         seed: seeds the policy's initial weights.
         family_options: arguments of the family (e.g. `{"observation":
             "gymnasium"}` for a MuJoCo family, `tfmeta.rl.mujoco_families`).
+        observe_task: the policy also observes the task (`TaskObserved`:
+            the paper's oracle, with `inner_steps=0`).
         **overrides: `PolicyMAML` arguments that replace the recipe's
             (e.g. `inner_learning_rate=0.1`, `first_order=True`).
 
@@ -89,6 +96,8 @@ def build_learner(
     recipe = get(name)
     keras.utils.set_random_seed(seed)
     family = families.get({**(family_options or {}), "name": name})
+    if observe_task:
+        family = TaskObserved(family)
     policy = gaussian_mlp_policy(
         family.observation_dim, family.distribution.action_dim, activation="relu"
     )
