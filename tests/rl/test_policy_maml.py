@@ -130,7 +130,7 @@ def test_an_unknown_family_lists_the_known_ones():
 @pytest.mark.parametrize(
     "arguments",
     [
-        dict(inner_steps=0),
+        dict(inner_steps=-1),
         dict(inner_learning_rate=-0.1),
         dict(rollouts_per_task=0),
         dict(discount=1.5),
