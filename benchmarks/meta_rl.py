@@ -175,20 +175,20 @@ def run_directory(name: str) -> str:
     return os.path.join(FLAGS.run_dir, folder)
 
 
-def evaluation_tasks(family: rl.TaskFamily) -> tf.Tensor:
-    """The held-out test tasks; with `--eval_split=train` other training tasks; with
-    `--eval_split=paper` the paper's test-script tasks."""
+def evaluation_tasks(name: str, family: rl.TaskFamily) -> tf.Tensor:
+    """Family `name`'s held-out test tasks; with `--eval_split=train` other training tasks;
+    with `--eval_split=paper` the paper's test-script tasks."""
     if FLAGS.eval_split == "paper":
-        tasks = PAPER_TASKS[family.name](np.random.RandomState(1).uniform)
+        tasks = PAPER_TASKS[name](np.random.RandomState(1).uniform)
         return family.check_tasks(tf.constant(tasks[: FLAGS.eval_tasks], tf.float32))
     seed = EVAL_SEED if FLAGS.eval_split == "test" else VALIDATION_SEED
     return family.sample_tasks(FLAGS.eval_tasks, seed=seed, split=FLAGS.eval_split)
 
 
-def held_out_returns(learner: rl.PolicyMAML) -> tuple[list[dict], dict, list]:
-    """Mean return with 95% CI over the evaluation tasks after 0..3 steps, each task's
-    (`{"tasks": [tasks, task_dim], "returns": [tasks, steps]}`), and the rollouts."""
-    tasks = evaluation_tasks(learner.family)
+def held_out_returns(name: str, learner: rl.PolicyMAML) -> tuple[list[dict], dict, list]:
+    """Mean return with 95% CI over family `name`'s evaluation tasks after 0..3 steps, each
+    task's (`{"tasks": [tasks, task_dim], "returns": [tasks, steps]}`), and the rollouts."""
+    tasks = evaluation_tasks(name, learner.family)
     samplings = learner.adaptation_rollouts(tasks, seed=EVAL_SEED + 1)
     returns = np.stack([np.mean(r.returns(), axis=1) for r in samplings], axis=1)
     summary = [evaluation.mean_and_ci95(returns[:, step]) for step in range(returns.shape[1])]
@@ -219,7 +219,9 @@ def random_init_returns(name: str, directory: str) -> list[dict]:
         "eval_seed": EVAL_SEED,
     }
     return result_cache.cached(
-        os.path.join(directory, RANDOM_INIT_FILE), settings, lambda: held_out_returns(learner)[0]
+        os.path.join(directory, RANDOM_INIT_FILE),
+        settings,
+        lambda: held_out_returns(name, learner)[0],
     )
 
 
@@ -249,7 +251,7 @@ def run_family(name: str) -> dict:
         verbose=2,
     )
     start = time.perf_counter()
-    returns, per_task, samplings = held_out_returns(learner)
+    returns, per_task, samplings = held_out_returns(name, learner)
     print(f"  evaluated in {time.perf_counter() - start:.0f} s", flush=True)
     # After training, which refuses a directory holding another family's run before writing.
     # The same protocol, untrained (MAML's runs; a baseline's would repeat it).
