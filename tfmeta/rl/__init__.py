@@ -3,7 +3,9 @@
 Task families (`Navigation2D` in-graph; HalfCheetah and Ant on Gymnasium's
 MuJoCo environments with the `rl` extra), policies as Keras models, the
 `PolicyMAML` learner (vanilla policy-gradient inner steps through
-`tfmeta.adaptation`, TRPO or clipped-surrogate outer updates), the paper's
+`tfmeta.adaptation`, TRPO or clipped-surrogate outer updates; with
+`inner_steps=0` and `TaskObserved` the paper's pretrained and oracle
+baselines), the paper's
 settings per family (`recipes`), resumable training (`training.train`) and
 figures. The SavedModel exporter is `tfmeta.exporters.policy`.
 """
