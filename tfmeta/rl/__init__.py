@@ -5,9 +5,8 @@ MuJoCo environments with the `rl` extra), policies as Keras models, the
 `PolicyMAML` learner (vanilla policy-gradient inner steps through
 `tfmeta.adaptation`, TRPO or clipped-surrogate outer updates; with
 `inner_steps=0` and `TaskObserved` the paper's pretrained and oracle
-baselines), the paper's
-settings per family (`recipes`), resumable training (`training.train`) and
-figures. The SavedModel exporter is `tfmeta.exporters.policy`.
+baselines), the paper's settings per family (`recipes`), resumable training
+(`training.train`) and figures. The SavedModel exporter is `tfmeta.exporters.policy`.
 """
 
 from tfmeta.rl import families, figures, recipes, training
