@@ -12,7 +12,7 @@ from tfmeta.rl.task_observed import append_task
 TASKS = tf.constant([[0.3, -0.2], [-0.4, 0.1]])
 
 
-def _noisy(actions, observations, seed):
+def _noisy(actions, seed):
     return actions + 0.1 * tf.random.stateless_normal(tf.shape(actions), seed)
 
 
@@ -21,10 +21,10 @@ def test_rollouts_are_the_wrapped_familys_with_the_task_appended_and_shown_to_th
     base = rl.Navigation2D(horizon=6)
 
     def toward_observed_goal(observations, seed):
-        return _noisy(observations[..., 2:] - observations[..., :2], observations, seed)
+        return _noisy(observations[..., 2:] - observations[..., :2], seed)
 
     def toward_known_goal(observations, seed):
-        return _noisy(TASKS[:, None, :] - observations, observations, seed)
+        return _noisy(TASKS[:, None, :] - observations, seed)
 
     observed = rl.TaskObserved(base).rollouts(toward_observed_goal, TASKS, 3, seed=4)
     direct = base.rollouts(toward_known_goal, TASKS, 3, seed=4)
