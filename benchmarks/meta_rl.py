@@ -99,6 +99,14 @@ flags.DEFINE_enum(
     "paper's code (tfmeta.rl.LinearFeatureBaseline); keep it when continuing a run.",
 )
 flags.DEFINE_enum(
+    "inner_objective",
+    "log_likelihood",
+    list(rl.policy_gradient.INNER_OBJECTIVES),
+    "The inner step's objective: the paper's log-likelihood, or ProMP's likelihood ratio (the "
+    "same step, an unbiased-curvature meta-gradient; tfmeta.rl.PolicyMAML); keep it when "
+    "continuing a run.",
+)
+flags.DEFINE_enum(
     "learner",
     "maml",
     ["maml", "pretrained", "oracle"],
@@ -156,7 +164,7 @@ def build_learner(name: str) -> rl.PolicyMAML:
     """The family's recipe with this command's learner, seed, observation and evaluation
     settings."""
     learner_overrides, observe_task = LEARNERS[FLAGS.learner]
-    overrides = {"baseline_fit": FLAGS.baseline_fit}
+    overrides = {"baseline_fit": FLAGS.baseline_fit, "inner_objective": FLAGS.inner_objective}
     if FLAGS.eval_learning_rates:
         overrides["eval_inner_learning_rate"] = [float(x) for x in FLAGS.eval_learning_rates]
     overrides.update(learner_overrides)

@@ -44,23 +44,45 @@ def task_means(values: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
     )
 
 
-def inner_loss(distribution):
+INNER_OBJECTIVES = ("log_likelihood", "likelihood_ratio")
+
+
+def inner_loss(distribution, objective: str = "log_likelihood"):
     """The vanilla policy-gradient loss as a `tfmeta.adaptation` loss function.
 
     `loss(targets, outputs) = sum over tasks of mean over steps of
-    -log pi(a|s) * A`, with `targets = PolicyGradientBatch.targets` and
-    `outputs` the policy's distribution parameters. Its gradient is the
-    REINFORCE estimate with advantages `A` (Williams 1992), the inner step of
-    Finn et al. 2017.
+    -w(a|s) * A`, with `targets = PolicyGradientBatch.targets` and
+    `outputs` the policy's distribution parameters. Both objectives have the
+    REINFORCE gradient with advantages `A` (Williams 1992), so the inner
+    step is the same; they differ in the curvature that a second-order
+    meta-gradient differentiates through it:
+
+    - `"log_likelihood"`: `w = log pi(a|s)`, Finn et al. 2017's. Its
+      Hessian lacks the score-function term `E[grad log pi grad log pi^T A]`,
+      so the second-order meta-gradient is biased (Rothfuss et al. 2019).
+    - `"likelihood_ratio"`: `w = pi(a|s) / pi_sampling(a|s)`, ProMP's
+      low-variance curvature objective (Rothfuss et al. 2019): its Hessian
+      keeps that term. The sampling policy is taken to be the one evaluated
+      (`stop_gradient` of its own log-probabilities), which holds for every
+      inner step: each step's rollouts come from the weights it adapts.
 
     Args:
         distribution: a `tfmeta.rl.distributions` object.
+        objective: one of `INNER_OBJECTIVES`.
     """
+    if objective not in INNER_OBJECTIVES:
+        raise ValueError(
+            f"Expected an inner objective in {INNER_OBJECTIVES}. Received: objective={objective!r}"
+        )
 
     def loss(targets, outputs):
         actions, advantages, mask = targets
         log_probs = distribution.log_prob(outputs, actions)
-        return tf.reduce_sum(task_means(-log_probs * tf.cast(advantages, log_probs.dtype), mask))
+        if objective == "likelihood_ratio":
+            weights = tf.exp(log_probs - tf.stop_gradient(log_probs))
+        else:
+            weights = log_probs
+        return tf.reduce_sum(task_means(-weights * tf.cast(advantages, log_probs.dtype), mask))
 
     return loss
 

@@ -64,6 +64,10 @@ class PolicyMAML(keras.Model):
         eval_inner_steps: inner steps in evaluation; `evaluate` reports the
             mean return after 0, 1, ..., `eval_inner_steps` steps (default 3).
         first_order: drop the second-order terms of the meta-gradient.
+        inner_objective: the inner step's objective, `"log_likelihood"`
+            (the paper's) or `"likelihood_ratio"` (ProMP's low-variance
+            curvature): the same inner step, a different second-order
+            meta-gradient (`policy_gradient.inner_loss`).
         rollouts_per_task: trajectories per task for each inner step and for
             the outer update (the paper's "fast batch size").
         eval_rollouts_per_task: trajectories per task and step in evaluation
@@ -102,6 +106,7 @@ class PolicyMAML(keras.Model):
         eval_inner_learning_rate: float | Sequence[float] | None = None,
         eval_inner_steps: int = 3,
         first_order: bool = False,
+        inner_objective: str = "log_likelihood",
         rollouts_per_task: int = 20,
         eval_rollouts_per_task: int | None = None,
         discount: float = 0.99,
@@ -138,6 +143,12 @@ class PolicyMAML(keras.Model):
             )
         self.eval_inner_learning_rate = eval_inner_learning_rate
         self.first_order = bool(first_order)
+        if inner_objective not in policy_gradient.INNER_OBJECTIVES:
+            raise ValueError(
+                f"Expected `inner_objective` in {policy_gradient.INNER_OBJECTIVES}. "
+                f"Received: inner_objective={inner_objective!r}"
+            )
+        self.inner_objective = inner_objective
         self.rollouts_per_task = check_integer("rollouts_per_task", rollouts_per_task)
         self.eval_rollouts_per_task = (
             self.rollouts_per_task
@@ -277,7 +288,7 @@ class PolicyMAML(keras.Model):
         """
         params, _ = adaptation.gradient_step(
             self.batched,
-            policy_gradient.inner_loss(self.family.distribution),
+            policy_gradient.inner_loss(self.family.distribution, self.inner_objective),
             params,
             [],
             batch.observations,
@@ -449,6 +460,7 @@ class PolicyMAML(keras.Model):
             eval_inner_learning_rate=self.eval_inner_learning_rate,
             eval_inner_steps=self.eval_inner_steps,
             first_order=self.first_order,
+            inner_objective=self.inner_objective,
             rollouts_per_task=self.rollouts_per_task,
             eval_rollouts_per_task=self.eval_rollouts_per_task,
             discount=self.discount,
