@@ -100,3 +100,55 @@ def test_first_order_meta_gradient_holds_the_inner_gradient_fixed(setting):
     assert not np.allclose(
         _dot(second_order, directions[0]), _dot(gradient, directions[0]), rtol=1e-3
     )
+
+
+def test_the_likelihood_ratio_objective_takes_the_same_inner_step(setting):
+    policy, pre, _, params, _ = setting
+    stacked = TaskBatchedModel.tile(params, 2)
+    paper = small_learner(policy, inner_learning_rate=0.5).inner_step(stacked, pre, 0.5)
+    ratio = small_learner(
+        policy, inner_learning_rate=0.5, inner_objective="likelihood_ratio"
+    ).inner_step(stacked, pre, 0.5)
+    for a, b in zip(paper, ratio):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-12, atol=1e-14)
+
+
+def test_likelihood_ratio_meta_gradient_equals_finite_differences_with_the_sampler_fixed(setting):
+    """Its meta-gradient is that of the inner step on `pi / pi_sampling`, `pi_sampling` frozen."""
+    policy, pre, post, params, old = setting
+    learner = small_learner(policy, inner_learning_rate=0.5, inner_objective="likelihood_ratio")
+    distribution = DiagonalGaussian(2)
+    sampler_outputs, _ = learner.batched.stateless_call(
+        TaskBatchedModel.tile(params, 2), [], pre.observations
+    )
+    sampler_log_probs = distribution.log_prob(sampler_outputs, pre.actions)
+
+    def ratio_loss(targets, outputs):  # the sampling policy's log-probabilities as constants
+        actions, advantages, mask = targets
+        ratio = tf.exp(distribution.log_prob(outputs, actions) - sampler_log_probs)
+        return tf.reduce_sum(policy_gradient.task_means(-ratio * advantages, mask))
+
+    @tf.function
+    def objective_with_fixed_sampler(trial):
+        adapted, _ = adaptation.gradient_step(
+            learner.batched,
+            ratio_loss,
+            TaskBatchedModel.tile(trial, 2),
+            [],
+            pre.observations,
+            pre.targets,
+            learning_rates=[0.5] * len(trial),
+        )
+        outputs, _ = learner.batched.stateless_call(adapted, [], post.observations)
+        return policy_gradient.likelihood_ratio_surrogate(distribution, old, outputs, post)
+
+    gradient = _gradient(_objective(learner, pre, post, old), params)
+    directions = _random_directions(params)
+    numeric = _directional_derivatives(objective_with_fixed_sampler, params, directions)
+    np.testing.assert_allclose(
+        [_dot(gradient, d) for d in directions], numeric, rtol=1e-6, atol=1e-9
+    )
+    paper = _gradient(
+        _objective(small_learner(policy, inner_learning_rate=0.5), pre, post, old), params
+    )
+    assert not np.allclose(_dot(paper, directions[0]), _dot(gradient, directions[0]), rtol=1e-3)

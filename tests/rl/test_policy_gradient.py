@@ -2,6 +2,7 @@
 
 import keras
 import numpy as np
+import pytest
 import tensorflow as tf
 
 from tests.rl.rl_testing import random_batch, small_learner, tiny_policy
@@ -109,3 +110,8 @@ def test_categorical_inner_step_equals_finite_differences():
             float(tf.reduce_sum((p - a[task]) * d)) for p, a, d in zip(params, adapted, direction)
         )
         np.testing.assert_allclose(analytic, numeric, rtol=1e-6, atol=1e-9)
+
+
+def test_an_unknown_inner_objective_is_rejected_listing_the_known_ones():
+    with pytest.raises(ValueError, match=r"inner objective in \('log_likelihood', 'likelihood_rat"):
+        policy_gradient.inner_loss(DiagonalGaussian(2), "dice")

@@ -153,3 +153,12 @@ def test_the_baseline_fit_is_a_saved_setting(tmp_path):
     assert keras.saving.load_model(tmp_path / "learner.keras").baseline.fit_on == "previous_task"
     with pytest.raises(ValueError, match="`fit_on` to be one of"):
         small_learner(baseline_fit="pooled")
+
+
+def test_the_inner_objective_is_a_saved_setting(tmp_path):
+    learner = small_learner(inner_objective="likelihood_ratio")
+    learner.save(tmp_path / "learner.keras")
+    loaded = keras.saving.load_model(tmp_path / "learner.keras")
+    assert loaded.inner_objective == "likelihood_ratio"
+    with pytest.raises(ValueError, match=r"`inner_objective` in .*inner_objective='dice'"):
+        small_learner(inner_objective="dice")
