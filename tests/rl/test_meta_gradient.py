@@ -17,7 +17,7 @@ def _objective(learner, pre, post, old):
     distribution = DiagonalGaussian(2)
     return tf.function(
         lambda params: policy_gradient.likelihood_ratio_surrogate(
-            distribution, old, learner._adapted_outputs(params, [pre], post.observations), post
+            distribution, old, learner.adapted_outputs(params, [pre], post.observations), post
         )
     )
 

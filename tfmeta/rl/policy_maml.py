@@ -328,8 +328,15 @@ class PolicyMAML(keras.Model):
         return batches, samplings
 
     # ----------------------------------------------------------- outer update
-    def _adapted_outputs(self, params, inner_batches, observations):
-        """The distribution parameters, on `observations`, of the policies adapted from `params`."""
+    def adapted_outputs(
+        self,
+        params: adaptation.Weights,
+        inner_batches: Sequence[PolicyGradientBatch],
+        observations: tf.Tensor,
+    ) -> tf.Tensor:
+        """The distribution parameters, on `observations` (`[tasks, ...]`), of the policies
+        adapted from the meta-learned weights `params` by one inner step on each of
+        `inner_batches` in turn: what the outer update differentiates."""
         stacked = TaskBatchedModel.tile(params, tf.shape(observations)[0])
         for batch in inner_batches:
             stacked = self.inner_step(stacked, batch, self.inner_learning_rate)
@@ -352,10 +359,10 @@ class PolicyMAML(keras.Model):
         distribution = self.family.distribution
         variables = self.policy.trainable_variables
         current = adaptation.initial_weights(self.policy)[0]
-        old = tf.stop_gradient(self._adapted_outputs(current, inner_batches, batch.observations))
+        old = tf.stop_gradient(self.adapted_outputs(current, inner_batches, batch.observations))
 
         def outputs_of(params):
-            return self._adapted_outputs(params, inner_batches, batch.observations)
+            return self.adapted_outputs(params, inner_batches, batch.observations)
 
         if isinstance(self.optimizer, TRPO):
             stats = self.optimizer.trust_region_step(
