@@ -98,6 +98,12 @@ flags.DEFINE_enum(
     "Each task's baseline fitted on its own rollouts, or on the previous task's as in the "
     "paper's code (tfmeta.rl.LinearFeatureBaseline); keep it when continuing a run.",
 )
+flags.DEFINE_bool(
+    "first_order",
+    False,
+    "Drop the second-order terms of the meta-gradient (PolicyMAML(first_order=True)); keep it "
+    "when continuing a run.",
+)
 flags.DEFINE_enum(
     "inner_objective",
     "log_likelihood",
@@ -164,7 +170,11 @@ def build_learner(name: str) -> rl.PolicyMAML:
     """The family's recipe with this command's learner, seed, observation and evaluation
     settings."""
     learner_overrides, observe_task = LEARNERS[FLAGS.learner]
-    overrides = {"baseline_fit": FLAGS.baseline_fit, "inner_objective": FLAGS.inner_objective}
+    overrides = {
+        "baseline_fit": FLAGS.baseline_fit,
+        "inner_objective": FLAGS.inner_objective,
+        "first_order": FLAGS.first_order,
+    }
     if FLAGS.eval_learning_rates:
         overrides["eval_inner_learning_rate"] = [float(x) for x in FLAGS.eval_learning_rates]
     overrides.update(learner_overrides)
