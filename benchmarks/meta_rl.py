@@ -109,8 +109,8 @@ flags.DEFINE_enum(
     "log_likelihood",
     list(rl.policy_gradient.INNER_OBJECTIVES),
     "The inner step's objective: the paper's log-likelihood, or ProMP's likelihood ratio (the "
-    "same step, an unbiased-curvature meta-gradient; tfmeta.rl.PolicyMAML); keep it when "
-    "continuing a run.",
+    "same step; its meta-gradient keeps the curvature's score-function term; "
+    "tfmeta.rl.PolicyMAML); keep it when continuing a run.",
 )
 flags.DEFINE_enum(
     "learner",
