@@ -49,6 +49,22 @@ def _dot(gradient, direction):
     return sum(float(tf.reduce_sum(g * d)) for g, d in zip(gradient, direction))
 
 
+def _assert_equals_finite_differences(gradient, objective, params):
+    """Along random directions; returns them."""
+    directions = _random_directions(params)
+    numeric = _directional_derivatives(objective, params, directions)
+    np.testing.assert_allclose(
+        [_dot(gradient, d) for d in directions], numeric, rtol=1e-6, atol=1e-9
+    )
+    return directions
+
+
+def _paper_gradient(policy, pre, post, old, params):
+    """The second-order meta-gradient with the paper's inner objective."""
+    learner = small_learner(policy, inner_learning_rate=0.5)
+    return _gradient(_objective(learner, pre, post, old), params)
+
+
 @pytest.fixture
 def setting():
     policy = tiny_policy()
@@ -65,12 +81,7 @@ def test_second_order_meta_gradient_equals_finite_differences(setting):
     policy, pre, post, params, old = setting
     learner = small_learner(policy, inner_learning_rate=0.5)
     objective = _objective(learner, pre, post, old)
-    gradient = _gradient(objective, params)
-    directions = _random_directions(params)
-    numeric = _directional_derivatives(objective, params, directions)
-    np.testing.assert_allclose(
-        [_dot(gradient, d) for d in directions], numeric, rtol=1e-6, atol=1e-9
-    )
+    _assert_equals_finite_differences(_gradient(objective, params), objective, params)
 
 
 def test_first_order_meta_gradient_holds_the_inner_gradient_fixed(setting):
@@ -89,14 +100,8 @@ def test_first_order_meta_gradient_holds_the_inner_gradient_fixed(setting):
         return policy_gradient.likelihood_ratio_surrogate(distribution, old, outputs, post)
 
     gradient = _gradient(_objective(learner, pre, post, old), params)
-    directions = _random_directions(params)
-    numeric = _directional_derivatives(shifted_objective, params, directions)
-    np.testing.assert_allclose(
-        [_dot(gradient, d) for d in directions], numeric, rtol=1e-6, atol=1e-9
-    )
-    second_order = _gradient(
-        _objective(small_learner(policy, inner_learning_rate=0.5), pre, post, old), params
-    )
+    directions = _assert_equals_finite_differences(gradient, shifted_objective, params)
+    second_order = _paper_gradient(policy, pre, post, old, params)
     assert not np.allclose(
         _dot(second_order, directions[0]), _dot(gradient, directions[0]), rtol=1e-3
     )
@@ -143,12 +148,6 @@ def test_likelihood_ratio_meta_gradient_equals_finite_differences_with_the_sampl
         return policy_gradient.likelihood_ratio_surrogate(distribution, old, outputs, post)
 
     gradient = _gradient(_objective(learner, pre, post, old), params)
-    directions = _random_directions(params)
-    numeric = _directional_derivatives(objective_with_fixed_sampler, params, directions)
-    np.testing.assert_allclose(
-        [_dot(gradient, d) for d in directions], numeric, rtol=1e-6, atol=1e-9
-    )
-    paper = _gradient(
-        _objective(small_learner(policy, inner_learning_rate=0.5), pre, post, old), params
-    )
+    directions = _assert_equals_finite_differences(gradient, objective_with_fixed_sampler, params)
+    paper = _paper_gradient(policy, pre, post, old, params)
     assert not np.allclose(_dot(paper, directions[0]), _dot(gradient, directions[0]), rtol=1e-3)
