@@ -14,7 +14,12 @@ untrained policy of the same recipe), on one meta-batch of the recipe's size:
    (cosine) between two independent samplings of the same tasks, for both
    inner objectives (`PolicyMAML(inner_objective=...)`);
 3. the one-step adaptation gain on training-split tasks against the
-   trajectories per step (gradient noise against what one step can reach).
+   trajectories per step (gradient noise against what one step can reach);
+4. the same gain with the policy's learned log-std shifted (whether more or
+   less exploration noise would let one step reach further).
+
+`--measurements` picks some of them (`curvature`, `outer_gradient`,
+`adaptation_gain`, `log_std`); the last two concern the kept run only.
 
     python benchmarks/meta_gradient.py --run_dir=benchmarks/meta_rl_runs/halfcheetah_vel
 
@@ -46,6 +51,9 @@ flags.DEFINE_string(
 flags.DEFINE_integer("seed", 7, "Seed of the tasks and samplings.")
 flags.DEFINE_integer("gain_tasks", 20, "Training-split tasks of the gain measurement.")
 flags.DEFINE_list("gain_rollouts", ["10", "20", "80"], "Trajectories per step to compare.")
+flags.DEFINE_list("log_std_shifts", ["-0.5", "-0.25", "0", "0.25"], "Shifts of the log-std.")
+MEASUREMENTS = ("curvature", "outer_gradient", "adaptation_gain", "log_std")
+flags.DEFINE_multi_enum("measurements", list(MEASUREMENTS), MEASUREMENTS, "What to measure.")
 
 DAMPING = 1e-5  # TRPO's, and the paper's `reg_coeff`
 
@@ -190,18 +198,37 @@ def outer_gradient(learner, tasks) -> dict:
     }
 
 
+def _one_step(learner) -> dict:
+    """Mean return before and after one step on the training-split tasks."""
+    tasks = learner.family.sample_tasks(FLAGS.gain_tasks, seed=FLAGS.seed, split="train")
+    returns = learner.adaptation_returns(tasks, seed=FLAGS.seed).numpy()
+    return {
+        "before": float(returns[:, 0].mean()),
+        "after": float(returns[:, 1].mean()),
+        "gain": float((returns[:, 1] - returns[:, 0]).mean()),
+    }
+
+
 def adaptation_gain() -> dict:
-    """Mean return before and after one step on training-split tasks, per trajectory count."""
+    """`_one_step` of the kept policy per trajectory count."""
+    return {
+        rollouts: _one_step(build_learner(restore=True, eval_rollouts_per_task=rollouts))
+        for rollouts in [int(r) for r in FLAGS.gain_rollouts]
+    }
+
+
+def log_std_shifts() -> dict:
+    """`_one_step` of the kept policy with its learned log-std shifted, per shift."""
+    learner = build_learner(restore=True)
+    log_std = [v for v in learner.policy.trainable_variables if v.path.endswith("log_std")]
+    if not log_std:
+        return {}
+    learned = log_std[0].numpy()
     rows = {}
-    for rollouts in [int(r) for r in FLAGS.gain_rollouts]:
-        learner = build_learner(restore=True, eval_rollouts_per_task=rollouts)
-        tasks = learner.family.sample_tasks(FLAGS.gain_tasks, seed=FLAGS.seed, split="train")
-        returns = learner.adaptation_returns(tasks, seed=FLAGS.seed).numpy()
-        rows[rollouts] = {
-            "before": float(returns[:, 0].mean()),
-            "after": float(returns[:, 1].mean()),
-            "gain": float((returns[:, 1] - returns[:, 0]).mean()),
-        }
+    for shift in [float(s) for s in FLAGS.log_std_shifts]:
+        log_std[0].assign(learned + shift)
+        rows[shift] = _one_step(learner)
+    log_std[0].assign(learned)
     return rows
 
 
@@ -210,17 +237,19 @@ def measure(restore: bool) -> dict:
     learner = build_learner(restore)
     recipe = recipes.get(learner.family.name)
     tasks = next(iter(learner.family.task_batches(recipe.meta_batch_size, FLAGS.seed)))["tasks"]
-    result = {
-        "policy": "kept run" if restore else "untrained",
-        "meta_iterations": learner.meta_iterations,
-        "curvature": curvature(learner, tasks),
-        "outer_gradient": {
+    result = {"policy": "kept run" if restore else "untrained"}
+    result["meta_iterations"] = learner.meta_iterations
+    if "curvature" in FLAGS.measurements:
+        result["curvature"] = curvature(learner, tasks)
+    if "outer_gradient" in FLAGS.measurements:
+        result["outer_gradient"] = {
             objective: outer_gradient(build_learner(restore, inner_objective=objective), tasks)
             for objective in policy_gradient.INNER_OBJECTIVES
-        },
-    }
-    if restore:
+        }
+    if restore and "adaptation_gain" in FLAGS.measurements:
         result["adaptation_gain"] = adaptation_gain()
+    if restore and "log_std" in FLAGS.measurements:
+        result["log_std"] = log_std_shifts()
     result["seconds"] = time.time() - started
     return result
 
@@ -228,15 +257,18 @@ def measure(restore: bool) -> dict:
 def print_table(results: list[dict]) -> None:
     print(f"\n{run_family()['name']}, {machine.describe()}")
     for r in results:
-        c = r["curvature"]
         print(f"\n{r['policy']} ({r['meta_iterations']} meta-iterations, {r['seconds']:.0f} s)")
-        print(f"  TRPO direction, exact vs finite-difference curvature: cosine {c['cosine']:.3f}")
-        for name in ("exact", "finite_difference"):
-            print(f"    {name:18s} surrogate gain {c[name]['surrogate_gain']:.5f} "
-                  f"KL {c[name]['kl']:.5f}")
-        print("  outer gradient          |full| |first| cos(full, first)  agreement between "
-              "samplings: full / first / second-order term")
-        for objective, g in r["outer_gradient"].items():
+        if "curvature" in r:
+            c = r["curvature"]
+            print(f"  TRPO direction, exact vs finite-difference curvature: cosine "
+                  f"{c['cosine']:.3f}")
+            for name in ("exact", "finite_difference"):
+                print(f"    {name:18s} surrogate gain {c[name]['surrogate_gain']:.5f} "
+                      f"KL {c[name]['kl']:.5f}")
+        if "outer_gradient" in r:
+            print("  outer gradient          |full| |first| cos(full, first)  agreement between "
+                  "samplings: full / first / second-order term")
+        for objective, g in r.get("outer_gradient", {}).items():
             a = g["agreement"]
             print(f"    {objective:18s} {g['norm_full']:7.3f} {g['norm_first_order']:7.3f} "
                   f"{g['cosine_full_first_order']:16.3f}  {a['full']:.3f} / {a['first']:.3f} / "
@@ -244,13 +276,17 @@ def print_table(results: list[dict]) -> None:
         for rollouts, row in r.get("adaptation_gain", {}).items():
             print(f"  one step with {rollouts:3d} trajectories per task: {row['before']:.1f} -> "
                   f"{row['after']:.1f} (gain {row['gain']:.1f})")
+        for shift, row in r.get("log_std", {}).items():
+            print(f"  one step with the log-std shifted by {shift:+.2f}: {row['before']:.1f} -> "
+                  f"{row['after']:.1f} (gain {row['gain']:.1f})")
 
 
 def main(argv):
     del argv
     logging.set_verbosity(logging.ERROR)  # each learner built retraces TensorFlow's functions
     family = run_family()
-    results = [measure(restore=True), measure(restore=False)]
+    untrained = {"curvature", "outer_gradient"} & set(FLAGS.measurements)
+    results = [measure(restore=True)] + ([measure(restore=False)] if untrained else [])
     print_table(results)
     print(json.dumps({"family": family["name"], "processor": machine.processor(),
                       "results": results}))
