@@ -33,7 +33,10 @@ recipe and evaluation, in `--run_dir/<family>_<learner>/`: `pretrained`, one
 policy trained on all tasks without adaptation (TRPO on the training tasks'
 rollouts, `PolicyMAML(inner_steps=0)`), then fine-tuned by the evaluation's
 steps; `oracle`, the same with the task appended to the observation
-(`tfmeta.rl.TaskObserved`), evaluated without adaptation.
+(`tfmeta.rl.TaskObserved`), evaluated without adaptation. `--first_order` and
+`--inner_objective=likelihood_ratio` change MAML's meta-gradient (kept runs:
+`--run_dir=benchmarks/meta_rl_runs/first_order` and `.../likelihood_ratio`);
+`benchmarks/meta_gradient.py` takes a run's meta-gradient apart.
 
 The MuJoCo families run on Gymnasium's v5 environments and MuJoCo 3, not on
 the paper's rllab ones (see `tfmeta.rl.mujoco_families`): compare in kind.
