@@ -100,6 +100,6 @@ def test_a_continued_meta_rl_run_reads_the_untrained_policys_figures_back(tmp_pa
     assert again["random_init"][0]["mean"] == 12345.0
     assert again["random_init"][1:] == first["random_init"][1:]
     # The finished run, evaluated again (threaded float reductions: equal to rounding).
-    for step, step_again in zip(first["maml"], again["maml"]):
+    for step, step_again in zip(first["returns"], again["returns"]):
         assert step_again["mean"] == pytest.approx(step["mean"], rel=1e-5)
     assert kept.read_bytes() == before
