@@ -138,6 +138,7 @@ class OuterProblem:
 
 
 def sampled_batches(learner, tasks, seed: int) -> list:
+    """The policy-gradient batches of one sampling: before and after the inner step."""
     return [learner.policy_gradient_batch(r) for r in learner.adaptation_rollouts(tasks, seed)]
 
 
@@ -233,6 +234,7 @@ def log_std_shifts() -> dict:
 
 
 def measure(restore: bool) -> dict:
+    """The `--measurements` on the kept policy (`restore`) or the untrained one."""
     started = time.time()
     learner = build_learner(restore)
     recipe = recipes.get(learner.family.name)
