@@ -29,11 +29,11 @@ directory is only read.
 
 from __future__ import annotations
 
+import functools
 import json
 import pathlib
 import time
 
-import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
 
@@ -42,7 +42,7 @@ import machine
 from tfmeta import checkpointing
 from tfmeta.rl import policy_gradient, recipes, training
 from tfmeta.rl.conjugate_gradient import conjugate_gradient
-from tfmeta.rl.trpo import kl_hessian_vector_product
+from tfmeta.rl.trpo import flatten, kl_hessian_vector_product, unflatten
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string(
@@ -58,8 +58,10 @@ flags.DEFINE_multi_enum("measurements", list(MEASUREMENTS), MEASUREMENTS, "What 
 DAMPING = 1e-5  # TRPO's, and the paper's `reg_coeff`
 
 
+@functools.cache
 def run_family() -> dict:
-    """The run's family configuration (`family.json`); a UsageError unless a recipe's."""
+    """The run's family configuration (`family.json`, read once); a UsageError unless a
+    recipe's."""
     path = pathlib.Path(FLAGS.run_dir or "") / "family.json"
     if not (pathlib.Path(FLAGS.run_dir or "") / training.CHECKPOINT_DIR).is_dir():
         raise app.UsageError(f"--run_dir={FLAGS.run_dir!r} holds no checkpoints of a run")
@@ -97,15 +99,6 @@ def build_learner(restore: bool, **overrides):
     return learner
 
 
-def _flat(tensors) -> tf.Tensor:
-    return tf.concat([tf.reshape(t, [-1]) for t in tensors], axis=0)
-
-
-def _split(vector: tf.Tensor, like: list) -> list:
-    sizes = [int(np.prod(t.shape)) for t in like]
-    return [tf.reshape(part, t.shape) for part, t in zip(tf.split(vector, sizes), like)]
-
-
 def _cosine(a: tf.Tensor, b: tf.Tensor) -> float:
     return float(tf.reduce_sum(a * b) / (tf.norm(a) * tf.norm(b)))
 
@@ -134,7 +127,7 @@ class OuterProblem:
         with tf.GradientTape() as tape:
             tape.watch(params)
             value = of(self.outputs(params))
-        return _flat(tape.gradient(value, params, unconnected_gradients="zero"))
+        return flatten(tape.gradient(value, params, unconnected_gradients="zero"))
 
 
 def sampled_batches(learner, tasks, seed: int) -> list:
@@ -154,7 +147,7 @@ def curvature(learner, tasks) -> dict:
     epsilon = 1.0 / (float(tf.linalg.global_norm(params)) + 1e-8)
 
     def finite_difference(v):
-        shifts = [epsilon * x for x in _split(v, params)]
+        shifts = [epsilon * x for x in unflatten(v, params)]
         plus = kl_gradient([p + s for p, s in zip(params, shifts)])
         minus = kl_gradient([p - s for p, s in zip(params, shifts)])
         return (plus - minus) / (2 * epsilon) + DAMPING * v
@@ -164,7 +157,7 @@ def curvature(learner, tasks) -> dict:
     for name, product in (("exact", exact), ("finite_difference", finite_difference)):
         direction = conjugate_gradient(product, gradient, learner.optimizer.cg_iterations)
         step = direction * tf.sqrt(2 * max_kl / tf.reduce_sum(direction * exact(direction)))
-        outputs = problem.outputs([p + s for p, s in zip(params, _split(step, params))])
+        outputs = problem.outputs([p + s for p, s in zip(params, unflatten(step, params))])
         directions[name] = direction
         result[name] = {
             "surrogate_gain": float(problem.surrogate(outputs) - problem.surrogate(problem.old)),

@@ -13,11 +13,13 @@ ParamsFn = Callable[[list], tf.Tensor]
 OutputsFn = Callable[[tf.Tensor], tf.Tensor]
 
 
-def _flatten(tensors: Sequence[tf.Tensor]) -> tf.Tensor:
+def flatten(tensors: Sequence[tf.Tensor]) -> tf.Tensor:
+    """The tensors as one flat vector (the conjugate-gradient view of a weight list)."""
     return tf.concat([tf.reshape(t, [-1]) for t in tensors], axis=0)
 
 
-def _unflatten(vector: tf.Tensor, like: Sequence[tf.Tensor]) -> list:
+def unflatten(vector: tf.Tensor, like: Sequence[tf.Tensor]) -> list:
+    """`flatten`'s inverse: `vector` cut into tensors shaped as `like`."""
     sizes = [t.shape.num_elements() for t in like]
     return [tf.reshape(part, t.shape) for part, t in zip(tf.split(vector, sizes), like)]
 
@@ -51,7 +53,7 @@ def kl_hessian_vector_product(
     """
     with tf.GradientTape() as backward:
         backward.watch(params)
-        with tf.autodiff.ForwardAccumulator(params, _unflatten(vector, params)) as forward:
+        with tf.autodiff.ForwardAccumulator(params, unflatten(vector, params)) as forward:
             outputs = outputs_fn(params)
         jacobian_vector = forward.jvp(outputs, tf.UnconnectedGradients.ZERO)
     # A tensor of its own: `kl_fn` may hold the very tensor passed as the old policy's outputs.
@@ -67,7 +69,7 @@ def kl_hessian_vector_product(
         output_gradients=curvature.jvp(kl_gradient, tf.UnconnectedGradients.ZERO),
         unconnected_gradients=tf.UnconnectedGradients.ZERO,
     )
-    return _flatten(product)
+    return flatten(product)
 
 
 @keras.saving.register_keras_serializable(package="tfmeta")
@@ -176,7 +178,7 @@ class TRPO(keras.optimizers.Optimizer):
             tape.watch(params)
             outputs = outputs_fn(params)
             surrogate = surrogate_fn(outputs)
-        gradient = _flatten(
+        gradient = flatten(
             tape.gradient(surrogate, params, unconnected_gradients=tf.UnconnectedGradients.ZERO)
         )
         current_outputs = tf.stop_gradient(outputs)
@@ -190,7 +192,7 @@ class TRPO(keras.optimizers.Optimizer):
         direction = conjugate_gradient(hessian_vector_product, gradient, self.cg_iterations)
         curvature = tf.reduce_sum(direction * hessian_vector_product(direction))
         scale = tf.sqrt(2.0 * self.max_kl / tf.maximum(curvature, 1e-12))
-        full_step = _unflatten(scale * direction, params)
+        full_step = unflatten(scale * direction, params)
         first_fraction = tf.cast(self.learning_rate, gradient.dtype)
 
         def candidate(fraction):
