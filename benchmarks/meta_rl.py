@@ -95,6 +95,14 @@ flags.DEFINE_enum(
     "(tfmeta.rl.mujoco_families); a run continues with the one it started with.",
 )
 flags.DEFINE_enum(
+    "velocity",
+    "gymnasium",
+    ["gymnasium", "rllab"],
+    "MuJoCo families: the forward velocity the reward scores, Gymnasium's (the torso's) or the "
+    "paper's rllab one (the robot's centre of mass; tfmeta.rl.mujoco_families); a run "
+    "continues with the one it started with.",
+)
+flags.DEFINE_enum(
     "baseline_fit",
     "own_task",
     ["own_task", "previous_task"],
@@ -165,8 +173,10 @@ PAPER = {
 
 
 def family_options(name: str) -> dict:
-    """`--observation` for the MuJoCo families (2D navigation has one observation)."""
-    return {} if name == "navigation_2d" else {"observation": FLAGS.observation}
+    """`--observation` and `--velocity` for the MuJoCo families (not for 2D navigation)."""
+    if name == "navigation_2d":
+        return {}
+    return {"observation": FLAGS.observation, "velocity": FLAGS.velocity}
 
 
 def build_learner(name: str) -> rl.PolicyMAML:

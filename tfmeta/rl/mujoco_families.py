@@ -4,9 +4,8 @@ The rewards follow the paper's rllab environments, computed from the
 quantities Gymnasium reports in `info` (forward velocity, control, contact
 and survival terms, with the cost weights set through `gymnasium.make`).
 The simulators differ from rllab's: Gymnasium's v5 models and MuJoCo 3
-physics, forward velocity of the torso rather than of its centre of mass,
-and Gymnasium's reset noise. Returns are therefore comparable to the
-paper's in kind, not to the decimal.
+physics, and Gymnasium's reset noise. Returns are therefore comparable to
+the paper's in kind, not to the decimal.
 
 The control step is rllab's, not Gymnasium's default: rllab simulates one
 MuJoCo step per action (its models set no `frame_skip`), so a 200-step
@@ -22,6 +21,11 @@ mass, whose x tells the policy how far it has run; Ant's keeps the torso's
 position and adds its orientation. `observation="gymnasium"` keeps
 Gymnasium's own (17 features for HalfCheetah, 105 for Ant).
 
+The forward velocity the rewards score is Gymnasium's by default
+(`velocity="gymnasium"`: the torso's displacement over the step);
+`velocity="rllab"` scores rllab's, the whole robot's centre-of-mass velocity
+after the step (`tfmeta.rl.rllab_velocity`).
+
 Needs the `rl` extra: `pip install 'tfmeta[rl]'`.
 """
 
@@ -34,6 +38,7 @@ from tfmeta.argument_validation import check_choice
 from tfmeta.rl.gymnasium_family import GymnasiumTaskFamily
 
 OBSERVATIONS = ("rllab", "gymnasium")
+VELOCITIES = ("gymnasium", "rllab")
 
 
 def _random_directions(num_tasks: int, seed) -> tf.Tensor:
@@ -52,17 +57,29 @@ class LocomotionFamily(GymnasiumTaskFamily):
         horizon: steps per trajectory.
         max_environments: the most environments held at once.
         observation: `"rllab"` (the paper's) or `"gymnasium"` (the environment's own).
+        velocity: the forward velocity the reward scores: `"gymnasium"` (the
+            torso's, `info["x_velocity"]`) or `"rllab"` (the paper's: the
+            robot's centre of mass, `tfmeta.rl.rllab_velocity`).
     """
 
     rllab_features: str
 
     def __init__(
-        self, horizon: int = 200, max_environments: int | None = None, observation: str = "rllab"
+        self,
+        horizon: int = 200,
+        max_environments: int | None = None,
+        observation: str = "rllab",
+        velocity: str = "gymnasium",
     ):
         self.observation = check_choice("observation", observation, OBSERVATIONS)
+        self.velocity = check_choice("velocity", velocity, VELOCITIES)
         super().__init__(horizon=horizon, max_environments=max_environments)
 
     def wrap_environment(self, env):
+        if self.velocity == "rllab":
+            from tfmeta.rl.rllab_velocity import CentreOfMassVelocity
+
+            env = CentreOfMassVelocity(env)
         if self.observation == "gymnasium":
             return env
         from tfmeta.rl import rllab_observation
@@ -70,14 +87,26 @@ class LocomotionFamily(GymnasiumTaskFamily):
         features = getattr(rllab_observation, self.rllab_features)
         return rllab_observation.RllabObservation(env, features)
 
+    def forward_velocity(self, info: dict) -> float:
+        """The step's forward (x) velocity that the reward scores, from `info`."""
+        if self.velocity == "rllab":
+            from tfmeta.rl.rllab_velocity import INFO_KEY
+
+            return float(info[INFO_KEY][0])
+        return info["x_velocity"]
+
     def get_config(self) -> dict:
-        return {**super().get_config(), "observation": self.observation}
+        return {
+            **super().get_config(),
+            "observation": self.observation,
+            "velocity": self.velocity,
+        }
 
 
 class HalfCheetahVelocity(LocomotionFamily):
     """HalfCheetah running at a target forward velocity, uniform in [0, 2] (`task = [velocity]`).
 
-    Reward per step: `-|v_x - velocity| - 0.05 * |action|^2`.
+    Reward per step: `-|v_x - velocity| - 0.05 * |action|^2` (`v_x`: `forward_velocity`).
 
     Example:
 
@@ -98,7 +127,7 @@ class HalfCheetahVelocity(LocomotionFamily):
         return tf.random.stateless_uniform([num_tasks, 1], seed, minval=0.0, maxval=2.0)
 
     def reward(self, task: np.ndarray, info: dict, action: np.ndarray) -> float:
-        return -abs(info["x_velocity"] - task[0]) + info["reward_ctrl"]
+        return -abs(self.forward_velocity(info) - task[0]) + info["reward_ctrl"]
 
 
 class HalfCheetahDirection(LocomotionFamily):
@@ -117,7 +146,7 @@ class HalfCheetahDirection(LocomotionFamily):
         return _random_directions(num_tasks, seed)
 
     def reward(self, task: np.ndarray, info: dict, action: np.ndarray) -> float:
-        return task[0] * info["x_velocity"] + info["reward_ctrl"]
+        return task[0] * self.forward_velocity(info) + info["reward_ctrl"]
 
 
 class AntDirection(LocomotionFamily):
@@ -144,7 +173,7 @@ class AntDirection(LocomotionFamily):
 
     def reward(self, task: np.ndarray, info: dict, action: np.ndarray) -> float:
         return (
-            task[0] * info["x_velocity"]
+            task[0] * self.forward_velocity(info)
             + info["reward_ctrl"]
             + info["reward_contact"]
             + info["reward_survive"]
@@ -170,7 +199,7 @@ class AntVelocity(LocomotionFamily):
     def reward(self, task: np.ndarray, info: dict, action: np.ndarray) -> float:
         return (
             1.0
-            - abs(info["x_velocity"] - task[0])
+            - abs(self.forward_velocity(info) - task[0])
             + info["reward_ctrl"]
             + info["reward_contact"]
             + info["reward_survive"]
