@@ -6,9 +6,7 @@ the centre of mass of the torso's subtree, which is the whole robot, at the
 state after the step (rllab's `body_comvels`: the bodies' centre-of-mass
 velocities weighted by their masses). Gymnasium's rewards score the torso's
 own displacement over the step (`info["x_velocity"]`). The two differ by
-the legs' motion relative to the torso: on a trained HalfCheetah the torso
-runs about 0.1 m/s ahead of the whole body's centre of mass over an episode,
-and oscillates around it.
+the legs' motion relative to the torso.
 """
 
 from __future__ import annotations
