@@ -103,6 +103,13 @@ flags.DEFINE_enum(
     "continues with the one it started with.",
 )
 flags.DEFINE_enum(
+    "reset_noise",
+    "gymnasium",
+    ["gymnasium", "rllab"],
+    "MuJoCo families: the initial-state noise, Gymnasium's or the paper's rllab one "
+    "(tfmeta.rl.mujoco_families); a run continues with the one it started with.",
+)
+flags.DEFINE_enum(
     "baseline_fit",
     "own_task",
     ["own_task", "previous_task"],
@@ -173,10 +180,15 @@ PAPER = {
 
 
 def family_options(name: str) -> dict:
-    """`--observation` and `--velocity` for the MuJoCo families (not for 2D navigation)."""
+    """`--observation`, `--velocity` and `--reset_noise` for the MuJoCo families (not for 2D
+    navigation)."""
     if name == "navigation_2d":
         return {}
-    return {"observation": FLAGS.observation, "velocity": FLAGS.velocity}
+    return {
+        "observation": FLAGS.observation,
+        "velocity": FLAGS.velocity,
+        "reset_noise": FLAGS.reset_noise,
+    }
 
 
 def build_learner(name: str) -> rl.PolicyMAML:

@@ -4,8 +4,8 @@ The rewards follow the paper's rllab environments, computed from the
 quantities Gymnasium reports in `info` (forward velocity, control, contact
 and survival terms, with the cost weights set through `gymnasium.make`).
 The simulators differ from rllab's: Gymnasium's v5 models and MuJoCo 3
-physics, and Gymnasium's reset noise. Returns are therefore comparable to
-the paper's in kind, not to the decimal.
+physics. Returns are therefore comparable to the paper's in kind, not to
+the decimal.
 
 The control step is rllab's, not Gymnasium's default: rllab simulates one
 MuJoCo step per action (its models set no `frame_skip`), so a 200-step
@@ -24,7 +24,10 @@ Gymnasium's own (17 features for HalfCheetah, 105 for Ant).
 The forward velocity the rewards score is Gymnasium's by default
 (`velocity="gymnasium"`: the torso's displacement over the step);
 `velocity="rllab"` scores rllab's, the whole robot's centre-of-mass velocity
-after the step (`tfmeta.rl.rllab_velocity`).
+after the step (`tfmeta.rl.rllab_velocity`). Episodes start from
+Gymnasium's initial-state noise by default (`reset_noise="gymnasium"`) or
+from rllab's (`reset_noise="rllab"`, `tfmeta.rl.rllab_reset`: positions six
+times less noisy).
 
 Needs the `rl` extra: `pip install 'tfmeta[rl]'`.
 """
@@ -39,6 +42,7 @@ from tfmeta.rl.gymnasium_family import GymnasiumTaskFamily
 
 OBSERVATIONS = ("rllab", "gymnasium")
 VELOCITIES = ("gymnasium", "rllab")
+RESET_NOISES = ("gymnasium", "rllab")
 
 
 def _random_directions(num_tasks: int, seed) -> tf.Tensor:
@@ -60,6 +64,8 @@ class LocomotionFamily(GymnasiumTaskFamily):
         velocity: the forward velocity the reward scores: `"gymnasium"` (the
             torso's, `info["x_velocity"]`) or `"rllab"` (the paper's: the
             robot's centre of mass, `tfmeta.rl.rllab_velocity`).
+        reset_noise: the initial-state noise: `"gymnasium"` or `"rllab"` (the
+            paper's, `tfmeta.rl.rllab_reset`).
     """
 
     rllab_features: str
@@ -70,12 +76,18 @@ class LocomotionFamily(GymnasiumTaskFamily):
         max_environments: int | None = None,
         observation: str = "rllab",
         velocity: str = "gymnasium",
+        reset_noise: str = "gymnasium",
     ):
         self.observation = check_choice("observation", observation, OBSERVATIONS)
         self.velocity = check_choice("velocity", velocity, VELOCITIES)
+        self.reset_noise = check_choice("reset_noise", reset_noise, RESET_NOISES)
         super().__init__(horizon=horizon, max_environments=max_environments)
 
     def wrap_environment(self, env):
+        if self.reset_noise == "rllab":
+            from tfmeta.rl.rllab_reset import RllabReset
+
+            env = RllabReset(env)
         if self.velocity == "rllab":
             from tfmeta.rl.rllab_velocity import CentreOfMassVelocity
 
@@ -100,6 +112,7 @@ class LocomotionFamily(GymnasiumTaskFamily):
             **super().get_config(),
             "observation": self.observation,
             "velocity": self.velocity,
+            "reset_noise": self.reset_noise,
         }
 
 
