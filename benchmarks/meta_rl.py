@@ -44,6 +44,9 @@ They observe as rllab's did unless `--observation=gymnasium`; a run keeps
 the observation it started with (the runs kept in
 `benchmarks/meta_rl_runs/gymnasium_observation/` continue with
 `--observation=gymnasium --run_dir=benchmarks/meta_rl_runs/gymnasium_observation`).
+Their rewards score Gymnasium's forward velocity and their episodes start from
+Gymnasium's initial-state noise unless `--velocity=rllab` and
+`--reset_noise=rllab` (the paper's; a run keeps what it started with too).
 Prints tables (where a task is one number, a velocity or a direction, also the
 trained policy's returns by task value), and as its last line one JSON object
 with the figures, each task's returns included.
