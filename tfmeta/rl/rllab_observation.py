@@ -48,6 +48,14 @@ def ant_features(model: mujoco.MjModel, state: mujoco.MjData) -> np.ndarray:
     )
 
 
+def propagate_positions(model: mujoco.MjModel, data: mujoco.MjData, state: mujoco.MjData) -> None:
+    """Sets scratch `state` to `data`'s positions and velocities, with body positions and centres
+    of mass propagated (`mj_kinematics`, `mj_comPos`), as rllab's `forward()` after a step."""
+    state.qpos[:], state.qvel[:] = data.qpos, data.qvel
+    mujoco.mj_kinematics(model, state)
+    mujoco.mj_comPos(model, state)
+
+
 class RllabObservation(gymnasium.ObservationWrapper):
     """Replaces a Gymnasium MuJoCo environment's observation by `features(model, state)`.
 
@@ -73,9 +81,8 @@ class RllabObservation(gymnasium.ObservationWrapper):
 
     def _read(self) -> np.ndarray:
         model, data, state = self.env.unwrapped.model, self.env.unwrapped.data, self._state
-        state.qpos[:], state.qvel[:], state.cfrc_ext[:] = data.qpos, data.qvel, data.cfrc_ext
-        mujoco.mj_kinematics(model, state)
-        mujoco.mj_comPos(model, state)
+        state.cfrc_ext[:] = data.cfrc_ext
+        propagate_positions(model, data, state)
         return np.asarray(self._features(model, state), np.float64)
 
     def observation(self, observation: np.ndarray) -> np.ndarray:

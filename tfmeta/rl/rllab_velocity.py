@@ -15,6 +15,8 @@ import gymnasium
 import mujoco
 import numpy as np
 
+from tfmeta.rl.rllab_observation import propagate_positions
+
 INFO_KEY = "centre_of_mass_velocity"
 
 
@@ -40,9 +42,7 @@ class CentreOfMassVelocity(gymnasium.Wrapper):
     def velocity(self) -> np.ndarray:
         """The subtree's centre-of-mass velocity at the environment's current state."""
         model, data, state = self.env.unwrapped.model, self.env.unwrapped.data, self._state
-        state.qpos[:], state.qvel[:] = data.qpos, data.qvel
-        mujoco.mj_kinematics(model, state)
-        mujoco.mj_comPos(model, state)
+        propagate_positions(model, data, state)
         mujoco.mj_comVel(model, state)
         mujoco.mj_subtreeVel(model, state)
         return state.subtree_linvel[self._body].copy()
