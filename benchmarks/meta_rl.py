@@ -38,6 +38,12 @@ steps; `oracle`, the same with the task appended to the observation
 `--run_dir=benchmarks/meta_rl_runs/first_order` and `.../likelihood_ratio`);
 `benchmarks/meta_gradient.py` takes a run's meta-gradient apart.
 
+`--weights=best` evaluates, as the paper did, the policy of the training
+epoch with the best mean return after adaptation on its training tasks
+(`tfmeta.rl.training.BestPolicy`; a run continued from a part that kept
+none keeps the best from there on) into `best_metrics.json` (and
+`best_<file>` for the other splits).
+
 The MuJoCo families run on Gymnasium's v5 environments and MuJoCo 3, not on
 the paper's rllab ones (see `tfmeta.rl.mujoco_families`): compare in kind.
 They observe as rllab's did unless `--observation=gymnasium`; a run keeps
@@ -139,6 +145,14 @@ flags.DEFINE_enum(
     ["maml", "pretrained", "oracle"],
     "MAML, or one of the paper's baselines: one policy pretrained on all tasks (fine-tuned in "
     "evaluation), or an oracle that observes the task (not adapted).",
+)
+flags.DEFINE_enum(
+    "weights",
+    "last",
+    ["last", "best"],
+    "Evaluate the policy of the last meta-iteration, or that of the training epoch with the "
+    "best mean return after adaptation (the paper's protocol; tfmeta.rl.training.BestPolicy), "
+    "into best_<result file>.",
 )
 flags.DEFINE_integer("seed", 0, "Seed of weights and training tasks.")
 flags.DEFINE_bool("speed", False, "Measure sampling speed and one meta-iteration instead.")
@@ -283,7 +297,8 @@ def run_family(name: str) -> dict:
     recipe = recipes.get(name)
     directory = run_directory(name)
     # Test-task results in metrics.json; other splits' results apart (RESULT_FILES).
-    metrics_path = os.path.join(directory, RESULT_FILES[FLAGS.eval_split])
+    prefix = "best_" if FLAGS.weights == "best" else ""
+    metrics_path = os.path.join(directory, prefix + RESULT_FILES[FLAGS.eval_split])
     learner = build_learner(name)
     budget = None if FLAGS.budget_minutes is None else 60 * FLAGS.budget_minutes
     run = training.train(
@@ -296,6 +311,7 @@ def run_family(name: str) -> dict:
         budget_seconds=budget,
         verbose=2,
     )
+    best = training.restore_best(learner, directory) if FLAGS.weights == "best" else None
     start = time.perf_counter()
     returns, per_task, samplings = held_out_returns(name, learner)
     print(f"  evaluated in {time.perf_counter() - start:.0f} s", flush=True)
@@ -319,6 +335,8 @@ def run_family(name: str) -> dict:
         "learner": FLAGS.learner,
         "meta_iterations": run["meta_iterations"],
         "train_minutes": run["train_seconds"] / 60,
+        "weights": FLAGS.weights,
+        "best": best,
         "eval_split": FLAGS.eval_split,
         "eval_learning_rates": learner.eval_learning_rates,
         "returns": returns,
@@ -341,6 +359,8 @@ def print_returns(results: list[dict]) -> None:
             f"tfmeta {result['learner']} ({result['meta_iterations']} it, "
             f"{result['train_minutes']:.0f} min)"
         )
+        if result["best"] is not None:
+            label = f"tfmeta {result['learner']} (best: it {result['best']['meta_iterations']})"
         rows = [(label, result["returns"])]
         if result["random_init"] is not None:
             rows.append(("tfmeta random init", result["random_init"]))

@@ -1,5 +1,6 @@
 import json
 
+import keras
 import numpy as np
 import pytest
 
@@ -74,3 +75,65 @@ def test_a_run_records_its_family_and_refuses_a_learner_on_another(trpo_learner,
     finally:
         learner.family = family
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before
+
+
+class _PolicyEachEpoch(keras.callbacks.Callback):
+    """Records the policy's weights at every epoch end (before `BestPolicy` could change them)."""
+
+    def __init__(self):
+        super().__init__()
+        self.weights = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.weights.append(self.model.policy.get_weights())
+
+
+def test_the_best_epochs_policy_is_kept_across_parts_and_restored(trpo_learner, tmp_path):
+    learner, initial = trpo_learner
+    options = dict(iterations=4, meta_batch_size=2, seed=4, iterations_per_epoch=1, verbose=0)
+    restart(learner, initial)
+    recorder = _PolicyEachEpoch()
+    straight = training.train(learner, tmp_path / "straight", callbacks=[recorder], **options)
+    returns = [float(row["return_after"]) for row in straight["history"]]
+    best = int(np.argmax(returns))
+    assert straight["best"] == {
+        "monitor": "return_after",
+        "value": returns[best],
+        "meta_iterations": best + 1,
+        "weights": f"best_policy-{best + 1}.weights.h5",
+    }
+    kept = sorted(p.name for p in (tmp_path / "straight").glob("best_policy-*"))
+    assert kept == [straight["best"]["weights"]]  # the earlier bests' files are gone
+    record = training.restore_best(learner, tmp_path / "straight")
+    assert record == straight["best"]
+    for saved, restored in zip(recorder.weights[best], learner.policy.get_weights()):
+        np.testing.assert_array_equal(saved, restored)
+
+    restart(learner, initial)  # the same run in two parts keeps the same best
+    training.train(learner, tmp_path / "parts", budget_seconds=1e-6, **options)
+    restart(learner, initial)
+    parts = training.train(learner, tmp_path / "parts", **options)
+    assert parts["best"]["meta_iterations"] == straight["best"]["meta_iterations"]
+    assert parts["best"]["value"] == pytest.approx(straight["best"]["value"], rel=1e-6)
+
+
+def test_a_run_without_a_kept_best_policy_refuses_to_restore_one(trpo_learner, tmp_path):
+    learner, initial = trpo_learner
+    restart(learner, initial)
+    run = training.train(
+        learner, tmp_path, iterations=1, meta_batch_size=2, seed=4, verbose=0, keep_best=None
+    )
+    assert run["best"] is None and not (tmp_path / training.BEST_FILE).exists()
+    weights = learner.policy.get_weights()
+    with pytest.raises(FileNotFoundError, match=r"No best\.json in .*kept no best policy"):
+        training.restore_best(learner, tmp_path)
+    for before, after in zip(weights, learner.policy.get_weights()):
+        np.testing.assert_array_equal(before, after)
+
+
+def test_keeping_the_best_of_a_log_the_epochs_lack_is_refused(trpo_learner, tmp_path):
+    learner, initial = trpo_learner
+    restart(learner, initial)
+    with pytest.raises(ValueError, match=r"hold 'return_after_3'.*Received: \[.*'return_after'"):
+        training.train(learner, tmp_path, iterations=1, meta_batch_size=2, seed=4, verbose=0,
+                       keep_best="return_after_3")

@@ -10,7 +10,9 @@ surrogate with Adam (ProMP-style).
 
 The run directory (default `tfmeta_runs/<env>_<algorithm>`) holds what
 `tfmeta.rl.training.train` keeps (`checkpoints/`, `history.csv`, `logs/`,
-`clock.json`, `family.json`), `metrics.json` (mean return over 40 held-out tasks after 0-3
+`clock.json`, `family.json`, and the best training epoch's policy: `best.json`,
+`best_policy-<meta-iteration>.weights.h5`), `metrics.json` (the last
+meta-iteration's policy: mean return over 40 held-out tasks after 0-3
 adaptation steps with 95% CIs, the paper's figures beside them),
 `learning_curve.png`, `adaptation.png` for 2D navigation, and
 `export/<env>/<version>/` (`tfmeta.exporters.policy`: a SavedModel whose

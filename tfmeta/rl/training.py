@@ -6,7 +6,11 @@ written at every epoch end), `history.csv` (Keras's `CSVLogger`), `logs/`
 the run's epoch size, fixed by its first part so that every part's epochs line
 up with the checkpoints and the history rows of the ones before) and
 `family.json` (the task family's config: a run continues only on the family
-it started with, e.g. with the same observation).
+it started with, e.g. with the same observation) and `best.json` with the
+`best_policy-<meta-iteration>.weights.h5` it names: the policy of the epoch
+with the best mean return after adaptation on the training tasks, which
+Finn et al. 2017 evaluated ("the model with the best average return during
+training"; `restore_best`).
 Running `train` again on the same directory continues from the last complete
 checkpoint: the task stream is a pure function of the seed and the
 meta-iteration (`TaskFamily.task_batches`), and each meta-iteration of the
@@ -28,13 +32,16 @@ from typing import Sequence
 import keras
 
 from tfmeta import checkpointing
-from tfmeta.data.temporary_files import write_atomically
+from tfmeta.data.temporary_files import temporary_path, write_atomically
 from tfmeta.rl.policy_maml import PolicyMAML
 
 CHECKPOINT_DIR = "checkpoints"
 HISTORY_FILE = "history.csv"
 CLOCK_FILE = "clock.json"
 FAMILY_FILE = "family.json"
+BEST_FILE = "best.json"
+BEST_WEIGHTS_PREFIX = "best_policy-"
+BEST_WEIGHTS_SUFFIX = ".weights.h5"  # what `keras.Model.save_weights` requires
 
 
 def read_clock(directory: str | os.PathLike) -> dict:
@@ -86,6 +93,77 @@ class TrainingClock(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def read_best(directory: str | os.PathLike) -> dict | None:
+    """`{"monitor", "value", "meta_iterations", "weights"}` of a run's best epoch, or None."""
+    path = pathlib.Path(directory) / BEST_FILE
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+class BestPolicy(keras.callbacks.Callback):
+    """Keeps the policy of the epoch with the highest `monitor` (by default the mean return
+    after adaptation on the epoch's training tasks), across resumed parts.
+
+    When an epoch beats the best recorded in `best.json`, the policy's weights
+    are written to `best_policy-<meta-iteration>.weights.h5` (through a
+    temporary file and a rename), then `best.json` is replaced to name them,
+    then older weights files are deleted: a kill at any point leaves
+    `best.json` naming a complete file. A run continued from a part that did
+    not keep its best (older runs) keeps the best of the epochs from there on.
+
+    Args:
+        directory: the run directory.
+        monitor: the epoch log to maximise (`PolicyMAML`'s `return_after`).
+    """
+
+    def __init__(self, directory: str | os.PathLike, monitor: str = "return_after"):
+        super().__init__()
+        self.directory = pathlib.Path(directory)
+        self.monitor = monitor
+        record = read_best(directory)
+        self.best = -math.inf if record is None else record["value"]
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.monitor not in (logs or {}):
+            raise ValueError(
+                f"Expected the epoch's logs to hold {self.monitor!r} (the monitored return). "
+                f"Received: {sorted(logs or {})}"
+            )
+        value = float(logs[self.monitor])
+        if not value > self.best:  # NaN never counts as best
+            return
+        iterations = self.model.meta_iterations
+        name = f"{BEST_WEIGHTS_PREFIX}{iterations}{BEST_WEIGHTS_SUFFIX}"
+        temporary = temporary_path(self.directory / name, suffix=BEST_WEIGHTS_SUFFIX)
+        try:
+            self.model.policy.save_weights(temporary)
+            os.replace(temporary, self.directory / name)
+        finally:
+            temporary.unlink(missing_ok=True)
+        record = {"monitor": self.monitor, "value": value, "meta_iterations": iterations,
+                  "weights": name}
+        write_atomically(self.directory / BEST_FILE, json.dumps(record))
+        self.best = value
+        for old in self.directory.glob(f"{BEST_WEIGHTS_PREFIX}*{BEST_WEIGHTS_SUFFIX}"):
+            if old.name != name:
+                old.unlink()
+
+
+def restore_best(learner: PolicyMAML, directory: str | os.PathLike) -> dict:
+    """Sets `learner`'s policy to the run's best-epoch weights (`BestPolicy`); returns its record.
+
+    Raises:
+        FileNotFoundError: the run kept no best policy.
+    """
+    record = read_best(directory)
+    if record is None:
+        raise FileNotFoundError(
+            f"No {BEST_FILE} in {str(directory)!r}: the run kept no best policy (it was "
+            "trained with `keep_best=None`, or before runs kept one, and not continued since)."
+        )
+    learner.policy.load_weights(pathlib.Path(directory) / record["weights"])
+    return record
+
+
 def _check_family(directory: pathlib.Path, config: dict) -> None:
     """Records the run's family config, or refuses a learner on another family.
 
@@ -132,6 +210,7 @@ def train(
     budget_seconds: float | None = None,
     callbacks: Sequence[keras.callbacks.Callback] = (),
     verbose: str | int = "auto",
+    keep_best: str | None = "return_after",
 ) -> dict:
     """Meta-trains `learner` for `iterations` meta-iterations in `directory`, or continues there.
 
@@ -155,6 +234,8 @@ def train(
             run stops at the first epoch end past it.
         callbacks: more Keras callbacks for `fit`.
         verbose: `fit`'s progress output.
+        keep_best: the epoch log whose best (highest) epoch's policy is kept
+            (`BestPolicy`, `restore_best`), or None to keep none.
 
     Raises:
         ValueError: `directory` holds a run on another task family
@@ -162,8 +243,9 @@ def train(
 
     Returns:
         `{"meta_iterations", "train_seconds", "resumed_from", "history",
-        "iterations_per_epoch"}`; `history` holds the rows of `history.csv`
-        (all parts), one per epoch of `iterations_per_epoch` meta-iterations.
+        "iterations_per_epoch", "best"}`; `history` holds the rows of
+        `history.csv` (all parts), one per epoch of `iterations_per_epoch`
+        meta-iterations; `best` is `read_best`'s record (None if none kept).
 
     Example:
 
@@ -206,6 +288,7 @@ def train(
                 *callbacks,
                 keras.callbacks.CSVLogger(str(directory / HISTORY_FILE), append=True),
                 keras.callbacks.TensorBoard(str(directory / "logs")),
+                *([] if keep_best is None else [BestPolicy(directory, keep_best)]),
                 checkpointing.MetaCheckpoint(checkpoint_dir),  # after the records of its epoch
                 clock,
             ],
@@ -228,4 +311,5 @@ def train(
         "resumed_from": done or None,
         "history": history,
         "iterations_per_epoch": iterations_per_epoch,
+        "best": read_best(directory),
     }
