@@ -81,7 +81,12 @@ class LocomotionFamily(GymnasiumTaskFamily):
         self.observation = check_choice("observation", observation, OBSERVATIONS)
         self.velocity = check_choice("velocity", velocity, VELOCITIES)
         self.reset_noise = check_choice("reset_noise", reset_noise, RESET_NOISES)
-        super().__init__(horizon=horizon, max_environments=max_environments)
+        super().__init__(horizon=horizon, max_environments=max_environments)  # checks the extra
+        self._rllab_velocity_key = None
+        if self.velocity == "rllab":  # imported once here, not in every step's reward
+            from tfmeta.rl.rllab_velocity import INFO_KEY
+
+            self._rllab_velocity_key = INFO_KEY
 
     def wrap_environment(self, env):
         if self.reset_noise == "rllab":
@@ -101,10 +106,8 @@ class LocomotionFamily(GymnasiumTaskFamily):
 
     def forward_velocity(self, info: dict) -> float:
         """The step's forward (x) velocity that the reward scores, from `info`."""
-        if self.velocity == "rllab":
-            from tfmeta.rl.rllab_velocity import INFO_KEY
-
-            return float(info[INFO_KEY][0])
+        if self._rllab_velocity_key is not None:
+            return float(info[self._rllab_velocity_key][0])
         return info["x_velocity"]
 
     def get_config(self) -> dict:

@@ -75,12 +75,14 @@ class RllabObservation(gymnasium.ObservationWrapper):
     def __init__(self, env: gymnasium.Env, features: FeaturesFn):
         super().__init__(env)
         self._features = features
-        self._state = mujoco.MjData(self.env.unwrapped.model)
+        base = self.env.unwrapped  # walks the wrappers: once, not per step
+        self._model, self._data = base.model, base.data
+        self._state = mujoco.MjData(self._model)
         size = self._read().size
         self.observation_space = gymnasium.spaces.Box(-np.inf, np.inf, (size,), np.float64)
 
     def _read(self) -> np.ndarray:
-        model, data, state = self.env.unwrapped.model, self.env.unwrapped.data, self._state
+        model, data, state = self._model, self._data, self._state
         state.cfrc_ext[:] = data.cfrc_ext
         propagate_positions(model, data, state)
         return np.asarray(self._features(model, state), np.float64)

@@ -35,13 +35,14 @@ class CentreOfMassVelocity(gymnasium.Wrapper):
 
     def __init__(self, env: gymnasium.Env, body: str = "torso"):
         super().__init__(env)
-        model = self.env.unwrapped.model
-        self._body = model.body(body).id
-        self._state = mujoco.MjData(model)
+        base = self.env.unwrapped  # walks the wrappers: once, not per step
+        self._model, self._data = base.model, base.data
+        self._body = self._model.body(body).id
+        self._state = mujoco.MjData(self._model)
 
     def velocity(self) -> np.ndarray:
         """The subtree's centre-of-mass velocity at the environment's current state."""
-        model, data, state = self.env.unwrapped.model, self.env.unwrapped.data, self._state
+        model, data, state = self._model, self._data, self._state
         propagate_positions(model, data, state)
         mujoco.mj_comVel(model, state)
         mujoco.mj_subtreeVel(model, state)
