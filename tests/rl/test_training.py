@@ -137,3 +137,35 @@ def test_keeping_the_best_of_a_log_the_epochs_lack_is_refused(trpo_learner, tmp_
     with pytest.raises(ValueError, match=r"hold 'return_after_3'.*Received: \[.*'return_after'"):
         training.train(learner, tmp_path, iterations=1, meta_batch_size=2, seed=4, verbose=0,
                        keep_best="return_after_3")
+
+
+def test_a_failed_write_of_a_new_best_policy_keeps_the_previous_one(
+    trpo_learner, tmp_path, monkeypatch
+):
+    learner, initial = trpo_learner
+    restart(learner, initial)
+    best = training.BestPolicy(tmp_path)
+    best.set_model(learner)
+    best.on_epoch_end(0, {"return_after": -5.0})
+    best.on_epoch_end(1, {"return_after": -7.0})  # not better: nothing written
+    best.on_epoch_end(1, {"return_after": float("nan")})  # nor is NaN
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    assert sorted(before) == ["best.json", "best_policy-0.weights.h5"]
+    assert json.loads(before["best.json"])["value"] == -5.0
+
+    learner.optimizer.iterations.assign(learner.optimizer_steps_per_iteration)  # one more
+    learner.policy.set_weights([w + 1.0 for w in initial])
+
+    def fail(path, *args, **kwargs):
+        open(path, "wb").write(b"partial")  # a half-written file, then the failure
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(learner.policy, "save_weights", fail)
+    with pytest.raises(OSError, match="No space left"):
+        best.on_epoch_end(2, {"return_after": -1.0})
+    monkeypatch.undo()
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temporaries
+    assert best.best == -5.0
+    training.restore_best(learner, tmp_path)
+    for saved, restored in zip(initial, learner.policy.get_weights()):
+        np.testing.assert_array_equal(saved, restored)
