@@ -169,3 +169,14 @@ def test_a_failed_write_of_a_new_best_policy_keeps_the_previous_one(
     training.restore_best(learner, tmp_path)
     for saved, restored in zip(initial, learner.policy.get_weights()):
         np.testing.assert_array_equal(saved, restored)
+
+
+def test_a_run_keeping_its_best_by_one_log_refuses_another(trpo_learner, tmp_path):
+    learner, initial = trpo_learner
+    restart(learner, initial)
+    options = dict(meta_batch_size=2, seed=4, iterations_per_epoch=1, verbose=0)
+    training.train(learner, tmp_path, iterations=1, **options)
+    before = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    with pytest.raises(ValueError, match=r"by 'return_after'.*keep_best='return_after'"):
+        training.train(learner, tmp_path, iterations=2, keep_best="return_before", **options)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == before

@@ -113,6 +113,9 @@ class BestPolicy(keras.callbacks.Callback):
     Args:
         directory: the run directory.
         monitor: the epoch log to maximise (`PolicyMAML`'s `return_after`).
+
+    Raises:
+        ValueError: the run's `best.json` was kept by another `monitor`.
     """
 
     def __init__(self, directory: str | os.PathLike, monitor: str = "return_after"):
@@ -120,6 +123,12 @@ class BestPolicy(keras.callbacks.Callback):
         self.directory = pathlib.Path(directory)
         self.monitor = monitor
         record = read_best(directory)
+        if record is not None and record["monitor"] != monitor:
+            raise ValueError(
+                f"The run in {str(directory)!r} keeps its best epoch by {record['monitor']!r} "
+                f"({BEST_FILE}); received monitor={monitor!r}. Continue it with "
+                f"keep_best={record['monitor']!r}."
+            )
         self.best = -math.inf if record is None else record["value"]
 
     def on_epoch_end(self, epoch, logs=None):
