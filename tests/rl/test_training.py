@@ -9,6 +9,12 @@ from tfmeta import rl
 from tfmeta.rl import training
 
 
+def assert_policy_weights(learner: rl.PolicyMAML, expected: list) -> None:
+    """The learner's policy holds exactly `expected` (bit for bit)."""
+    for want, got in zip(expected, learner.policy.get_weights(), strict=True):
+        np.testing.assert_array_equal(want, got)
+
+
 def test_a_run_stopped_by_its_budget_continues_to_the_weights_of_an_uninterrupted_one(
     trpo_learner, tmp_path
 ):
@@ -33,8 +39,7 @@ def test_a_run_stopped_by_its_budget_continues_to_the_weights_of_an_uninterrupte
     second = training.train(learner, tmp_path / "parts", **options)
     assert second["resumed_from"] == 1 and second["meta_iterations"] == 3
     assert [row["epoch"] for row in second["history"]] == ["0", "1", "2"]
-    for a, b in zip(straight_weights, learner.policy.get_weights()):
-        np.testing.assert_array_equal(a, b)
+    assert_policy_weights(learner, straight_weights)
     assert second["train_seconds"] >= first["train_seconds"]
 
 
@@ -106,8 +111,7 @@ def test_the_best_epochs_policy_is_kept_across_parts_and_restored(trpo_learner, 
     assert kept == [straight["best"]["weights"]]  # the earlier bests' files are gone
     record = training.restore_best(learner, tmp_path / "straight")
     assert record == straight["best"]
-    for saved, restored in zip(recorder.weights[best], learner.policy.get_weights()):
-        np.testing.assert_array_equal(saved, restored)
+    assert_policy_weights(learner, recorder.weights[best])
 
     restart(learner, initial)  # the same run in two parts keeps the same best
     training.train(learner, tmp_path / "parts", budget_seconds=1e-6, **options)
@@ -127,8 +131,7 @@ def test_a_run_without_a_kept_best_policy_refuses_to_restore_one(trpo_learner, t
     weights = learner.policy.get_weights()
     with pytest.raises(FileNotFoundError, match=r"No best\.json in .*kept no best policy"):
         training.restore_best(learner, tmp_path)
-    for before, after in zip(weights, learner.policy.get_weights()):
-        np.testing.assert_array_equal(before, after)
+    assert_policy_weights(learner, weights)
 
 
 def test_keeping_the_best_of_a_log_the_epochs_lack_is_refused(trpo_learner, tmp_path):
@@ -167,8 +170,7 @@ def test_a_failed_write_of_a_new_best_policy_keeps_the_previous_one(
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before  # no temporaries
     assert best.best == -5.0
     training.restore_best(learner, tmp_path)
-    for saved, restored in zip(initial, learner.policy.get_weights()):
-        np.testing.assert_array_equal(saved, restored)
+    assert_policy_weights(learner, initial)
 
 
 def test_a_run_keeping_its_best_by_one_log_refuses_another(trpo_learner, tmp_path):
