@@ -54,15 +54,8 @@ BEST_LEARNER_FILE = "best.keras"
 def _save_learner(learner: keras.Model, path: pathlib.Path) -> None:
     """Writes `learner.keras` through a temporary file: a failed save keeps the previous one."""
     checkpointing.check_finite(learner.variables, f"learner to {path}")
-    temporary = temporary_files.temporary_path(path, suffix=".keras")  # Keras wants .keras
-    try:
-        learner.save(temporary)
-        os.replace(temporary, path)
-    except OSError as error:  # Keras's zip writer names no file
-        raise OSError(error.errno, error.strerror or str(error), str(path)) from error
-    finally:
-        if temporary.exists():
-            temporary.unlink()
+    # Keras wants .keras; its zip writer names no file, the OSError then names `path`.
+    temporary_files.write_through_temporary(path, learner.save, suffix=".keras")
 
 
 def load_learner(output_dir: str | os.PathLike) -> keras.Model:
@@ -259,14 +252,9 @@ def _keep_learner(learner, output_dir: pathlib.Path, keep_best, run: dict):
     if keep_best is None or keep_best.best is None or not best.is_file():
         _save_learner(learner, path)
         return learner
-    temporary = temporary_files.temporary_path(path, suffix=".keras")
-    try:
-        shutil.copyfile(best, temporary)
-        os.replace(temporary, path)
-    except OSError as error:  # name the file, not its temporary
-        raise OSError(error.errno, error.strerror or str(error), str(path)) from error
-    finally:
-        temporary.unlink(missing_ok=True)
+    temporary_files.write_through_temporary(
+        path, lambda temporary: shutil.copyfile(best, temporary), suffix=".keras"
+    )
     run["selected"] = {
         "epoch": keep_best.best_epoch + 1,
         keep_best.monitor: keep_best.best,

@@ -15,6 +15,7 @@ import shutil
 import socket
 import uuid
 from pathlib import Path
+from typing import Callable
 
 _HOST = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname()) or "host"
 # `.<name>.<host>_<pid>.<32 hex>.tmp[<suffix>]`; names written before the host was added lack
@@ -35,22 +36,36 @@ def temporary_path(final: str | os.PathLike, suffix: str = "") -> Path:
     return final.parent / f".{final.name}.{_HOST}_{os.getpid()}.{uuid.uuid4().hex}.tmp{suffix}"
 
 
-def write_atomically(path: str | os.PathLike, text: str) -> None:
-    """Writes `text` to `path` through a temporary file and a rename; a failure keeps `path`.
+def write_through_temporary(
+    path: str | os.PathLike, write: Callable[[Path], object], suffix: str = ""
+) -> None:
+    """Calls `write(temporary)` on a temporary beside `path`, then renames it to `path`.
 
-    A kill can leave the temporary (`temporary_path`), which
-    `remove_stale_temporaries` recognises; `tfmeta train` removes such leftovers
-    when it starts.
+    A failure keeps `path` as it was and removes the temporary; an OSError
+    names `path`, not the temporary. A kill can leave the temporary
+    (`temporary_path`), which `remove_stale_temporaries` recognises;
+    `tfmeta train` removes such leftovers when it starts.
+
+    Args:
+        path: the file to write.
+        write: writes the whole file to the path it is given (e.g. `model.save`).
+        suffix: the temporary's suffix, for writers that insist on one
+            (Keras: `".keras"`, `".weights.h5"`).
     """
-    temporary = temporary_path(path)
+    temporary = temporary_path(path, suffix)
     try:
         try:
-            temporary.write_text(text)
+            write(temporary)
             os.replace(temporary, path)
         finally:
             temporary.unlink(missing_ok=True)
     except OSError as error:  # name the file, not its temporary
         raise OSError(error.errno, error.strerror or str(error), str(path)) from error
+
+
+def write_atomically(path: str | os.PathLike, text: str) -> None:
+    """Writes `text` to `path` through a temporary file and a rename; a failure keeps `path`."""
+    write_through_temporary(path, lambda temporary: temporary.write_text(text))
 
 
 def _is_running(pid: int) -> bool:

@@ -32,7 +32,7 @@ from typing import Sequence
 import keras
 
 from tfmeta import checkpointing
-from tfmeta.data.temporary_files import temporary_path, write_atomically
+from tfmeta.data.temporary_files import write_atomically, write_through_temporary
 from tfmeta.rl.policy_maml import PolicyMAML
 
 CHECKPOINT_DIR = "checkpoints"
@@ -142,12 +142,9 @@ class BestPolicy(keras.callbacks.Callback):
             return
         iterations = self.model.meta_iterations
         name = f"{BEST_WEIGHTS_PREFIX}{iterations}{BEST_WEIGHTS_SUFFIX}"
-        temporary = temporary_path(self.directory / name, suffix=BEST_WEIGHTS_SUFFIX)
-        try:
-            self.model.policy.save_weights(temporary)
-            os.replace(temporary, self.directory / name)
-        finally:
-            temporary.unlink(missing_ok=True)
+        write_through_temporary(
+            self.directory / name, self.model.policy.save_weights, suffix=BEST_WEIGHTS_SUFFIX
+        )
         record = {"monitor": self.monitor, "value": value, "meta_iterations": iterations,
                   "weights": name}
         write_atomically(self.directory / BEST_FILE, json.dumps(record))
