@@ -157,6 +157,14 @@ flags.DEFINE_enum(
 flags.DEFINE_integer("seed", 0, "Seed of weights and training tasks.")
 flags.DEFINE_bool("speed", False, "Measure sampling speed and one meta-iteration instead.")
 flags.DEFINE_integer("speed_tasks", 40, "--speed: tasks of the measured meta-iteration.")
+flags.DEFINE_integer(
+    "env_processes",
+    1,
+    "MuJoCo families: processes that step the environments (tfmeta.rl.GymnasiumTaskFamily; "
+    "the same rollouts for any number). With --speed and N > 1, sampling is also measured "
+    "in one process, in the same run.",
+    lower_bound=1,
+)
 FLAGS = flags.FLAGS
 
 EVAL_SEED = 1_000_003  # held-out tasks: a stream the training tasks never use
@@ -197,14 +205,15 @@ PAPER = {
 
 
 def family_options(name: str) -> dict:
-    """`--observation`, `--velocity` and `--reset_noise` for the MuJoCo families (not for 2D
-    navigation)."""
+    """`--observation`, `--velocity`, `--reset_noise` and `--env_processes` for the MuJoCo
+    families (not for 2D navigation)."""
     if name == "navigation_2d":
         return {}
     return {
         "observation": FLAGS.observation,
         "velocity": FLAGS.velocity,
         "reset_noise": FLAGS.reset_noise,
+        "processes": FLAGS.env_processes,
     }
 
 
@@ -417,8 +426,19 @@ def _plain_loop_steps_per_second(family, policy, tasks: np.ndarray, rollouts: in
     return steps / (time.perf_counter() - start)
 
 
+def _one_process_sampling(name: str, params, tasks, rollouts: int, seed) -> tuple:
+    """The same sampling with every environment stepped in this process: (steps/s, rollouts)."""
+    options = {**family_options(name), "processes": 1}
+    learner = recipes.build_learner(name, seed=FLAGS.seed, family_options=options)
+    learner.sample(params, tasks, tf.constant([0, 0], tf.int64), rollouts)  # create envs
+    start = time.perf_counter()
+    sampled = learner.sample(params, tasks, seed, rollouts)
+    return float(np.sum(sampled.mask)) / (time.perf_counter() - start), sampled
+
+
 def measure_speed(name: str) -> dict:
-    """Sampling speed against a plain Gymnasium loop, and one meta-iteration by part."""
+    """Sampling speed against a plain Gymnasium loop (and, with --env_processes > 1, against
+    one process), and one meta-iteration by part."""
     recipe = recipes.get(name)
     learner = build_learner(name)
     family = learner.family
@@ -455,6 +475,15 @@ def measure_speed(name: str) -> dict:
         "batched_steps_per_second": batched_rate,
         "meta_iteration_seconds": timings,
     }
+    if not family.in_graph and FLAGS.env_processes > 1:
+        rate, alone = _one_process_sampling(
+            name, params, tasks, rollouts, tf.constant([0, 1], tf.int64)
+        )
+        result["env_processes"] = FLAGS.env_processes
+        result["one_process_steps_per_second"] = rate
+        result["same_rollouts_in_one_process"] = all(
+            np.array_equal(a, b) for a, b in zip(pre, alone)
+        )
     if not family.in_graph:
         reference_tasks = tasks.numpy()[:4]
         result["plain_loop_steps_per_second"] = _plain_loop_steps_per_second(
@@ -469,7 +498,16 @@ def print_speed(results: list[dict]) -> None:
             f"\n{result['family']}: {result['tasks']} tasks x {result['rollouts_per_task']} "
             f"rollouts, {machine.describe()}"
         )
-        print(f"  tfmeta batched rollouts: {result['batched_steps_per_second']:10.0f} env steps/s")
+        processes = result.get("env_processes", 1)
+        print(
+            f"  tfmeta batched rollouts: {result['batched_steps_per_second']:10.0f} env steps/s "
+            f"({processes} process{'es' if processes > 1 else ''})"
+        )
+        if "one_process_steps_per_second" in result:
+            print(
+                f"  the same in one process: {result['one_process_steps_per_second']:10.0f} "
+                f"env steps/s (same rollouts: {result['same_rollouts_in_one_process']})"
+            )
         if "plain_loop_steps_per_second" in result:
             print(
                 f"  plain Gymnasium loop:    {result['plain_loop_steps_per_second']:10.0f} "

@@ -58,6 +58,7 @@ class MetaWorldML1(GymnasiumTaskFamily):
         horizon: steps per trajectory (Meta-World truncates at 500).
         max_environments: the most environments held at once.
         seed: Meta-World's seed for its task variations.
+        processes: the processes that step the environments (`GymnasiumTaskFamily`).
 
     Example:
 
@@ -76,6 +77,7 @@ class MetaWorldML1(GymnasiumTaskFamily):
         horizon: int = 500,
         max_environments: int | None = 20,
         seed: int = 0,
+        processes: int = 1,
     ):
         metaworld = _import_metaworld()
         available = sorted(metaworld.ML1.ENV_NAMES)
@@ -87,7 +89,7 @@ class MetaWorldML1(GymnasiumTaskFamily):
         self._env_class = benchmark.train_classes[env_name]  # the same class serves both splits
         self._variations = {0: list(benchmark.train_tasks), 1: list(benchmark.test_tasks)}
         self.env_id = f"Meta-World ML1 {env_name}"
-        super().__init__(horizon=horizon, max_environments=max_environments)
+        super().__init__(horizon=horizon, max_environments=max_environments, processes=processes)
 
     def make_env(self, task: np.ndarray | None = None):
         """A Gymnasium environment of this skill at `task` (`env.set_task(other)` switches it)."""

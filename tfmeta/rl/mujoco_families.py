@@ -66,6 +66,7 @@ class LocomotionFamily(GymnasiumTaskFamily):
             robot's centre of mass, `tfmeta.rl.rllab_velocity`).
         reset_noise: the initial-state noise: `"gymnasium"` or `"rllab"` (the
             paper's, `tfmeta.rl.rllab_reset`).
+        processes: the processes that step the environments (`GymnasiumTaskFamily`).
     """
 
     rllab_features: str
@@ -77,11 +78,14 @@ class LocomotionFamily(GymnasiumTaskFamily):
         observation: str = "rllab",
         velocity: str = "gymnasium",
         reset_noise: str = "gymnasium",
+        processes: int = 1,
     ):
         self.observation = check_choice("observation", observation, OBSERVATIONS)
         self.velocity = check_choice("velocity", velocity, VELOCITIES)
         self.reset_noise = check_choice("reset_noise", reset_noise, RESET_NOISES)
-        super().__init__(horizon=horizon, max_environments=max_environments)  # checks the extra
+        super().__init__(  # checks the extra
+            horizon=horizon, max_environments=max_environments, processes=processes
+        )
         self._rllab_velocity_key = None
         if self.velocity == "rllab":  # imported once here, not in every step's reward
             from tfmeta.rl.rllab_velocity import INFO_KEY
