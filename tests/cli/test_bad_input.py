@@ -356,6 +356,10 @@ def test_a_meta_rl_run_is_named_as_one_by_evaluate_and_export(run_tfmeta, tmp_pa
      "--meta_batch_size must be >= 1; received --meta_batch_size=0"),
     (["--env=navigation_2d", "--meta_learning_rate=0.1"],
      "--meta_learning_rate sets maml_ppo's Adam; maml_trpo's step is set by its KL bound"),
+    (["--env=navigation_2d", "--env_processes=2"],
+     "--env_processes sets the processes that step a MuJoCo family's environments; "
+     "navigation_2d rolls out inside one TensorFlow graph"),
+    (["--env=halfcheetah_vel", "--env_processes=0"], "flag --env_processes=0"),
 ])
 def test_a_meta_rl_option_it_would_not_honour_is_refused_before_any_write(
     run_tfmeta, tmp_path, args, message

@@ -75,3 +75,26 @@ def test_a_folder_that_is_not_a_run_is_refused_and_left_unchanged(tmp_path):
     assert len(lines) == 1 and "is a directory that is not a tfmeta run" in lines[0]
     assert sorted(path.name for path in own.iterdir()) == ["README.md"]
     assert (own / "README.md").read_text() == "a user's own notes\n"
+
+
+@pytest.mark.slow  # two short HalfCheetah runs, each evaluated on 40 tasks
+def test_env_processes_step_a_mujoco_run_and_leave_its_figures_unchanged(tmp_path):
+    pytest.importorskip("mujoco", reason="needs the rl extra: pip install 'tfmeta[rl]'")
+    returns = {}
+    for processes in (1, 2):
+        run_dir = tmp_path / f"run_{processes}"
+        result = _tfmeta(
+            "train",
+            "--algorithm=maml_trpo",
+            "--env=halfcheetah_vel",
+            "--iterations=1",
+            "--meta_batch_size=1",
+            f"--env_processes={processes}",
+            f"--output_dir={run_dir}",
+            cwd=tmp_path,
+        )
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "processes" not in json.loads((run_dir / "family.json").read_text())
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        returns[processes] = [entry["mean"] for entry in metrics["returns_after_steps"]]
+    assert returns[2] == pytest.approx(returns[1], rel=1e-4)

@@ -104,6 +104,13 @@ flags.DEFINE_string(
     "Meta-RL task family for --algorithm=maml_trpo or maml_ppo: navigation_2d, "
     "halfcheetah_vel, halfcheetah_dir, ant_dir, ant_vel (the last four need tfmeta[rl]).",
 )
+flags.DEFINE_integer(
+    "env_processes",
+    1,
+    "Meta-RL on a MuJoCo family (--env): processes that step its environments, this one and "
+    "N-1 workers (tfmeta.rl.GymnasiumTaskFamily); the rollouts are the same for any number.",
+    lower_bound=1,
+)
 flags.DEFINE_string(
     "dataset",
     "sinusoid",

@@ -3,8 +3,10 @@
 `--env` names a task family (`tfmeta.rl.families.names()`); its settings are
 the paper's (`tfmeta.rl.recipes`) unless flags given on the command line
 override them: `--iterations`, `--meta_batch_size`, `--inner_learning_rate`,
-`--meta_learning_rate` (maml_ppo's Adam), `--seed`, `--output_dir`. Any other
-option of `tfmeta train` is refused rather than silently ignored.
+`--meta_learning_rate` (maml_ppo's Adam), `--seed`, `--output_dir`, and
+`--env_processes` (MuJoCo families: the processes that step the
+environments; the same rollouts for any number). Any other option of
+`tfmeta train` is refused rather than silently ignored.
 `maml_trpo` updates by TRPO (Finn et al. 2017), `maml_ppo` by the clipped
 surrogate with Adam (ProMP-style).
 
@@ -54,6 +56,7 @@ META_RL_OPTIONS = (
     "meta_learning_rate",
     "seed",
     "output_dir",
+    "env_processes",
 )
 
 
@@ -75,6 +78,11 @@ def _check_options(flag_values: flags.FlagValues) -> None:
         value = _explicit(flag_values, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name} must be >= 1; received --{name}={value}")
+    if flag_values.env == "navigation_2d" and flag_values["env_processes"].present:
+        raise ValueError(
+            "--env_processes sets the processes that step a MuJoCo family's environments; "
+            "navigation_2d rolls out inside one TensorFlow graph: drop --env_processes"
+        )
     if flag_values.algorithm == "maml_trpo" and flag_values["meta_learning_rate"].present:
         raise ValueError(
             "--meta_learning_rate sets maml_ppo's Adam; maml_trpo's step is set by its KL "
@@ -108,7 +116,10 @@ def train(flag_values: flags.FlagValues) -> dict:
     overrides = {}
     if _explicit(flag_values, "inner_learning_rate") is not None:
         overrides["inner_learning_rate"] = flag_values.inner_learning_rate
-    learner = recipes.build_learner(env, seed=flag_values.seed, **overrides)
+    family_options = {} if env == "navigation_2d" else {"processes": flag_values.env_processes}
+    learner = recipes.build_learner(
+        env, seed=flag_values.seed, family_options=family_options, **overrides
+    )
     if algorithm == "maml_ppo":
         learner.compile(optimizer=keras.optimizers.Adam(flag_values.meta_learning_rate))
     run_directory.mark(output_dir)  # first write: a killed run is still recognised as a run
