@@ -1,23 +1,6 @@
-"""Validation callbacks of `tfmeta train`: the best epoch kept, and found again on resume."""
-
-import math
-
-import pytest
+"""Validation of `tfmeta train`: the best epoch found again on resume."""
 
 from tfmeta.cli import validation
-
-
-def test_keep_best_saves_only_on_improvement():
-    saved = []
-    keep = validation.KeepBest("val_accuracy", "max", save=lambda: saved.append(len(saved)))
-    for epoch, value in enumerate([0.5, 0.7, 0.6, math.nan, 0.7, 0.9]):
-        keep.on_epoch_end(epoch, {"val_accuracy": value, "loss": 1.0})
-    assert len(saved) == 3 and (keep.best, keep.best_epoch) == (0.9, 5)
-    lower = validation.KeepBest("val_loss", "min", save=lambda: None, best=0.3, best_epoch=2)
-    lower.on_epoch_end(3, {"val_loss": 0.4})
-    assert (lower.best, lower.best_epoch) == (0.3, 2)
-    with pytest.raises(ValueError, match=r"`mode` to be one of \['max', 'min'\]\. Received: mode="):
-        validation.KeepBest("val_loss", "up", save=lambda: None)
 
 
 def test_best_in_history_reads_a_csv_logger_file(tmp_path):

@@ -41,6 +41,7 @@ import keras
 from tfmeta import checkpointing, distribute
 from tfmeta import query_statistics as query_statistics_lib
 from tfmeta.data import temporary_files
+from tfmeta.keep_best import KeepBest
 from tfmeta.cli import divergence, learners, progress, reporting, run_directory, step_summaries
 from tfmeta.cli import options as options_lib
 from tfmeta.cli import tasks
@@ -207,8 +208,8 @@ def _keep_best(learner, source, output_dir: pathlib.Path, history: pathlib.Path)
         return None
     monitor, mode = ("val_accuracy", "max") if source.classification else ("val_loss", "min")
     best, best_epoch = validation_lib.best_in_history(history, monitor, mode)  # a resumed run's
-    return validation_lib.KeepBest(
-        monitor, mode, lambda: _save_learner(learner, output_dir / BEST_LEARNER_FILE),
+    return KeepBest(
+        monitor, mode, lambda epoch, value: _save_learner(learner, output_dir / BEST_LEARNER_FILE),
         best, best_epoch,
     )
 

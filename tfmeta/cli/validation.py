@@ -4,24 +4,18 @@
 at every epoch end and adds `val_<metric>` to the epoch's logs (so
 `history.csv`, TensorBoard and the progress lines show them). It works for
 any `fit` (the fine-tuning baseline pretrains another model), unlike
-`fit(validation_data=...)`. `KeepBest` saves the learner whenever the
-monitored validation metric improves; a resumed run continues from the best
-value its `history.csv` holds.
+`fit(validation_data=...)`. `tfmeta.keep_best.KeepBest` saves the learner
+whenever the monitored validation metric improves; a resumed run continues
+from the best value its `history.csv` holds (`best_in_history`).
 """
 
 from __future__ import annotations
 
-import math
 import pathlib
-from typing import Callable
 
 import keras
 import numpy as np
 import tensorflow as tf
-
-from tfmeta.argument_validation import check_choice
-
-MODES = ("max", "min")
 
 
 class EpisodeValidation(keras.callbacks.Callback):
@@ -51,47 +45,6 @@ class EpisodeValidation(keras.callbacks.Callback):
         results = self.learner.evaluate(self.episodes, verbose=0, return_dict=True)
         if logs is not None:
             logs.update({f"val_{name}": float(value) for name, value in results.items()})
-
-
-class KeepBest(keras.callbacks.Callback):
-    """Calls `save()` at each epoch end whose `monitor` value beats the best so far.
-
-    Args:
-        monitor: the log entry to compare, e.g. `"val_accuracy"`.
-        mode: `"max"` (higher is better) or `"min"`.
-        save: writes the current learner (atomically).
-        best: the best value of earlier epochs (a resumed run), if any.
-        best_epoch: its epoch (0-based).
-    """
-
-    def __init__(
-        self,
-        monitor: str,
-        mode: str,
-        save: Callable[[], None],
-        best: float | None = None,
-        best_epoch: int | None = None,
-    ):
-        super().__init__()
-        self.monitor = monitor
-        self.mode = check_choice("mode", mode, MODES)
-        self.save = save
-        self.best = best
-        self.best_epoch = best_epoch
-
-    def improves(self, value: float) -> bool:
-        """Whether `value` is finite and better than the best so far."""
-        if not math.isfinite(value):
-            return False
-        if self.best is None:
-            return True
-        return value > self.best if self.mode == "max" else value < self.best
-
-    def on_epoch_end(self, epoch, logs=None):
-        value = (logs or {}).get(self.monitor)
-        if value is not None and self.improves(float(value)):
-            self.save()
-            self.best, self.best_epoch = float(value), epoch
 
 
 def best_in_history(

@@ -33,6 +33,7 @@ import keras
 
 from tfmeta import checkpointing
 from tfmeta.data.temporary_files import write_atomically, write_through_temporary
+from tfmeta.keep_best import KeepBest
 from tfmeta.rl.policy_maml import PolicyMAML
 
 CHECKPOINT_DIR = "checkpoints"
@@ -99,7 +100,7 @@ def read_best(directory: str | os.PathLike) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-class BestPolicy(keras.callbacks.Callback):
+class BestPolicy(KeepBest):
     """Keeps the policy of the epoch with the highest `monitor` (by default the mean return
     after adaptation on the epoch's training tasks), across resumed parts.
 
@@ -112,16 +113,14 @@ class BestPolicy(keras.callbacks.Callback):
 
     Args:
         directory: the run directory.
-        monitor: the epoch log to maximise (`PolicyMAML`'s `return_after`).
+        monitor: the epoch log to maximise (`PolicyMAML`'s `return_after`);
+            an epoch without it raises a `ValueError`.
 
     Raises:
         ValueError: the run's `best.json` was kept by another `monitor`.
     """
 
     def __init__(self, directory: str | os.PathLike, monitor: str = "return_after"):
-        super().__init__()
-        self.directory = pathlib.Path(directory)
-        self.monitor = monitor
         record = read_best(directory)
         if record is not None and record["monitor"] != monitor:
             raise ValueError(
@@ -129,17 +128,17 @@ class BestPolicy(keras.callbacks.Callback):
                 f"({BEST_FILE}); received monitor={monitor!r}. Continue it with "
                 f"keep_best={record['monitor']!r}."
             )
-        self.best = -math.inf if record is None else record["value"]
+        super().__init__(
+            monitor,
+            "max",
+            self._save_policy,
+            best=None if record is None else record["value"],
+            required=True,
+        )
+        self.directory = pathlib.Path(directory)
 
-    def on_epoch_end(self, epoch, logs=None):
-        if self.monitor not in (logs or {}):
-            raise ValueError(
-                f"Expected the epoch's logs to hold {self.monitor!r} (the monitored return). "
-                f"Received: {sorted(logs or {})}"
-            )
-        value = float(logs[self.monitor])
-        if not value > self.best:  # NaN never counts as best
-            return
+    def _save_policy(self, epoch: int, value: float) -> None:
+        del epoch  # the record names the meta-iteration, which a resumed run keeps counting
         iterations = self.model.meta_iterations
         name = f"{BEST_WEIGHTS_PREFIX}{iterations}{BEST_WEIGHTS_SUFFIX}"
         write_through_temporary(
@@ -148,7 +147,6 @@ class BestPolicy(keras.callbacks.Callback):
         record = {"monitor": self.monitor, "value": value, "meta_iterations": iterations,
                   "weights": name}
         write_atomically(self.directory / BEST_FILE, json.dumps(record))
-        self.best = value
         for old in self.directory.glob(f"{BEST_WEIGHTS_PREFIX}*{BEST_WEIGHTS_SUFFIX}"):
             if old.name != name:
                 old.unlink()
