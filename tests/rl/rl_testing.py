@@ -47,3 +47,10 @@ def restart(learner: rl.PolicyMAML, weights: list) -> None:
     """Puts a learner back to a fresh state: the given weights, step counter 0."""
     learner.policy.set_weights(weights)
     learner.optimizer.iterations.assign(0)
+
+
+def uniform_actions(observations: tf.Tensor, seed: tf.Tensor, action_dim: int = 6) -> tf.Tensor:
+    """A seeded random policy for rollouts (HalfCheetah's 6 actions): uniform in [-1, 1]."""
+    return tf.random.stateless_uniform(
+        tf.concat([tf.shape(observations)[:-1], [action_dim]], 0), seed, -1, 1
+    )

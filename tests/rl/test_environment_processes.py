@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.rl.rl_testing import uniform_actions
 from tfmeta.rl.gymnasium_family import RolloutError
 from tfmeta.rl.mujoco_families import HalfCheetahVelocity
 
@@ -51,12 +52,6 @@ class ScriptedCheetah(HalfCheetahVelocity):
         return env
 
 
-def noisy_policy(observations, seed):
-    return tf.random.stateless_uniform(
-        tf.concat([tf.shape(observations)[:-1], [6]], 0), seed, -1, 1
-    )
-
-
 @pytest.fixture(scope="module")
 def two_processes():
     """A family stepped by this process and one worker (shared: a worker takes seconds to
@@ -68,8 +63,8 @@ def two_processes():
 
 def test_rollouts_are_the_same_numbers_in_one_or_two_processes(two_processes):
     tasks = tf.constant([[0.5], [ENDS], [1.5]])  # 3 x 3 trajectories: 5 here, 4 in the worker
-    alone = ScriptedCheetah(horizon=6).rollouts(noisy_policy, tasks, 3, seed=7)
-    split = two_processes.rollouts(noisy_policy, tasks, 3, seed=7)
+    alone = ScriptedCheetah(horizon=6).rollouts(uniform_actions, tasks, 3, seed=7)
+    split = two_processes.rollouts(uniform_actions, tasks, 3, seed=7)
     for field, a, b in zip(alone._fields, alone, split):
         np.testing.assert_array_equal(a, b, err_msg=field)
     np.testing.assert_array_equal(split.mask.numpy()[1], [[1, 1, 1, 0, 0, 0]] * 3)
@@ -78,10 +73,10 @@ def test_rollouts_are_the_same_numbers_in_one_or_two_processes(two_processes):
 
 def test_waves_over_capped_environments_split_among_three_processes():
     tasks = tf.constant([[0.5], [ENDS], [1.5]])
-    alone = ScriptedCheetah(horizon=5, max_environments=4).rollouts(noisy_policy, tasks, 2, 1)
+    alone = ScriptedCheetah(horizon=5, max_environments=4).rollouts(uniform_actions, tasks, 2, 1)
     family = ScriptedCheetah(horizon=5, max_environments=4, processes=3)
     try:
-        split = family.rollouts(noisy_policy, tasks, 2, 1)  # waves of 4 and 2 trajectories
+        split = family.rollouts(uniform_actions, tasks, 2, 1)  # waves of 4 and 2 trajectories
         assert len(family._workers) == 2
     finally:
         family.close()
@@ -99,28 +94,28 @@ def test_waves_over_capped_environments_split_among_three_processes():
 def test_a_failure_in_a_worker_is_reported_with_its_task(two_processes, task, message):
     tasks = tf.constant([[0.5], [task]])  # trajectories 2 and 3 (the failing task's): the worker
     with pytest.raises(RolloutError, match=message):
-        two_processes.rollouts(noisy_policy, tasks, 2, seed=0)
-    after = two_processes.rollouts(noisy_policy, tf.constant([[0.5], [1.0]]), 2, seed=0)
+        two_processes.rollouts(uniform_actions, tasks, 2, seed=0)
+    after = two_processes.rollouts(uniform_actions, tf.constant([[0.5], [1.0]]), 2, seed=0)
     assert np.all(np.isfinite(after.observations.numpy()))  # the worker answers in turn
 
 
 def test_a_worker_that_dies_is_reported_and_replaced(two_processes):
     tasks = tf.constant([[0.5], [1.0]])
-    two_processes.rollouts(noisy_policy, tasks, 2, seed=0)
+    two_processes.rollouts(uniform_actions, tasks, 2, seed=0)
     worker = two_processes._workers[0]
     os.kill(worker._process.pid, signal.SIGKILL)
     worker._process.join()
     with pytest.raises(RolloutError, match=r"worker process .* ended .*halfcheetah_vel"):
-        two_processes.rollouts(noisy_policy, tasks, 2, seed=0)
+        two_processes.rollouts(uniform_actions, tasks, 2, seed=0)
     assert two_processes._workers == []
-    again = two_processes.rollouts(noisy_policy, tasks, 2, seed=0)
-    expected = ScriptedCheetah(horizon=6).rollouts(noisy_policy, tasks, 2, seed=0)
+    again = two_processes.rollouts(uniform_actions, tasks, 2, seed=0)
+    expected = ScriptedCheetah(horizon=6).rollouts(uniform_actions, tasks, 2, seed=0)
     np.testing.assert_array_equal(again.observations, expected.observations)
 
 
 def test_close_stops_the_workers_and_the_family_pickles_without_them():
     family = ScriptedCheetah(horizon=3, processes=2)
-    family.rollouts(noisy_policy, tf.constant([[1.0]]), 2, seed=0)
+    family.rollouts(uniform_actions, tf.constant([[1.0]]), 2, seed=0)
     process = family._workers[0]._process
     copy = pickle.loads(pickle.dumps(family))
     assert copy._envs == [] and copy._workers == [] and copy.processes == 2

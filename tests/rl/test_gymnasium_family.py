@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from tests.rl.rl_testing import uniform_actions
 from tfmeta import checkpointing, rl
 from tfmeta.rl.gymnasium_family import RolloutError
 from tfmeta.rl.mujoco_families import AntDirection, HalfCheetahDirection, HalfCheetahVelocity
@@ -13,18 +14,12 @@ gymnasium = pytest.importorskip("gymnasium", reason="needs the rl extra: pip ins
 pytest.importorskip("mujoco", reason="needs the rl extra: pip install 'tfmeta[rl]'")
 
 
-def noisy_policy(observations, seed):
-    return tf.random.stateless_uniform(
-        tf.concat([tf.shape(observations)[:-1], [6]], 0), seed, -1, 1
-    )
-
-
 def test_rollouts_repeat_under_a_seed_and_differ_across_seeds():
     family = HalfCheetahVelocity(horizon=6)
     tasks = family.sample_tasks(2, seed=0)
-    first = family.rollouts(noisy_policy, tasks, 2, seed=3)
-    again = family.rollouts(noisy_policy, tasks, 2, seed=3)
-    other = family.rollouts(noisy_policy, tasks, 2, seed=4)
+    first = family.rollouts(uniform_actions, tasks, 2, seed=3)
+    again = family.rollouts(uniform_actions, tasks, 2, seed=3)
+    other = family.rollouts(uniform_actions, tasks, 2, seed=4)
     for a, b in zip(first, again):
         np.testing.assert_array_equal(a, b)
     assert not np.array_equal(first.observations, other.observations)
@@ -36,7 +31,7 @@ def test_the_policy_is_called_once_per_step_for_all_environments():
 
     def act(observations, seed):
         shapes.append(tuple(observations.shape))
-        return noisy_policy(observations, seed)
+        return uniform_actions(observations, seed)
 
     family = HalfCheetahVelocity(horizon=4)
     family.rollouts(act, family.sample_tasks(3, seed=0), 5, seed=0)
@@ -128,7 +123,7 @@ class _FailingCheetah(HalfCheetahVelocity):
 def test_a_failing_environment_is_reported_with_its_task(nan, message):
     family = _FailingCheetah(horizon=6, at=3, nan=nan)
     with pytest.raises(RolloutError, match=message):
-        family.rollouts(noisy_policy, tf.constant([[0.7]]), 2, seed=0)
+        family.rollouts(uniform_actions, tf.constant([[0.7]]), 2, seed=0)
 
 
 def test_a_failure_mid_training_keeps_the_last_checkpoint(tmp_path):
@@ -163,9 +158,10 @@ def test_a_policy_for_another_action_space_is_rejected():
 def test_a_capped_family_runs_its_trajectories_in_waves_over_few_environments():
     family = HalfCheetahVelocity(horizon=4, max_environments=2)
     tasks = family.sample_tasks(2, seed=0)
-    first = family.rollouts(noisy_policy, tasks, 3, seed=1)  # 6 trajectories, 3 waves
+    first = family.rollouts(uniform_actions, tasks, 3, seed=1)  # 6 trajectories, 3 waves
     assert len(family._envs) == 2
-    np.testing.assert_array_equal(first.observations, family.rollouts(noisy_policy, tasks, 3, 1)[0])
+    again = family.rollouts(uniform_actions, tasks, 3, 1)
+    np.testing.assert_array_equal(first.observations, again.observations)
     assert first.observations.shape == (2, 3, 4, 20) and np.all(first.mask.numpy() == 1.0)
     starts = first.observations.numpy()[:, :, 0].reshape(6, -1)
     assert len({row.tobytes() for row in starts}) == 6  # every trajectory reset with its own seed

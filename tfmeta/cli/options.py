@@ -107,8 +107,7 @@ flags.DEFINE_string(
 flags.DEFINE_integer(
     "env_processes",
     1,
-    "Meta-RL on a MuJoCo family (--env): processes that step its environments, this one and "
-    "N-1 workers (tfmeta.rl.GymnasiumTaskFamily); the rollouts are the same for any number.",
+    "MuJoCo --env: processes that step its environments (same rollouts for any N).",
     lower_bound=1,
 )
 flags.DEFINE_string(
@@ -214,7 +213,7 @@ flags.DEFINE_enum(
     "reptile_inner_optimizer",
     None,
     REPTILE_INNER_OPTIMIZERS,
-    "reptile: inner 'sgd' or 'adam' (beta1=0, carried second moments).",
+    "reptile: inner SGD or Adam (beta1=0, carried 2nd moments).",
 )
 flags.DEFINE_enum(
     "network", "conv4", NETWORKS,

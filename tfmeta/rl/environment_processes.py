@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import multiprocessing
 import pickle
+import signal
 from typing import Callable, NamedTuple
 
 import numpy as np
@@ -150,7 +151,12 @@ class EnvironmentProcess:
 
 
 def _serve(connection, pickled_family: bytes) -> None:
-    """The worker's loop: answer requests until told to stop or the pipe closes."""
+    """The worker's loop: answer requests until told to stop or the pipe closes.
+
+    It ignores Ctrl-C (which reaches the whole process group): the family's
+    process decides, and stops its workers when interrupted.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     family = pickle.loads(pickled_family)
     handlers: dict[str, Callable] = {
         "reset": lambda tasks, seeds: reset_environments(
