@@ -15,12 +15,13 @@ from tfmeta.rl.mujoco_families import HalfCheetahVelocity
 gymnasium = pytest.importorskip("gymnasium", reason="needs the rl extra: pip install 'tfmeta[rl]'")
 pytest.importorskip("mujoco", reason="needs the rl extra: pip install 'tfmeta[rl]'")
 
-# What an environment of task [velocity] does at step 3 (else it runs normally).
-ENDS, RAISES, RETURNS_NAN = 0.3, 0.7, 0.8
+# What an environment of task [velocity] does at step 3, or on reset (else it runs normally).
+ENDS, RAISES, RETURNS_NAN, RAISES_ON_RESET = 0.3, 0.7, 0.8, 0.9
 
 
 class _Scripted(gymnasium.Wrapper):
-    """Ends its trajectory, raises or returns NaN at step 3, by the task of `outer`."""
+    """Ends its trajectory, raises or returns NaN at step 3, or raises on reset, by the task
+    of `outer`."""
 
     def __init__(self, env, outer):
         super().__init__(env)
@@ -28,6 +29,8 @@ class _Scripted(gymnasium.Wrapper):
 
     def reset(self, **kwargs):
         self.steps = 0
+        if round(float(self.outer.task[0]), 6) == RAISES_ON_RESET:
+            raise RuntimeError("no such start")
         return self.env.reset(**kwargs)
 
     def step(self, action):
@@ -89,6 +92,7 @@ def test_waves_over_capped_environments_split_among_three_processes():
     [
         (RAISES, r"raised at step 2 .*task \[0\.7\].*halfcheetah_vel.*environment 2.*blew up"),
         (RETURNS_NAN, r"finite observations.*step 2 .*task \[0\.8\].*environment 2"),
+        (RAISES_ON_RESET, r"raised on reset .*task \[0\.9\].*environment 2.*no such start"),
     ],
 )
 def test_a_failure_in_a_worker_is_reported_with_its_task(two_processes, task, message):
