@@ -1,7 +1,8 @@
 """tfmeta.rl: meta-reinforcement learning (MAML for policies) on TensorFlow and Gymnasium.
 
 Task families (`Navigation2D` in-graph; HalfCheetah and Ant on Gymnasium's
-MuJoCo environments with the `rl` extra), policies as Keras models, the
+MuJoCo environments with the `rl` extra, stepped in one process or several:
+`processes=N`), policies as Keras models, the
 `PolicyMAML` learner (vanilla policy-gradient inner steps through
 `tfmeta.adaptation`, TRPO or clipped-surrogate outer updates; with
 `inner_steps=0` and `TaskObserved` the paper's pretrained and oracle
