@@ -13,6 +13,7 @@ import weakref
 import numpy as np
 import tensorflow as tf
 
+from tfmeta.argument_validation import check_integer
 from tfmeta.rl.distributions import DiagonalGaussian
 from tfmeta.rl.environment_processes import (
     EnvironmentProcess,
@@ -105,26 +106,9 @@ class GymnasiumTaskFamily(TaskFamily):
     def __init__(
         self, horizon: int = 200, max_environments: int | None = None, processes: int = 1
     ):
-        if max_environments is not None and (
-            isinstance(max_environments, bool)
-            or not isinstance(max_environments, int)
-            or max_environments < 1
-        ):
-            raise ValueError(
-                "Expected `max_environments` to be None or an integer >= 1. "
-                f"Received: max_environments={max_environments!r}"
-            )
-        self.max_environments = max_environments
-        if isinstance(horizon, bool) or not isinstance(horizon, int) or horizon < 1:
-            raise ValueError(
-                f"Expected `horizon` to be an integer >= 1. Received: horizon={horizon!r}"
-            )
-        self.horizon = horizon
-        if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
-            raise ValueError(
-                f"Expected `processes` to be an integer >= 1. Received: processes={processes!r}"
-            )
-        self.processes = processes
+        self.max_environments = check_integer("max_environments", max_environments, allow_none=True)
+        self.horizon = check_integer("horizon", horizon)
+        self.processes = check_integer("processes", processes)
         self._envs: list = []
         self._workers: list[EnvironmentProcess] = []
         weakref.finalize(self, _close_workers, self._workers)  # workers end with the family
