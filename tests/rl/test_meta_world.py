@@ -47,3 +47,16 @@ def test_rollouts_run_in_waves_and_repeat_under_a_seed(reach):
 def test_an_unknown_skill_lists_the_known_ones():
     with pytest.raises(ValueError, match=r"Unknown ML1 skill 'fly-v3'.*reach-v3"):
         rl.families.get({"name": "ml1", "env_name": "fly-v3"})
+
+
+def test_rollouts_in_two_processes_are_the_same_numbers_as_in_one(reach):
+    two = rl.families.get({**reach.get_config(), "processes": 2})
+    try:
+        tasks = reach.sample_tasks(3, seed=1, split="test")  # 9 trajectories on 2 environments
+        expected = reach.rollouts(_random, tasks, 3, seed=4)
+        received = two.rollouts(_random, tasks, 3, seed=4)
+        for a, b in zip(expected, received):
+            np.testing.assert_array_equal(a, b)
+        assert len(two._workers) == 1 and len(two._envs) == 1  # one environment each
+    finally:
+        two.close()
