@@ -15,8 +15,9 @@ from tfmeta.rl.mujoco_families import HalfCheetahVelocity
 gymnasium = pytest.importorskip("gymnasium", reason="needs the rl extra: pip install 'tfmeta[rl]'")
 pytest.importorskip("mujoco", reason="needs the rl extra: pip install 'tfmeta[rl]'")
 
-# What an environment of task [velocity] does at step 3, or on reset (else it runs normally).
-ENDS, RAISES, RETURNS_NAN, RAISES_ON_RESET = 0.3, 0.7, 0.8, 0.9
+# What an environment of task [velocity] does at step 3, on reset or when given the task (else
+# it runs normally).
+ENDS, RAISES, RETURNS_NAN, RAISES_ON_RESET, REFUSED = 0.3, 0.7, 0.8, 0.9, 0.95
 
 
 class _Scripted(gymnasium.Wrapper):
@@ -46,13 +47,23 @@ class _Scripted(gymnasium.Wrapper):
         return observation, reward, terminated, truncated, info
 
 
+class _RefusingTask(gymnasium.Wrapper):
+    """Raises when set to the task `REFUSED` (as a simulator given a task it cannot build)."""
+
+    def set_task(self, task):
+        if round(float(task[0]), 6) == REFUSED:
+            raise ValueError("no such velocity")
+        self.env.set_task(task)
+
+
 class ScriptedCheetah(HalfCheetahVelocity):
-    """HalfCheetah velocity whose environments follow `_Scripted` (module level: it pickles)."""
+    """HalfCheetah velocity whose environments follow `_Scripted` and `_RefusingTask` (module
+    level: it pickles)."""
 
     def make_env(self, task=None):
         env = super().make_env(task)
         env.env = _Scripted(env.env, env)
-        return env
+        return _RefusingTask(env)
 
 
 @pytest.fixture(scope="module")
@@ -93,6 +104,7 @@ def test_waves_over_capped_environments_split_among_three_processes():
         (RAISES, r"raised at step 2 .*task \[0\.7\].*halfcheetah_vel.*environment 2.*blew up"),
         (RETURNS_NAN, r"finite observations.*step 2 .*task \[0\.8\].*environment 2"),
         (RAISES_ON_RESET, r"raised on reset .*task \[0\.9\].*environment 2.*no such start"),
+        (REFUSED, r"raised on reset .*task \[0\.95\].*environment 2.*no such velocity"),
     ],
 )
 def test_a_failure_in_a_worker_is_reported_with_its_task(two_processes, task, message):
@@ -101,6 +113,12 @@ def test_a_failure_in_a_worker_is_reported_with_its_task(two_processes, task, me
         two_processes.rollouts(uniform_actions, tasks, 2, seed=0)
     after = two_processes.rollouts(uniform_actions, tf.constant([[0.5], [1.0]]), 2, seed=0)
     assert np.all(np.isfinite(after.observations.numpy()))  # the worker answers in turn
+
+
+def test_an_environment_that_refuses_its_task_is_reported_with_it_in_this_process():
+    family = ScriptedCheetah(horizon=6)
+    with pytest.raises(RolloutError, match=r"raised on reset .*task \[0\.95\].*no such velocity"):
+        family.rollouts(uniform_actions, tf.constant([[0.5], [REFUSED]]), 1, seed=0)
 
 
 def test_a_worker_that_dies_is_reported_and_replaced(two_processes):

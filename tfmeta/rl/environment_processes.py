@@ -51,8 +51,8 @@ def reset_environments(envs: list, tasks: np.ndarray, seeds: np.ndarray) -> Rese
     """Sets each environment's task and resets it with its seed; stops at the first failure."""
     observations = []
     for position, (env, task, seed) in enumerate(zip(envs, tasks, seeds)):
-        env.set_task(task)
         try:
+            env.set_task(task)
             observation, _ = env.reset(seed=int(seed))
         except Exception as error:  # reported by the caller with the environment's task
             return ResetResult(None, (position, error))
