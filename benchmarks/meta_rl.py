@@ -206,8 +206,8 @@ PAPER = {
 
 def family_options(name: str) -> dict:
     """`--observation`, `--velocity`, `--reset_noise` and `--env_processes` for the MuJoCo
-    families (not for 2D navigation)."""
-    if name == "navigation_2d":
+    families (none for a family that rolls out in one graph: 2D navigation)."""
+    if rl.families.family_class(name).in_graph:
         return {}
     return {
         "observation": FLAGS.observation,

@@ -9,61 +9,18 @@ import pytest
 import tensorflow as tf
 
 from tests.rl.rl_testing import uniform_actions
+from tests.rl.scripted_cheetah import (
+    ENDS,
+    RAISES,
+    RAISES_ON_RESET,
+    REFUSED,
+    RETURNS_NAN,
+    ScriptedCheetah,
+)
 from tfmeta.rl.gymnasium_family import RolloutError
 from tfmeta.rl.mujoco_families import HalfCheetahVelocity
 
-gymnasium = pytest.importorskip("gymnasium", reason="needs the rl extra: pip install 'tfmeta[rl]'")
-pytest.importorskip("mujoco", reason="needs the rl extra: pip install 'tfmeta[rl]'")
-
-# What an environment of task [velocity] does at step 3, on reset or when given the task (else
-# it runs normally).
-ENDS, RAISES, RETURNS_NAN, RAISES_ON_RESET, REFUSED = 0.3, 0.7, 0.8, 0.9, 0.95
-
-
-class _Scripted(gymnasium.Wrapper):
-    """Ends its trajectory, raises or returns NaN at step 3, or raises on reset, by the task
-    of `outer`."""
-
-    def __init__(self, env, outer):
-        super().__init__(env)
-        self.outer, self.steps = outer, 0
-
-    def reset(self, **kwargs):
-        self.steps = 0
-        if round(float(self.outer.task[0]), 6) == RAISES_ON_RESET:
-            raise RuntimeError("no such start")
-        return self.env.reset(**kwargs)
-
-    def step(self, action):
-        self.steps += 1
-        observation, reward, terminated, truncated, info = self.env.step(action)
-        task = round(float(self.outer.task[0]), 6)
-        if self.steps == 3 and task == ENDS:
-            terminated = True
-        if self.steps == 3 and task == RAISES:
-            raise RuntimeError("simulator blew up")
-        if self.steps == 3 and task == RETURNS_NAN:
-            observation = np.full_like(observation, np.nan)
-        return observation, reward, terminated, truncated, info
-
-
-class _RefusingTask(gymnasium.Wrapper):
-    """Raises when set to the task `REFUSED` (as a simulator given a task it cannot build)."""
-
-    def set_task(self, task):
-        if round(float(task[0]), 6) == REFUSED:
-            raise ValueError("no such velocity")
-        self.env.set_task(task)
-
-
-class ScriptedCheetah(HalfCheetahVelocity):
-    """HalfCheetah velocity whose environments follow `_Scripted` and `_RefusingTask` (module
-    level: it pickles)."""
-
-    def make_env(self, task=None):
-        env = super().make_env(task)
-        env.env = _Scripted(env.env, env)
-        return _RefusingTask(env)
+# (tests.rl.scripted_cheetah skips this module without the rl extra)
 
 
 @pytest.fixture(scope="module")

@@ -21,11 +21,18 @@ def test_a_family_is_rebuilt_from_its_config():
     assert isinstance(family, rl.Navigation2D) and family.horizon == 30
 
 
-def test_an_unknown_name_lists_the_known_ones():
+@pytest.mark.parametrize("lookup", [rl.families.get, rl.families.family_class])
+def test_an_unknown_name_lists_the_known_ones(lookup):
     with pytest.raises(
         ValueError, match=r"Unknown task family 'pendulum'. Expected one of \['ant_dir'"
     ):
-        rl.families.get("pendulum")
+        lookup("pendulum")
+
+
+def test_a_family_class_tells_whether_it_rolls_out_in_one_graph():
+    assert rl.families.family_class("navigation_2d") is rl.Navigation2D
+    assert rl.Navigation2D.in_graph
+    assert not rl.families.family_class("halfcheetah_vel").in_graph
 
 
 def test_mujoco_families_without_gymnasium_name_the_extra(monkeypatch):

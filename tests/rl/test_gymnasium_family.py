@@ -6,11 +6,12 @@ import pytest
 import tensorflow as tf
 
 from tests.rl.rl_testing import uniform_actions
+from tests.rl.scripted_cheetah import RAISES, RETURNS_NAN, ScriptedCheetah
 from tfmeta import checkpointing, rl
 from tfmeta.rl.gymnasium_family import RolloutError
 from tfmeta.rl.mujoco_families import AntDirection, HalfCheetahDirection, HalfCheetahVelocity
 
-gymnasium = pytest.importorskip("gymnasium", reason="needs the rl extra: pip install 'tfmeta[rl]'")
+pytest.importorskip("gymnasium", reason="needs the rl extra: pip install 'tfmeta[rl]'")
 pytest.importorskip("mujoco", reason="needs the rl extra: pip install 'tfmeta[rl]'")
 
 
@@ -74,60 +75,21 @@ def test_ant_direction_reward_and_termination():
     np.testing.assert_array_equal(rollouts.mask, np.ones((1, 1, 5)))
 
 
-class _Failing(gymnasium.Wrapper):
-    """Raises, or returns NaN observations, from step `family.at` of a rollout on, once the
-    family's `rollouts` has been called `family.fail_from` times."""
-
-    def __init__(self, env, family):
-        super().__init__(env)
-        self.family, self.steps = family, 0
-
-    def reset(self, **kwargs):
-        self.steps = 0
-        return self.env.reset(**kwargs)
-
-    def step(self, action):
-        self.steps += 1
-        observation, *rest = self.env.step(action)
-        if self.family.calls >= self.family.fail_from and self.steps >= self.family.at:
-            if self.family.nan:
-                return np.full_like(observation, np.nan), *rest
-            raise RuntimeError("simulator blew up")
-        return observation, *rest
-
-
-class _FailingCheetah(HalfCheetahVelocity):
-    """HalfCheetah whose environments fail in the `fail_from`-th call of `rollouts` and after."""
-
-    def __init__(self, fail_from=1, at=3, nan=False, **kwargs):
-        self.fail_from, self.at, self.nan, self.calls = fail_from, at, nan, 0
-        super().__init__(**kwargs)
-
-    def make_env(self, task=None):
-        env = super().make_env(task)
-        env.env = _Failing(env.env, self)
-        return env
-
-    def rollouts(self, act, tasks, rollouts_per_task, seed):
-        self.calls += 1
-        return super().rollouts(act, tasks, rollouts_per_task, seed)
-
-
 @pytest.mark.parametrize(
-    "nan, message",
+    "task, message",
     [
-        (False, r"raised at step 2 .*task \[0\.7\].*halfcheetah_vel.*simulator blew up"),
-        (True, r"finite observations.*step 2 .*task \[0\.7\].*halfcheetah_vel"),
+        (RAISES, r"raised at step 2 .*task \[0\.7\].*halfcheetah_vel.*simulator blew up"),
+        (RETURNS_NAN, r"finite observations.*step 2 .*task \[0\.8\].*halfcheetah_vel"),
     ],
 )
-def test_a_failing_environment_is_reported_with_its_task(nan, message):
-    family = _FailingCheetah(horizon=6, at=3, nan=nan)
+def test_a_failing_environment_is_reported_with_its_task(task, message):
+    family = ScriptedCheetah(horizon=6)
     with pytest.raises(RolloutError, match=message):
-        family.rollouts(uniform_actions, tf.constant([[0.7]]), 2, seed=0)
+        family.rollouts(uniform_actions, tf.constant([[task]]), 2, seed=0)
 
 
 def test_a_failure_mid_training_keeps_the_last_checkpoint(tmp_path):
-    family = _FailingCheetah(fail_from=3, horizon=5)  # two rollouts calls per meta-iteration
+    family = ScriptedCheetah(raise_from_call=3, horizon=5)  # two rollouts calls per meta-iteration
     keras.utils.set_random_seed(0)
     policy = rl.gaussian_mlp_policy(20, 6, hidden_units=(8,))
     learner = rl.PolicyMAML(policy, family, rollouts_per_task=2, first_order=True, outer_steps=1)

@@ -78,10 +78,10 @@ def _check_options(flag_values: flags.FlagValues) -> None:
         value = _explicit(flag_values, name)
         if value is not None and value < 1:
             raise ValueError(f"--{name} must be >= 1; received --{name}={value}")
-    if flag_values.env == "navigation_2d" and flag_values["env_processes"].present:
+    if families.family_class(flag_values.env).in_graph and flag_values["env_processes"].present:
         raise ValueError(
             "--env_processes sets the processes that step a MuJoCo family's environments; "
-            "navigation_2d rolls out inside one TensorFlow graph: drop --env_processes"
+            f"{flag_values.env} rolls out inside one TensorFlow graph: drop --env_processes"
         )
     if flag_values.algorithm == "maml_trpo" and flag_values["meta_learning_rate"].present:
         raise ValueError(
@@ -116,7 +116,8 @@ def train(flag_values: flags.FlagValues) -> dict:
     overrides = {}
     if _explicit(flag_values, "inner_learning_rate") is not None:
         overrides["inner_learning_rate"] = flag_values.inner_learning_rate
-    family_options = {} if env == "navigation_2d" else {"processes": flag_values.env_processes}
+    in_graph = families.family_class(env).in_graph
+    family_options = {} if in_graph else {"processes": flag_values.env_processes}
     learner = recipes.build_learner(
         env, seed=flag_values.seed, family_options=family_options, **overrides
     )

@@ -3,36 +3,36 @@
 from __future__ import annotations
 
 import importlib
-from typing import Callable
 
-from tfmeta.rl.navigation import Navigation2D
 from tfmeta.rl.task_family import TaskFamily
 from tfmeta.rl.task_observed import TaskObserved
 
-
-def _lazy(module_name: str, class_name: str) -> Callable[..., TaskFamily]:
-    """A builder that imports the family's module (and its simulator) only when called."""
-
-    def build(**kwargs) -> TaskFamily:
-        module = importlib.import_module(f"tfmeta.rl.{module_name}")
-        return getattr(module, class_name)(**kwargs)
-
-    return build
-
-
-_BUILDERS: dict[str, Callable[..., TaskFamily]] = {
-    "navigation_2d": Navigation2D,
-    "halfcheetah_vel": _lazy("mujoco_families", "HalfCheetahVelocity"),
-    "halfcheetah_dir": _lazy("mujoco_families", "HalfCheetahDirection"),
-    "ant_dir": _lazy("mujoco_families", "AntDirection"),
-    "ant_vel": _lazy("mujoco_families", "AntVelocity"),
-    "ml1": _lazy("meta_world", "MetaWorldML1"),
+# Each family's module and class, imported only when asked for (the MuJoCo ones load a simulator).
+_CLASSES: dict[str, tuple[str, str]] = {
+    "navigation_2d": ("navigation", "Navigation2D"),
+    "halfcheetah_vel": ("mujoco_families", "HalfCheetahVelocity"),
+    "halfcheetah_dir": ("mujoco_families", "HalfCheetahDirection"),
+    "ant_dir": ("mujoco_families", "AntDirection"),
+    "ant_vel": ("mujoco_families", "AntVelocity"),
+    "ml1": ("meta_world", "MetaWorldML1"),
 }
 
 
 def names() -> list[str]:
     """The names `get` accepts."""
-    return sorted(_BUILDERS)
+    return sorted(_CLASSES)
+
+
+def family_class(name: str) -> type[TaskFamily]:
+    """The class `get(name)` builds (its class attributes, such as `in_graph`, without a build).
+
+    Raises:
+        ValueError: for an unknown name (the message lists the known ones).
+    """
+    if name not in _CLASSES:
+        raise ValueError(f"Unknown task family '{name}'. Expected one of {names()}")
+    module_name, class_name = _CLASSES[name]
+    return getattr(importlib.import_module(f"tfmeta.rl.{module_name}"), class_name)
 
 
 def get(family: TaskFamily | str | dict) -> TaskFamily:
@@ -58,6 +58,4 @@ def get(family: TaskFamily | str | dict) -> TaskFamily:
     name = config.pop("name")
     if name == TaskObserved.name and "family" in config:
         return TaskObserved(get(config["family"]))
-    if name not in _BUILDERS:
-        raise ValueError(f"Unknown task family '{name}'. Expected one of {names()}")
-    return _BUILDERS[name](**config)
+    return family_class(name)(**config)
