@@ -79,7 +79,7 @@ class GaussianNegativeLogLikelihood(keras.losses.Loss):
 
 
 @keras.saving.register_keras_serializable(package="tfmeta")
-def predictive_mean_squared_error(y_true, y_pred):
+def predictive_mean_squared_error(y_true: tf.Tensor, y_pred: tf.Tensor) -> tf.Tensor:
     """The squared error of the predicted mean, per example, for predictions `[..., D, 2]`.
 
     Averaged over the D target dimensions; the standard deviation is ignored.

@@ -25,6 +25,7 @@ from tfmeta.data.benchmark_files import (
 from tfmeta.data.cache import class_images_cache_path, load_or_build
 from tfmeta.data.class_images import ClassImages
 from tfmeta.data.class_split import split_classes
+from tfmeta.data.few_shot import FewShotEpisodes
 from tfmeta.data.image_files import files_fingerprint
 from tfmeta.data.preprocessing import ImagePreprocessing
 from tfmeta.data.published_splits import published_split
@@ -88,7 +89,9 @@ def cifar100(
     return Cifar100(images, _binary_superclasses(folder))
 
 
-def cifar_fs(data_dir: str | os.PathLike | None = None, image_size: int = 32, **kwargs):
+def cifar_fs(
+    data_dir: str | os.PathLike | None = None, image_size: int = 32, **kwargs
+) -> dict[str, FewShotEpisodes]:
     """CIFAR-FS episode sources: Bertinetto et al.'s 64 / 16 / 20 split of CIFAR-100's classes.
 
     600 images per class (train and test pooled), 32x32 RGB. The split ships
@@ -113,7 +116,9 @@ def cifar_fs(data_dir: str | os.PathLike | None = None, image_size: int = 32, **
     return episode_sources(split_classes(data.images, split), "cifar_fs")
 
 
-def fc100(data_dir: str | os.PathLike | None = None, image_size: int = 32, **kwargs):
+def fc100(
+    data_dir: str | os.PathLike | None = None, image_size: int = 32, **kwargs
+) -> dict[str, FewShotEpisodes]:
     """FC100 episode sources: Oreshkin et al.'s superclass split of CIFAR-100, 12 / 4 / 4.
 
     The splits hold the fine classes of their superclasses (60 / 20 / 20

@@ -21,7 +21,7 @@ from tfmeta.learners import base, padded_episodes
 from tfmeta.learners.padded_episodes import without_absent_classes
 
 
-def check_ways(ways) -> int | None:
+def check_ways(ways: object) -> int | None:
     """Returns `ways` unless it is neither None nor an integer >= 1."""
     return check_integer("ways", ways, allow_none=True)
 

@@ -158,3 +158,7 @@ class Categorical:
     def mode(self, params: tf.Tensor) -> tf.Tensor:
         """The most likely action."""
         return tf.argmax(params, axis=-1, output_type=tf.int32)
+
+
+# What a policy's outputs parameterise: the types `PolicyMAML` and the objectives accept.
+ActionDistribution = DiagonalGaussian | Categorical

@@ -7,6 +7,7 @@ imported when a family first builds an environment.
 from __future__ import annotations
 
 import contextlib
+import types
 import warnings
 import weakref
 
@@ -29,7 +30,7 @@ class RolloutError(RuntimeError):
     """An environment failed during a rollout (it raised, or returned a non-finite observation)."""
 
 
-def import_gymnasium():
+def import_gymnasium() -> types.ModuleType:
     """`gymnasium`, or an ImportError naming the extra that installs it."""
     try:
         import gymnasium

@@ -11,6 +11,9 @@ from typing import NamedTuple
 
 import tensorflow as tf
 
+from tfmeta.adaptation import LossFn
+from tfmeta.rl.distributions import ActionDistribution
+
 
 class PolicyGradientBatch(NamedTuple):
     """What a policy-gradient step needs from rollouts of a batch of tasks.
@@ -47,7 +50,7 @@ def task_means(values: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
 INNER_OBJECTIVES = ("log_likelihood", "likelihood_ratio")
 
 
-def inner_loss(distribution, objective: str = "log_likelihood"):
+def inner_loss(distribution: ActionDistribution, objective: str = "log_likelihood") -> LossFn:
     """The vanilla policy-gradient loss as a `tfmeta.adaptation` loss function.
 
     `loss(targets, outputs) = sum over tasks of mean over steps of
@@ -88,7 +91,10 @@ def inner_loss(distribution, objective: str = "log_likelihood"):
 
 
 def likelihood_ratio_surrogate(
-    distribution, old_outputs: tf.Tensor, outputs: tf.Tensor, batch: PolicyGradientBatch
+    distribution: ActionDistribution,
+    old_outputs: tf.Tensor,
+    outputs: tf.Tensor,
+    batch: PolicyGradientBatch,
 ) -> tf.Tensor:
     """TRPO's surrogate to maximise: mean over tasks of `E[pi(a|s) / pi_old(a|s) * A]`."""
     ratio = tf.exp(
@@ -99,7 +105,7 @@ def likelihood_ratio_surrogate(
 
 
 def clipped_surrogate(
-    distribution,
+    distribution: ActionDistribution,
     old_outputs: tf.Tensor,
     outputs: tf.Tensor,
     batch: PolicyGradientBatch,
@@ -121,6 +127,8 @@ def clipped_surrogate(
     )
 
 
-def mean_kl(distribution, old_outputs: tf.Tensor, outputs: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+def mean_kl(
+    distribution: ActionDistribution, old_outputs: tf.Tensor, outputs: tf.Tensor, mask: tf.Tensor
+) -> tf.Tensor:
     """Mean over tasks of the mean `KL(pi_old || pi)` over each task's steps."""
     return tf.reduce_mean(task_means(distribution.kl(old_outputs, outputs), mask))

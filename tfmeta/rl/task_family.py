@@ -14,6 +14,7 @@ from typing import Callable
 import tensorflow as tf
 
 from tfmeta.data.pipeline_options import without_autotune_thread
+from tfmeta.rl.distributions import ActionDistribution
 from tfmeta.rl.rollouts import Rollouts
 
 SPLITS = ("train", "test")
@@ -51,6 +52,7 @@ class TaskFamily:
     name: str = "task_family"
     task_dim: int
     observation_dim: int
+    distribution: ActionDistribution
     horizon: int
     in_graph: bool = False
 
