@@ -20,6 +20,8 @@ derivatives only.
 
 from __future__ import annotations
 
+import math
+
 import tensorflow as tf
 
 
@@ -78,6 +80,23 @@ def sigmoid(x: tf.Tensor) -> tf.Tensor:
         return dy * y * (1.0 - y)
 
     return y, grad
+
+
+def broadcast_rows(vector: tf.Tensor, rows: int) -> tf.Tensor:
+    """`vector` `[n]` repeated as `rows` rows `[rows, n]`; backward sums the rows.
+
+    (TensorFlow's gradient of a broadcast reads the shapes with
+    `BroadcastGradientArgs`, which LiteRT lacks.)
+    """
+
+    @tf.custom_gradient
+    def repeat(vector):
+        def grad(dy):
+            return tf.reduce_sum(dy, axis=0)
+
+        return tf.tile(vector[None], [rows, 1]), grad
+
+    return repeat(vector)
 
 
 # ----------------------------------------------------------- dense, conv
@@ -381,3 +400,54 @@ def mean_squared_error(targets: tf.Tensor, predictions: tf.Tensor) -> tf.Tensor:
         return tf.reduce_sum(diff * diff) * (1.0 / count), grad
 
     return loss(predictions)
+
+
+# ------------------------------------------------------ action log-densities
+def gaussian_log_prob(params: tf.Tensor, actions: tf.Tensor) -> tf.Tensor:
+    """Log-density of `actions` `[n, A]` under diagonal Gaussians `params` `[n, 2A]`
+    (mean, log-std), as `tfmeta.rl.distributions.DiagonalGaussian.log_prob`; returns `[n]`.
+
+    Backward w.r.t. `params`: `z / std` for the mean and `z^2 - 1` for the
+    log-std, `z = (a - mean) / std` (TensorFlow's gradient of the slices that
+    split `params` is `StridedSliceGrad`, which LiteRT lacks).
+    """
+    _, width = _static_shape(params, "gaussian_log_prob")
+    action_dim = width // 2
+    actions = tf.cast(actions, params.dtype)
+
+    @tf.custom_gradient
+    def log_prob(params):
+        mean, log_std = params[:, :action_dim], params[:, action_dim:]
+        inverse_std = tf.exp(-log_std)
+        z = (actions - mean) * inverse_std
+        value = -tf.reduce_sum(
+            0.5 * tf.square(z) + log_std + 0.5 * math.log(2.0 * math.pi), axis=-1
+        )
+
+        def grad(dy):
+            return dy[:, None] * tf.concat([z * inverse_std, tf.square(z) - 1.0], axis=-1)
+
+        return value, grad
+
+    return log_prob(params)
+
+
+def categorical_log_prob(logits: tf.Tensor, actions: tf.Tensor) -> tf.Tensor:
+    """Log-probability of integer `actions` `[n]` under `logits` `[n, K]`, as
+    `tfmeta.rl.distributions.Categorical.log_prob`; returns `[n]`.
+
+    Backward w.r.t. `logits`: `one_hot - softmax`.
+    """
+    _, classes = _static_shape(logits, "categorical_log_prob")
+    one_hot = tf.one_hot(actions, classes, dtype=logits.dtype)
+
+    @tf.custom_gradient
+    def log_prob(logits):
+        log_probs = tf.nn.log_softmax(logits)
+
+        def grad(dy):
+            return dy[:, None] * (one_hot - tf.exp(log_probs))
+
+        return tf.reduce_sum(one_hot * log_probs, axis=-1), grad
+
+    return log_prob(logits)

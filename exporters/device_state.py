@@ -71,9 +71,15 @@ class DeviceModule(tf.Module):
     """Device state in plain `tf.Variable`s, flat get/set/reset, and the metadata signature.
 
     (Keras variables that a signature assigns convert uninitialized.)
+
+    Args:
+        initial: the initial state tensors (`reset` restores them).
+        task: the exported task format of a classifier or regressor (None
+            for a policy, which has no support set).
+        query_size: inputs per prediction call.
     """
 
-    def __init__(self, initial: list[np.ndarray], task: TaskFormat, query_size: int):
+    def __init__(self, initial: list[np.ndarray], task: TaskFormat | None, query_size: int):
         super().__init__(name="tfmeta_on_device")
         self._initial = initial
         self._shapes = [list(value.shape) for value in initial]

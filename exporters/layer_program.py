@@ -38,6 +38,7 @@ SUPPORTED_LAYERS = (
     "GlobalAveragePooling2D",
     "MaxPooling2D",
     "Flatten",
+    "GaussianHead",
 )
 
 
@@ -315,6 +316,19 @@ class _Flatten(_Step):
         return tf.reshape(x, [x.shape[0], int(np.prod(x.shape[1:]))])
 
 
+class _GaussianHead(_Step):
+    """`tfmeta.rl.GaussianHead`: a linear mean and the learned log-std, repeated per row."""
+
+    def __init__(self, layer, weights: _WeightIndex):
+        self.mean = _Dense(layer.mean, weights)
+        self.log_std = weights.reader(layer.log_std)
+
+    def apply(self, params, state, x, training, updates, statistics):
+        mean = self.mean.apply(params, state, x, training, updates, statistics)
+        log_std = builtin_grads.broadcast_rows(self.log_std(params, state), mean.shape[0])
+        return tf.concat([mean, log_std], axis=-1)
+
+
 def _step_for(layer: keras.layers.Layer, weights: _WeightIndex, rank: int) -> _Step | None:
     kind = type(layer).__name__
     if kind == "InputLayer":
@@ -341,6 +355,8 @@ def _step_for(layer: keras.layers.Layer, weights: _WeightIndex, rank: int) -> _S
         return _MaxPooling2D(layer)
     if kind == "Flatten":
         return _Flatten()
+    if kind == "GaussianHead":
+        return _GaussianHead(layer, weights)
     raise _unsupported(layer, "no builtin-gradient version of this layer")
 
 

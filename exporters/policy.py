@@ -19,9 +19,8 @@ signatures:
   [0, 1]) fail with a message naming the field.
 
 `assets.extra/tfmeta.json` describes the export (family, shapes, learning
-rate, signatures). There is no TFLite path: the adaptation fits the baseline
-with `tf.linalg.lstsq` and evaluates per-task weights with
-`tf.vectorized_map`, neither of which LiteRT's builtin ops cover.
+rate, signatures). The LiteRT version, which adapts on the device, is
+`tfmeta.exporters.policy_tflite.export_policy_tflite`.
 """
 
 from __future__ import annotations
@@ -51,10 +50,27 @@ def _checked_mask(mask: tf.Tensor, horizon: int) -> tf.Tensor:
         return tf.identity(mask)
 
 
+def adaptation_learning_rates(learner: PolicyMAML) -> list[float]:
+    """The step sizes of the learner's evaluation steps, the first of them `adapt`'s."""
+    return list(learner.eval_learning_rates or [learner.inner_learning_rate])
+
+
+def adapted_parameters(
+    learner: PolicyMAML, rollouts: Rollouts, new_observations: tf.Tensor
+) -> tf.Tensor:
+    """Action-distribution parameters `[N, params_dim]` for `new_observations` `[N, obs]` of
+    the policy adapted to one task's `rollouts` (`[R, T, ...]`, no task axis) by the
+    learner's first evaluation step: what the `adapt` signature serves."""
+    batch = learner.policy_gradient_batch(tf.nest.map_structure(lambda x: x[None], rollouts))
+    params = TaskBatchedModel.tile(adaptation.initial_weights(learner.policy)[0], 1)
+    adapted = learner.inner_step(params, batch, adaptation_learning_rates(learner)[0])
+    parameters, _ = learner.batched.stateless_call(adapted, [], new_observations[None])
+    return parameters[0]
+
+
 def _signatures(learner: PolicyMAML) -> dict[str, Any]:
     family, distribution = learner.family, learner.family.distribution
     horizon, features = family.horizon, family.observation_dim
-    learning_rate = (learner.eval_learning_rates or [learner.inner_learning_rate])[0]
     if distribution.discrete:
         action_spec = tf.TensorSpec([None, horizon], tf.int32, name="actions")
     else:
@@ -99,20 +115,17 @@ def _signatures(learner: PolicyMAML) -> dict[str, Any]:
         new_observations = request_checks.checked_inputs(
             new_observations, "new_observations", None, (features,)
         )
-        batch = learner.policy_gradient_batch(tf.nest.map_structure(lambda x: x[None], rollouts))
-        params = TaskBatchedModel.tile(adaptation.initial_weights(learner.policy)[0], 1)
-        adapted = learner.inner_step(params, batch, learning_rate)
-        parameters, _ = learner.batched.stateless_call(adapted, [], new_observations[None])
-        return outputs(parameters[0])
+        return outputs(adapted_parameters(learner, rollouts, new_observations))
 
     return {"serving_default": act, "adapt": adapt}
 
 
-def _metadata(learner: PolicyMAML) -> dict[str, Any]:
+def policy_metadata(learner: PolicyMAML, fmt: str) -> dict[str, Any]:
+    """What every policy export's metadata says: format, family and the spaces of its policy."""
     distribution = learner.family.distribution
     return {
         "format_version": metadata.FORMAT_VERSION,
-        "format": "saved_model_policy",
+        "format": fmt,
         "tfmeta_version": __version__,
         "algorithm": "policy_maml",
         "family": learner.family.get_config(),
@@ -120,7 +133,13 @@ def _metadata(learner: PolicyMAML) -> dict[str, Any]:
         "horizon": learner.family.horizon,
         "action_distribution": type(distribution).__name__,
         "action_shape": list(distribution.action_shape),
-        "adapt_learning_rate": (learner.eval_learning_rates or [learner.inner_learning_rate])[0],
+    }
+
+
+def _metadata(learner: PolicyMAML) -> dict[str, Any]:
+    return {
+        **policy_metadata(learner, "saved_model_policy"),
+        "adapt_learning_rate": adaptation_learning_rates(learner)[0],
         "signatures": {
             "serving_default": ["observations"],
             "adapt": ["observations", "actions", "rewards", "mask", "new_observations"],

@@ -340,6 +340,20 @@ def learner_predictions(learner: MetaLearner, episode: dict[str, np.ndarray]) ->
     return predictions.numpy()
 
 
+def write_model(path: str, content: bytes) -> None:
+    """Writes a `.tflite` file atomically: a killed export leaves no partial model at `path`."""
+    directory = os.path.dirname(os.path.abspath(path))
+    os.makedirs(directory, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=directory, suffix=".partial", delete=False) as file:
+        file.write(content)
+    os.replace(file.name, path)
+
+
+def relative_difference(received: np.ndarray, expected: np.ndarray) -> float:
+    """The max abs difference of two outputs, relative to `1 + max|expected|`."""
+    return float(np.max(np.abs(received - expected))) / (1.0 + float(np.max(np.abs(expected))))
+
+
 def verify(model_content: bytes, learner: MetaLearner, task: TaskFormat, query_size: int,
            episode: dict[str, np.ndarray] | None = None, atol: float = 1e-4) -> float:
     """Runs `adapt_and_predict` in LiteRT on an episode and compares with the learner.
@@ -365,7 +379,7 @@ def verify(model_content: bytes, learner: MetaLearner, task: TaskFormat, query_s
     runner = interpreter(model_content).get_signature_runner("adapt_and_predict")
     received = runner(**episode)["outputs"]
     expected = learner_predictions(learner, episode)
-    error = float(np.max(np.abs(received - expected))) / (1.0 + float(np.max(np.abs(expected))))
+    error = relative_difference(received, expected)
     if not error <= atol:
         raise ValueError(
             "Expected the converted TFLite model to adapt like the learner. Received: "
@@ -452,9 +466,5 @@ def export_tflite(
         content = convert(module)
         if verify_with_litert:
             verify(content, learner, task, query_size, verification_episode)
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=directory, suffix=".partial", delete=False) as file:
-        file.write(content)
-    os.replace(file.name, path)
+    write_model(path, content)
     return info

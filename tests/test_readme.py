@@ -126,11 +126,21 @@ rng = np.random.default_rng(0)
 support_x, support_y = rng.random([5, 28, 28, 1]).astype("float32"), np.arange(5, dtype="int32")
 query_x = rng.random([1, 28, 28, 1]).astype("float32")
 """,
+    # A small 2D-navigation learner, a controller's rollouts and its current observation.
+    ("On-device adaptation with LiteRT", 0): """
+import numpy as np
+from tfmeta import rl
+from tfmeta.exporters.policy_tflite import example_rollouts
+learner = rl.PolicyMAML(rl.gaussian_mlp_policy(2, 2, hidden_units=(8,)), rl.Navigation2D(),
+                        eval_rollouts_per_task=4)
+rollouts = example_rollouts(learner, 4)
+observation = np.zeros((1, 2), np.float32)
+""",
 }
 # Sections that run in one namespace, in this order; every other section runs alone.
 GROUPS = [("Your own data", "Writing your own learner")]
 SLOW = {"Using it from Python/1", "Distributed training", "On the device with LiteRT",
-        "Meta-reinforcement learning"}
+        "Meta-reinforcement learning", "On-device adaptation with LiteRT"}
 
 
 def _shrunk(block: Block, omniglot: str | None) -> str:

@@ -6,6 +6,7 @@ import pytest
 import tensorflow as tf
 
 from tfmeta.exporters import builtin_grads
+from tfmeta.rl.distributions import Categorical, DiagonalGaussian
 
 
 def normal(*shape, seed=0):
@@ -114,6 +115,23 @@ def test_mean_squared_error_matches_tensorflow():
     targets = normal(5, 2, seed=3)
     assert_same(lambda p: builtin_grads.mean_squared_error(targets, p),
                 lambda p: tf.reduce_mean(tf.square(p - targets)), normal(5, 2))
+
+
+def test_broadcast_rows_matches_tile():
+    assert_same(lambda v: builtin_grads.broadcast_rows(v, 4),
+                lambda v: tf.tile(v[None], [4, 1]), normal(3))
+
+
+def test_gaussian_log_prob_matches_the_policy_distribution():
+    actions = normal(5, 2, seed=4)
+    assert_same(lambda p: builtin_grads.gaussian_log_prob(p, actions),
+                lambda p: DiagonalGaussian(2).log_prob(p, actions), normal(5, 4) * 0.5)
+
+
+def test_categorical_log_prob_matches_the_policy_distribution():
+    actions = tf.constant([0, 2, 1, 2, 0])
+    assert_same(lambda logits: builtin_grads.categorical_log_prob(logits, actions),
+                lambda logits: Categorical(3).log_prob(logits, actions), normal(5, 3) * 2.0)
 
 
 def test_dynamic_shapes_are_rejected_with_a_clear_error():

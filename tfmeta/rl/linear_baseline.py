@@ -50,11 +50,13 @@ class LinearFeatureBaseline:
         self.regularization = float(regularization)
         self.fit_on = check_choice("fit_on", fit_on, FITS)
 
-    def features(self, observations: tf.Tensor) -> tf.Tensor:
-        """`[..., T, observation_dim]` -> `[..., T, 2 * observation_dim + 4]`, in float64."""
-        observations = tf.clip_by_value(tf.cast(observations, tf.float64), -10.0, 10.0)
+    def features(self, observations: tf.Tensor, dtype: tf.DType = tf.float64) -> tf.Tensor:
+        """`[..., T, observation_dim]` -> `[..., T, 2 * observation_dim + 4]` in `dtype`
+        (float64 for the fit; the LiteRT export computes them in float32); the last
+        feature is the constant 1."""
+        observations = tf.clip_by_value(tf.cast(observations, dtype), -10.0, 10.0)
         length = observations.shape[-2]
-        time = tf.range(length, dtype=tf.float64)[:, None] / 100.0
+        time = tf.range(length, dtype=dtype)[:, None] / 100.0
         time = tf.broadcast_to(time, tf.concat([tf.shape(observations)[:-1], [1]], axis=0))
         return tf.concat(
             [observations, tf.square(observations), time, time**2, time**3, tf.ones_like(time)],
