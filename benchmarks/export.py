@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import tempfile
 import time
 
@@ -44,6 +43,7 @@ import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
+import latency
 import machine
 import tfmeta
 from tfmeta import evaluation
@@ -151,14 +151,7 @@ def _with_rates_of(learner, copy):
 
 
 def timed_ms(call) -> dict[str, float]:
-    for _ in range(FLAGS.warmup):
-        call()
-    times = []
-    for _ in range(FLAGS.repeats):
-        start = time.perf_counter()
-        call()
-        times.append(1000.0 * (time.perf_counter() - start))
-    return {"median": statistics.median(times), "p90": float(np.percentile(times, 90))}
+    return latency.timed_ms(call, FLAGS.repeats, FLAGS.warmup)
 
 
 def test_episodes(sources) -> list[dict[str, np.ndarray]]:
