@@ -44,6 +44,7 @@ def test_train_writes_an_evaluated_exported_run_and_continues_it(tmp_path):
         "adaptation.png",
         "checkpoints/checkpoint",
         "export/navigation_2d/1/saved_model.pb",
+        "export/navigation_2d.tflite",
     ):
         assert (run_dir / name).is_file(), name
     metrics = json.loads((run_dir / "metrics.json").read_text())
@@ -98,3 +99,13 @@ def test_env_processes_step_a_mujoco_run_and_leave_its_figures_unchanged(tmp_pat
         metrics = json.loads((run_dir / "metrics.json").read_text())
         returns[processes] = [entry["mean"] for entry in metrics["returns_after_steps"]]
     assert returns[2] == pytest.approx(returns[1], rel=1e-4)
+
+
+def test_without_litert_the_run_says_why_it_wrote_no_tflite(tmp_path, monkeypatch, capsys):
+    from tfmeta.cli import rl_train
+
+    monkeypatch.setattr(rl_train.importlib.util, "find_spec", lambda name: None)
+    path = tmp_path / "export" / "navigation_2d.tflite"
+    assert rl_train._export_tflite(learner=None, path=path) is None
+    assert "install the tflite extra (ai-edge-litert)" in capsys.readouterr().out
+    assert not path.exists()

@@ -18,12 +18,16 @@ meta-iteration's policy: mean return over 40 held-out tasks after 0-3
 adaptation steps with 95% CIs, the paper's figures beside them),
 `learning_curve.png`, `adaptation.png` for 2D navigation, and
 `export/<env>/<version>/` (`tfmeta.exporters.policy`: a SavedModel whose
-`adapt` signature takes rollouts). Running the same command again continues
-from the last checkpoint.
+`adapt` signature takes rollouts) and `export/<env>.tflite`
+(`tfmeta.exporters.policy_tflite`: the policy that adapts on the device,
+checked in LiteRT; written when LiteRT, the `tflite` extra, is installed).
+Running the same command again continues from the last checkpoint (and
+replaces the `.tflite` with the newer policy's).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import pathlib
 
@@ -33,6 +37,7 @@ from absl import flags
 
 from tfmeta import evaluation
 from tfmeta.exporters.policy import export_policy
+from tfmeta.exporters.policy_tflite import export_policy_tflite
 from tfmeta.cli import options, run_directory
 from tfmeta.rl import families, figures, recipes, training
 
@@ -88,6 +93,16 @@ def _check_options(flag_values: flags.FlagValues) -> None:
             "--meta_learning_rate sets maml_ppo's Adam; maml_trpo's step is set by its KL "
             "bound: drop --meta_learning_rate"
         )
+
+
+def _export_tflite(learner, path: pathlib.Path) -> str | None:
+    """Writes the LiteRT policy (checked against the learner in LiteRT), or says why not."""
+    if importlib.util.find_spec("ai_edge_litert") is None:
+        print("tfmeta: no LiteRT export: install the tflite extra (ai-edge-litert) to write "
+              "and check one", flush=True)
+        return None
+    export_policy_tflite(learner, path, overwrite=True)
+    return str(path)
 
 
 def train(flag_values: flags.FlagValues) -> dict:
@@ -164,6 +179,7 @@ def train(flag_values: flags.FlagValues) -> dict:
     if env == "navigation_2d":
         figures.plot_navigation_adaptation(samplings, tasks.numpy(), output_dir / "adaptation.png")
     metrics["export"] = export_policy(learner, output_dir / "export" / env)
+    metrics["export_tflite"] = _export_tflite(learner, output_dir / "export" / f"{env}.tflite")
     for entry in metrics["returns_after_steps"]:
         print(
             f"tfmeta: mean return after {entry['steps']} steps over {EVAL_TASKS} held-out tasks: "
