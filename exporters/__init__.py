@@ -9,13 +9,16 @@
   LiteRT (builtin ops only, no Flex); `OnDeviceModel` runs one with every
   call checked against its metadata.
 - `export`: one entry point for the `tfmeta export` command.
+- `policy.export_policy` and `policy_tflite.export_policy_tflite`: meta-RL
+  policies that adapt from rollouts, for TF Serving and for LiteRT;
+  `OnDevicePolicy` runs the latter with every call checked.
 """
 
 from tfmeta.exporters.adapted import export_adapted
 from tfmeta.exporters.export_command import FORMATS, export
 from tfmeta.exporters.layer_program import SUPPORTED_LAYERS, UnsupportedModelError
 from tfmeta.exporters.metadata import read as read_metadata
-from tfmeta.exporters.on_device import OnDeviceModel
+from tfmeta.exporters.on_device import OnDeviceModel, OnDevicePolicy
 from tfmeta.exporters.saved_model import export_saved_model
 from tfmeta.exporters.serving_layout import versions
 from tfmeta.exporters.tflite import export_tflite
@@ -24,6 +27,7 @@ from tfmeta.exporters.tflite_ops import custom_operators, operator_counts
 __all__ = [
     "FORMATS",
     "OnDeviceModel",
+    "OnDevicePolicy",
     "SUPPORTED_LAYERS",
     "UnsupportedModelError",
     "custom_operators",

@@ -133,6 +133,7 @@ def policy_metadata(learner: PolicyMAML, fmt: str) -> dict[str, Any]:
         "horizon": learner.family.horizon,
         "action_distribution": type(distribution).__name__,
         "action_shape": list(distribution.action_shape),
+        "num_actions": distribution.num_actions if distribution.discrete else None,
     }
 
 

@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from tests.rl.rl_testing import small_learner, tiny_policy
 from tfmeta import adaptation, rl
-from tfmeta.exporters import UnsupportedModelError, custom_operators
+from tfmeta.exporters import OnDeviceModel, OnDevicePolicy, UnsupportedModelError, custom_operators
 from tfmeta.exporters.policy import adapted_parameters
 from tfmeta.exporters.policy_tflite import baseline_values, example_rollouts, export_policy_tflite
 from tfmeta.exporters.tflite import interpreter
@@ -158,6 +158,11 @@ def test_a_categorical_policy_adapts_on_the_device_like_the_learner(tmp_path):
     out_of_range = rollouts._replace(actions=rollouts.actions + 3)
     assert np.isnan(adapt(**out_of_range._asdict(), new_observations=observation)["distribution"]
                     ).all()
+    policy = OnDevicePolicy(tmp_path / "discrete.tflite")
+    with pytest.raises(ValueError, match=r"Expected `actions` in 0..2. Received values 3..5"):
+        policy.adapt(*out_of_range, observation)
+    with pytest.raises(ValueError, match="integer action ids of shape"):
+        policy.adapt(*rollouts._replace(actions=rollouts.actions * 1.0), observation)
 
 
 def test_refusals_name_the_problem_and_leave_an_existing_file_alone(trpo_learner, tmp_path):
@@ -200,3 +205,34 @@ def test_float32_baseline_values_equal_the_learners_float64_fit():
     expected = learner.baseline(observations[None], returns[None], mask[None])[0]
     received = baseline_values(learner.baseline, observations, returns, mask)
     np.testing.assert_allclose(received * mask, expected * mask, atol=1e-4 * 20)
+
+
+def test_on_device_policy_checks_each_call_and_runs_the_signatures(exported):
+    learner, content, _ = exported
+    policy = OnDevicePolicy(content, num_threads=1)
+    rollouts = _rollouts(learner, 6)
+    observation = np.array([[0.3, 0.1]], np.float32)
+    expected = adapted_parameters(learner, _tensors(rollouts), tf.constant(observation)).numpy()
+    np.testing.assert_allclose(policy.adapt(*rollouts, observation)["distribution"], expected,
+                               atol=1e-5)
+    policy.train_step(*rollouts)
+    np.testing.assert_allclose(policy.act(observation)["distribution"], expected, atol=1e-5)
+    before = policy.get_weights()
+    bad = [
+        (rollouts._replace(observations=rollouts.observations[:, :4]),
+         r"`observations` of shape \(3, 8, 2\).*Received shape \(3, 4, 2\)"),
+        (rollouts._replace(rewards=rollouts.rewards * np.nan), "finite values in `rewards`"),
+        (rollouts._replace(mask=rollouts.mask * 1.5), r"`mask` values in \[0, 1\]"),
+    ]
+    for rollouts_in, message in bad:
+        with pytest.raises(ValueError, match=message):
+            policy.train_step(*rollouts_in)
+    with pytest.raises(ValueError, match=r"`observations` of shape \(1, 2\)"):
+        policy.act(np.zeros((2, 2)))
+    np.testing.assert_array_equal(policy.get_weights(), before)
+
+
+def test_each_on_device_wrapper_refuses_the_other_kind_of_model(exported):
+    _, content, _ = exported
+    with pytest.raises(ValueError, match=r"export_tflite \(format 'tflite'\).*'tflite_policy'"):
+        OnDeviceModel(content)
