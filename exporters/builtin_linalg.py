@@ -57,11 +57,49 @@ def cholesky_solve(matrix: tf.Tensor, rhs: tf.Tensor) -> tf.Tensor:
         if forward:
             row = row - tf.linalg.matvec(tf.stack(forward, axis=-1), lower[..., i, :i])
         forward.append(row / lower[..., i, i:i + 1])
+    return back_substitution(tf.linalg.matrix_transpose(lower), tf.stack(forward, axis=-2))
+
+
+def back_substitution(upper: tf.Tensor, rhs: tf.Tensor) -> tf.Tensor:
+    """`x` with `upper @ x = rhs`: upper-triangular `[..., n, n]` of static `n`, `rhs`
+    `[..., n, k]`; one row per step, from the last."""
+    size = _static_size(upper)
     backward: list[tf.Tensor] = []  # rows of x from the last, each [..., k]
     for i in reversed(range(size)):
-        row = forward[i]
+        row = rhs[..., i, :]
         if backward:
             solved = tf.stack(backward[::-1], axis=-1)  # rows i+1..n-1 of x, as columns
-            row = row - tf.linalg.matvec(solved, lower[..., i + 1:, i])
-        backward.append(row / lower[..., i, i:i + 1])
+            row = row - tf.linalg.matvec(solved, upper[..., i, i + 1:])
+        backward.append(row / upper[..., i, i:i + 1])
     return tf.stack(backward[::-1], axis=-2)
+
+
+def least_squares(matrix: tf.Tensor, rhs: tf.Tensor) -> tf.Tensor:
+    """`x` minimising `||matrix @ x - rhs||` for a `[m, n]` matrix of full column rank and
+    static `n <= m`, `rhs` `[m, k]`.
+
+    QR by Gram-Schmidt, each column orthogonalised twice against the ones
+    before it (classical Gram-Schmidt twice is as accurate as Householder's),
+    then back substitution: unlike the normal equations it does not square
+    the matrix's condition number, which float32 cannot afford for the
+    meta-RL baseline's features.
+    """
+    size = matrix.shape[-1]
+    basis: list[tf.Tensor] = []  # orthonormal columns, each [m, 1]
+    upper_columns: list[tf.Tensor] = []  # R's columns, each [n]
+    for j in range(size):
+        column = matrix[:, j:j + 1]
+        coefficients = tf.zeros([0, 1], matrix.dtype)
+        if basis:
+            done = tf.concat(basis, axis=1)  # [m, j]
+            coefficients = tf.matmul(done, column, transpose_a=True)
+            column = column - tf.matmul(done, coefficients)
+            again = tf.matmul(done, column, transpose_a=True)
+            column = column - tf.matmul(done, again)
+            coefficients = coefficients + again
+        norm = tf.sqrt(tf.reduce_sum(tf.square(column), axis=0, keepdims=True))
+        basis.append(column / norm)
+        upper_columns.append(tf.concat(
+            [coefficients[:, 0], norm[0], tf.zeros([size - j - 1], matrix.dtype)], axis=0))
+    upper = tf.stack(upper_columns, axis=1)
+    return back_substitution(upper, tf.matmul(tf.concat(basis, axis=1), rhs, transpose_a=True))

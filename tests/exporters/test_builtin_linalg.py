@@ -1,4 +1,5 @@
-"""The unrolled Cholesky solve against numpy in float64, and in LiteRT with builtin ops only."""
+"""The unrolled Cholesky and least-squares solves against numpy in float64, and in LiteRT with
+builtin ops only."""
 
 import numpy as np
 import pytest
@@ -53,3 +54,31 @@ def test_solve_converts_to_builtin_ops_and_runs_in_litert():
 def test_a_matrix_of_unknown_size_is_refused():
     with pytest.raises(ValueError, match="Expected a square matrix of static size"):
         builtin_linalg.cholesky(tf.zeros([3, 4]))
+
+
+@pytest.mark.parametrize("rows, columns", [(1, 1), (9, 4), (200, 12)])
+def test_least_squares_equals_numpy_in_float64(rows, columns):
+    rng = np.random.default_rng(columns)
+    matrix, rhs = rng.standard_normal((rows, columns)), rng.standard_normal((rows, 2))
+    np.testing.assert_allclose(
+        builtin_linalg.least_squares(tf.constant(matrix), tf.constant(rhs)),
+        np.linalg.lstsq(matrix, rhs, rcond=None)[0], rtol=1e-9, atol=1e-11,
+    )
+
+
+def test_float32_least_squares_keeps_the_digits_the_normal_equations_lose():
+    """Columns scaled over six orders of magnitude and nearly collinear: a condition number of
+    about 1e7, whose square float32 cannot hold."""
+    rng = np.random.default_rng(3)
+    base = rng.standard_normal((400, 6))
+    matrix = np.concatenate([base, base[:, :2] + 1e-3 * rng.standard_normal((400, 2))], axis=1)
+    matrix = matrix * np.logspace(-3, 3, 8)
+    rhs = matrix @ rng.standard_normal((8, 1)) + 0.1 * rng.standard_normal((400, 1))
+    fitted = matrix @ np.linalg.lstsq(matrix, rhs, rcond=None)[0]
+    as32 = [tf.constant(x, tf.float32) for x in (matrix, rhs)]
+    qr = as32[0] @ builtin_linalg.least_squares(*as32)
+    gram = tf.matmul(as32[0], as32[0], transpose_a=True)
+    normal = as32[0] @ tf.linalg.solve(gram, tf.matmul(as32[0], as32[1], transpose_a=True))
+    qr_error = np.max(np.abs(qr - fitted)) / np.max(np.abs(fitted))
+    normal_error = np.max(np.abs(normal - fitted)) / np.max(np.abs(fitted))
+    assert qr_error < 1e-4 and qr_error < normal_error / 10

@@ -184,16 +184,18 @@ def test_refusals_name_the_problem_and_leave_an_existing_file_alone(trpo_learner
 
 
 @pytest.mark.slow
-def test_a_trained_halfcheetah_policy_adapts_on_its_own_rollouts_within_float32(tmp_path):
-    """Real rollouts make the baseline's ridge system ill-conditioned (about 1e12): the device
-    solves it in float32 on centred features, the learner in float64; the export's check
-    (`verify`, 1e-4 of the output scale) runs on these rollouts."""
+@pytest.mark.parametrize("family", ["halfcheetah_vel", "ant_dir"])
+def test_mujoco_policies_adapt_on_their_own_rollouts_within_float32(family, tmp_path):
+    """Real rollouts make the baseline's ridge system ill-conditioned (about 1e12 for
+    HalfCheetah; singular in float32 for Ant, with constant and binary features): the device
+    solves it in float32 by QR on centred features, the learner in float64; the export's
+    check (`verify`, 1e-4 of the output scale) runs on these rollouts."""
     pytest.importorskip("mujoco")
-    learner = rl.recipes.build_learner("halfcheetah_vel")
+    learner = rl.recipes.build_learner(family)
     tasks = learner.family.sample_tasks(1, seed=3, split="test")
     sampled = learner.adaptation_rollouts(tasks, seed=5)[0]
     rollouts = Rollouts(*[np.asarray(x[0]) for x in sampled])
-    export_policy_tflite(learner, tmp_path / "cheetah.tflite", verification_rollouts=rollouts)
+    export_policy_tflite(learner, tmp_path / f"{family}.tflite", verification_rollouts=rollouts)
 
 
 def test_float32_baseline_values_equal_the_learners_float64_fit():
