@@ -82,9 +82,9 @@ def baseline_values(baseline: LinearFeatureBaseline, observations: tf.Tensor,
     stacked on `sqrt(ridge) M` by QR (`builtin_linalg.least_squares`), never
     squaring the condition number as the normal equations do. On rollouts
     of HalfCheetah (20 observation features) the normal equations in float32
-    were off by up to 0.23% of the values' scale, and on Ant's (125, 30 of
-    them constant in the rollouts) they were singular; see the README for
-    this solver's figures.
+    were off by up to 0.23% of the values' scale, and on Ant's (125, some
+    constant over the rollouts) they were singular; `benchmarks/policy_export.py`
+    measures this solver's agreement with the learner.
     """
     features = baseline.features(observations, tf.float32)
     features = tf.reshape(features, [-1, features.shape[-1]])

@@ -187,7 +187,7 @@ def test_refusals_name_the_problem_and_leave_an_existing_file_alone(trpo_learner
 @pytest.mark.parametrize("family", ["halfcheetah_vel", "ant_dir"])
 def test_mujoco_policies_adapt_on_their_own_rollouts_within_float32(family, tmp_path):
     """Real rollouts make the baseline's ridge system ill-conditioned (about 1e12 for
-    HalfCheetah; singular in float32 for Ant, with constant and binary features): the device
+    HalfCheetah; singular in float32 for Ant, some of whose features stay constant): the device
     solves it in float32 by QR on centred features, the learner in float64; the export's
     check (`verify`, 1e-4 of the output scale) runs on these rollouts."""
     pytest.importorskip("mujoco")
