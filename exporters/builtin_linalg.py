@@ -103,12 +103,7 @@ def least_squares(matrix: tf.Tensor, rhs: tf.Tensor, block_size: int = 8) -> tf.
         width = panel.shape[-1]
         coefficients = tf.zeros([0, width], matrix.dtype)
         if panels:
-            done = tf.concat(panels, axis=1)  # [m, start]
-            coefficients = tf.matmul(done, panel, transpose_a=True)
-            panel = panel - tf.matmul(done, coefficients)
-            again = tf.matmul(done, panel, transpose_a=True)
-            panel = panel - tf.matmul(done, again)
-            coefficients = coefficients + again
+            panel, coefficients = _project_out(tf.concat(panels, axis=1), panel)
         panel_basis, panel_upper = _gram_schmidt(panel)
         panels.append(panel_basis)
         upper_blocks.append(tf.concat(
@@ -127,14 +122,18 @@ def _gram_schmidt(matrix: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         column = matrix[:, j:j + 1]
         coefficients = tf.zeros([0, 1], matrix.dtype)
         if basis:
-            done = tf.concat(basis, axis=1)  # [m, j]
-            coefficients = tf.matmul(done, column, transpose_a=True)
-            column = column - tf.matmul(done, coefficients)
-            again = tf.matmul(done, column, transpose_a=True)
-            column = column - tf.matmul(done, again)
-            coefficients = coefficients + again
+            column, coefficients = _project_out(tf.concat(basis, axis=1), column)
         norm = tf.sqrt(tf.reduce_sum(tf.square(column), axis=0, keepdims=True))
         basis.append(column / norm)
         upper_columns.append(tf.concat(
             [coefficients[:, 0], norm[0], tf.zeros([size - j - 1], matrix.dtype)], axis=0))
     return tf.concat(basis, axis=1), tf.stack(upper_columns, axis=1)
+
+
+def _project_out(basis: tf.Tensor, columns: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """`columns [m, b]` less their projection on the orthonormal `basis [m, k]`, done twice
+    (once loses the digits of nearly dependent columns), and the coefficients `[k, b]`."""
+    coefficients = tf.matmul(basis, columns, transpose_a=True)
+    columns = columns - tf.matmul(basis, coefficients)
+    again = tf.matmul(basis, columns, transpose_a=True)
+    return columns - tf.matmul(basis, again), coefficients + again
