@@ -90,8 +90,8 @@ def least_squares(matrix: tf.Tensor, rhs: tf.Tensor, block_size: int = 8) -> tf.
     keep most of the work in matrix-matrix products: column by column, each
     of the `n` steps reads the whole growing basis for matrix-vector
     products, and the on-device adaptation of an Ant policy (254 baseline
-    features) took over a second in LiteRT; with panels of 8, about a tenth of that
-    (`benchmarks/policy_export.py`).
+    features) took over a second in LiteRT; with panels of 8, about an eighth
+    of that (`benchmarks/policy_export.py`).
     """
     if block_size < 1:
         raise ValueError(f"Expected a positive `block_size`. Received: {block_size}")
