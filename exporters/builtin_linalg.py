@@ -95,6 +95,13 @@ def least_squares(matrix: tf.Tensor, rhs: tf.Tensor, block_size: int = 8) -> tf.
     """
     if block_size < 1:
         raise ValueError(f"Expected a positive `block_size`. Received: {block_size}")
+    basis, upper = _qr(matrix, block_size)
+    return back_substitution(upper, tf.matmul(basis, rhs, transpose_a=True))
+
+
+def _qr(matrix: tf.Tensor, block_size: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """`Q [m, n], R [n, n]` of `matrix = Q R`, panel by panel: each panel projected out of the
+    basis before it, then factored by the same steps one column at a time."""
     size = matrix.shape[-1]
     panels: list[tf.Tensor] = []  # the basis's orthonormal columns, panel by panel
     upper_blocks: list[tf.Tensor] = []  # R's block columns, each [n, width]
@@ -104,30 +111,16 @@ def least_squares(matrix: tf.Tensor, rhs: tf.Tensor, block_size: int = 8) -> tf.
         coefficients = tf.zeros([0, width], matrix.dtype)
         if panels:
             panel, coefficients = _project_out(tf.concat(panels, axis=1), panel)
-        panel_basis, panel_upper = _gram_schmidt(panel)
+        if width == 1:
+            norm = tf.sqrt(tf.reduce_sum(tf.square(panel), axis=0, keepdims=True))
+            panel_basis, panel_upper = panel / norm, norm
+        else:
+            panel_basis, panel_upper = _qr(panel, 1)
         panels.append(panel_basis)
         upper_blocks.append(tf.concat(
             [coefficients, panel_upper, tf.zeros([size - start - width, width], matrix.dtype)],
             axis=0))
-    upper = tf.concat(upper_blocks, axis=1)
-    return back_substitution(upper, tf.matmul(tf.concat(panels, axis=1), rhs, transpose_a=True))
-
-
-def _gram_schmidt(matrix: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-    """`Q [m, n], R [n, n]` of `matrix = Q R` by classical Gram-Schmidt twice, column by column."""
-    size = matrix.shape[-1]
-    basis: list[tf.Tensor] = []  # orthonormal columns, each [m, 1]
-    upper_columns: list[tf.Tensor] = []  # R's columns, each [n]
-    for j in range(size):
-        column = matrix[:, j:j + 1]
-        coefficients = tf.zeros([0, 1], matrix.dtype)
-        if basis:
-            column, coefficients = _project_out(tf.concat(basis, axis=1), column)
-        norm = tf.sqrt(tf.reduce_sum(tf.square(column), axis=0, keepdims=True))
-        basis.append(column / norm)
-        upper_columns.append(tf.concat(
-            [coefficients[:, 0], norm[0], tf.zeros([size - j - 1], matrix.dtype)], axis=0))
-    return tf.concat(basis, axis=1), tf.stack(upper_columns, axis=1)
+    return tf.concat(panels, axis=1), tf.concat(upper_blocks, axis=1)
 
 
 def _project_out(basis: tf.Tensor, columns: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
