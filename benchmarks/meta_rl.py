@@ -154,6 +154,12 @@ flags.DEFINE_enum(
     "best mean return after adaptation (the paper's protocol; tfmeta.rl.training.BestPolicy), "
     "into best_<result file>.",
 )
+flags.DEFINE_float(
+    "max_kl",
+    None,
+    "TRPO's KL bound (default: the recipe's). Unlike the settings above it may change between "
+    "the parts of a run: a part continued with another bound is trained with it.",
+)
 flags.DEFINE_integer("seed", 0, "Seed of weights and training tasks.")
 flags.DEFINE_bool("speed", False, "Measure sampling speed and one meta-iteration instead.")
 flags.DEFINE_integer("speed_tasks", 40, "--speed: tasks of the measured meta-iteration.")
@@ -234,6 +240,7 @@ def build_learner(name: str) -> rl.PolicyMAML:
         seed=FLAGS.seed,
         family_options=family_options(name),
         observe_task=observe_task,
+        max_kl=FLAGS.max_kl,
         **overrides,
     )
 

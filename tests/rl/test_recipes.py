@@ -11,6 +11,12 @@ def test_the_navigation_recipe_builds_the_papers_learner():
     assert [layer.units for layer in learner.policy.layers[:2]] == [100, 100]
 
 
+def test_a_kl_bound_replaces_the_recipes():
+    assert rl.recipes.build_learner("halfcheetah_dir").optimizer.max_kl == 0.02
+    learner = rl.recipes.build_learner("halfcheetah_dir", max_kl=0.005)
+    assert learner.optimizer.max_kl == 0.005
+
+
 @pytest.mark.parametrize("name, model, evaluation", [
     # The model file each test script of the authors loads, and how the script evaluates it.
     ("halfcheetah_vel", "maml1_fbs10_mbs40_flr_0.1_mlr0.01/itr_475", ((0.1, 0.05, 0.05), 20)),

@@ -71,6 +71,7 @@ def build_learner(
     seed: int = 0,
     family_options: dict | None = None,
     observe_task: bool = False,
+    max_kl: float | None = None,
     **overrides,
 ) -> PolicyMAML:
     """A compiled `PolicyMAML` (TRPO, the recipe's KL bound) for family `name` with the paper's
@@ -83,6 +84,7 @@ def build_learner(
             "gymnasium"}` for a MuJoCo family, `tfmeta.rl.mujoco_families`).
         observe_task: the policy also observes the task (`TaskObserved`:
             the paper's oracle, with `inner_steps=0`).
+        max_kl: TRPO's KL bound in place of the recipe's (None: the recipe's).
         **overrides: `PolicyMAML` arguments that replace the recipe's
             (e.g. `inner_learning_rate=0.1`, `first_order=True`).
 
@@ -110,5 +112,5 @@ def build_learner(
     )
     options.update(overrides)
     learner = PolicyMAML(policy, family, **options)
-    learner.compile(optimizer=TRPO(max_kl=recipe.max_kl))
+    learner.compile(optimizer=TRPO(max_kl=recipe.max_kl if max_kl is None else max_kl))
     return learner
