@@ -1,8 +1,8 @@
 """Meta-RL: MAML-TRPO on the task families of Finn et al. 2017 (section 5.3), resumable.
 
 For each family it meta-trains a `tfmeta.rl.PolicyMAML` with the paper's
-settings (`tfmeta.rl.recipes`: 2x100 ReLU Gaussian policy, TRPO with KL 0.01,
-linear feature baseline) in `--run_dir/<family>/`, then reports the mean return over 40
+settings (`tfmeta.rl.recipes`: 2x100 ReLU Gaussian policy, TRPO with a KL
+bound of 0.01, 0.02 for HalfCheetah direction, linear feature baseline) in `--run_dir/<family>/`, then reports the mean return over 40
 held-out tasks after 0, 1, 2 and 3 adaptation steps (95% CI), evaluated as
 the paper's test scripts do (2D navigation: 40 trajectories per step, step
 sizes 0.5 then 0.25; HalfCheetah: 20 trajectories, 0.1 then 0.05), next to
@@ -36,7 +36,9 @@ steps; `oracle`, the same with the task appended to the observation
 (`tfmeta.rl.TaskObserved`), evaluated without adaptation. `--first_order` and
 `--inner_objective=likelihood_ratio` change MAML's meta-gradient (kept runs:
 `--run_dir=benchmarks/meta_rl_runs/first_order` and `.../likelihood_ratio`);
-`benchmarks/meta_gradient.py` takes a run's meta-gradient apart.
+`benchmarks/meta_gradient.py` takes a run's meta-gradient apart. `--max_kl`
+replaces the recipe's KL bound, also for the later parts of a run (a run's
+state copied to another `--run_dir` continues there with the new bound).
 
 `--weights=best` evaluates, as the paper did, the policy of the training
 epoch with the best mean return after adaptation on its training tasks
