@@ -2,10 +2,11 @@
 
 For each family it meta-trains a `tfmeta.rl.PolicyMAML` with the paper's
 settings (`tfmeta.rl.recipes`: 2x100 ReLU Gaussian policy, TRPO with a KL
-bound of 0.01, 0.02 for HalfCheetah direction, linear feature baseline) in `--run_dir/<family>/`, then reports the mean return over 40
-held-out tasks after 0, 1, 2 and 3 adaptation steps (95% CI), evaluated as
-the paper's test scripts do (2D navigation: 40 trajectories per step, step
-sizes 0.5 then 0.25; HalfCheetah: 20 trajectories, 0.1 then 0.05), next to
+bound of 0.01, 0.02 for HalfCheetah direction, linear feature baseline) in
+`--run_dir/<family>/`, then reports the mean return over 40 held-out tasks
+after 0, 1, 2 and 3 adaptation steps (95% CI), evaluated as the paper's
+test scripts do (2D navigation: 40 trajectories per step, step sizes 0.5
+then 0.25; HalfCheetah: 20 trajectories, 0.1 then 0.05), next to
 the paper's published figures and to the same protocol from a randomly
 initialised policy.
 
