@@ -36,7 +36,8 @@ rollouts, `PolicyMAML(inner_steps=0)`), then fine-tuned by the evaluation's
 steps; `oracle`, the same with the task appended to the observation
 (`tfmeta.rl.TaskObserved`), evaluated without adaptation. `--first_order` and
 `--inner_objective=likelihood_ratio` change MAML's meta-gradient (kept runs:
-`--run_dir=benchmarks/meta_rl_runs/first_order` and `.../likelihood_ratio`);
+`--run_dir=benchmarks/meta_rl_runs/first_order` and `.../likelihood_ratio`; switched
+on part-way: `.../likelihood_ratio_from_195` and `.../likelihood_ratio_from_1000`);
 `benchmarks/meta_gradient.py` takes a run's meta-gradient apart. `--max_kl`
 replaces the recipe's KL bound, also for the later parts of a run (a run's
 state copied to another `--run_dir` continues there with the new bound).
@@ -140,7 +141,8 @@ flags.DEFINE_enum(
     list(rl.policy_gradient.INNER_OBJECTIVES),
     "The inner step's objective: the paper's log-likelihood, or ProMP's likelihood ratio (the "
     "same step; its meta-gradient keeps the curvature's score-function term; "
-    "tfmeta.rl.PolicyMAML); keep it when continuing a run.",
+    "tfmeta.rl.PolicyMAML). A run continued with the other objective trains with it from "
+    "there (the direction run kept in meta_rl_runs/likelihood_ratio_from_195).",
 )
 flags.DEFINE_enum(
     "learner",
@@ -160,7 +162,7 @@ flags.DEFINE_enum(
 flags.DEFINE_float(
     "max_kl",
     None,
-    "TRPO's KL bound (default: the recipe's). Unlike the settings above it may change between "
+    "TRPO's KL bound (default: the recipe's). Like --inner_objective it may change between "
     "the parts of a run: a part continued with another bound is trained with it.",
 )
 flags.DEFINE_integer("seed", 0, "Seed of weights and training tasks.")
