@@ -31,6 +31,7 @@ makes the inner loop's activations dominate, which is where
     python benchmarks/throughput.py --learners=fomaml,fomaml_unfused_batch_norm  # fused BatchNorm
     python benchmarks/throughput.py --learners=maml,maml_keras_batch_norm  # exact 2nd-order BN
     python benchmarks/throughput.py --learners=maml,maml_exact_query_pass  # fused query pass
+    python benchmarks/throughput.py --learners=maml,maml_mixed_bfloat16  # bf16 (AMX) compute
     python benchmarks/throughput.py --learners=maml,maml_recompute --inner_steps=1,5,10 \
         --shape=miniimagenet --shots=5 --meta_batch_size=4 --parallel_tasks=4
 
@@ -82,7 +83,10 @@ REFERENCE_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
 # The reference loop each tfmeta learner is compared with (one inner step only).
 REFERENCE_OF = {"maml": "maml", "maml_recompute": "maml", "maml_keras_batch_norm": "maml",
                 "maml_exact_query_pass": "maml",
-                "fomaml": "fomaml", "fomaml_unfused_batch_norm": "fomaml"}
+                "fomaml": "fomaml", "fomaml_unfused_batch_norm": "fomaml",
+                "maml_mixed_bfloat16": "maml", "fomaml_mixed_bfloat16": "fomaml"}
+# A learner name with this suffix builds its network under Keras's "mixed_bfloat16" policy.
+MIXED_BFLOAT16 = "_mixed_bfloat16"
 
 
 def protocol_p_batch(meta_batch_size: int):
@@ -108,6 +112,9 @@ def make_learner(name: str, inner_steps: int, parallel_tasks: int):
     import tfmeta
 
     keras.utils.set_random_seed(0)
+    if name.endswith(MIXED_BFLOAT16):
+        keras.config.set_dtype_policy("mixed_bfloat16")
+        name = name.removesuffix(MIXED_BFLOAT16)
     common = dict(parallel_tasks=parallel_tasks, query_statistics=FLAGS.query_statistics)
     gradient = dict(inner_learning_rate=INNER_LEARNING_RATE, inner_steps=inner_steps, **common)
     image, conv4_args = SHAPES[FLAGS.shape]
