@@ -40,7 +40,11 @@ steps; `oracle`, the same with the task appended to the observation
 on part-way: `.../likelihood_ratio_from_195` and `.../likelihood_ratio_from_1000`);
 `benchmarks/meta_gradient.py` takes a run's meta-gradient apart. `--max_kl`
 replaces the recipe's KL bound, also for the later parts of a run (a run's
-state copied to another `--run_dir` continues there with the new bound).
+state copied to another `--run_dir` continues there with the new bound), and
+`--rollouts_per_task` the recipe's trajectories per task in meta-training, the
+same way. `--learned_inner_learning_rates` meta-learns a step size per weight
+(Meta-SGD); with `--initial_policy=<another run>/best_policy-<N>.weights.h5`
+such a run starts from another run's policy.
 
 `--weights=best` evaluates, as the paper did, the policy of the training
 epoch with the best mean return after adaptation on its training tasks
@@ -165,6 +169,28 @@ flags.DEFINE_float(
     "TRPO's KL bound (default: the recipe's). Like --inner_objective it may change between "
     "the parts of a run: a part continued with another bound is trained with it.",
 )
+flags.DEFINE_integer(
+    "rollouts_per_task",
+    None,
+    "Trajectories per task for each inner step and the outer update in meta-training (the "
+    "paper's fast batch size; default: the recipe's). Like --max_kl it may change between the "
+    "parts of a run.",
+    lower_bound=1,
+)
+flags.DEFINE_bool(
+    "learned_inner_learning_rates",
+    False,
+    "Meta-learn a step size for every weight of the policy, as Meta-SGD "
+    "(PolicyMAML(learned_inner_learning_rates='per_parameter')), starting at the recipe's; keep "
+    "it when continuing a run.",
+)
+flags.DEFINE_string(
+    "initial_policy",
+    None,
+    "A policy weights file (e.g. another run's best_policy-<meta-iteration>.weights.h5) that "
+    "a new run starts from instead of the recipe's random initialisation; a run that has "
+    "checkpoints continues from them.",
+)
 flags.DEFINE_integer("seed", 0, "Seed of weights and training tasks.")
 flags.DEFINE_bool("speed", False, "Measure sampling speed and one meta-iteration instead.")
 flags.DEFINE_integer("speed_tasks", 40, "--speed: tasks of the measured meta-iteration.")
@@ -237,6 +263,10 @@ def build_learner(name: str) -> rl.PolicyMAML:
         "inner_objective": FLAGS.inner_objective,
         "first_order": FLAGS.first_order,
     }
+    if FLAGS.rollouts_per_task is not None:
+        overrides["rollouts_per_task"] = FLAGS.rollouts_per_task
+    if FLAGS.learned_inner_learning_rates:
+        overrides["learned_inner_learning_rates"] = "per_parameter"
     if FLAGS.eval_learning_rates:
         overrides["eval_inner_learning_rate"] = [float(x) for x in FLAGS.eval_learning_rates]
     overrides.update(learner_overrides)
@@ -292,7 +322,12 @@ def random_init_returns(name: str, directory: str) -> list[dict]:
         digest.update(np.ascontiguousarray(weight).tobytes())
     settings = {
         # The learner's own and its layers' names vary with what the process built before.
-        "learner": {key: value for key, value in config.items() if key not in ("name", "policy")},
+        # Nor do meta-training's trajectories per task, nor learned step sizes not yet trained.
+        "learner": {
+            key: value
+            for key, value in config.items()
+            if key not in ("name", "policy", "rollouts_per_task", "learned_inner_learning_rates")
+        },
         "policy_weights_sha256": digest.hexdigest(),
         "seed": FLAGS.seed,
         "eval_split": FLAGS.eval_split,
@@ -321,6 +356,8 @@ def run_family(name: str) -> dict:
     prefix = "best_" if FLAGS.weights == "best" else ""
     metrics_path = os.path.join(directory, prefix + RESULT_FILES[FLAGS.eval_split])
     learner = build_learner(name)
+    if FLAGS.initial_policy:  # a run with checkpoints restores its own weights over these
+        learner.policy.load_weights(FLAGS.initial_policy)
     budget = None if FLAGS.budget_minutes is None else 60 * FLAGS.budget_minutes
     run = training.train(
         learner,
@@ -359,6 +396,9 @@ def run_family(name: str) -> dict:
         "weights": FLAGS.weights,
         "best": best,
         "eval_split": FLAGS.eval_split,
+        "rollouts_per_task": learner.rollouts_per_task,
+        "learned_inner_learning_rates": learner.learned_inner_learning_rates,
+        "initial_policy": FLAGS.initial_policy,
         "eval_learning_rates": learner.eval_learning_rates,
         "returns": returns,
         "per_task": per_task,

@@ -51,8 +51,15 @@ def _checked_mask(mask: tf.Tensor, horizon: int) -> tf.Tensor:
 
 
 def adaptation_learning_rates(learner: PolicyMAML) -> list[float]:
-    """The step sizes of the learner's evaluation steps, the first of them `adapt`'s."""
+    """The step sizes of the learner's evaluation steps, the first of them `adapt`'s (with
+    learned step sizes, the scale of the learned ones)."""
     return list(learner.eval_learning_rates or [learner.inner_learning_rate])
+
+
+def adaptation_step_sizes(learner: PolicyMAML) -> list:
+    """What `PolicyMAML.inner_step` takes for each of those steps: a float, or one tensor
+    per weight when the step sizes are learned."""
+    return learner.step_sizes(adaptation_learning_rates(learner))
 
 
 def adapted_parameters(
@@ -63,7 +70,7 @@ def adapted_parameters(
     learner's first evaluation step: what the `adapt` signature serves."""
     batch = learner.policy_gradient_batch(tf.nest.map_structure(lambda x: x[None], rollouts))
     params = TaskBatchedModel.tile(adaptation.initial_weights(learner.policy)[0], 1)
-    adapted = learner.inner_step(params, batch, adaptation_learning_rates(learner)[0])
+    adapted = learner.inner_step(params, batch, adaptation_step_sizes(learner)[0])
     parameters, _ = learner.batched.stateless_call(adapted, [], new_observations[None])
     return parameters[0]
 
@@ -141,6 +148,7 @@ def _metadata(learner: PolicyMAML) -> dict[str, Any]:
     return {
         **policy_metadata(learner, "saved_model_policy"),
         "adapt_learning_rate": adaptation_learning_rates(learner)[0],
+        "learned_inner_learning_rates": learner.learned_inner_learning_rates,
         "signatures": {
             "serving_default": ["observations"],
             "adapt": ["observations", "actions", "rewards", "mask", "new_observations"],

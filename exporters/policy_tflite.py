@@ -17,8 +17,9 @@ observations per call, both fixed at export; `P` floats of device state):
 - `train_step(observations[R, T, obs], actions[R, T, ...], rewards[R, T],
   mask[R, T]) -> loss`: one policy-gradient step on the device weights, at
   the learner's evaluation step size for the steps taken since `reset`
-  (0.1, then 0.05, ... for the paper's MuJoCo recipes). The loss is the
-  surrogate before the step.
+  (0.1, then 0.05, ... for the paper's MuJoCo recipes; each weight's own,
+  scaled alike, when the step sizes are learned). The loss is the surrogate
+  before the step.
 - `adapt(observations, actions, rewards, mask, new_observations[N, obs]) ->
   actions, distribution`: one step from the meta-learned weights, then the
   adapted policy on `new_observations`, as the SavedModel's `adapt`; the
@@ -55,6 +56,7 @@ from tfmeta.exporters.device_state import (
 from tfmeta.exporters.graph_function import graph_function
 from tfmeta.exporters.policy import (
     adaptation_learning_rates,
+    adaptation_step_sizes,
     adapted_parameters,
     policy_metadata,
 )
@@ -124,7 +126,16 @@ class PolicyDeviceModule(DeviceModule):
         self._program.check_matches_model(max(observations_per_call, 2))
         self._learner = learner
         self._distribution = learner.family.distribution
-        self._rates = adaptation_learning_rates(learner)
+        weights = len(policy.trainable_variables)
+        steps = [
+            size if isinstance(size, list) else [size] * weights
+            for size in adaptation_step_sizes(learner)
+        ]
+        # Per weight, its step size at each evaluation step (`[steps]`, or `[steps, *shape]`
+        # when learned): a train_step takes the row of the steps it has taken.
+        self._step_size_tables = [
+            np.stack([np.asarray(step[i], np.float32) for step in steps]) for i in range(weights)
+        ]
         self._rollouts = rollouts
         self._layout_json = json.dumps(  # a string: tf.Module would wrap a list
             weights_layout([(v.path, list(v.shape), True) for v in policy.trainable_variables])
@@ -192,8 +203,9 @@ class PolicyDeviceModule(DeviceModule):
             tf.reduce_sum(mask), 1.0
         )
 
-    def _step(self, params: list, rollouts: Rollouts, rate: tf.Tensor):
-        """One policy-gradient step of `params`: `(surrogate before it, new params)`."""
+    def _step(self, params: list, rollouts: Rollouts, step_sizes: list):
+        """One policy-gradient step of `params`, each by its step size: `(surrogate before
+        it, new params)`."""
         r, t = rollouts.rewards.shape
         flat = [r * t]
         targets = (
@@ -206,15 +218,16 @@ class PolicyDeviceModule(DeviceModule):
             self._program, self._surrogate, params, [], observations, targets,
             wrt=range(len(params)), training=False,
         )
-        return loss, [p - rate * g for p, g in zip(params, grads)]
+        return loss, [p - size * g for p, size, g in zip(params, step_sizes, grads)]
 
     def _outputs(self, params: list, observations: tf.Tensor) -> dict[str, tf.Tensor]:
         parameters, _ = self._program.stateless_call(params, [], observations)
         return {"actions": self._distribution.mode(parameters), "distribution": parameters}
 
-    def _rate(self, steps_taken: tf.Tensor) -> tf.Tensor:
-        index = tf.minimum(steps_taken, len(self._rates) - 1)
-        return tf.gather(tf.constant(self._rates, tf.float32), index)
+    def _step_sizes(self, steps_taken: tf.Tensor) -> list[tf.Tensor]:
+        """Each weight's step size for the step after `steps_taken` (the last one's after)."""
+        index = tf.minimum(steps_taken, len(self._step_size_tables[0]) - 1)
+        return [tf.gather(tf.constant(table), index) for table in self._step_size_tables]
 
     def signatures(self) -> dict[str, Any]:
         @graph_function(input_signature=[self._observations_spec("observations")])
@@ -226,7 +239,7 @@ class PolicyDeviceModule(DeviceModule):
             rollouts = Rollouts(*[exact_size(x) for x in (observations, actions, rewards, mask)])
             valid = self._valid(rollouts)
             values = self._read()
-            loss, new_values = self._step(values, rollouts, self._rate(self.steps_taken))
+            loss, new_values = self._step(values, rollouts, self._step_sizes(self.steps_taken))
             self._assign([tf.where(valid, new, old) for new, old in zip(new_values, values)])
             self.steps_taken.assign_add(tf.cast(valid, tf.int32))
             return {"loss": nan_unless(valid, loss)}
@@ -239,7 +252,8 @@ class PolicyDeviceModule(DeviceModule):
             new_observations = exact_size(new_observations)
             valid = self._valid(rollouts, new_observations)
             initial = [tf.constant(v) for v in self._initial]
-            _, adapted = self._step(initial, rollouts, tf.constant(self._rates[0]))
+            first = [tf.constant(table[0]) for table in self._step_size_tables]
+            _, adapted = self._step(initial, rollouts, first)
             outputs = self._outputs(adapted, new_observations)
             return {name: value if value.dtype.is_integer else nan_unless(valid, value)
                     for name, value in outputs.items()}
@@ -300,6 +314,7 @@ def _metadata(learner: PolicyMAML, module: PolicyDeviceModule, rollouts: int,
         "rollouts": rollouts,
         "observations_per_call": observations_per_call,
         "learning_rates": adaptation_learning_rates(learner),
+        "learned_inner_learning_rates": learner.learned_inner_learning_rates,
         "signatures": list(module.SIGNATURES),
         "weights_layout": module.layout(),
     }

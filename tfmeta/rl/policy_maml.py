@@ -7,7 +7,8 @@ One meta-iteration (`train_step`) on a meta-batch of tasks:
    (`tfmeta.adaptation.gradient_step` on the weight list; advantages from a
    linear feature baseline and GAE), sampling again after each step;
 3. roll out the adapted policies;
-4. update the meta-learned weights on the adapted policies' rollouts, through
+4. update the meta-learned weights (and, with `learned_inner_learning_rates`,
+   the inner step sizes, as Meta-SGD) on the adapted policies' rollouts, through
    the inner steps (second order unless `first_order=True`): by a TRPO step
    when compiled with `tfmeta.rl.TRPO`, or by `outer_steps` gradient steps
    of the clipped surrogate (PPO / ProMP style) with any other Keras optimizer.
@@ -25,7 +26,8 @@ import keras
 import tensorflow as tf
 
 from tfmeta import adaptation
-from tfmeta.argument_validation import check_integer, check_learning_rate
+from tfmeta.argument_validation import check_choice, check_integer, check_learning_rate
+from tfmeta.learners.maml import PER_PARAMETER
 from tfmeta.rl import advantages as advantages_lib
 from tfmeta.rl import families, policy_gradient
 from tfmeta.rl.linear_baseline import LinearFeatureBaseline
@@ -34,6 +36,11 @@ from tfmeta.rl.rollouts import Rollouts
 from tfmeta.rl.task_batched import TaskBatchedModel
 from tfmeta.rl.task_family import TaskFamily, as_seed, fold_seed
 from tfmeta.rl.trpo import TRPO
+
+
+LEARNED_RATE_KINDS = (None, PER_PARAMETER)  # `learned_inner_learning_rates`
+# A step size: one float for every weight, or, learned, one tensor per weight shaped like it.
+StepSize = float | tf.Tensor | list
 
 
 def return_name(step: int) -> str:
@@ -81,6 +88,14 @@ class PolicyMAML(keras.Model):
             TRPO).
         outer_steps: gradient steps of the clipped surrogate per
             meta-iteration (optimizers other than TRPO).
+        learned_inner_learning_rates: None (the paper's one step size), or
+            `"per_parameter"`: Meta-SGD's (Li et al. 2017) step size for every
+            weight of the policy, variables of the learner
+            (`inner_learning_rate_variables`) initialised to
+            `inner_learning_rate` and updated by the outer update with the
+            weights. Evaluation step `k` takes them scaled by
+            `eval_inner_learning_rate[k] / inner_learning_rate` (by default
+            1: the learned rates themselves).
         **kwargs: forwarded to `keras.Model`.
 
     Example:
@@ -114,6 +129,7 @@ class PolicyMAML(keras.Model):
         baseline_fit: str = "own_task",
         clip_ratio: float = 0.2,
         outer_steps: int = 5,
+        learned_inner_learning_rates: str | None = None,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -167,6 +183,18 @@ class PolicyMAML(keras.Model):
         self.clip_ratio = float(clip_ratio)
         self.outer_steps = check_integer("outer_steps", outer_steps)
         self.baseline = LinearFeatureBaseline(fit_on=baseline_fit)
+        self.learned_inner_learning_rates = check_choice(
+            "learned_inner_learning_rates", learned_inner_learning_rates, LEARNED_RATE_KINDS
+        )
+        self.inner_learning_rate_variables = [
+            self.add_weight(
+                shape=tuple(weight.shape),
+                dtype=weight.dtype,
+                initializer=keras.initializers.Constant(self.inner_learning_rate),
+                name="inner_learning_rate_" + weight.path.replace("/", "_"),
+            )
+            for weight in (self.policy.trainable_variables if learned_inner_learning_rates else [])
+        ]
         self._train_trackers = {
             name: keras.metrics.Mean(name=name) for name in ("return_before", "return_after", "kl")
         }
@@ -219,6 +247,26 @@ class PolicyMAML(keras.Model):
     @property
     def metrics(self) -> list:
         return list(self._train_trackers.values()) + list(self._eval_trackers.values())
+
+    @property
+    def meta_variables(self) -> list:
+        """What the outer update trains: the policy's weights, then any learned step sizes."""
+        return list(self.policy.trainable_variables) + list(self.inner_learning_rate_variables)
+
+    def meta_learned_model(self) -> keras.Model:
+        """The model whose weights file holds everything meta-learned (`BestPolicy`): the
+        policy, or the learner itself when it learns its step sizes too. (A method: Keras's
+        saving walks properties, and this one may return the learner itself.)"""
+        return self if self.learned_inner_learning_rates else self.policy
+
+    def step_sizes(self, rates: Sequence[float]) -> list[StepSize]:
+        """What `inner_step` takes for steps of these learning rates: the rates, or with
+        learned step sizes those scaled by `rate / inner_learning_rate`, one tensor per
+        weight."""
+        if not self.learned_inner_learning_rates:
+            return list(rates)
+        learned = [tf.convert_to_tensor(v.value) for v in self.inner_learning_rate_variables]
+        return [[r * (rate / self.inner_learning_rate) for r in learned] for rate in rates]
 
     @property
     def optimizer_steps_per_iteration(self) -> int:
@@ -278,14 +326,19 @@ class PolicyMAML(keras.Model):
         )
 
     def inner_step(
-        self, params: adaptation.Weights, batch: PolicyGradientBatch, learning_rate: float
+        self, params: adaptation.Weights, batch: PolicyGradientBatch, learning_rate: StepSize
     ) -> adaptation.Weights:
         """One vanilla policy-gradient step of every task's weights (leading task axis).
 
         `tfmeta.adaptation.gradient_step` on `TaskBatchedModel`, with the
         loss of `policy_gradient.inner_loss`; second order unless
-        `first_order`.
+        `first_order`. `learning_rate`: one for all weights, or a list of
+        one per weight (learned step sizes, shaped like the weights).
         """
+        if isinstance(learning_rate, (list, tuple)):
+            learning_rates = list(learning_rate)
+        else:
+            learning_rates = [learning_rate] * len(params)
         params, _ = adaptation.gradient_step(
             self.batched,
             policy_gradient.inner_loss(self.family.distribution, self.inner_objective),
@@ -293,7 +346,7 @@ class PolicyMAML(keras.Model):
             [],
             batch.observations,
             batch.targets,
-            learning_rates=[learning_rate] * len(params),
+            learning_rates=learning_rates,
             first_order=self.first_order,
             training=False,
         )
@@ -301,13 +354,13 @@ class PolicyMAML(keras.Model):
 
     @tf.function(reduce_retracing=True, autograph=False)
     def adapt_step(
-        self, params: adaptation.Weights, batch: PolicyGradientBatch, learning_rate: tf.Tensor
+        self, params: adaptation.Weights, batch: PolicyGradientBatch, learning_rate: StepSize
     ) -> adaptation.Weights:
         """`inner_step`, compiled: how rollouts adapt the policies between samplings."""
         return self.inner_step(params, batch, learning_rate)
 
     def _adapt_by_sampling(self, tasks, seed, learning_rates, rollouts_per_task):
-        """Samples and adapts once per learning rate, then samples again.
+        """Samples and adapts once per step size (`step_sizes`), then samples again.
 
         Returns:
             `(batches, rollouts)`: the policy-gradient batch and the rollouts
@@ -324,7 +377,10 @@ class PolicyMAML(keras.Model):
             batch = self.policy_gradient_batch(rollouts)
             batches.append(batch)
             if step < steps:
-                params = self.adapt_step(params, batch, tf.constant(learning_rates[step]))
+                rate = learning_rates[step]
+                if not isinstance(rate, list):
+                    rate = tf.constant(rate)
+                params = self.adapt_step(params, batch, rate)
         return batches, samplings
 
     # ----------------------------------------------------------- outer update
@@ -333,13 +389,16 @@ class PolicyMAML(keras.Model):
         params: adaptation.Weights,
         inner_batches: Sequence[PolicyGradientBatch],
         observations: tf.Tensor,
+        learned_rates: adaptation.Weights | None = None,
     ) -> tf.Tensor:
         """The distribution parameters, on `observations` (`[tasks, ...]`), of the policies
         adapted from the meta-learned weights `params` by one inner step on each of
-        `inner_batches` in turn: what the outer update differentiates."""
+        `inner_batches` in turn: what the outer update differentiates (with respect to
+        `learned_rates` too, the step sizes when they are learned)."""
+        rate = self.inner_learning_rate if learned_rates is None else list(learned_rates)
         stacked = TaskBatchedModel.tile(params, tf.shape(observations)[0])
         for batch in inner_batches:
-            stacked = self.inner_step(stacked, batch, self.inner_learning_rate)
+            stacked = self.inner_step(stacked, batch, rate)
         outputs, _ = self.batched.stateless_call(stacked, [], observations)
         return outputs
 
@@ -357,12 +416,19 @@ class PolicyMAML(keras.Model):
             batch: the adapted policies' rollouts.
         """
         distribution = self.family.distribution
-        variables = self.policy.trainable_variables
-        current = adaptation.initial_weights(self.policy)[0]
-        old = tf.stop_gradient(self.adapted_outputs(current, inner_batches, batch.observations))
+        variables = self.meta_variables
+        weights = len(self.policy.trainable_variables)
 
-        def outputs_of(params):
-            return self.adapted_outputs(params, inner_batches, batch.observations)
+        def current():
+            return [tf.convert_to_tensor(v.value) for v in variables]
+
+        def outputs_of(values):
+            learned_rates = values[weights:] if self.learned_inner_learning_rates else None
+            return self.adapted_outputs(
+                values[:weights], inner_batches, batch.observations, learned_rates
+            )
+
+        old = tf.stop_gradient(outputs_of(current()))
 
         if isinstance(self.optimizer, TRPO):
             stats = self.optimizer.trust_region_step(
@@ -376,13 +442,11 @@ class PolicyMAML(keras.Model):
             return stats["kl"]
         for _ in range(self.outer_steps):
             with tf.GradientTape() as tape:
-                params = adaptation.initial_weights(self.policy)[0]
                 loss = -policy_gradient.clipped_surrogate(
-                    distribution, old, outputs_of(params), batch, self.clip_ratio
+                    distribution, old, outputs_of(current()), batch, self.clip_ratio
                 )
             self.optimizer.apply(tape.gradient(loss, variables), variables)
-        params = adaptation.initial_weights(self.policy)[0]
-        return policy_gradient.mean_kl(distribution, old, outputs_of(params), batch.mask)
+        return policy_gradient.mean_kl(distribution, old, outputs_of(current()), batch.mask)
 
     # --------------------------------------------------------------- Keras API
     def make_train_function(self, force: bool = False):
@@ -392,7 +456,7 @@ class PolicyMAML(keras.Model):
         would make `tf.function` trace it a second time. TRPO keeps no slots.
         """
         if not isinstance(self.optimizer, TRPO) and not self.optimizer.built:
-            self.optimizer.build(self.policy.trainable_variables)
+            self.optimizer.build(self.meta_variables)
         return super().make_train_function(force)
 
     def train_step(self, data):
@@ -400,7 +464,7 @@ class PolicyMAML(keras.Model):
         batches, samplings = self._adapt_by_sampling(
             tasks,
             data["seed"],
-            [self.inner_learning_rate] * self.inner_steps,
+            self.step_sizes([self.inner_learning_rate] * self.inner_steps),
             self.rollouts_per_task,
         )
         step_returns = [tf.reduce_mean(rollouts.returns(), axis=1) for rollouts in samplings]
@@ -437,7 +501,7 @@ class PolicyMAML(keras.Model):
 
     def _evaluation_rollouts(self, tasks: tf.Tensor, seed: tf.Tensor) -> list[Rollouts]:
         _, samplings = self._adapt_by_sampling(
-            tasks, seed, self.eval_learning_rates, self.eval_rollouts_per_task
+            tasks, seed, self.step_sizes(self.eval_learning_rates), self.eval_rollouts_per_task
         )
         return samplings
 
@@ -447,7 +511,7 @@ class PolicyMAML(keras.Model):
 
     @property
     def eval_learning_rates(self) -> list[float]:
-        """The learning rate of each evaluation step."""
+        """The learning rate of each evaluation step (with learned rates: their scale)."""
         rate = self.eval_inner_learning_rate
         return list(rate) if isinstance(rate, list) else [rate] * self.eval_inner_steps
 
@@ -475,6 +539,7 @@ class PolicyMAML(keras.Model):
             baseline_fit=self.baseline.fit_on,
             clip_ratio=self.clip_ratio,
             outer_steps=self.outer_steps,
+            learned_inner_learning_rates=self.learned_inner_learning_rates,
         )
         return config
 

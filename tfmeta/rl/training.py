@@ -105,6 +105,7 @@ class BestPolicy(KeepBest):
     after adaptation on the epoch's training tasks), across resumed parts.
 
     When an epoch beats the best recorded in `best.json`, the policy's weights
+    (with learned step sizes, the learner's: `PolicyMAML.meta_learned_model`)
     are written to `best_policy-<meta-iteration>.weights.h5` (through a
     temporary file and a rename), then `best.json` is replaced to name them,
     then older weights files are deleted: a kill at any point leaves
@@ -142,7 +143,9 @@ class BestPolicy(KeepBest):
         iterations = self.model.meta_iterations
         name = f"{BEST_WEIGHTS_PREFIX}{iterations}{BEST_WEIGHTS_SUFFIX}"
         write_through_temporary(
-            self.directory / name, self.model.policy.save_weights, suffix=BEST_WEIGHTS_SUFFIX
+            self.directory / name,
+            self.model.meta_learned_model().save_weights,
+            suffix=BEST_WEIGHTS_SUFFIX,
         )
         record = {"monitor": self.monitor, "value": value, "meta_iterations": iterations,
                   "weights": name}
@@ -164,7 +167,7 @@ def restore_best(learner: PolicyMAML, directory: str | os.PathLike) -> dict:
             f"No {BEST_FILE} in {str(directory)!r}: the run kept no best policy (it was "
             "trained with `keep_best=None`, or before runs kept one, and not continued since)."
         )
-    learner.policy.load_weights(pathlib.Path(directory) / record["weights"])
+    learner.meta_learned_model().load_weights(pathlib.Path(directory) / record["weights"])
     return record
 
 
