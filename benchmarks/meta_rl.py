@@ -316,18 +316,17 @@ def random_init_returns(name: str, directory: str) -> list[dict]:
     (for Ant, minutes of sampling) and reads it back after.
     """
     learner = build_learner(name)
+    # Meta-training's trajectories per task and step sizes not yet learned change nothing
+    # here: the key holds the recipe's and leaves the latter out, as entries kept before did.
     config = learner.get_config()
+    config.pop("learned_inner_learning_rates")
+    config["rollouts_per_task"] = recipes.get(name).rollouts_per_task
     digest = hashlib.sha256()
     for weight in learner.policy.get_weights():
         digest.update(np.ascontiguousarray(weight).tobytes())
     settings = {
         # The learner's own and its layers' names vary with what the process built before.
-        # Nor do meta-training's trajectories per task, nor learned step sizes not yet trained.
-        "learner": {
-            key: value
-            for key, value in config.items()
-            if key not in ("name", "policy", "rollouts_per_task", "learned_inner_learning_rates")
-        },
+        "learner": {key: value for key, value in config.items() if key not in ("name", "policy")},
         "policy_weights_sha256": digest.hexdigest(),
         "seed": FLAGS.seed,
         "eval_split": FLAGS.eval_split,
