@@ -63,7 +63,7 @@ from tfmeta.exporters.policy import (
 from tfmeta.exporters.tflite import convert, interpreter, relative_difference, write_model
 from tfmeta.rl import advantages as advantages_lib
 from tfmeta.rl.linear_baseline import LinearFeatureBaseline
-from tfmeta.rl.policy_maml import PolicyMAML
+from tfmeta.rl.policy_maml import PolicyMAML, per_weight
 from tfmeta.rl.rollouts import Rollouts
 
 
@@ -127,10 +127,7 @@ class PolicyDeviceModule(DeviceModule):
         self._learner = learner
         self._distribution = learner.family.distribution
         weights = len(policy.trainable_variables)
-        steps = [
-            size if isinstance(size, list) else [size] * weights
-            for size in adaptation_step_sizes(learner)
-        ]
+        steps = [per_weight(size, weights) for size in adaptation_step_sizes(learner)]
         # Per weight, its step size at each evaluation step (`[steps]`, or `[steps, *shape]`
         # when learned): a train_step takes the row of the steps it has taken.
         self._step_size_tables = [

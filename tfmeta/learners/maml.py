@@ -20,6 +20,19 @@ HEAD_INITIALIZATIONS = (LEARNED_HEAD, ZERO_HEAD)
 _MIN_INTERMEDIATE_WEIGHT = 0.03  # times 1/steps: MAML++'s floor for the non-final step losses
 
 
+def learning_rate_variable(
+    owner: keras.Layer, weight: keras.Variable, shape: tuple, value: float
+) -> keras.Variable:
+    """A learned inner step size of `owner` for `weight`: `value` everywhere, rounded once to
+    the weight's dtype (no float32 detour), named after the weight."""
+    return owner.add_weight(
+        shape=shape,
+        dtype=weight.dtype,
+        initializer=lambda shape, dtype: tf.fill(shape, tf.constant(value, dtype)),
+        name="inner_learning_rate_" + weight.path.replace("/", "_"),
+    )
+
+
 @keras.saving.register_keras_serializable(package="tfmeta")
 class MAML(GradientLearner):
     """MAML: meta-learns an initialization that adapts by gradient descent.
@@ -189,19 +202,8 @@ class MAML(GradientLearner):
                 if self.learned_inner_learning_rates == PER_LAYER_PER_STEP
                 else tuple(weight.shape)
             )
-            rates.append(
-                self.add_weight(
-                    shape=shape,
-                    dtype=weight.dtype,
-                    initializer=self._constant_rate,
-                    name="inner_learning_rate_" + weight.path.replace("/", "_"),
-                )
-            )
+            rates.append(learning_rate_variable(self, weight, shape, self.inner_learning_rate))
         return rates
-
-    def _constant_rate(self, shape, dtype) -> tf.Tensor:
-        """`inner_learning_rate` everywhere, rounded once to `dtype` (no float32 detour)."""
-        return tf.fill(shape, tf.constant(self.inner_learning_rate, dtype))
 
     @property
     def _statistics_indices(self) -> list[int]:

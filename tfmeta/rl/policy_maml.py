@@ -27,7 +27,7 @@ import tensorflow as tf
 
 from tfmeta import adaptation
 from tfmeta.argument_validation import check_choice, check_integer, check_learning_rate
-from tfmeta.learners.maml import PER_PARAMETER
+from tfmeta.learners.maml import PER_PARAMETER, learning_rate_variable
 from tfmeta.rl import advantages as advantages_lib
 from tfmeta.rl import families, policy_gradient
 from tfmeta.rl.linear_baseline import LinearFeatureBaseline
@@ -41,6 +41,13 @@ from tfmeta.rl.trpo import TRPO
 LEARNED_RATE_KINDS = (None, PER_PARAMETER)  # `learned_inner_learning_rates`
 # A step size: one float for every weight, or, learned, one tensor per weight shaped like it.
 StepSize = float | tf.Tensor | list
+
+
+def per_weight(step_size: StepSize, weights: int) -> list:
+    """`step_size` as one entry per weight: the list of a learned one, else repeated."""
+    if isinstance(step_size, (list, tuple)):
+        return list(step_size)
+    return [step_size] * weights
 
 
 def return_name(step: int) -> str:
@@ -187,12 +194,7 @@ class PolicyMAML(keras.Model):
             "learned_inner_learning_rates", learned_inner_learning_rates, LEARNED_RATE_KINDS
         )
         self.inner_learning_rate_variables = [
-            self.add_weight(
-                shape=tuple(weight.shape),
-                dtype=weight.dtype,
-                initializer=keras.initializers.Constant(self.inner_learning_rate),
-                name="inner_learning_rate_" + weight.path.replace("/", "_"),
-            )
+            learning_rate_variable(self, weight, tuple(weight.shape), self.inner_learning_rate)
             for weight in (self.policy.trainable_variables if learned_inner_learning_rates else [])
         ]
         self._train_trackers = {
@@ -335,10 +337,6 @@ class PolicyMAML(keras.Model):
         `first_order`. `learning_rate`: one for all weights, or a list of
         one per weight (learned step sizes, shaped like the weights).
         """
-        if isinstance(learning_rate, (list, tuple)):
-            learning_rates = list(learning_rate)
-        else:
-            learning_rates = [learning_rate] * len(params)
         params, _ = adaptation.gradient_step(
             self.batched,
             policy_gradient.inner_loss(self.family.distribution, self.inner_objective),
@@ -346,7 +344,7 @@ class PolicyMAML(keras.Model):
             [],
             batch.observations,
             batch.targets,
-            learning_rates=learning_rates,
+            learning_rates=per_weight(learning_rate, len(params)),
             first_order=self.first_order,
             training=False,
         )
