@@ -51,6 +51,7 @@ import time_budget
 from tfmeta import checkpointing, evaluation, query_statistics
 from tfmeta.cli.configs import REPTILE_INNER_LOOP, REPTILE_PAPER_COMMANDS
 from tfmeta.models.conv4 import NORMALIZATIONS as CONV4_NORMALIZATIONS
+from tfmeta.models.conv4 import POOLINGS as CONV4_POOLINGS
 
 flags.DEFINE_string("data", None, "Omniglot ImageFolder folder or .tar.gz (default: TFDS).")
 flags.DEFINE_string("cache_dir", None, "Cache of decoded images (default: tfmeta's).")
@@ -66,6 +67,9 @@ flags.DEFINE_integer("train_queries", 15, "Query images per class in meta-traini
 flags.DEFINE_integer("filters", 64, "Conv-4 filters.")
 flags.DEFINE_enum("normalization", "batch", list(CONV4_NORMALIZATIONS),
                   "Conv-4's normalisation layers: BatchNorm, or TaskNorm-I ('task').")
+flags.DEFINE_enum("pooling", None, list(CONV4_POOLINGS),
+                  "Conv-4's features for the head: mean over positions, or all positions "
+                  "flattened (default: each recipe's).")
 flags.DEFINE_enum("matching_similarity", "euclidean", ["cosine", "euclidean"],
                   "Matching Networks' attention scores.")
 flags.DEFINE_bool("anneal", False,
@@ -123,9 +127,10 @@ def _maml_inner_loop(ways: int) -> dict:
     return dict(inner_learning_rate=0.1, inner_steps=5, eval_inner_steps=5)
 
 
-def _conv4(ways: int | None, max_pool: bool = False) -> keras.Model:
+def _conv4(ways: int | None, max_pool: bool = False, pooling: str | None = None) -> keras.Model:
     return tfmeta.models.conv4((28, 28, 1), num_classes=ways, filters=FLAGS.filters,
-                               max_pool=max_pool, normalization=FLAGS.normalization)
+                               max_pool=max_pool, normalization=FLAGS.normalization,
+                               pooling=FLAGS.pooling or pooling)
 
 
 def _relation_network(ways: int) -> tfmeta.RelationNetwork:
@@ -163,9 +168,11 @@ REPTILE_TRANSDUCTIVE_5W1S = dict(
 
 def _reptile_recipe(ways: int, shots: int) -> Recipe:
     """Reptile's recipe for one setting (`REPTILE_PAPER_COMMANDS`). Not as the paper's code: the
-    moments are merged over a meta-batch's tasks (its tasks run one after another), and
-    its non-transductive test normalises each query with the support set plus that query
-    (here: the support set's statistics)."""
+    moments are merged over a meta-batch's tasks (its tasks run one after another), its
+    non-transductive test normalises each query with the support set plus that query
+    (here: the support set's statistics), and its model flattens the last feature maps
+    into the head (here: Conv-4's mean; `--pooling=flatten` for the paper's, measured
+    no different)."""
     transductive = FLAGS.query_statistics == query_statistics.TRANSDUCTIVE
     settings = REPTILE_TRANSDUCTIVE_5W1S if transductive and (ways, shots) == (5, 1) \
         else REPTILE_PAPER_COMMANDS[ways, shots]

@@ -1,5 +1,7 @@
 """Conv-4: the two variants of the literature, built and shaped as published."""
 
+import numpy as np
+import pytest
 import tensorflow as tf
 
 import tfmeta
@@ -21,6 +23,29 @@ def test_mini_imagenet_variant_pools_and_flattens():
     model = tfmeta.models.conv4((84, 84, 3), num_classes=5, filters=32, max_pool=True)
     assert model.get_layer("flatten").output.shape == (None, 5 * 5 * 32)
     assert model(tf.zeros((2, 84, 84, 3))).shape == (2, 5)
+
+
+def test_flatten_pooling_feeds_every_position_to_the_head():
+    """Reptile's Omniglot model: stride-2 maps of 2 x 2 flattened, not averaged."""
+    model = tfmeta.models.conv4((28, 28, 1), num_classes=5, pooling="flatten")
+    assert model.get_layer("flatten").output.shape == (None, 2 * 2 * 64)
+    assert model.get_layer("head").kernel.shape == (256, 5)
+    mean_pooled = tfmeta.models.conv4((28, 28, 1), num_classes=5)
+    assert model.count_params() - mean_pooled.count_params() == (256 - 64) * 5
+    # The flattened features keep where on the grid a stroke is.
+    embedding = tfmeta.models.conv4((28, 28, 1), num_classes=None, pooling="flatten",
+                                    normalization="none")
+    left = tf.pad(tf.ones((1, 28, 14, 1)), [[0, 0], [0, 0], [0, 14], [0, 0]])
+    right = tf.reverse(left, axis=[2])
+    features = embedding(tf.concat([left, right], axis=0)).numpy().reshape(2, 2, 2, 64)
+    # A stroke on the left half and one on the right: different flattened features.
+    assert not np.allclose(features[0], features[1])
+    assert embedding.output_shape == (None, 256)
+
+
+def test_unknown_pooling_is_refused():
+    with pytest.raises(ValueError, match=r"Expected `pooling` to be one of \['mean', 'flatten'\]"):
+        tfmeta.models.conv4(pooling="max")
 
 
 def test_embedding_network_has_no_head():

@@ -17,9 +17,11 @@ split). Sources of the settings:
   second moments carried from task to task) on minibatches of the support
   set, which holds more images per class in training than at test; outer
   SGD step decayed linearly to 0. Not as their code: a meta-batch's moments
-  are merged over its tasks (their tasks run one after another), and their
+  are merged over its tasks (their tasks run one after another), their
   test normalises each query with the support set plus that query (here: the
-  support set's statistics). Sinusoid: meta-batch 5, 5 plain-SGD inner steps
+  support set's statistics), and their model flattens the last feature maps
+  into the head (here: Conv-4's mean pooling; measured no different with
+  `tfmeta.models.conv4(pooling="flatten")`). Sinusoid: meta-batch 5, 5 plain-SGD inner steps
   of 0.02, outer step 1.0.
 - ProtoNet: Snell et al. 2017: 60-way training episodes with 5 queries per
   class, one episode per update, Adam 1e-3 (the paper also halves it every

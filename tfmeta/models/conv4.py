@@ -17,6 +17,7 @@ NORMALIZATIONS = {
     "layer": functools.partial(GroupNormalization, groups=1),
     "none": None,
 }
+POOLINGS = ("mean", "flatten")  # the `pooling` of `conv4`
 
 
 def conv4(
@@ -25,6 +26,7 @@ def conv4(
     filters: int = 64,
     max_pool: bool = False,
     normalization: str = "batch",
+    pooling: str | None = None,
     name: str = "conv4",
 ) -> keras.Model:
     """A built Conv-4 network: 4 x [conv 3x3 -> normalisation -> ReLU], then a head.
@@ -50,6 +52,11 @@ def conv4(
             own positions and channels) or `"none"`. With `"layer"` or `"none"`
             no statistics are shared between examples, so every query is
             predicted alone as in any batch, whatever `query_statistics` says.
+        pooling: how the last feature maps become the head's features:
+            `"mean"` (global mean pooling: `filters` features) or `"flatten"`
+            (every position: 2 x 2 x `filters` on 28 x 28 Omniglot, as the
+            Omniglot model of Nichol et al.'s Reptile code). Default: `"mean"`
+            for the Omniglot variant, `"flatten"` for the mini-ImageNet one.
         name: the model's name.
 
     Returns:
@@ -63,6 +70,9 @@ def conv4(
     ```
     """
     check_choice("normalization", normalization, NORMALIZATIONS)
+    if pooling is None:
+        pooling = "flatten" if max_pool else "mean"
+    check_choice("pooling", pooling, POOLINGS)
     inputs = keras.Input(input_shape)
     x = inputs
     for block in range(4):
@@ -78,7 +88,7 @@ def conv4(
         x = keras.layers.ReLU(name=f"block{block}_relu")(x)
         if max_pool:
             x = keras.layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
-    if max_pool:
+    if pooling == "flatten":
         x = keras.layers.Flatten(name="flatten")(x)
     else:
         x = keras.layers.GlobalAveragePooling2D(name="mean_pool")(x)
