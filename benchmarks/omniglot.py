@@ -69,7 +69,7 @@ flags.DEFINE_enum("normalization", "batch", list(CONV4_NORMALIZATIONS),
                   "Conv-4's normalisation layers: BatchNorm, or TaskNorm-I ('task').")
 flags.DEFINE_enum("pooling", None, list(CONV4_POOLINGS),
                   "Conv-4's features for the head: mean over positions, or all positions "
-                  "flattened (default: each recipe's).")
+                  "flattened (default: Conv-4's variant: mean, flattened when max-pooled).")
 flags.DEFINE_enum("matching_similarity", "euclidean", ["cosine", "euclidean"],
                   "Matching Networks' attention scores.")
 flags.DEFINE_bool("anneal", False,
@@ -127,10 +127,10 @@ def _maml_inner_loop(ways: int) -> dict:
     return dict(inner_learning_rate=0.1, inner_steps=5, eval_inner_steps=5)
 
 
-def _conv4(ways: int | None, max_pool: bool = False, pooling: str | None = None) -> keras.Model:
+def _conv4(ways: int | None, max_pool: bool = False) -> keras.Model:
     return tfmeta.models.conv4((28, 28, 1), num_classes=ways, filters=FLAGS.filters,
                                max_pool=max_pool, normalization=FLAGS.normalization,
-                               pooling=FLAGS.pooling or pooling)
+                               pooling=FLAGS.pooling)
 
 
 def _relation_network(ways: int) -> tfmeta.RelationNetwork:
