@@ -29,7 +29,8 @@ does not count against the budget. `--anneal` anneals the learning rate to 0
 over the budget instead of the recipe's schedule (which a short budget may
 never reach), from the recipe's first rate or `--anneal_from`;
 `--rescore=MODES` also scores the final weights with other
-`query_statistics` modes, on a finished run too. Prints a table and, as its
+`query_statistics` modes, on a finished run too. `--cpu_threads` sets TensorFlow's CPU
+threads as `tfmeta train` does (`tfmeta.cpu_threads`). Prints a table and, as its
 last line, one JSON object with the same figures.
 """
 
@@ -78,6 +79,9 @@ flags.DEFINE_bool("anneal", False,
 flags.DEFINE_float("anneal_from", None,
                    "With --anneal: the learning rate annealed from (default: the recipe's first).")
 flags.DEFINE_bool("first_order", False, "MAML, ANIL and Meta-SGD without second-order terms.")
+flags.DEFINE_enum("cpu_threads", "auto", ["auto", "per_task", "per_op"],
+                  "TensorFlow's CPU threads (tfmeta.cpu_threads); auto: per_task when every "
+                  "run of the call meta-trains on meta-batches of 2 or more tasks.")
 flags.DEFINE_integer("eval_episodes", 600, "Test episodes per setting.")
 flags.DEFINE_integer("seed", 0, "Seed of weights and episodes.")
 flags.DEFINE_float("curve_minutes", None, "Evaluate every so many training minutes (curve).")
@@ -431,10 +435,22 @@ def _evaluate_single_queries(learner: tfmeta.MetaLearner, test, ways: int, shots
             "ci95": float(1.96 * accuracies.std() / np.sqrt(len(accuracies)))}
 
 
+def _recipe(name: str, ways: int, shots: int) -> Recipe:
+    recipe = RECIPES[name]
+    return recipe if isinstance(recipe, Recipe) else recipe(ways, shots)  # Reptile's: per setting
+
+
+def _smallest_meta_batch() -> int:
+    """The fewest tasks per update among this call's runs (FineTune's batches count as one)."""
+    if "finetune" in FLAGS.learners:
+        return 1
+    return min(FLAGS.meta_batch_size or _recipe(name, *_parse(setting)).meta_batch_size(
+        _parse(setting)[0]) for name in FLAGS.learners for setting in FLAGS.settings)
+
+
 def run_meta_learner(name: str, setting: str, sources) -> dict:
-    recipe, (ways, shots) = RECIPES[name], _parse(setting)
-    if not isinstance(recipe, Recipe):  # a recipe per setting (Reptile's)
-        recipe = recipe(ways, shots)
+    ways, shots = _parse(setting)
+    recipe = _recipe(name, ways, shots)
     directory = _run_dir(f"{name}-{setting}")
     iterations = FLAGS.iterations or recipe.iterations
     record = _read_record(directory)
@@ -553,6 +569,7 @@ def main(argv):
     if FLAGS.anneal_from is not None and (not FLAGS.anneal or FLAGS.anneal_from <= 0):
         raise ValueError("--anneal_from is the positive learning rate --anneal starts from; "
                          f"it needs --anneal. Received: --anneal_from={FLAGS.anneal_from}")
+    cpu_threads = tfmeta.cpu_threads.configure(FLAGS.cpu_threads, _smallest_meta_batch())
     sources = tfmeta.data.omniglot(FLAGS.data, protocol="vinyals", cache_dir=FLAGS.cache_dir)
     rows = []
     for name in FLAGS.learners:
@@ -577,7 +594,7 @@ def main(argv):
           f"{', first order' if FLAGS.first_order else ''}"
           f"{'; learning rate annealed to 0 over the budget' if FLAGS.anneal else ''}"
           f"{f' from {FLAGS.anneal_from:g}' if FLAGS.anneal_from else ''}; "
-          f"{machine.describe()}")
+          f"{machine.describe()}; CPU threads {cpu_threads} ({tfmeta.cpu_threads.describe()})")
     print(f"{'learner':<10}{'setting':<8}{'queries':<24}{'accuracy % (95% CI)':>22}"
           f"{'alone (95% CI)':>20}{'published':>11}{'iterations':>12}{'train min':>11}")
     for row in rows:
@@ -606,6 +623,7 @@ def main(argv):
         "eval_episodes": FLAGS.eval_episodes,
         "results": rows,
         "processor": machine.processor(),  # of this run (a resumed run's parts may differ)
+        "cpu_threads": cpu_threads,
     }))
 
 

@@ -19,6 +19,10 @@ are printed with the figures. Only a run on an otherwise idle machine gives a ra
 quoting: when other processes take cores, the reference's OpenMP threads (as many as
 there are cores) wait at every barrier and its tasks/s falls by an order of magnitude.
 
+tfmeta's workers set TensorFlow's CPU threads as `tfmeta train` does (`--cpu_threads`,
+`tfmeta.cpu_threads`: by default one thread per op and the meta-batch's tasks side by
+side); `--cpu_threads=per_op` times TensorFlow's default pools instead.
+
 Each configuration runs in a fresh process, so its peak resident memory is its own.
 On protocol P that peak is mostly TensorFlow itself and graph compilation;
 `--shape=miniimagenet` (84x84x3, the 32-filter max-pool Conv-4) with more shots
@@ -28,6 +32,7 @@ makes the inner loop's activations dominate, which is where
     python benchmarks/throughput.py                                  # every learner
     python benchmarks/throughput.py --learners=maml --inner_steps=1,5,10
     python benchmarks/throughput.py --learners=maml,fomaml --parallel_tasks=1,10
+    python benchmarks/throughput.py --learners=maml,fomaml --cpu_threads=per_op  # TF's pools
     python benchmarks/throughput.py --learners=fomaml,fomaml_unfused_batch_norm  # fused BatchNorm
     python benchmarks/throughput.py --learners=maml,maml_keras_batch_norm  # exact 2nd-order BN
     python benchmarks/throughput.py --learners=maml,maml_exact_query_pass  # fused query pass
@@ -66,6 +71,9 @@ flags.DEFINE_enum("shape", "omniglot", ["omniglot", "miniimagenet"],
 flags.DEFINE_integer("shots", 1, "Support examples per class.")
 flags.DEFINE_enum("query_statistics", "transductive", ["transductive", "support", "moving"],
                   "BatchNorm statistics of the query pass (tfmeta.query_statistics).")
+flags.DEFINE_enum("cpu_threads", "auto", ["auto", "per_task", "per_op"],
+                  "tfmeta's TensorFlow CPU threads (tfmeta.cpu_threads; auto: per_task for "
+                  "meta-batches of 2 or more on a CPU-only machine).")
 flags.DEFINE_bool("reference", True, "Time the PyTorch reference after tfmeta (protocol P).")
 flags.DEFINE_integer("warmup", 3, "Meta-updates before timing (the first one compiles).")
 flags.DEFINE_integer("repeats", 10, "Timed meta-updates (and evaluation batches).")
@@ -188,6 +196,9 @@ def time_configuration(config: str) -> dict[str, float]:
     """Times one `learner/steps/parallel` configuration in this process."""
     import keras
 
+    import tfmeta
+
+    cpu_threads = tfmeta.cpu_threads.configure(FLAGS.cpu_threads, FLAGS.meta_batch_size)
     name, steps, parallel = config.split("/")
     learner = make_learner(name, int(steps), int(parallel))
     learner.compile(
@@ -211,6 +222,7 @@ def time_configuration(config: str) -> dict[str, float]:
         "eval_tasks_per_second_mean_step": tasks / statistics.mean(eval_seconds),
         "compile_seconds": compile_seconds,
         "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "cpu_threads": f"{cpu_threads} ({tfmeta.cpu_threads.describe()})",
     }
 
 
@@ -230,7 +242,8 @@ def run_worker(config: str) -> dict[str, float]:
     argv = [sys.executable, os.path.abspath(__file__), f"--worker={config}",
             f"--meta_batch_size={FLAGS.meta_batch_size}", f"--warmup={FLAGS.warmup}",
             f"--shape={FLAGS.shape}", f"--shots={FLAGS.shots}",
-            f"--query_statistics={FLAGS.query_statistics}", f"--repeats={FLAGS.repeats}"]
+            f"--query_statistics={FLAGS.query_statistics}", f"--repeats={FLAGS.repeats}",
+            f"--cpu_threads={FLAGS.cpu_threads}"]
     return _run_json(argv, config, dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
 
 
@@ -335,6 +348,8 @@ def print_table(results: dict, rows: dict, references: dict, reference_note: str
           f"{FLAGS.query_statistics} query statistics, median of {FLAGS.repeats} steps")
     print(f"Processor: {machine.describe()}; load average {loads[0]:.2f} before, "
           f"{loads[1]:.2f} after")
+    threads = sorted({row["cpu_threads"] for row in results.values()})
+    print(f"tfmeta's CPU threads: {', '.join(threads)}; the reference: PyTorch's default")
     print(f"{'configuration':<32}{'train tasks/s':>14}{'vs reference':>14}{'GFLOP/task':>12}"
           f"{'% FP32 peak':>13}{'eval tasks/s':>14}{'compile s':>11}{'peak RSS MiB':>14}")
 

@@ -2,7 +2,9 @@
 
 tfmeta's MAML and the PyTorch reference (benchmarks/reference_maml_torch.py, learn2learn's
 MAML loop) train on the same recipe, the same machine and the same episodes, one after the
-other, each in its own process with the same number of threads:
+other, each in its own process with the same number of threads (tfmeta uses them as
+`tfmeta train` does, `--cpu_threads`: by default one per op, the meta-batch's tasks side
+by side; `--cpu_threads=per_op` for TensorFlow's default pools):
 
 - the recipe of protocol P (benchmarks/throughput.py): Conv-4 with 64 filters, 5-way
   1-shot, 15 queries per class, meta-batch 32, one inner step at 0.4 in training and at
@@ -45,6 +47,9 @@ flags.DEFINE_float("budget_minutes", 30.0, "Training time after which a side giv
 flags.DEFINE_float("eval_minutes", 1.0, "Training minutes between two evaluations.")
 flags.DEFINE_integer("eval_episodes", 200, "Test episodes per evaluation.")
 flags.DEFINE_integer("threads", None, "Threads of each side (default: every core).")
+flags.DEFINE_enum("cpu_threads", "auto", ["auto", "per_task", "per_op"],
+                  "How tfmeta uses its threads (tfmeta.cpu_threads; auto: per_task, the "
+                  "meta-batch's tasks side by side, as `tfmeta train` does).")
 flags.DEFINE_list("sides", ["tfmeta", "reference"], "What to train: tfmeta, reference.")
 flags.DEFINE_integer("seed", 0, "Seed of the training episodes and of the weights.")
 flags.DEFINE_string("worker", None, "Internal: train one side in this process.")
@@ -122,6 +127,8 @@ def train_tfmeta() -> dict:
 
     import tfmeta
 
+    cpu_threads = tfmeta.cpu_threads.configure(FLAGS.cpu_threads, META_BATCH_SIZE,
+                                               cores=FLAGS.threads)
     sources = omniglot_sources()
     keras.utils.set_random_seed(FLAGS.seed)
     learner = tfmeta.MAML(tfmeta.models.conv4((28, 28, 1), WAYS, filters=64),
@@ -144,7 +151,7 @@ def train_tfmeta() -> dict:
 
     learner.fit(training_episodes(sources), steps_per_epoch=10**9, epochs=1,
                 callbacks=[Tick()], verbose=0)
-    return clock.result()
+    return dict(clock.result(), cpu_threads=f"{cpu_threads} ({tfmeta.cpu_threads.describe()})")
 
 
 def train_reference() -> dict:
@@ -184,7 +191,7 @@ def run_side(side: str) -> dict:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_NUM_INTRAOP_THREADS=threads,
                TF_NUM_INTEROP_THREADS=threads, OMP_NUM_THREADS=threads)
     forwarded = ("data", "cache_dir", "target", "budget_minutes", "eval_minutes",
-                 "eval_episodes", "seed", "threads")
+                 "eval_episodes", "seed", "threads", "cpu_threads")
     argv = [sys.executable, os.path.abspath(__file__), f"--worker={side}",
             *(f"--{name}={FLAGS[name].value}" for name in forwarded
               if FLAGS[name].value is not None)]
@@ -240,6 +247,8 @@ def print_table(results: dict, note: str | None, loads: tuple[float, float]) -> 
           f"{threads} thread(s) per side")
     print(f"Processor: {machine.describe()}; load average {loads[0]:.2f} before, "
           f"{loads[1]:.2f} after")
+    if "tfmeta" in results:
+        print(f"tfmeta's CPU threads: {results['tfmeta']['cpu_threads']}")
     print(f"{'side':<30}{'minutes to ' + format(100 * FLAGS.target, 'g') + '%':>18}"
           f"{'meta-updates':>14}{'last accuracy %':>17}")
     for side, result in results.items():

@@ -16,7 +16,7 @@ _tensorflow_logs.silence_for_command()  # the `tfmeta` command only, before Tens
 # `import tfmeta` registers the learners with `keras.saving`, so `load_model` finds them; only
 # `tfmeta --help` skips them (and TensorFlow): it is answered from the flag definitions alone.
 if not _tensorflow_logs.help_only():
-    from tfmeta import data, distribute, evaluation, layers, losses, models
+    from tfmeta import cpu_threads, data, distribute, evaluation, layers, losses, models
     from tfmeta.learners import (ANIL, MAML, R2D2, ConditionalNeuralProcess, FineTune,
                                  MatchingNetworks, MetaLearner, MetaSGD, ProtoMAML,
                                  ProtoNet, RelationNetwork, Reptile)

@@ -32,7 +32,9 @@ COMMAND_NAMES = ("evaluate", "export", "train")
 # the others from the run they read.
 # `evaluate` and `export` with `--query_statistics` predict queries in another mode than the
 # learner's own: the accuracy a served mode keeps, then the export in that mode.
-_EVALUATE_FIELDS = options.EVALUATION_FIELDS + ("seed", "output_dir", "query_statistics")
+_EVALUATE_FIELDS = options.EVALUATION_FIELDS + options.EXECUTION_FIELDS + (
+    "seed", "output_dir", "query_statistics"
+)
 _EXPORT_FIELDS = options.EXPORT_FIELDS + ("output_dir", "query_statistics")
 _TRAIN_FIELDS = tuple(
     name for name in options.FIELDS if name not in ("export_dir", "format", "version", "query_size")
@@ -163,6 +165,20 @@ def _run_meta_rl(command: str) -> None:
         _fail_on_user_error(error)
 
 
+def _configure_cpu_threads(run_options: options.RunOptions) -> None:
+    """`--cpu_threads`, before the command's first TensorFlow op: FineTune's pretraining
+    steps on one batch of images, the other algorithms on a meta-batch of tasks. `auto`
+    leaves the pools of a process whose TensorFlow already runs (`run` called in-process)."""
+    from tfmeta import cpu_threads  # loads TensorFlow
+
+    tasks_per_step = 1 if run_options.algorithm == "finetune" else run_options.meta_batch_size
+    try:
+        cpu_threads.configure(run_options.cpu_threads, tasks_per_step)
+    except RuntimeError:
+        if run_options.cpu_threads != cpu_threads.AUTO:
+            raise
+
+
 def _main(argv: list[str]) -> None:
     if len(argv) != 2 or argv[1] not in COMMAND_NAMES:
         received = " ".join(argv[1:]) or "nothing"
@@ -183,6 +199,7 @@ def _main(argv: list[str]) -> None:
     from tfmeta.cli import commands, divergence
 
     try:
+        _configure_cpu_threads(run_options)
         commands.COMMANDS[command](run_options)
     except divergence.TrainingDiverged as error:
         _fail(str(error), EXIT_DIVERGED)

@@ -88,7 +88,11 @@ EVALUATION_FIELDS = (
 )
 # How the command reports while it trains: free to change on every call.
 REPORTING_FIELDS = ("progress_seconds", "log_every")
-RESUMABLE_CHANGES = EVALUATION_FIELDS + REPORTING_FIELDS + ("iterations", "config", "output_dir")
+# How the command uses the machine: free to change on every call too.
+EXECUTION_FIELDS = ("cpu_threads",)
+RESUMABLE_CHANGES = (
+    EVALUATION_FIELDS + REPORTING_FIELDS + EXECUTION_FIELDS + ("iterations", "config", "output_dir")
+)
 EXPORT_FIELDS = ("export_dir", "format", "version", "query_size", "eval_ways", "eval_shots")
 
 flags.DEFINE_enum(
@@ -258,6 +262,14 @@ flags.DEFINE_enum(
     "tf.distribute strategy: one device, every local device (mirrored), or the workers of "
     "the TF_CONFIG cluster (multi_worker; only worker 0 writes the run directory).",
 )
+flags.DEFINE_enum(
+    "cpu_threads",
+    "auto",
+    ("auto", "per_task", "per_op"),
+    "TensorFlow's CPU threads (tfmeta.cpu_threads): per_task runs a meta-batch's tasks side by "
+    "side, one core each; per_op splits every op over all cores (TensorFlow's default); auto "
+    "is per_task for meta-batches of 2 or more tasks on a CPU-only machine.",
+)
 flags.DEFINE_integer("seed", 0, "Seed of weights and tasks (>= 0): the same seed repeats the run.")
 flags.DEFINE_string(
     "output_dir",
@@ -327,6 +339,7 @@ class RunOptions:
     progress_seconds: float = 10.0
     log_every: int = 20
     strategy: str = "default"
+    cpu_threads: str = "auto"
     seed: int = 0
     output_dir: str | None = None
     export_dir: str | None = None
