@@ -188,8 +188,9 @@ def train_reference() -> dict:
 def run_side(side: str) -> dict:
     """Trains one side in a fresh process with `--threads` threads; its JSON result."""
     threads = str(FLAGS.threads or os.cpu_count() or 1)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", TF_NUM_INTRAOP_THREADS=threads,
-               TF_NUM_INTEROP_THREADS=threads, OMP_NUM_THREADS=threads)
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", OMP_NUM_THREADS=threads)
+    if FLAGS.cpu_threads == "per_op":  # TensorFlow's pools, of --threads threads each
+        env.update(TF_NUM_INTRAOP_THREADS=threads, TF_NUM_INTEROP_THREADS=threads)
     forwarded = ("data", "cache_dir", "target", "budget_minutes", "eval_minutes",
                  "eval_episodes", "seed", "threads", "cpu_threads")
     argv = [sys.executable, os.path.abspath(__file__), f"--worker={side}",

@@ -36,9 +36,20 @@ def _run_fresh(code: str) -> dict:
 ])
 def test_auto_runs_tasks_side_by_side_only_where_there_are_tasks_and_cores(
         monkeypatch, meta_batch_size, cores, gpus, expected):
+    for name in cpu_threads.ENVIRONMENT_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(cpu_threads, "available_cores", lambda: cores)
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind: gpus)
     assert cpu_threads.resolve(cpu_threads.AUTO, meta_batch_size) == expected
+
+
+@pytest.mark.parametrize("variable", cpu_threads.ENVIRONMENT_VARIABLES)
+def test_auto_leaves_pools_that_the_environment_sets(monkeypatch, variable):
+    monkeypatch.setattr(cpu_threads, "available_cores", lambda: 2)
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind: [])
+    monkeypatch.setenv(variable, "1")
+    assert cpu_threads.resolve(cpu_threads.AUTO, 32) == cpu_threads.PER_OP
+    assert cpu_threads.resolve(cpu_threads.PER_TASK, 32) == cpu_threads.PER_TASK
 
 
 @pytest.mark.parametrize("policy", [cpu_threads.PER_TASK, cpu_threads.PER_OP])

@@ -28,6 +28,8 @@ from tfmeta.argument_validation import check_choice, check_integer
 
 AUTO, PER_TASK, PER_OP = "auto", "per_task", "per_op"
 POLICIES = (AUTO, PER_TASK, PER_OP)
+# TensorFlow's own settings of its pools; `auto` leaves a process that sets them to them.
+ENVIRONMENT_VARIABLES = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
 
 
 def available_cores() -> int:
@@ -41,11 +43,14 @@ def available_cores() -> int:
 def resolve(policy: str, meta_batch_size: int) -> str:
     """`per_task` or `per_op` for `policy`: `auto` is `per_task` when a meta-batch holds
     tasks to run side by side (`meta_batch_size >= 2`) on a machine with more than one
-    core and no GPU (where the GPU runs the ops, the CPU pools matter little)."""
+    core and no GPU (where the GPU runs the ops, the CPU pools matter little), unless
+    `ENVIRONMENT_VARIABLES` set TensorFlow's pools: then those (`per_op`)."""
     check_choice("policy", policy, POLICIES)
     check_integer("meta_batch_size", meta_batch_size)
     if policy != AUTO:
         return policy
+    if any(os.environ.get(name) for name in ENVIRONMENT_VARIABLES):
+        return PER_OP
     side_by_side = meta_batch_size >= 2 and available_cores() >= 2
     return PER_TASK if side_by_side and not tf.config.list_physical_devices("GPU") else PER_OP
 

@@ -268,7 +268,8 @@ flags.DEFINE_enum(
     ("auto", "per_task", "per_op"),
     "TensorFlow's CPU threads (tfmeta.cpu_threads): per_task runs a meta-batch's tasks side by "
     "side, one core each; per_op splits every op over all cores (TensorFlow's default); auto "
-    "is per_task for meta-batches of 2 or more tasks on a CPU-only machine.",
+    "is per_task for meta-batches of 2 or more tasks on a CPU-only machine (unless "
+    "TF_NUM_INTRAOP_THREADS or TF_NUM_INTEROP_THREADS set the pools).",
 )
 flags.DEFINE_integer("seed", 0, "Seed of weights and tasks (>= 0): the same seed repeats the run.")
 flags.DEFINE_string(
