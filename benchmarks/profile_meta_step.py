@@ -8,6 +8,9 @@ threads exceeds wall time when kernels run side by side.
 
     python benchmarks/profile_meta_step.py --learner=maml
     python benchmarks/profile_meta_step.py --learner=fomaml --steps=5 --top=25
+    python benchmarks/profile_meta_step.py --learner=maml --cpu_threads=per_op  # TF's pools
+
+TensorFlow's CPU threads as benchmarks/throughput.py sets them (`--cpu_threads`).
 
 Prints a table, and as its last line one JSON object with the same figures.
 """
@@ -70,6 +73,9 @@ def main(argv):
     import keras
     import tensorflow as tf
 
+    import tfmeta
+
+    cpu_threads = tfmeta.cpu_threads.configure(FLAGS.cpu_threads, FLAGS.meta_batch_size)
     learner = throughput.make_learner(FLAGS.learner, 1, int(FLAGS.parallel_tasks[0]))
     learner.compile(optimizer=keras.optimizers.Adam(1e-3),
                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
@@ -88,14 +94,16 @@ def main(argv):
                 sorted(totals.items(), key=lambda item: -item[1])}
     busy = sum(per_step.values())
     print(f"{FLAGS.learner}, protocol P, meta-batch {FLAGS.meta_batch_size}, "
-          f"{FLAGS.query_statistics} query statistics, on {machine.describe()}")
+          f"{FLAGS.query_statistics} query statistics, on {machine.describe()}; CPU threads "
+          f"{cpu_threads} ({tfmeta.cpu_threads.describe()})")
     print(f"wall {1000 * wall:.0f} ms per meta-step (profiled); op self time summed over "
           f"threads {1000 * busy:.0f} ms")
     print(f"{'op type':<36}{'ms/step':>10}{'share':>8}")
     for op, seconds in list(per_step.items())[:FLAGS.top]:
         print(f"{op:<36}{1000 * seconds:>10.1f}{100 * seconds / busy:>7.1f}%")
     print(json.dumps({"benchmark": "profile_meta_step", "learner": FLAGS.learner,
-                      "processor": machine.processor(), "wall_seconds_per_step": wall,
+                      "processor": machine.processor(), "cpu_threads": cpu_threads,
+                      "wall_seconds_per_step": wall,
                       "op_self_seconds_per_step": per_step}))
 
 

@@ -246,8 +246,8 @@ flags.DEFINE_string(
 flags.DEFINE_integer(
     "val_episodes",
     100,
-    "Validation tasks evaluated after every epoch (val_* in history.csv); learner.keras keeps "
-    "the epoch with the best val_accuracy (val_loss for regression). 0: no validation.",
+    "Validation tasks after every epoch (val_* in history.csv); learner.keras keeps the best "
+    "epoch's (val_accuracy, regression: val_loss). 0: none.",
 )
 flags.DEFINE_float(
     "progress_seconds", 10.0, "Seconds between progress lines (meta-updates, tasks/s, ETA)."
@@ -259,17 +259,15 @@ flags.DEFINE_enum(
     "strategy",
     "default",
     ("default", "mirrored", "multi_worker"),
-    "tf.distribute strategy: one device, every local device (mirrored), or the workers of "
-    "the TF_CONFIG cluster (multi_worker; only worker 0 writes the run directory).",
+    "tf.distribute: one device, every local device (mirrored), or TF_CONFIG's workers "
+    "(multi_worker; worker 0 writes the run).",
 )
 flags.DEFINE_enum(
     "cpu_threads",
     "auto",
     ("auto", "per_task", "per_op"),
-    "TensorFlow's CPU threads (tfmeta.cpu_threads): per_task runs a meta-batch's tasks side by "
-    "side, one core each; per_op splits every op over all cores (TensorFlow's default); auto "
-    "is per_task for meta-batches of 2 or more tasks on a CPU-only machine (unless "
-    "TF_NUM_INTRAOP_THREADS or TF_NUM_INTEROP_THREADS set the pools).",
+    "per_task: a meta-batch's tasks side by side, a thread per op; per_op: TensorFlow's "
+    "pools; auto: per_task for 2+ tasks, no GPU, no TF_NUM_*_THREADS.",
 )
 flags.DEFINE_integer("seed", 0, "Seed of weights and tasks (>= 0): the same seed repeats the run.")
 flags.DEFINE_string(
