@@ -79,7 +79,7 @@ flags.DEFINE_bool("anneal", False,
 flags.DEFINE_float("anneal_from", None,
                    "With --anneal: the learning rate annealed from (default: the recipe's first).")
 flags.DEFINE_bool("first_order", False, "MAML, ANIL and Meta-SGD without second-order terms.")
-flags.DEFINE_enum("cpu_threads", "auto", ["auto", "per_task", "per_op"],
+flags.DEFINE_enum("cpu_threads", "auto", list(tfmeta.cpu_threads.POLICIES),
                   "TensorFlow's CPU threads (tfmeta.cpu_threads); auto: per_task when every "
                   "run of the call meta-trains on meta-batches of 2 or more tasks.")
 flags.DEFINE_integer("eval_episodes", 600, "Test episodes per setting.")
@@ -440,12 +440,17 @@ def _recipe(name: str, ways: int, shots: int) -> Recipe:
     return recipe if isinstance(recipe, Recipe) else recipe(ways, shots)  # Reptile's: per setting
 
 
+def _meta_batch_size(recipe: Recipe, ways: int) -> int:
+    return FLAGS.meta_batch_size or recipe.meta_batch_size(ways)
+
+
 def _smallest_meta_batch() -> int:
     """The fewest tasks per update among this call's runs (FineTune's batches count as one)."""
     if "finetune" in FLAGS.learners:
         return 1
-    return min(FLAGS.meta_batch_size or _recipe(name, *_parse(setting)).meta_batch_size(
-        _parse(setting)[0]) for name in FLAGS.learners for setting in FLAGS.settings)
+    settings = [_parse(setting) for setting in FLAGS.settings]
+    return min(_meta_batch_size(_recipe(name, ways, shots), ways)
+               for name in FLAGS.learners for ways, shots in settings)
 
 
 def run_meta_learner(name: str, setting: str, sources) -> dict:
@@ -471,7 +476,7 @@ def run_meta_learner(name: str, setting: str, sources) -> dict:
     train_ways, train_shots = recipe.train_ways(ways), recipe.train_shots(shots)
     queries = FLAGS.train_queries if recipe.train_queries is None \
         else recipe.train_queries(ways, shots)
-    batch = FLAGS.meta_batch_size or recipe.meta_batch_size(ways)
+    batch = _meta_batch_size(recipe, ways)
 
     def fit(seed, epochs, initial_epoch, callbacks):
         episodes = sources["train"].episodes(
