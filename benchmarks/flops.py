@@ -15,13 +15,20 @@ hardware's limit that is, on any machine kind. Both figures are estimates and ar
   AVX-512 2 x 16 lanes x 2 = 64, AVX2 with FMA 2 x 8 x 2 = 32, else SSE 2 x 4 x 2 = 16.
   AMD processors before Zen 5 (family 26) run AVX-512 on their 256-bit units (Zen 4
   splits each 512-bit instruction in two halves), so they count 32.
+- The reported clock is the base clock; a processor that runs faster under load (turbo)
+  exceeds its nominal peak. `matmul_ceiling` measures what this machine gives instead: a
+  large float32 matmul in TensorFlow on every core, the best case of the same oneDNN
+  kernels the convolutions use. A share of that ceiling is the sterner figure.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Iterable
 
 import machine
+
+MATMUL_SIZE = 2048
 
 
 def conv4_forward_flop(image: tuple[int, int, int] = (28, 28, 1), filters: int = 64,
@@ -63,3 +70,24 @@ def flop_per_cycle(vector_extensions: Iterable[str], vendor: str = "",
     if {"avx2", "fma"} <= extensions:
         return 32
     return 16
+
+
+def matmul_ceiling(size: int = MATMUL_SIZE, repeats: int = 10) -> dict:
+    """`{"gflops", "what"}`: the best of `repeats` float32 `size` x `size` matmuls in
+    TensorFlow with its default pools (every core). Run it in a process of its own, before
+    anything sets TensorFlow's threads otherwise."""
+    import tensorflow as tf
+
+    a = tf.random.normal([size, size], seed=0)
+    b = tf.random.normal([size, size], seed=1)
+    matmul = tf.function(tf.linalg.matmul)
+    for _ in range(3):  # trace, and warm the kernel's buffers
+        matmul(a, b).numpy()
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        matmul(a, b).numpy()
+        best = min(best, time.perf_counter() - start)
+    return {"gflops": 2 * size ** 3 / best / 1e9,
+            "what": f"best of {repeats} float32 {size} x {size} matmuls in TensorFlow, "
+                    "its default pools"}

@@ -15,9 +15,12 @@ the second-order MAML rows and first order for the first-order ones, and the rat
 tfmeta's tasks/s over the reference's from this run. Without PyTorch (`pip install
 .[bench]`) no ratio is printed. The processor, the load average before and after, the
 FLOP per task and the share of the processor's nominal FP32 peak (benchmarks/flops.py)
-are printed with the figures. Only a run on an otherwise idle machine gives a ratio worth
-quoting: when other processes take cores, the reference's OpenMP threads (as many as
-there are cores) wait at every barrier and its tasks/s falls by an order of magnitude.
+are printed with the figures, and beside it the share of a measured ceiling: a large
+float32 matmul in TensorFlow on every core, in its own process (a processor that runs
+above its reported clock exceeds its nominal peak). Only a run on an otherwise idle
+machine gives a ratio worth quoting: when other processes take cores, the reference's
+OpenMP threads (as many as there are cores) wait at every barrier and its tasks/s falls by
+an order of magnitude.
 
 tfmeta's workers set TensorFlow's CPU threads as `tfmeta train` does (`--cpu_threads`,
 `tfmeta.cpu_threads`: by default one thread per op and the meta-batch's tasks side by
@@ -59,6 +62,9 @@ from absl import app, flags
 import flops
 import machine
 
+# The worker that measures flops.matmul_ceiling in a process of its own.
+MATMUL_CEILING = "matmul_ceiling"
+
 flags.DEFINE_list(
     "learners", ["maml", "fomaml", "metasgd", "anil", "reptile", "protonet"], "Learners to time."
 )
@@ -77,7 +83,8 @@ flags.DEFINE_enum("cpu_threads", "auto", ["auto", "per_task", "per_op"],
 flags.DEFINE_bool("reference", True, "Time the PyTorch reference after tfmeta (protocol P).")
 flags.DEFINE_integer("warmup", 3, "Meta-updates before timing (the first one compiles).")
 flags.DEFINE_integer("repeats", 10, "Timed meta-updates (and evaluation batches).")
-flags.DEFINE_string("worker", None, "Internal: time one 'learner/steps/parallel' configuration.")
+flags.DEFINE_string("worker", None, "Internal: time one 'learner/steps/parallel' configuration "
+                    f"(or '{MATMUL_CEILING}': measure flops.matmul_ceiling).")
 FLAGS = flags.FLAGS
 
 WAYS, QUERIES = 5, 15
@@ -270,6 +277,9 @@ def load_average() -> float:
 
 def main(argv):
     del argv
+    if FLAGS.worker == MATMUL_CEILING:
+        print(json.dumps(flops.matmul_ceiling()))
+        return
     if FLAGS.worker:
         print(json.dumps(time_configuration(FLAGS.worker)))
         return
@@ -283,15 +293,20 @@ def main(argv):
                 print(f"measured {config}", file=sys.stderr, flush=True)
     protocol_p = FLAGS.shape == "omniglot" and FLAGS.shots == 1
     references, reference_note = measure_references(protocol_p)
+    ceiling = _run_json([sys.executable, os.path.abspath(__file__), f"--worker={MATMUL_CEILING}"],
+                        "the matmul ceiling", dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
     load_after = load_average()
     peak = flops.nominal_fp32_peak()
     rows = {config: figures(config.split("/")[0], config.split("/")[1] == "1" and protocol_p,
-                            row, references, peak) for config, row in results.items()}
-    print_table(results, rows, references, reference_note, peak, (load_before, load_after))
+                            row, references, peak, ceiling)
+            for config, row in results.items()}
+    print_table(results, rows, references, reference_note, peak, ceiling,
+                (load_before, load_after))
     print(json.dumps({"benchmark": "throughput", "shape": FLAGS.shape, "shots": FLAGS.shots,
                       "meta_batch_size": FLAGS.meta_batch_size, "repeats": FLAGS.repeats,
                       "query_statistics": FLAGS.query_statistics,
                       "processor": machine.processor(), "nominal_fp32_peak": peak,
+                      "fp32_matmul_ceiling": ceiling,
                       "load_average": {"before": load_before, "after": load_after},
                       "results": {config: {**results[config], **rows[config]}
                                   for config in results},
@@ -318,28 +333,30 @@ def measure_references(protocol_p: bool) -> tuple[dict[str, dict], str | None]:
 
 
 def figures(name: str, one_step_protocol_p: bool, row: dict, references: dict,
-            peak: dict) -> dict:
-    """The ratio to this run's reference and the share of FP32 peak, where they apply."""
+            peak: dict, ceiling: dict) -> dict:
+    """The ratio to this run's reference and the shares of FP32 peak, where they apply."""
     loop = REFERENCE_OF.get(name)
     if loop is None or not one_step_protocol_p:
         return {}
-    out = arithmetic(loop, row["train_tasks_per_second"], peak)
+    out = arithmetic(loop, row["train_tasks_per_second"], peak, ceiling)
     if loop in references:
         out["vs_reference"] = (row["train_tasks_per_second"]
                                / references[loop]["train_tasks_per_second"])
     return out
 
 
-def arithmetic(loop: str, tasks_per_second: float, peak: dict) -> dict:
-    """FLOP per task of a protocol-P `maml`/`fomaml` task, and the share of nominal peak."""
+def arithmetic(loop: str, tasks_per_second: float, peak: dict, ceiling: dict) -> dict:
+    """FLOP per task of a protocol-P `maml`/`fomaml` task, and its shares of the nominal
+    peak and of the measured matmul ceiling."""
     flop = flops.task_flop(WAYS * FLAGS.shots, WAYS * QUERIES, first_order=loop == "fomaml")
     gflops = tasks_per_second * flop / 1e9
     return {"gflop_per_task": flop / 1e9, "gflops": gflops,
-            "share_of_fp32_peak": gflops / peak["gflops"] if peak["gflops"] else None}
+            "share_of_fp32_peak": gflops / peak["gflops"] if peak["gflops"] else None,
+            "share_of_matmul_ceiling": gflops / ceiling["gflops"]}
 
 
 def print_table(results: dict, rows: dict, references: dict, reference_note: str | None,
-                peak: dict, loads: tuple[float, float]) -> None:
+                peak: dict, ceiling: dict, loads: tuple[float, float]) -> None:
     """The human-readable table: tfmeta's rows, then the reference's, then the context."""
     image, _ = SHAPES[FLAGS.shape]
     protocol_p = FLAGS.shape == "omniglot" and FLAGS.shots == 1 and FLAGS.meta_batch_size == 32
@@ -351,10 +368,11 @@ def print_table(results: dict, rows: dict, references: dict, reference_note: str
     threads = sorted({row["cpu_threads"] for row in results.values()})
     print(f"tfmeta's CPU threads: {', '.join(threads)}; the reference: PyTorch's default")
     print(f"{'configuration':<32}{'train tasks/s':>14}{'vs reference':>14}{'GFLOP/task':>12}"
-          f"{'% FP32 peak':>13}{'eval tasks/s':>14}{'compile s':>11}{'peak RSS MiB':>14}")
+          f"{'% FP32 peak':>13}{'% matmul':>10}{'eval tasks/s':>14}{'compile s':>11}"
+          f"{'peak RSS MiB':>14}")
 
-    def share(row):
-        value = row.get("share_of_fp32_peak")
+    def share(row, key="share_of_fp32_peak"):
+        value = row.get(key)
         return f"{100 * value:.1f}" if value is not None else "-"
 
     for config, row in results.items():
@@ -362,18 +380,23 @@ def print_table(results: dict, rows: dict, references: dict, reference_note: str
         ratio = f"{extra['vs_reference']:.2f}x" if "vs_reference" in extra else "-"
         flop = f"{extra['gflop_per_task']:.2f}" if extra else "-"
         print(f"{config:<32}{row['train_tasks_per_second']:>14.1f}{ratio:>14}{flop:>12}"
-              f"{share(extra):>13}{row['eval_tasks_per_second']:>14.1f}"
+              f"{share(extra):>13}{share(extra, 'share_of_matmul_ceiling'):>10}"
+              f"{row['eval_tasks_per_second']:>14.1f}"
               f"{row['compile_seconds']:>11.1f}{row['peak_rss_mib']:>14.0f}")
     for loop, row in references.items():
-        extra = arithmetic(loop, row["train_tasks_per_second"], peak)
+        extra = arithmetic(loop, row["train_tasks_per_second"], peak, ceiling)
         print(f"{'PyTorch ' + row['torch'] + ' reference ' + loop:<32}"
               f"{row['train_tasks_per_second']:>14.1f}{'1.00x':>14}"
-              f"{extra['gflop_per_task']:>12.2f}{share(extra):>13}{'-':>14}{'-':>11}"
+              f"{extra['gflop_per_task']:>12.2f}{share(extra):>13}"
+              f"{share(extra, 'share_of_matmul_ceiling'):>10}{'-':>14}{'-':>11}"
               f"{row['peak_rss_mib']:>14.0f}")
     if reference_note:
         print(reference_note)
     print(f"Nominal FP32 peak {peak['gflops']:.0f} GFLOP/s = {peak['formula']} "
           "(benchmarks/flops.py)")
+    print(f"Measured FP32 ceiling {ceiling['gflops']:.0f} GFLOP/s ({flops.MATMUL_SIZE} x "
+          f"{flops.MATMUL_SIZE} float32 matmul in TensorFlow, every core): the '% matmul' "
+          "column")
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ FLOP per cycle; both factors must be right for the machine kind at hand.
 """
 
 import sys
+import types
 from pathlib import Path
 
 import keras
@@ -38,3 +39,11 @@ def test_conv4_forward_flop_counts_every_multiply_add_of_the_model():
 ])
 def test_flop_per_cycle_follows_the_datapath_width(extensions, vendor, family, expected):
     assert flops.flop_per_cycle(extensions, vendor, family) == expected
+
+
+def test_matmul_ceiling_is_the_best_repeat_at_two_flop_per_multiply_add(monkeypatch):
+    clock = iter([0.0, 4.0, 10.0, 12.0, 20.0, 23.0])  # matmuls of 4, 2 and 3 seconds
+    monkeypatch.setattr(flops, "time", types.SimpleNamespace(perf_counter=lambda: next(clock)))
+    ceiling = flops.matmul_ceiling(size=64, repeats=3)
+    assert ceiling["gflops"] == pytest.approx(2 * 64 ** 3 / 2.0 / 1e9)
+    assert "64 x 64" in ceiling["what"]
