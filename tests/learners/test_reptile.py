@@ -290,6 +290,66 @@ def test_bad_inner_optimizer_settings_are_rejected(kwargs, message):
         tfmeta.Reptile(tiny_model(), **kwargs)
 
 
+def _image_batch(tasks: int) -> dict:
+    """Random 5-way episodes of 28x28 images: 2 support and 3 query images per class."""
+    rng = np.random.default_rng(0)
+    labels = np.tile(np.arange(5, dtype=np.int32), (tasks, 1))
+    return {"support_x": tf.constant(rng.random((tasks, 10, 28, 28, 1), np.float32)),
+            "support_y": tf.constant(np.repeat(labels, 2, axis=1)),
+            "query_x": tf.constant(rng.random((tasks, 15, 28, 28, 1), np.float32)),
+            "query_y": tf.constant(np.repeat(labels, 3, axis=1))}
+
+
+def _conv4_reptile(score_training_queries: bool) -> tfmeta.Reptile:
+    """The paper command's kind of Reptile (Adam, minibatches, carried moments) on a small
+    Conv-4 with BatchNorm, whose query pass uses the support set's statistics."""
+    keras.utils.set_random_seed(0)
+    learner = tfmeta.Reptile(
+        tfmeta.models.conv4((28, 28, 1), num_classes=5, filters=8), inner_optimizer="adam",
+        inner_learning_rate=0.001, inner_steps=3, inner_batch_size=5, carry_inner_moments=True,
+        seed=1, score_training_queries=score_training_queries)
+    learner.compile(optimizer=keras.optimizers.SGD(1.0),
+                    loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                    metrics=["accuracy"])
+    return learner
+
+
+def test_unscored_training_queries_leave_the_update_unchanged_and_log_its_norm():
+    scored, unscored = _conv4_reptile(True), _conv4_reptile(False)
+    batch = _image_batch(tasks=2)
+    scored_logs = scored.train_on_batch(batch, return_dict=True)
+    unscored_logs = unscored.train_on_batch(batch, return_dict=True)
+    assert set(scored_logs) == {"loss", "accuracy"}
+    assert set(unscored_logs) == {"pseudo_gradient_norm"}
+    for got, want in zip(unscored.trainable_variables, scored.trainable_variables):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    for got, want in zip(unscored.inner_moment_variables, scored.inner_moment_variables):
+        np.testing.assert_array_equal(got.numpy(), want.numpy())
+    # One task and an outer step of 1: the logged norm is the distance the weights moved.
+    theta = [v.numpy() for v in unscored.trainable_variables]
+    logs = unscored.train_on_batch(_image_batch(tasks=1), return_dict=True)
+    moved = np.sqrt(sum(np.sum((t - v.numpy()) ** 2)
+                        for t, v in zip(theta, unscored.trainable_variables)))
+    assert logs["pseudo_gradient_norm"] == pytest.approx(moved, rel=1e-5)
+    history = unscored.fit(tf.data.Dataset.from_tensors(batch).repeat(), steps_per_epoch=2,
+                           epochs=2, verbose=0)
+    assert list(history.history) == ["pseudo_gradient_norm"]
+    assert np.all(np.isfinite(history.history["pseudo_gradient_norm"]))
+    scores = unscored.evaluate(batch, return_dict=True, verbose=0)  # evaluation still scores
+    assert {"loss", "accuracy"} <= set(scores)
+
+
+def test_score_training_queries_round_trips_through_config_and_rejects_non_booleans():
+    learner = tfmeta.Reptile(tiny_model(), score_training_queries=False)
+    config = learner.get_config()
+    assert config["score_training_queries"] is False
+    assert tfmeta.Reptile.from_config(config).score_training_queries is False
+    assert tfmeta.Reptile(tiny_model()).score_training_queries is True
+    with pytest.raises(ValueError, match="Expected `score_training_queries` to be True or False. "
+                                         "Received: score_training_queries='no'"):
+        tfmeta.Reptile(tiny_model(), score_training_queries="no")
+
+
 def test_minibatch_indices_run_through_passes_each_in_its_own_random_order():
     seed = tf.constant([3, 0], tf.int64)
     indices = adaptation.minibatch_indices(7, 3, 5, seed).numpy()

@@ -568,9 +568,15 @@ class MetaLearner(keras.Model):
             self.optimizer.apply(grads, self.meta_variables)
         for variable, value in zip(self.state_variables, state):
             variable.assign(value)
+        return _logs_for_distribution(
+            self._training_logs(loss, episodes, predictions), self.distribute_strategy
+        )
+
+    def _training_logs(self, loss, episodes, predictions) -> dict:
+        """A meta-training step's logs: the query loss and the compiled metrics."""
         logs = self._update_metrics(loss, episodes, predictions)
         logs.pop(_PRE_ADAPTATION_LOSS, None)
-        return _logs_for_distribution(logs, self.distribute_strategy)
+        return logs
 
     def query_scores(self, episodes: dict[str, tf.Tensor]) -> dict[str, tf.Tensor]:
         """Adapts to every task (evaluation inner loop) and scores its queries; no side effects.

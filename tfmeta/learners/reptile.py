@@ -8,6 +8,7 @@ import tensorflow as tf
 from tfmeta import adaptation
 from tfmeta import query_statistics as query_statistics_lib
 from tfmeta.argument_validation import check_choice, check_integer
+from tfmeta.data import episode as episode_lib
 from tfmeta.learners import padded_episodes
 from tfmeta.learners.gradient_learner import GradientLearner
 
@@ -29,7 +30,8 @@ class Reptile(GradientLearner):
     the Reptile update above; any other optimizer (Adam, as in the paper's
     own code) can take the pseudo-gradient too. The query set is not used
     for the update, only for the reported loss and metrics (query
-    predictions with `phi`). Nothing is differentiated through the inner
+    predictions with `phi`; `score_training_queries=False` skips them in
+    meta-training). Nothing is differentiated through the inner
     loop. Padded episodes (`tfmeta.data.variable_episodes`) are handled as
     by every `GradientLearner`: the weights of classes absent from a task do
     not move in its inner loop, so their pseudo-gradient is zero.
@@ -90,6 +92,17 @@ class Reptile(GradientLearner):
         eval_inner_batch_size: support examples per inner step in evaluation
             (default None: all of them).
         seed: seed of meta-training's minibatches (with `inner_batch_size`).
+        score_training_queries: whether meta-training predicts each task's
+            queries after adaptation for its loss and metrics (default True).
+            The update never uses them, and with support statistics the
+            prediction takes a forward pass over the whole support set as
+            well as the queries (about a quarter of a 20-way 1-shot
+            meta-update of the paper's command). With False the update is
+            the same, `fit` logs only `pseudo_gradient_norm` (the norm of
+            `theta - phi`, the mean over a step's tasks; measure accuracy
+            with `evaluate`), and BatchNorm's moving statistics follow the
+            inner loop's steps only. Training episodes still carry their
+            query keys.
         **kwargs: forwarded to `keras.Model`.
 
     Example:
@@ -127,6 +140,7 @@ class Reptile(GradientLearner):
         inner_batch_size: int | None = None,
         eval_inner_batch_size: int | None = None,
         seed: int | None = None,
+        score_training_queries: bool = True,
         **kwargs,
     ):
         check_choice("inner_optimizer", inner_optimizer, INNER_OPTIMIZERS)
@@ -158,6 +172,12 @@ class Reptile(GradientLearner):
             "eval_inner_batch_size", eval_inner_batch_size, allow_none=True
         )
         self.seed = seed
+        if not isinstance(score_training_queries, bool):
+            raise ValueError(
+                "Expected `score_training_queries` to be True or False. "
+                f"Received: score_training_queries={score_training_queries!r}"
+            )
+        self.score_training_queries = score_training_queries
         self.minibatch_seed_generator = (
             None if self.inner_batch_size is None
             else keras.random.SeedGenerator(seed, name="inner_minibatch_seed")
@@ -254,12 +274,37 @@ class Reptile(GradientLearner):
         return predictions, state
 
     def task_meta_gradients(self, task, state):
-        """The pseudo-gradient `theta - phi` of one task, with the query loss after adaptation."""
+        """The pseudo-gradient `theta - phi` of one task, with the query loss after adaptation
+        (with `score_training_queries=False`: the pseudo-gradient's norm, and zeros in place
+        of the predictions)."""
         theta, _ = adaptation.initial_weights(self.model)
-        phi, predictions, state = self._adapt_episode_and_predict(task, state, training=True)
-        loss = self.query_loss(task, predictions)
+        if self.score_training_queries:
+            phi, predictions, state = self._adapt_episode_and_predict(task, state, training=True)
+        else:
+            episode = padded_episodes.real_examples(task)
+            phi, model_state, own = self._on_support(
+                self._inner_loop, episode, state, training=True
+            )
+            state, predictions = model_state + own, self._unscored_predictions(task)
         pseudo_gradients = [tf.stop_gradient(t - p) for t, p in zip(theta, phi)]
+        if self.score_training_queries:
+            loss = self.query_loss(task, predictions)
+        else:
+            loss = tf.cast(tf.linalg.global_norm(pseudo_gradients), predictions.dtype)
         return loss, predictions, pseudo_gradients, state
+
+    def _unscored_predictions(self, task) -> tf.Tensor:
+        """Zeros shaped like one task's query predictions (nothing reads them)."""
+        query_x = task[episode_lib.QUERY_X]
+        spec = self._prediction_spec({episode_lib.QUERY_X: query_x[tf.newaxis]})
+        return tf.zeros(tf.concat([tf.shape(query_x)[:1], spec.shape[1:]], 0), spec.dtype)
+
+    def _training_logs(self, loss, episodes, predictions) -> dict:
+        """The query loss and metrics, or without scored queries the step's pseudo-gradient
+        norm (the mean over its tasks)."""
+        if self.score_training_queries:
+            return super()._training_logs(loss, episodes, predictions)
+        return {"pseudo_gradient_norm": loss}
 
     def get_config(self) -> dict:
         config = super().get_config()
@@ -272,5 +317,6 @@ class Reptile(GradientLearner):
             inner_batch_size=self.inner_batch_size,
             eval_inner_batch_size=self.eval_inner_batch_size,
             seed=self.seed,
+            score_training_queries=self.score_training_queries,
         )
         return config
