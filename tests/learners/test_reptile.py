@@ -290,16 +290,6 @@ def test_bad_inner_optimizer_settings_are_rejected(kwargs, message):
         tfmeta.Reptile(tiny_model(), **kwargs)
 
 
-def _image_batch(tasks: int) -> dict:
-    """Random 5-way episodes of 28x28 images: 2 support and 3 query images per class."""
-    rng = np.random.default_rng(0)
-    labels = np.tile(np.arange(5, dtype=np.int32), (tasks, 1))
-    return {"support_x": tf.constant(rng.random((tasks, 10, 28, 28, 1), np.float32)),
-            "support_y": tf.constant(np.repeat(labels, 2, axis=1)),
-            "query_x": tf.constant(rng.random((tasks, 15, 28, 28, 1), np.float32)),
-            "query_y": tf.constant(np.repeat(labels, 3, axis=1))}
-
-
 def _conv4_reptile(score_training_queries: bool) -> tfmeta.Reptile:
     """The paper command's kind of Reptile (Adam, minibatches, carried moments) on a small
     Conv-4 with BatchNorm, whose query pass uses the support set's statistics."""
@@ -314,9 +304,10 @@ def _conv4_reptile(score_training_queries: bool) -> tfmeta.Reptile:
     return learner
 
 
-def test_unscored_training_queries_leave_the_update_unchanged_and_log_its_norm():
+def test_unscored_training_queries_leave_the_update_unchanged_and_log_its_norm(
+        omniglot_like_batch):
     scored, unscored = _conv4_reptile(True), _conv4_reptile(False)
-    batch = _image_batch(tasks=2)
+    batch = omniglot_like_batch(tasks=2, shots=2)
     scored_logs = scored.train_on_batch(batch, return_dict=True)
     unscored_logs = unscored.train_on_batch(batch, return_dict=True)
     assert set(scored_logs) == {"loss", "accuracy"}
@@ -327,7 +318,7 @@ def test_unscored_training_queries_leave_the_update_unchanged_and_log_its_norm()
         np.testing.assert_array_equal(got.numpy(), want.numpy())
     # One task and an outer step of 1: the logged norm is the distance the weights moved.
     theta = [v.numpy() for v in unscored.trainable_variables]
-    logs = unscored.train_on_batch(_image_batch(tasks=1), return_dict=True)
+    logs = unscored.train_on_batch(omniglot_like_batch(tasks=1, shots=2), return_dict=True)
     moved = np.sqrt(sum(np.sum((t - v.numpy()) ** 2)
                         for t, v in zip(theta, unscored.trainable_variables)))
     assert logs["pseudo_gradient_norm"] == pytest.approx(moved, rel=1e-5)
