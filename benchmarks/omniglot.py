@@ -30,7 +30,9 @@ over the budget instead of the recipe's schedule (which a short budget may
 never reach), from the recipe's first rate or `--anneal_from`;
 `--rescore=MODES` also scores the final weights with other
 `query_statistics` modes, on a finished run too. `--cpu_threads` sets TensorFlow's CPU
-threads as `tfmeta train` does (`tfmeta.cpu_threads`). Prints a table and, as its
+threads as `tfmeta train` does (`tfmeta.cpu_threads`). `--steps_per_execution=N` runs N
+meta-updates per call into TensorFlow (Keras's `compile(steps_per_execution=N)`): the same
+updates, with the budget, annealing and curve checked every N of them. Prints a table and, as its
 last line, one JSON object with the same figures.
 """
 
@@ -86,6 +88,10 @@ flags.DEFINE_bool("score_training_queries", False,
 flags.DEFINE_enum("cpu_threads", "auto", list(tfmeta.cpu_threads.POLICIES),
                   "TensorFlow's CPU threads (tfmeta.cpu_threads); auto: per_task when every "
                   "run of the call meta-trains on meta-batches of 2 or more tasks.")
+flags.DEFINE_integer("steps_per_execution", 1,
+                     "Meta-updates per call into TensorFlow (Keras's compile option): fewer "
+                     "calls and waits on Python for learners with fast steps; the budget, the "
+                     "annealing and the curve are checked every so many updates.", lower_bound=1)
 flags.DEFINE_integer("eval_episodes", 600, "Test episodes per setting.")
 flags.DEFINE_integer("seed", 0, "Seed of weights and episodes.")
 flags.DEFINE_float("curve_minutes", None, "Evaluate every so many training minutes (curve).")
@@ -296,12 +302,13 @@ def _with_query_statistics(learner: tfmeta.MetaLearner) -> tfmeta.MetaLearner:
 
 
 def _compile(learner: tfmeta.MetaLearner, optimizer,
-             loss: keras.losses.Loss | None = None) -> None:
+             loss: keras.losses.Loss | None = None, steps_per_execution: int = 1) -> None:
     """Compiles with `loss` (default: cross-entropy of the logits) and accuracy."""
     learner.compile(
         optimizer=optimizer,
         loss=loss or keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"],
+        steps_per_execution=steps_per_execution,
     )
 
 
@@ -477,7 +484,7 @@ def run_meta_learner(name: str, setting: str, sources) -> dict:
     if FLAGS.anneal:
         optimizer, anneal_from = time_budget.constant_rate(optimizer)
         anneal_from = FLAGS.anneal_from or anneal_from
-    _compile(learner, optimizer, recipe.loss())
+    _compile(learner, optimizer, recipe.loss(), FLAGS.steps_per_execution)
     train_ways, train_shots = recipe.train_ways(ways), recipe.train_shots(shots)
     queries = FLAGS.train_queries if recipe.train_queries is None \
         else recipe.train_queries(ways, shots)
@@ -604,7 +611,8 @@ def main(argv):
           f"{', first order' if FLAGS.first_order else ''}"
           f"{'; learning rate annealed to 0 over the budget' if FLAGS.anneal else ''}"
           f"{f' from {FLAGS.anneal_from:g}' if FLAGS.anneal_from else ''}; "
-          f"{machine.describe()}; CPU threads {cpu_threads} ({tfmeta.cpu_threads.describe()})")
+          f"{machine.describe()}; CPU threads {cpu_threads} ({tfmeta.cpu_threads.describe()}); "
+          f"{FLAGS.steps_per_execution} meta-update(s) per call")
     print(f"{'learner':<10}{'setting':<8}{'queries':<24}{'accuracy % (95% CI)':>22}"
           f"{'alone (95% CI)':>20}{'published':>11}{'iterations':>12}{'train min':>11}")
     for row in rows:
@@ -634,6 +642,7 @@ def main(argv):
         "results": rows,
         "processor": machine.processor(),  # of this run (a resumed run's parts may differ)
         "cpu_threads": cpu_threads,
+        "steps_per_execution": FLAGS.steps_per_execution,
     }))
 
 
