@@ -8,7 +8,7 @@ import tensorflow as tf
 import tfmeta
 from tfmeta import adaptation, checkpointing
 from tfmeta.learners import reptile as reptile_lib
-from learner_testing import sinusoid_batch, tiny_model
+from learner_testing import conv4_paper_reptile, sinusoid_batch, tiny_model
 from tfmeta.data import SinusoidTasks
 
 
@@ -291,13 +291,9 @@ def test_bad_inner_optimizer_settings_are_rejected(kwargs, message):
 
 
 def _conv4_reptile(score_training_queries: bool) -> tfmeta.Reptile:
-    """The paper command's kind of Reptile (Adam, minibatches, carried moments) on a small
-    Conv-4 with BatchNorm, whose query pass uses the support set's statistics."""
+    """`conv4_paper_reptile`, compiled with an outer SGD step of 1."""
     keras.utils.set_random_seed(0)
-    learner = tfmeta.Reptile(
-        tfmeta.models.conv4((28, 28, 1), num_classes=5, filters=8), inner_optimizer="adam",
-        inner_learning_rate=0.001, inner_steps=3, inner_batch_size=5, carry_inner_moments=True,
-        seed=1, score_training_queries=score_training_queries)
+    learner = conv4_paper_reptile(score_training_queries)
     learner.compile(optimizer=keras.optimizers.SGD(1.0),
                     loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                     metrics=["accuracy"])

@@ -8,15 +8,13 @@ import pytest
 import tensorflow as tf
 
 import tfmeta
+from learner_testing import conv4_paper_reptile
 
 
 def _reptile() -> tfmeta.Reptile:
-    """The paper command's kind of Reptile: Adam inner steps on minibatches drawn from a
-    seeded stream, second moments carried from task to task, training queries unscored."""
-    return tfmeta.Reptile(
-        tfmeta.models.conv4((28, 28, 1), num_classes=5, filters=8), inner_optimizer="adam",
-        inner_learning_rate=0.001, inner_steps=3, inner_batch_size=5, carry_inner_moments=True,
-        seed=1, score_training_queries=False)
+    """The paper command's kind of Reptile (seeded minibatches, carried moments), its
+    training queries unscored as in the benchmark."""
+    return conv4_paper_reptile(score_training_queries=False)
 
 
 def _maml() -> tfmeta.MAML:
