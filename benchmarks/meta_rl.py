@@ -45,6 +45,10 @@ state copied to another `--run_dir` continues there with the new bound), and
 same way. `--learned_inner_learning_rates` meta-learns a step size per weight
 (Meta-SGD); with `--initial_policy=<another run>/best_policy-<N>.weights.h5`
 such a run starts from another run's policy.
+`--outer_update=clipped_surrogate` replaces TRPO by `PolicyMAML`'s clipped
+surrogate with Adam (`--outer_learning_rate`, `--clip_ratio`); with
+`--inner_objective=likelihood_ratio` that is ProMP's meta-objective without
+its inner KL penalty (kept run: `.../clipped_surrogate_from_1160`).
 
 `--weights=best` evaluates, as the paper did, the policy of the training
 epoch with the best mean return after adaptation on its training tasks
@@ -73,6 +77,7 @@ import json
 import os
 import time
 
+import keras
 import numpy as np
 import tensorflow as tf
 from absl import app, flags, logging
@@ -168,6 +173,21 @@ flags.DEFINE_float(
     None,
     "TRPO's KL bound (default: the recipe's). Like --inner_objective it may change between "
     "the parts of a run: a part continued with another bound is trained with it.",
+)
+flags.DEFINE_enum(
+    "outer_update",
+    "trpo",
+    ["trpo", "clipped_surrogate"],
+    "The outer update: the paper's TRPO, or PolicyMAML's clipped surrogate with Adam "
+    "(--outer_learning_rate, --clip_ratio; with --inner_objective=likelihood_ratio, ProMP's "
+    "meta-objective less its inner KL penalty). Keep it when continuing a run (its optimizer "
+    "state is checkpointed); --initial_policy starts such a run from a TRPO run's policy.",
+)
+flags.DEFINE_float(
+    "outer_learning_rate", 1e-3, "--outer_update=clipped_surrogate: Adam's step size (ProMP's)."
+)
+flags.DEFINE_float(
+    "clip_ratio", 0.3, "--outer_update=clipped_surrogate: the surrogate's epsilon (ProMP's)."
 )
 flags.DEFINE_integer(
     "rollouts_per_task",
@@ -269,6 +289,10 @@ def build_learner(name: str) -> rl.PolicyMAML:
         overrides["learned_inner_learning_rates"] = "per_parameter"
     if FLAGS.eval_learning_rates:
         overrides["eval_inner_learning_rate"] = [float(x) for x in FLAGS.eval_learning_rates]
+    optimizer = None
+    if FLAGS.outer_update == "clipped_surrogate":
+        optimizer = keras.optimizers.Adam(FLAGS.outer_learning_rate)
+        overrides["clip_ratio"] = FLAGS.clip_ratio
     overrides.update(learner_overrides)
     return recipes.build_learner(
         name,
@@ -276,6 +300,7 @@ def build_learner(name: str) -> rl.PolicyMAML:
         family_options=family_options(name),
         observe_task=observe_task,
         max_kl=FLAGS.max_kl,
+        optimizer=optimizer,
         **overrides,
     )
 
@@ -397,6 +422,7 @@ def run_family(name: str) -> dict:
         "eval_split": FLAGS.eval_split,
         "rollouts_per_task": learner.rollouts_per_task,
         "learned_inner_learning_rates": learner.learned_inner_learning_rates,
+        "outer_update": FLAGS.outer_update,
         "initial_policy": FLAGS.initial_policy,
         "eval_learning_rates": learner.eval_learning_rates,
         "returns": returns,
@@ -588,6 +614,8 @@ def main(argv):
         raise app.UsageError("--learner=oracle is evaluated without adaptation steps")
     if FLAGS.eval_split == "paper" and FLAGS.eval_tasks > 40:
         raise app.UsageError("--eval_split=paper: the paper's test scripts have 40 tasks")
+    if FLAGS.outer_update != "trpo" and FLAGS.max_kl is not None:
+        raise app.UsageError("--max_kl is TRPO's KL bound: drop it with --outer_update")
     if FLAGS.speed:
         results = [measure_speed(name) for name in FLAGS.families]
         print_speed(results)

@@ -1,3 +1,4 @@
+import keras
 import pytest
 
 from tfmeta import rl
@@ -15,6 +16,18 @@ def test_a_kl_bound_replaces_the_recipes():
     assert rl.recipes.build_learner("halfcheetah_dir").optimizer.max_kl == 0.02
     learner = rl.recipes.build_learner("halfcheetah_dir", max_kl=0.005)
     assert learner.optimizer.max_kl == 0.005
+
+
+def test_another_optimizer_replaces_trpo_with_the_clipped_surrogate():
+    adam = keras.optimizers.Adam(5e-5)
+    learner = rl.recipes.build_learner("navigation_2d", optimizer=adam, clip_ratio=0.3)
+    assert learner.optimizer is adam and learner.clip_ratio == 0.3
+    assert learner.inner_learning_rate == 0.5  # the recipe's otherwise
+
+
+def test_a_kl_bound_with_another_optimizer_is_refused():
+    with pytest.raises(ValueError, match="max_kl is TRPO's KL bound"):
+        rl.recipes.build_learner("navigation_2d", max_kl=0.01, optimizer=keras.optimizers.Adam())
 
 
 @pytest.mark.parametrize("name, model, evaluation", [

@@ -72,6 +72,7 @@ def build_learner(
     family_options: dict | None = None,
     observe_task: bool = False,
     max_kl: float | None = None,
+    optimizer: keras.optimizers.Optimizer | None = None,
     **overrides,
 ) -> PolicyMAML:
     """A compiled `PolicyMAML` (TRPO, the recipe's KL bound) for family `name` with the paper's
@@ -85,6 +86,9 @@ def build_learner(
         observe_task: the policy also observes the task (`TaskObserved`:
             the paper's oracle, with `inner_steps=0`).
         max_kl: TRPO's KL bound in place of the recipe's (None: the recipe's).
+        optimizer: a Keras optimizer for the outer update in place of TRPO:
+            `PolicyMAML`'s clipped surrogate (PPO / ProMP style), its
+            `clip_ratio` and `outer_steps` among the overrides.
         **overrides: `PolicyMAML` arguments that replace the recipe's
             (e.g. `inner_learning_rate=0.1`, `first_order=True`).
 
@@ -96,6 +100,8 @@ def build_learner(
     ```
     """
     recipe = get(name)
+    if optimizer is not None and max_kl is not None:
+        raise ValueError("max_kl is TRPO's KL bound; with another optimizer leave it None")
     keras.utils.set_random_seed(seed)
     family = families.get({**(family_options or {}), "name": name})
     if observe_task:
@@ -112,5 +118,7 @@ def build_learner(
     )
     options.update(overrides)
     learner = PolicyMAML(policy, family, **options)
-    learner.compile(optimizer=TRPO(max_kl=recipe.max_kl if max_kl is None else max_kl))
+    if optimizer is None:
+        optimizer = TRPO(max_kl=recipe.max_kl if max_kl is None else max_kl)
+    learner.compile(optimizer=optimizer)
     return learner
