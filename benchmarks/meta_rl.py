@@ -197,6 +197,20 @@ flags.DEFINE_integer(
     "parts of a run.",
     lower_bound=1,
 )
+flags.DEFINE_float(
+    "inner_learning_rate",
+    None,
+    "The inner step size of meta-training (default: the recipe's); keep it when continuing "
+    "a run. Evaluation takes --eval_learning_rates (default: the recipe's).",
+)
+flags.DEFINE_bool(
+    "scale_advantages",
+    True,
+    "Scale each task's centred advantages to unit standard deviation, as the paper's code "
+    "does; --noscale_advantages only centres them, so a task the policy nearly solves takes "
+    "a smaller step, and step sizes are in the reward's units (PolicyMAML(scale_advantages="
+    "False)). Like --max_kl it may change between the parts of a run.",
+)
 flags.DEFINE_bool(
     "learned_inner_learning_rates",
     False,
@@ -282,7 +296,10 @@ def build_learner(name: str) -> rl.PolicyMAML:
         "baseline_fit": FLAGS.baseline_fit,
         "inner_objective": FLAGS.inner_objective,
         "first_order": FLAGS.first_order,
+        "scale_advantages": FLAGS.scale_advantages,
     }
+    if FLAGS.inner_learning_rate is not None:
+        overrides["inner_learning_rate"] = FLAGS.inner_learning_rate
     if FLAGS.rollouts_per_task is not None:
         overrides["rollouts_per_task"] = FLAGS.rollouts_per_task
     if FLAGS.learned_inner_learning_rates:
@@ -345,6 +362,8 @@ def random_init_returns(name: str, directory: str) -> list[dict]:
     # here: the key holds the recipe's and leaves the latter out, as entries kept before did.
     config = learner.get_config()
     config.pop("learned_inner_learning_rates")
+    if config["scale_advantages"]:  # the default, which entries kept before did not name
+        config.pop("scale_advantages")
     config["rollouts_per_task"] = recipes.get(name).rollouts_per_task
     digest = hashlib.sha256()
     for weight in learner.policy.get_weights():
@@ -422,6 +441,8 @@ def run_family(name: str) -> dict:
         "eval_split": FLAGS.eval_split,
         "rollouts_per_task": learner.rollouts_per_task,
         "learned_inner_learning_rates": learner.learned_inner_learning_rates,
+        "scale_advantages": learner.scale_advantages,
+        "inner_learning_rate": learner.inner_learning_rate,
         "outer_update": FLAGS.outer_update,
         "initial_policy": FLAGS.initial_policy,
         "eval_learning_rates": learner.eval_learning_rates,

@@ -141,6 +141,7 @@ def policy_metadata(learner: PolicyMAML, fmt: str) -> dict[str, Any]:
         "action_distribution": type(distribution).__name__,
         "action_shape": list(distribution.action_shape),
         "num_actions": distribution.num_actions if distribution.discrete else None,
+        "scale_advantages": learner.scale_advantages,
     }
 
 

@@ -177,8 +177,8 @@ class PolicyDeviceModule(DeviceModule):
         return valid & _all_finite([rollouts.actions])
 
     def _advantages(self, rollouts: Rollouts) -> tf.Tensor:
-        """Normalised GAE advantages `[R, T]`, as `PolicyMAML.policy_gradient_batch` computes
-        them for one task."""
+        """GAE advantages `[R, T]` centred (and scaled) as `PolicyMAML.policy_gradient_batch`
+        makes them for one task."""
         learner = self._learner
         rewards, mask = rollouts.rewards, rollouts.mask
         returns = advantages_lib.discounted_returns(rewards, mask, learner.discount)
@@ -186,7 +186,7 @@ class PolicyDeviceModule(DeviceModule):
         advantages = advantages_lib.generalized_advantages(
             rewards, values, mask, learner.discount, learner.gae_lambda
         )
-        return advantages_lib.normalize_per_task(advantages, mask)
+        return advantages_lib.normalize_per_task(advantages, mask, scale=learner.scale_advantages)
 
     def _surrogate(self, targets, outputs):
         """The inner loss of `policy_gradient.inner_loss` for one task, with builtin

@@ -62,3 +62,14 @@ def test_normalize_per_task_gives_zero_mean_unit_std_over_each_tasks_steps():
         assert valid.mean() == pytest.approx(0.0, abs=1e-9)
         assert valid.std() == pytest.approx(1.0, abs=1e-6)
     assert np.all(normalized[mask == 0] == 0)
+
+
+def test_without_scale_each_tasks_advantages_are_only_centred():
+    values, _, mask = _padded(seed=4)
+    centred = advantages.normalize_per_task(
+        tf.constant(values * 5 + 3), tf.constant(mask), scale=False
+    ).numpy()
+    for task in range(values.shape[0]):
+        valid = (values[task] * 5 + 3)[mask[task] > 0]
+        np.testing.assert_allclose(centred[task][mask[task] > 0], valid - valid.mean(), atol=1e-9)
+    assert np.all(centred[mask == 0] == 0)

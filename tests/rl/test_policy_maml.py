@@ -4,7 +4,8 @@ import pytest
 import tensorflow as tf
 
 from tests.rl.rl_testing import restart, small_learner, tiny_policy
-from tfmeta import checkpointing, rl
+from tfmeta import adaptation, checkpointing, rl
+from tfmeta.rl.task_batched import TaskBatchedModel
 
 
 def _weights(model):
@@ -162,3 +163,23 @@ def test_the_inner_objective_is_a_saved_setting(tmp_path):
     assert loaded.inner_objective == "likelihood_ratio"
     with pytest.raises(ValueError, match=r"`inner_objective` in .*inner_objective='dice'"):
         small_learner(inner_objective="dice")
+
+
+def test_unscaled_advantages_keep_each_tasks_spread_and_are_a_saved_setting(tmp_path):
+    learner = small_learner(scale_advantages=False)
+    rollouts = learner.sample(
+        TaskBatchedModel.tile(adaptation.initial_weights(learner.policy)[0], 3),
+        learner.family.sample_tasks(3, seed=0),
+        tf.constant([1, 2], tf.int64),
+        4,
+    )
+    centred = learner.policy_gradient_batch(rollouts).advantages.numpy()
+    scaled = small_learner().policy_gradient_batch(rollouts).advantages.numpy()
+    mask = rollouts.mask.numpy() > 0
+    spreads = [centred[task][mask[task]].std() for task in range(3)]
+    assert max(spreads) > 1.05 * min(spreads)  # the tasks' steps differ in size
+    for task, spread in enumerate(spreads):
+        assert centred[task][mask[task]].mean() == pytest.approx(0.0, abs=1e-5)
+        np.testing.assert_allclose(centred[task], scaled[task] * spread, rtol=1e-4, atol=1e-6)
+    learner.save(tmp_path / "learner.keras")
+    assert keras.saving.load_model(tmp_path / "learner.keras").scale_advantages is False

@@ -238,3 +238,19 @@ def test_each_on_device_wrapper_refuses_the_other_kind_of_model(exported):
     _, content, _ = exported
     with pytest.raises(ValueError, match=r"export_tflite \(format 'tflite'\).*'tflite_policy'"):
         OnDeviceModel(content)
+
+
+def test_a_policy_with_unscaled_advantages_adapts_on_the_device_like_the_learner(tmp_path):
+    learner = small_learner(tiny_policy(seed=4, dtype="float32"), scale_advantages=False,
+                            inner_learning_rate=0.02)
+    info = export_policy_tflite(learner, tmp_path / "centred.tflite", rollouts=ROLLOUTS)
+    assert info["scale_advantages"] is False
+    adapt = _runners((tmp_path / "centred.tflite").read_bytes())["adapt"]
+    rollouts = _rollouts(learner, seed=2)
+    observations = np.random.default_rng(7).normal(size=(3, 2)).astype(np.float32)
+    expected = adapted_parameters(learner, _tensors(rollouts), tf.constant(observations)).numpy()
+    unadapted = learner.policy(observations).numpy()
+    assert np.abs(expected - unadapted).max() > 1e-3  # the step moved the policy
+    for row in range(3):
+        received = adapt(**rollouts._asdict(), new_observations=observations[row:row + 1])
+        np.testing.assert_allclose(received["distribution"][0], expected[row], atol=1e-5)

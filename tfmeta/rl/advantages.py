@@ -57,19 +57,29 @@ def generalized_advantages(
     return tf.einsum("...k,tk->...t", deltas, weights) * mask
 
 
-def normalize_per_task(advantages: tf.Tensor, mask: tf.Tensor, epsilon: float = 1e-8) -> tf.Tensor:
-    """Advantages centred and scaled to unit standard deviation over each task's steps.
+def normalize_per_task(
+    advantages: tf.Tensor, mask: tf.Tensor, scale: bool = True, epsilon: float = 1e-8
+) -> tf.Tensor:
+    """Advantages centred over each task's steps and, with `scale`, scaled to unit standard
+    deviation (rllab's `center_adv`, which the paper's code uses).
+
+    Scaled, every task's inner step has the same size whatever its rewards;
+    centred only, a task whose returns vary little (one the policy nearly
+    solves already) takes a smaller step, and the step size carries the
+    reward's units.
 
     Args:
         advantages, mask: `[tasks, rollouts, T]`; the statistics are taken
             over the rollouts and steps of each task where `mask` is 1.
+        scale: divide by the standard deviation after centring.
 
     Returns:
         `[tasks, rollouts, T]`, zero where `mask` is 0.
     """
     count = tf.maximum(tf.reduce_sum(mask, axis=[-2, -1], keepdims=True), 1.0)
     mean = tf.reduce_sum(advantages * mask, axis=[-2, -1], keepdims=True) / count
-    variance = (
-        tf.reduce_sum(tf.square(advantages - mean) * mask, axis=[-2, -1], keepdims=True) / count
-    )
-    return (advantages - mean) / (tf.sqrt(variance) + epsilon) * mask
+    centred = advantages - mean
+    if not scale:
+        return centred * mask
+    variance = tf.reduce_sum(tf.square(centred) * mask, axis=[-2, -1], keepdims=True) / count
+    return centred / (tf.sqrt(variance) + epsilon) * mask

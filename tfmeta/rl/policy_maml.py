@@ -88,6 +88,12 @@ class PolicyMAML(keras.Model):
             (default: `rollouts_per_task`).
         discount: the discount factor of returns and advantages.
         gae_lambda: GAE's lambda (1.0: returns minus the baseline).
+        scale_advantages: scale each task's centred advantages to unit
+            standard deviation, as the paper's code does (True), or only
+            centre them (False: a task the policy nearly solves, whose
+            returns vary little, takes a smaller inner step; the step sizes
+            are then in the reward's units); for every sampling, the outer
+            update's too (`advantages.normalize_per_task`).
         baseline_fit: which rollouts give a task's baseline values:
             `"own_task"`, or `"previous_task"` as in the paper's code
             (`LinearFeatureBaseline`'s `fit_on`).
@@ -133,6 +139,7 @@ class PolicyMAML(keras.Model):
         eval_rollouts_per_task: int | None = None,
         discount: float = 0.99,
         gae_lambda: float = 1.0,
+        scale_advantages: bool = True,
         baseline_fit: str = "own_task",
         clip_ratio: float = 0.2,
         outer_steps: int = 5,
@@ -185,6 +192,7 @@ class PolicyMAML(keras.Model):
             )
         self.discount = float(discount)
         self.gae_lambda = float(gae_lambda)
+        self.scale_advantages = bool(scale_advantages)
         if not 0.0 < clip_ratio < 1.0:
             raise ValueError(f"Expected 0 < `clip_ratio` < 1. Received: clip_ratio={clip_ratio!r}")
         self.clip_ratio = float(clip_ratio)
@@ -311,7 +319,7 @@ class PolicyMAML(keras.Model):
 
     @tf.function(reduce_retracing=True, autograph=False)
     def policy_gradient_batch(self, rollouts: Rollouts) -> PolicyGradientBatch:
-        """Advantages (linear feature baseline, GAE), normalised per task."""
+        """Advantages (linear feature baseline, GAE), centred (and scaled) per task."""
         returns = advantages_lib.discounted_returns(rollouts.rewards, rollouts.mask, self.discount)
         values = self.baseline(rollouts.observations, returns, rollouts.mask)
         advantages = advantages_lib.generalized_advantages(
@@ -322,7 +330,10 @@ class PolicyMAML(keras.Model):
             observations=tf.cast(rollouts.observations, self._dtype),
             actions=actions if actions.dtype.is_integer else tf.cast(actions, self._dtype),
             advantages=tf.cast(
-                advantages_lib.normalize_per_task(advantages, rollouts.mask), self._dtype
+                advantages_lib.normalize_per_task(
+                    advantages, rollouts.mask, scale=self.scale_advantages
+                ),
+                self._dtype,
             ),
             mask=tf.cast(rollouts.mask, self._dtype),
         )
@@ -534,6 +545,7 @@ class PolicyMAML(keras.Model):
             eval_rollouts_per_task=self.eval_rollouts_per_task,
             discount=self.discount,
             gae_lambda=self.gae_lambda,
+            scale_advantages=self.scale_advantages,
             baseline_fit=self.baseline.fit_on,
             clip_ratio=self.clip_ratio,
             outer_steps=self.outer_steps,
